@@ -1,0 +1,297 @@
+//! Command line and environment configuration, typed once and validated at start.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared_user::jsonwebtoken::Algorithm;
+
+/// Gatehouse auth-service: issues, refreshes, verifies and revokes JWTs (EasyJWT compatible).
+#[derive(Debug, Parser)]
+#[command(name = "auth-service", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (migrates the database first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Create a superuser (staff + superuser) non-interactively.
+    Createsuperuser(CreateSuperuserArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Delete refresh-token records that have expired.
+    PurgeTokens(DbArgs),
+}
+
+/// Database selection.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Store: `sqlite://FILE` (default) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://gatehouse-auth.db")]
+    pub database_url: String,
+    /// Maximum pooled database connections.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: usize,
+}
+
+/// `serve` options.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Token and password settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// Who may call `POST /auth/create-user/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CreateUserPolicy {
+    /// Nobody (404).
+    #[default]
+    Off,
+    /// Anyone who can reach the service.
+    Open,
+    /// Only callers with a staff user's access token.
+    Admin,
+}
+
+/// Token, password and HTTP settings (EASY_JWT names where they exist).
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// HMAC secret (HS*) used to sign and verify tokens. Required unless --dev.
+    #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// Development mode: allows a missing or weak signing key (a random one is generated).
+    #[arg(long, env = "GATEHOUSE_DEV", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub dev: bool,
+    /// Signing algorithm: HS256, HS384 or HS512.
+    #[arg(long, env = "ALGORITHM", default_value = "HS256", value_parser = parse_hmac_algorithm)]
+    pub algorithm: Algorithm,
+    /// Access token lifetime (`300`, `5m`, `1h`...).
+    #[arg(long, env = "ACCESS_TOKEN_LIFETIME", default_value = "5m", value_parser = parse_duration)]
+    pub access_token_lifetime: Duration,
+    /// Refresh token lifetime.
+    #[arg(long, env = "REFRESH_TOKEN_LIFETIME", default_value = "1d", value_parser = parse_duration)]
+    pub refresh_token_lifetime: Duration,
+    /// Return a new refresh token on every refresh.
+    #[arg(long, env = "ROTATE_REFRESH_TOKENS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub rotate_refresh_tokens: bool,
+    /// Revoke the old refresh token on rotation; presenting it again revokes its whole family.
+    #[arg(long, env = "BLACKLIST_AFTER_ROTATION", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub blacklist_after_rotation: bool,
+    /// After a rotation, how long the old refresh token may be presented again (a client
+    /// retry or a race) without revoking its family.
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub refresh_reuse_grace: Duration,
+    /// Record `last_login` on every successful obtain.
+    #[arg(long, env = "UPDATE_LAST_LOGIN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub update_last_login: bool,
+    /// `aud` claim added to tokens and required on input.
+    #[arg(long, env = "AUDIENCE")]
+    pub audience: Option<String>,
+    /// `iss` claim added to tokens and required on input.
+    #[arg(long, env = "ISSUER")]
+    pub issuer: Option<String>,
+    /// Clock skew allowance in seconds for `exp`, `nbf` and `iat`.
+    #[arg(long, env = "LEEWAY", default_value_t = 0)]
+    pub leeway: u64,
+    /// Name of the user id claim.
+    #[arg(long, env = "USER_ID_CLAIM", default_value = "user_id")]
+    pub user_id_claim: String,
+    /// Accepted Authorization schemes, comma separated; the first is used in `WWW-Authenticate`.
+    #[arg(long, env = "AUTH_HEADER_TYPES", default_value = "Bearer", value_delimiter = ',')]
+    pub auth_header_types: Vec<String>,
+    /// Header carrying the bearer token.
+    #[arg(long, env = "AUTH_HEADER_NAME", default_value = "Authorization")]
+    pub auth_header_name: String,
+    /// Who may create users over HTTP: off, open or admin.
+    #[arg(long, env = "ALLOW_CREATE_USER", value_enum, default_value_t = CreateUserPolicy::Off)]
+    pub allow_create_user: CreateUserPolicy,
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations (OWASP: 2).
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id parallelism (OWASP: 1).
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once (default: number of CPUs).
+    #[arg(long, env = "HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+    /// Whole-request timeout.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+/// `createsuperuser` options.
+#[derive(Debug, Clone, Args)]
+pub struct CreateSuperuserArgs {
+    /// Email (the username).
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Password (prefer --password-stdin; never pass secrets on a shared machine's command line).
+    #[arg(long, env = "AUTH_SUPERUSER_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Hashing parameters.
+    #[command(flatten)]
+    pub hashing: HashArgs,
+}
+
+/// Password hashing parameters for admin commands.
+#[derive(Debug, Clone, Args)]
+pub struct HashArgs {
+    /// argon2id memory cost in KiB.
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id parallelism.
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user.
+    Add {
+        /// Email (the username).
+        #[arg(long)]
+        email: String,
+        /// Make the user staff.
+        #[arg(long)]
+        staff: bool,
+        /// Access group, `NAME` or `NAME:LEVEL`; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// First name.
+        #[arg(long, default_value = "")]
+        first_name: String,
+        /// Last name.
+        #[arg(long, default_value = "")]
+        last_name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Password (prefer --password-stdin).
+        #[arg(long, env = "AUTH_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Hashing parameters.
+        #[command(flatten)]
+        hashing: HashArgs,
+    },
+    /// List users as JSON lines.
+    List {
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Grant or remove staff.
+    SetStaff {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// `true` or `false`.
+        #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+        staff: bool,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Replace the user's access groups.
+    SetGroups {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// Access group, `NAME` or `NAME:LEVEL`; repeat for several; none clears them.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Deactivate a user and revoke their refresh tokens.
+    Deactivate {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Parses `300`, `300s`, `5m`, `1h 30m`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (use e.g. 300, 5m, 1h, 1d)"))
+}
+
+fn parse_hmac_algorithm(s: &str) -> Result<Algorithm, String> {
+    match s {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        other => Err(format!("unsupported ALGORITHM {other:?}: use HS256, HS384 or HS512")),
+    }
+}
+
+/// Signing keys refused outside dev mode: well-known placeholders.
+const WEAK_KEYS: &[&str] = &["secret", "changeme", "change-me", "development", "dev", "insecure", "test"];
+
+impl SettingsArgs {
+    /// The signing key to use, or why the service must not start.
+    pub fn resolve_signing_key(&self) -> Result<Vec<u8>, String> {
+        match self.signing_key.as_deref() {
+            Some(key) if !self.dev => {
+                let lower = key.to_ascii_lowercase();
+                if WEAK_KEYS.contains(&lower.as_str()) || lower.starts_with("django-insecure") {
+                    Err("SIGNING_KEY is a development placeholder; set a random secret of 32+ bytes (or use --dev)".into())
+                } else if key.len() < 32 {
+                    Err("SIGNING_KEY is shorter than 32 bytes; set a random secret of 32+ bytes (or use --dev)".into())
+                } else {
+                    Ok(key.as_bytes().to_vec())
+                }
+            }
+            Some(key) => Ok(key.as_bytes().to_vec()),
+            None if self.dev => Ok(uuid::Uuid::new_v4().simple().to_string().repeat(2).into_bytes()),
+            None => Err("SIGNING_KEY is not set; set a random secret of 32+ bytes (or use --dev for a generated one)".into()),
+        }
+    }
+
+    /// argon2 parameters, validated.
+    pub fn hash_args(&self) -> HashArgs {
+        HashArgs {
+            argon2_memory_kib: self.argon2_memory_kib,
+            argon2_iterations: self.argon2_iterations,
+            argon2_parallelism: self.argon2_parallelism,
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! All SQL of the auth-service: users, access groups and refresh-token records.
+//! Each query is written once and compiled for PostgreSQL and SQLite by `with_conn!`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use shared_user::schema::{access_groups, refresh_tokens, users};
+use shared_user::user::now_utc;
+use shared_user::{AccessGroup, Db, DbError, User, with_conn};
+
+/// A user row with its password hash.
+#[derive(Debug, Clone, Queryable)]
+struct UserRow {
+    id: i64,
+    email: String,
+    password: String,
+    first_name: String,
+    last_name: String,
+    date_joined: NaiveDateTime,
+    last_login: Option<NaiveDateTime>,
+    is_active: bool,
+    is_staff: bool,
+    is_superuser: bool,
+}
+
+type UserColumns = (
+    users::id,
+    users::email,
+    users::password,
+    users::first_name,
+    users::last_name,
+    users::date_joined,
+    users::last_login,
+    users::is_active,
+    users::is_staff,
+    users::is_superuser,
+);
+
+const USER_COLUMNS: UserColumns = (
+    users::id,
+    users::email,
+    users::password,
+    users::first_name,
+    users::last_name,
+    users::date_joined,
+    users::last_login,
+    users::is_active,
+    users::is_staff,
+    users::is_superuser,
+);
+
+impl UserRow {
+    fn into_user(self, access_groups: Vec<AccessGroup>) -> (User, String) {
+        let user = User {
+            id: self.id,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            date_joined: self.date_joined,
+            last_login: self.last_login,
+            is_active: self.is_active,
+            is_staff: self.is_staff,
+            is_superuser: self.is_superuser,
+            access_groups,
+        };
+        (user, self.password)
+    }
+}
+
+/// A user and its stored password hash.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// Stored hash (argon2 PHC string or Django pbkdf2).
+    pub password_hash: String,
+}
+
+/// A new user to insert.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Email (the username).
+    pub email: String,
+    /// Already hashed password.
+    pub password_hash: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Staff flag.
+    pub is_staff: bool,
+    /// Superuser flag.
+    pub is_superuser: bool,
+    /// Access groups.
+    pub groups: Vec<AccessGroup>,
+}
+
+/// A recorded refresh token.
+#[derive(Debug, Clone, Queryable)]
+pub struct RefreshRecord {
+    /// Token id.
+    pub jti: String,
+    /// Owner.
+    pub user_id: i64,
+    /// Rotation family (the jti of the first token of the login).
+    pub family: String,
+    /// When it was issued.
+    pub created_at: NaiveDateTime,
+    /// When it expires.
+    pub expires_at: NaiveDateTime,
+    /// The token it was rotated into.
+    pub replaced_by: Option<String>,
+    /// When it was rotated.
+    pub replaced_at: Option<NaiveDateTime>,
+    /// When it was revoked (logout, reuse, password change, deactivation).
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Result of trying to rotate a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// This call won: the old token now points at the new one.
+    Rotated,
+    /// The token was already rotated or revoked (by another request or earlier).
+    AlreadyUsed,
+}
+
+/// The auth-service store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+macro_rules! load_groups {
+    ($conn:expr, $user_id:expr) => {
+        access_groups::table
+            .filter(access_groups::user_id.eq($user_id))
+            .order(access_groups::name.asc())
+            .select((access_groups::name, access_groups::level))
+            .load::<(String, Option<String>)>($conn)
+            .await
+            .map(|rows| rows.into_iter().map(|(name, level)| AccessGroup { name, level }).collect::<Vec<_>>())
+    };
+}
+
+macro_rules! replace_groups {
+    ($conn:expr, $user_id:expr, $groups:expr) => {{
+        diesel::delete(access_groups::table.filter(access_groups::user_id.eq($user_id)))
+            .execute($conn)
+            .await?;
+        for g in $groups {
+            diesel::insert_into(access_groups::table)
+                .values((
+                    access_groups::user_id.eq($user_id),
+                    access_groups::name.eq(&g.name),
+                    access_groups::level.eq(&g.level),
+                ))
+                .execute($conn)
+                .await?;
+        }
+        Ok::<(), diesel::result::Error>(())
+    }};
+}
+
+impl Store {
+    /// Wraps a connected, migrated database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The underlying database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Finds a user (with password hash) by exact email.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError> {
+        with_conn!(&self.db, |conn| {
+            let row: Option<UserRow> =
+                users::table.filter(users::email.eq(email)).select(USER_COLUMNS).first(conn).await.optional()?;
+            match row {
+                None => Ok(None),
+                Some(row) => {
+                    let groups = load_groups!(conn, row.id)?;
+                    let (user, password_hash) = row.into_user(groups);
+                    Ok(Some(Credentials { user, password_hash }))
+                }
+            }
+        })
+    }
+
+    /// Finds a user by id.
+    pub async fn find_user(&self, id: i64) -> Result<Option<User>, DbError> {
+        with_conn!(&self.db, |conn| {
+            let row: Option<UserRow> = users::table.find(id).select(USER_COLUMNS).first(conn).await.optional()?;
+            match row {
+                None => Ok(None),
+                Some(row) => {
+                    let groups = load_groups!(conn, row.id)?;
+                    Ok(Some(row.into_user(groups).0))
+                }
+            }
+        })
+    }
+
+    /// All users, by id.
+    pub async fn list_users(&self) -> Result<Vec<User>, DbError> {
+        with_conn!(&self.db, |conn| {
+            let rows: Vec<UserRow> = users::table.order(users::id.asc()).select(USER_COLUMNS).load(conn).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let groups = load_groups!(conn, row.id)?;
+                out.push(row.into_user(groups).0);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Inserts a user and its groups in one transaction. A taken email is [`DbError::Unique`].
+    pub async fn create_user(&self, new: NewUser) -> Result<User, DbError> {
+        let now = now_utc();
+        let id = with_conn!(&self.db, |conn| {
+            let new = new.clone();
+            conn.transaction(async move |conn| {
+                let id: i64 = diesel::insert_into(users::table)
+                    .values((
+                        users::email.eq(&new.email),
+                        users::password.eq(&new.password_hash),
+                        users::first_name.eq(&new.first_name),
+                        users::last_name.eq(&new.last_name),
+                        users::date_joined.eq(now),
+                        users::is_active.eq(true),
+                        users::is_staff.eq(new.is_staff),
+                        users::is_superuser.eq(new.is_superuser),
+                    ))
+                    .returning(users::id)
+                    .get_result(conn)
+                    .await?;
+                replace_groups!(conn, id, &new.groups)?;
+                Ok::<i64, DbError>(id)
+            })
+            .await
+        })?;
+        self.find_user(id).await?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+    }
+
+    /// Replaces the password hash.
+    pub async fn set_password(&self, id: i64, hash: &str) -> Result<(), DbError> {
+        with_conn!(&self.db, |conn| {
+            diesel::update(users::table.find(id)).set(users::password.eq(hash)).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// Records a successful login.
+    pub async fn touch_last_login(&self, id: i64) -> Result<(), DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            diesel::update(users::table.find(id)).set(users::last_login.eq(Some(now))).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// Sets the staff flag; `false` when no such user.
+    pub async fn set_staff(&self, email: &str, staff: bool) -> Result<bool, DbError> {
+        with_conn!(&self.db, |conn| {
+            let n = diesel::update(users::table.filter(users::email.eq(email)))
+                .set(users::is_staff.eq(staff))
+                .execute(conn)
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Replaces a user's access groups; `false` when no such user.
+    pub async fn set_groups(&self, email: &str, groups: Vec<AccessGroup>) -> Result<bool, DbError> {
+        let Some(c) = self.find_by_email(email).await? else { return Ok(false) };
+        let id = c.user.id;
+        with_conn!(&self.db, |conn| {
+            let groups = groups.clone();
+            conn.transaction(async move |conn| {
+                replace_groups!(conn, id, &groups)?;
+                Ok::<(), DbError>(())
+            })
+            .await
+        })?;
+        Ok(true)
+    }
+
+    /// Deactivates a user and revokes their refresh tokens; `false` when no such user.
+    pub async fn deactivate(&self, email: &str) -> Result<bool, DbError> {
+        let Some(c) = self.find_by_email(email).await? else { return Ok(false) };
+        with_conn!(&self.db, |conn| {
+            diesel::update(users::table.find(c.user.id)).set(users::is_active.eq(false)).execute(conn).await?;
+            Ok::<(), DbError>(())
+        })?;
+        self.revoke_user_tokens(c.user.id).await?;
+        Ok(true)
+    }
+
+    /// Records an issued refresh token.
+    pub async fn record_refresh(&self, jti: &str, user_id: i64, family: &str, expires_at: NaiveDateTime) -> Result<(), DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            diesel::insert_into(refresh_tokens::table)
+                .values((
+                    refresh_tokens::jti.eq(jti),
+                    refresh_tokens::user_id.eq(user_id),
+                    refresh_tokens::family.eq(family),
+                    refresh_tokens::created_at.eq(now),
+                    refresh_tokens::expires_at.eq(expires_at),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Looks up a refresh-token record.
+    pub async fn find_refresh(&self, jti: &str) -> Result<Option<RefreshRecord>, DbError> {
+        with_conn!(&self.db, |conn| {
+            Ok(refresh_tokens::table.find(jti).first::<RefreshRecord>(conn).await.optional()?)
+        })
+    }
+
+    /// Atomically marks `old` as rotated into `new_jti` and records the new token, only if
+    /// `old` is still live. Concurrent callers: exactly one gets [`Rotation::Rotated`].
+    pub async fn rotate_refresh(
+        &self,
+        old: &RefreshRecord,
+        new_jti: &str,
+        expires_at: NaiveDateTime,
+        mark_replaced: bool,
+    ) -> Result<Rotation, DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            let old = old.clone();
+            let new_jti = new_jti.to_owned();
+            conn.transaction(async move |conn| {
+                if mark_replaced {
+                    let n = diesel::update(
+                        refresh_tokens::table
+                            .filter(refresh_tokens::jti.eq(&old.jti))
+                            .filter(refresh_tokens::replaced_by.is_null())
+                            .filter(refresh_tokens::revoked_at.is_null()),
+                    )
+                    .set((refresh_tokens::replaced_by.eq(Some(&new_jti)), refresh_tokens::replaced_at.eq(Some(now))))
+                    .execute(conn)
+                    .await?;
+                    if n == 0 {
+                        return Ok::<Rotation, DbError>(Rotation::AlreadyUsed);
+                    }
+                }
+                diesel::insert_into(refresh_tokens::table)
+                    .values((
+                        refresh_tokens::jti.eq(&new_jti),
+                        refresh_tokens::user_id.eq(old.user_id),
+                        refresh_tokens::family.eq(&old.family),
+                        refresh_tokens::created_at.eq(now),
+                        refresh_tokens::expires_at.eq(expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(Rotation::Rotated)
+            })
+            .await
+        })
+    }
+
+    /// Revokes one refresh token; `false` when it was already revoked (or unknown).
+    pub async fn revoke_refresh(&self, jti: &str) -> Result<bool, DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            let n = diesel::update(
+                refresh_tokens::table.filter(refresh_tokens::jti.eq(jti)).filter(refresh_tokens::revoked_at.is_null()),
+            )
+            .set(refresh_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Revokes every live token of a rotation family (reuse detected).
+    pub async fn revoke_family(&self, family: &str) -> Result<usize, DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            Ok(diesel::update(
+                refresh_tokens::table
+                    .filter(refresh_tokens::family.eq(family))
+                    .filter(refresh_tokens::revoked_at.is_null()),
+            )
+            .set(refresh_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?)
+        })
+    }
+
+    /// Revokes every live refresh token of a user (password change, deactivation).
+    pub async fn revoke_user_tokens(&self, user_id: i64) -> Result<usize, DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            Ok(diesel::update(
+                refresh_tokens::table
+                    .filter(refresh_tokens::user_id.eq(user_id))
+                    .filter(refresh_tokens::revoked_at.is_null()),
+            )
+            .set(refresh_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?)
+        })
+    }
+
+    /// Deletes refresh-token records that expired before now; returns how many.
+    pub async fn purge_expired(&self) -> Result<usize, DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            Ok(diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now))).execute(conn).await?)
+        })
+    }
+}

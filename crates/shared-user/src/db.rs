@@ -1,0 +1,210 @@
+//! Database handle for both services: PostgreSQL or SQLite chosen by `DATABASE_URL`, pooled,
+//! migrated from the embedded `migrations/{postgres,sqlite}` sets.
+//!
+//! Queries are written once and compiled for each backend by [`with_conn!`](crate::with_conn).
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// Async SQLite connection (diesel's sync connection on the blocking pool).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// Async PostgreSQL connection (tokio-postgres, no libpq).
+pub type PgConn = AsyncPgConnection;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// `DATABASE_URL` is not usable.
+    #[error("{0}")]
+    Config(String),
+    /// No connection could be had from the pool.
+    #[error("database unavailable: {0}")]
+    Pool(String),
+    /// A unique constraint was violated (duplicate email, ...).
+    #[error("unique constraint violated")]
+    Unique,
+    /// Any other query error.
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => DbError::Unique,
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        DbError::Pool(e.to_string())
+    }
+}
+
+/// A pooled database, PostgreSQL or SQLite.
+#[derive(Clone)]
+pub enum Db {
+    /// PostgreSQL pool.
+    Postgres(Pool<PgConn>),
+    /// SQLite pool (WAL, busy timeout, foreign keys on).
+    Sqlite(Pool<SqliteConn>),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Postgres(_) => "Db::Postgres",
+            Db::Sqlite(_) => "Db::Sqlite",
+        })
+    }
+}
+
+/// Which backend a URL selects, and the URL the driver wants.
+fn classify(url: &str) -> Result<(bool, String), DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((true, url.to_owned()))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok((false, path.to_owned()))
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        Ok((false, path.to_owned()))
+    } else {
+        Err(DbError::Config(format!(
+            "DATABASE_URL must start with postgres://, postgresql:// or sqlite:// (got {:?})",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+impl Db {
+    /// Opens a pool for `url` (`postgres://...` or `sqlite://path`) and checks one connection.
+    pub async fn connect(url: &str, max_size: usize) -> Result<Self, DbError> {
+        let (is_pg, target) = classify(url)?;
+        let db = if is_pg {
+            let manager = AsyncDieselConnectionManager::<PgConn>::new(target);
+            let pool = Pool::builder(manager)
+                .max_size(max_size)
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool_runtime())
+                .build()
+                .map_err(|e| DbError::Config(e.to_string()))?;
+            Db::Postgres(pool)
+        } else {
+            if target.is_empty() {
+                return Err(DbError::Config("DATABASE_URL names no SQLite file".into()));
+            }
+            let mut config = ManagerConfig::<SqliteConn>::default();
+            config.custom_setup = Box::new(|path| {
+                let path = path.to_owned();
+                Box::pin(async move {
+                    let mut conn = SqliteConn::establish(&path).await?;
+                    conn.batch_execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    )
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(conn)
+                })
+            });
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target, config);
+            let pool = Pool::builder(manager)
+                .max_size(max_size)
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool_runtime())
+                .build()
+                .map_err(|e| DbError::Config(e.to_string()))?;
+            Db::Sqlite(pool)
+        };
+        db.ping().await?;
+        Ok(db)
+    }
+
+    /// Checks that a connection can be had and answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        crate::with_conn!(self, |conn| {
+            conn.batch_execute("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    /// Applies pending migrations; returns how many ran. Needs a multi-thread tokio runtime.
+    pub async fn migrate(&self) -> Result<usize, DbError> {
+        let err = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+        match self {
+            Db::Postgres(pool) => {
+                let conn = deadpool::managed::Object::take(pool.get().await?);
+                let mut harness = AsyncMigrationHarness::new(conn);
+                Ok(harness.run_pending_migrations(PG_MIGRATIONS).map_err(err)?.len())
+            }
+            Db::Sqlite(pool) => {
+                let conn = deadpool::managed::Object::take(pool.get().await?);
+                let mut harness = AsyncMigrationHarness::new(conn);
+                Ok(harness.run_pending_migrations(SQLITE_MIGRATIONS).map_err(err)?.len())
+            }
+        }
+    }
+}
+
+fn deadpool_runtime() -> deadpool::Runtime {
+    deadpool::Runtime::Tokio1
+}
+
+/// Runs `$body` with `$conn` bound to a `&mut` pooled connection of whichever backend `$db` is.
+/// The body is compiled once per backend, so both dialects type-check. It must evaluate to a
+/// `Result<_, E>` where `E: From<DbError>`.
+#[macro_export]
+macro_rules! with_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::PgConn = &mut *pooled;
+                $body
+            }
+            $crate::db::Db::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_scheme_is_a_config_error() {
+        assert!(matches!(classify("mysql://x"), Err(DbError::Config(_))));
+        assert!(classify("sqlite://a.db").is_ok());
+        assert!(classify("postgres://localhost/x").unwrap().0);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sqlite_file_connects_and_migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        assert_eq!(db.migrate().await.unwrap(), 1);
+        assert_eq!(db.migrate().await.unwrap(), 0);
+    }
+}

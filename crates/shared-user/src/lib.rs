@@ -1,0 +1,15 @@
+//! Types shared by the Gatehouse auth-service and every client-service: the user and its access
+//! groups, the wire error bodies, token checking, the diesel schema and the database handle.
+
+pub mod db;
+pub mod schema;
+pub mod token;
+pub mod user;
+pub mod wire;
+
+pub use db::{Db, DbError};
+pub use token::{Claims, TokenError, TokenType, Verifier, VerifySettings};
+pub use user::{AccessGroup, User};
+pub use wire::ErrorDetail;
+
+pub use jsonwebtoken;

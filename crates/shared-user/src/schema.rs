@@ -1,0 +1,46 @@
+//! Diesel schema of the tables both services keep (one migration set per backend, identical names).
+
+diesel::table! {
+    /// Users: the source of truth on the auth-service, a mirror on each client-service.
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        password -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        date_joined -> Timestamp,
+        last_login -> Nullable<Timestamp>,
+        is_active -> Bool,
+        is_staff -> Bool,
+        is_superuser -> Bool,
+        synced_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Access groups ("extra data"): many per user, each a name and an optional level.
+    access_groups (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        level -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Refresh tokens issued by the auth-service: one row per jti, grouped in rotation families.
+    refresh_tokens (jti) {
+        jti -> Text,
+        user_id -> BigInt,
+        family -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        replaced_by -> Nullable<Text>,
+        replaced_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(access_groups -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, access_groups, refresh_tokens);

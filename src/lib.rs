@@ -1,0 +1,1 @@
+//! Gatehouse end-to-end helpers.
