@@ -1,1 +1,139 @@
-//! stub
+//! Gatehouse auth-service: the private service that issues, refreshes, verifies and revokes
+//! EasyJWT/SimpleJWT-compatible tokens and serves the users they belong to.
+//!
+//! `app(state)` is the whole HTTP service; the binary only parses configuration, opens the
+//! database and serves it.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod passwords;
+pub mod routes;
+pub mod store;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use shared_user::{Db, VerifySettings};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{CreateUserPolicy, SettingsArgs};
+use crate::passwords::Hasher;
+use crate::store::Store;
+use crate::tokens::Keys;
+
+/// Runtime settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Header carrying the bearer token.
+    pub auth_header_name: String,
+    /// Accepted schemes (case-sensitive).
+    pub auth_header_types: Vec<String>,
+    /// Issue a new refresh token on refresh.
+    pub rotate_refresh_tokens: bool,
+    /// Revoke rotated tokens and detect reuse.
+    pub blacklist_after_rotation: bool,
+    /// Reuse window after a rotation that does not revoke the family.
+    pub refresh_reuse_grace: Duration,
+    /// Record `last_login` on obtain.
+    pub update_last_login: bool,
+    /// Who may create users over HTTP.
+    pub allow_create_user: CreateUserPolicy,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// The one state type of the service.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Users and refresh-token records.
+    pub store: Store,
+    /// Signing and verification keys.
+    pub keys: Arc<Keys>,
+    /// Password hashing pool.
+    pub hasher: Hasher,
+    /// Settings.
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// Builds the state from validated settings over a connected, migrated database.
+    pub fn new(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
+        let secret = settings.resolve_signing_key()?;
+        if settings.auth_header_types.iter().all(|t| t.trim().is_empty()) {
+            return Err("AUTH_HEADER_TYPES must name at least one scheme".into());
+        }
+        if settings.access_token_lifetime.is_zero() || settings.refresh_token_lifetime.is_zero() {
+            return Err("token lifetimes must be positive".into());
+        }
+        let verify = VerifySettings {
+            algorithms: vec![settings.algorithm],
+            leeway: settings.leeway,
+            audience: settings.audience.clone(),
+            issuer: settings.issuer.clone(),
+            user_id_claim: settings.user_id_claim.clone(),
+        };
+        let keys = Keys::hmac(&secret, verify, settings.access_token_lifetime, settings.refresh_token_lifetime);
+        let hasher = Hasher::new(&settings.hash_args(), settings.hash_concurrency)?;
+        let config = Config {
+            auth_header_name: settings.auth_header_name.clone(),
+            auth_header_types: settings.auth_header_types.iter().map(|t| t.trim().to_owned()).collect(),
+            rotate_refresh_tokens: settings.rotate_refresh_tokens,
+            blacklist_after_rotation: settings.blacklist_after_rotation,
+            refresh_reuse_grace: settings.refresh_reuse_grace,
+            update_last_login: settings.update_last_login,
+            allow_create_user: settings.allow_create_user,
+            request_timeout: settings.request_timeout,
+        };
+        Ok(Self { store: Store::new(db), keys: Arc::new(keys), hasher, config: Arc::new(config) })
+    }
+}
+
+/// The whole HTTP service.
+pub fn app(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    routes::router(state)
+        .layer(DefaultBodyLimit::max(shared_user::http::MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Sets up tracing once: `RUST_LOG` filter, JSON lines when `LOG_FORMAT=json`.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

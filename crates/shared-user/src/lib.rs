@@ -2,6 +2,8 @@
 //! groups, the wire error bodies, token checking, the diesel schema and the database handle.
 
 pub mod db;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod schema;
 pub mod token;
 pub mod user;

@@ -1,0 +1,56 @@
+//! Bearer authentication on the auth-service's own user endpoints (SimpleJWT `JWTAuthentication`).
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use shared_user::wire::{ErrorDetail, msg};
+use shared_user::{TokenType, User};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The active user named by a valid access token in the configured header.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let config = &state.config;
+        let not_provided = || ApiError::Unauthenticated(ErrorDetail::new(msg::NOT_PROVIDED));
+        let Some(value) = parts.headers.get(config.auth_header_name.as_str()) else {
+            return Err(not_provided());
+        };
+        let Ok(value) = value.to_str() else {
+            return Err(not_provided());
+        };
+        let mut words = value.split_whitespace();
+        let Some(scheme) = words.next() else { return Err(not_provided()) };
+        if !config.auth_header_types.iter().any(|t| t == scheme) {
+            return Err(not_provided());
+        }
+        let (Some(token), None) = (words.next(), words.next()) else {
+            return Err(ApiError::Unauthenticated(ErrorDetail::with_code(msg::BAD_HEADER, "bad_authorization_header")));
+        };
+        let claims = state
+            .keys
+            .verifier()
+            .decode(token, Some(TokenType::Access))
+            .map_err(|e| ApiError::Unauthenticated(ErrorDetail::invalid_bearer(&e.to_string())))?;
+        let user_id = claims
+            .require_user_id()
+            .map_err(|e| ApiError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
+        let Some(user) = state.store.find_user(user_id).await? else {
+            return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User not found", "user_not_found")));
+        };
+        if !user.is_active {
+            return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
+        }
+        Ok(CurrentUser(user))
+    }
+}

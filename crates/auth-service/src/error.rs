@@ -1,0 +1,106 @@
+//! The auth-service's one error type at the HTTP edge, mapped to the Django/SimpleJWT bodies.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use shared_user::http::{FieldErrors, detail, json, with_www_authenticate};
+use shared_user::wire::{ErrorDetail, msg};
+use shared_user::{DbError, TokenError};
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 field map.
+    #[error("invalid fields")]
+    Fields(FieldErrors),
+    /// 401 bad credentials on obtain.
+    #[error("bad credentials")]
+    BadCredentials,
+    /// 401 `{"detail":msg,"code":"token_not_valid"}` on the token endpoints.
+    #[error("token refused: {0}")]
+    Token(TokenError),
+    /// 401 with a custom body (request authentication failures, inactive account on refresh).
+    #[error("unauthenticated: {}", .0.detail)]
+    Unauthenticated(ErrorDetail),
+    /// 403.
+    #[error("permission denied")]
+    Forbidden,
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 429 with `Retry-After` seconds.
+    #[error("throttled")]
+    Throttled(u64),
+    /// 503: the database is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a bug; logged, no detail in the body.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        ApiError::Fields(e)
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::Token(e)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::passwords::HashError> for ApiError {
+    fn from(e: crate::passwords::HashError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// The `WWW-Authenticate` value of our 401 answers.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Fields(f) => f.into_response(),
+            ApiError::BadCredentials => with_www_authenticate(
+                detail(StatusCode::UNAUTHORIZED, msg::NO_ACTIVE_ACCOUNT),
+                WWW_AUTHENTICATE,
+            ),
+            ApiError::Token(e) => with_www_authenticate(
+                json(StatusCode::UNAUTHORIZED, ErrorDetail::with_code(e.to_string(), "token_not_valid")),
+                WWW_AUTHENTICATE,
+            ),
+            ApiError::Unauthenticated(body) => {
+                with_www_authenticate(json(StatusCode::UNAUTHORIZED, body), WWW_AUTHENTICATE)
+            }
+            ApiError::Forbidden => detail(StatusCode::FORBIDDEN, msg::PERMISSION_DENIED),
+            ApiError::NotFound => detail(StatusCode::NOT_FOUND, msg::NOT_FOUND),
+            ApiError::Throttled(secs) => {
+                let mut r = detail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Request was throttled. Expected available in {secs} seconds."),
+                );
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+                r
+            }
+            ApiError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.")
+            }
+            ApiError::Internal(reason) => {
+                tracing::error!(%reason, "internal error");
+                detail(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")
+            }
+        }
+    }
+}
