@@ -74,7 +74,9 @@ fn read_password(stdin: bool, given: Option<String>) -> anyhow::Result<String> {
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else {
-        given.ok_or_else(|| anyhow::anyhow!("no password: use --password-stdin (or the documented environment variable)"))?
+        given.ok_or_else(|| {
+            anyhow::anyhow!("no password: use --password-stdin (or the documented environment variable)")
+        })?
     };
     if password.is_empty() {
         anyhow::bail!("the password is empty");

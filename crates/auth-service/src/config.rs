@@ -273,7 +273,8 @@ impl SettingsArgs {
             Some(key) if !self.dev => {
                 let lower = key.to_ascii_lowercase();
                 if WEAK_KEYS.contains(&lower.as_str()) || lower.starts_with("django-insecure") {
-                    Err("SIGNING_KEY is a development placeholder; set a random secret of 32+ bytes (or use --dev)".into())
+                    Err("SIGNING_KEY is a development placeholder; set a random secret of 32+ bytes (or use --dev)"
+                        .into())
                 } else if key.len() < 32 {
                     Err("SIGNING_KEY is shorter than 32 bytes; set a random secret of 32+ bytes (or use --dev)".into())
                 } else {
@@ -282,7 +283,10 @@ impl SettingsArgs {
             }
             Some(key) => Ok(key.as_bytes().to_vec()),
             None if self.dev => Ok(uuid::Uuid::new_v4().simple().to_string().repeat(2).into_bytes()),
-            None => Err("SIGNING_KEY is not set; set a random secret of 32+ bytes (or use --dev for a generated one)".into()),
+            None => {
+                Err("SIGNING_KEY is not set; set a random secret of 32+ bytes (or use --dev for a generated one)"
+                    .into())
+            }
         }
     }
 

@@ -72,10 +72,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Fields(f) => f.into_response(),
-            ApiError::BadCredentials => with_www_authenticate(
-                detail(StatusCode::UNAUTHORIZED, msg::NO_ACTIVE_ACCOUNT),
-                WWW_AUTHENTICATE,
-            ),
+            ApiError::BadCredentials => {
+                with_www_authenticate(detail(StatusCode::UNAUTHORIZED, msg::NO_ACTIVE_ACCOUNT), WWW_AUTHENTICATE)
+            }
             ApiError::Token(e) => with_www_authenticate(
                 json(StatusCode::UNAUTHORIZED, ErrorDetail::with_code(e.to_string(), "token_not_valid")),
                 WWW_AUTHENTICATE,

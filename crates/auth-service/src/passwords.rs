@@ -45,11 +45,9 @@ impl Hasher {
     pub fn new(args: &HashArgs, concurrency: Option<usize>) -> Result<Self, String> {
         let params = Params::new(args.argon2_memory_kib, args.argon2_iterations, args.argon2_parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
-        let concurrency = concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
-            .max(1);
-        let mut hasher =
-            Self { params, permits: Arc::new(Semaphore::new(concurrency)), dummy: Arc::from("") };
+        let concurrency =
+            concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
+        let mut hasher = Self { params, permits: Arc::new(Semaphore::new(concurrency)), dummy: Arc::from("") };
         hasher.dummy = Arc::from(hasher.hash_now("gatehouse-dummy-password").map_err(|e| e.0)?);
         Ok(hasher)
     }
@@ -141,10 +139,16 @@ mod tests {
         let h = Hasher::new(&cheap(), Some(1)).unwrap();
         let stored = h.hash("s3cret!pass".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert_eq!(h.check("s3cret!pass".into(), Some(stored.clone())).await.unwrap(), Checked { ok: true, needs_rehash: false });
+        assert_eq!(
+            h.check("s3cret!pass".into(), Some(stored.clone())).await.unwrap(),
+            Checked { ok: true, needs_rehash: false }
+        );
         assert!(!h.check("wrong".into(), Some(stored.clone())).await.unwrap().ok);
         let stronger = Hasher::new(&HashArgs { argon2_memory_kib: 128, ..cheap() }, Some(1)).unwrap();
-        assert_eq!(stronger.check("s3cret!pass".into(), Some(stored)).await.unwrap(), Checked { ok: true, needs_rehash: true });
+        assert_eq!(
+            stronger.check("s3cret!pass".into(), Some(stored)).await.unwrap(),
+            Checked { ok: true, needs_rehash: true }
+        );
         assert!(!h.check("x".into(), None).await.unwrap().ok);
     }
 

@@ -145,9 +145,7 @@ macro_rules! load_groups {
 
 macro_rules! replace_groups {
     ($conn:expr, $user_id:expr, $groups:expr) => {{
-        diesel::delete(access_groups::table.filter(access_groups::user_id.eq($user_id)))
-            .execute($conn)
-            .await?;
+        diesel::delete(access_groups::table.filter(access_groups::user_id.eq($user_id))).execute($conn).await?;
         for g in $groups {
             diesel::insert_into(access_groups::table)
                 .values((
@@ -299,7 +297,13 @@ impl Store {
     }
 
     /// Records an issued refresh token.
-    pub async fn record_refresh(&self, jti: &str, user_id: i64, family: &str, expires_at: NaiveDateTime) -> Result<(), DbError> {
+    pub async fn record_refresh(
+        &self,
+        jti: &str,
+        user_id: i64,
+        family: &str,
+        expires_at: NaiveDateTime,
+    ) -> Result<(), DbError> {
         let now = now_utc();
         with_conn!(&self.db, |conn| {
             diesel::insert_into(refresh_tokens::table)

@@ -16,7 +16,11 @@ use crate::wire::{ErrorDetail, msg};
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Registers `route` under `path` with and without its trailing slash (never a redirect).
-pub fn both_slashes<S: Clone + Send + Sync + 'static>(router: Router<S>, path: &str, route: MethodRouter<S>) -> Router<S> {
+pub fn both_slashes<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    path: &str,
+    route: MethodRouter<S>,
+) -> Router<S> {
     let bare = path.trim_end_matches('/');
     if bare.is_empty() || bare == path {
         return router.route(path, route);
@@ -126,8 +130,8 @@ impl Body {
                 if trimmed.starts_with(b"{") {
                     parse_json(bytes)?
                 } else {
-                    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-                        .map_err(|e| BodyError::Parse(e.to_string()))?;
+                    let pairs: Vec<(String, String)> =
+                        serde_urlencoded::from_bytes(bytes).map_err(|e| BodyError::Parse(e.to_string()))?;
                     pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
                 }
             }
@@ -147,11 +151,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = Bytes::from_request(req, state).await.map_err(|_| BodyError::TooLarge.into_response())?;
         Body::parse(content_type.as_deref(), &bytes).map_err(IntoResponse::into_response)
     }

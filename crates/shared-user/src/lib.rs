@@ -5,6 +5,8 @@ pub mod db;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 pub mod user;
 pub mod wire;

@@ -58,9 +58,7 @@ pub struct User {
 impl User {
     /// Whether the user is in `group` (and, when `level` is given, at exactly that level).
     pub fn has_group(&self, group: &str, level: Option<&str>) -> bool {
-        self.access_groups
-            .iter()
-            .any(|g| g.name == group && level.is_none_or(|l| g.level.as_deref() == Some(l)))
+        self.access_groups.iter().any(|g| g.name == group && level.is_none_or(|l| g.level.as_deref() == Some(l)))
     }
 }
 
@@ -103,9 +101,7 @@ impl Serialize for User {
         map.serialize_entry("is_staff", &self.is_staff)?;
         map.serialize_entry("is_superuser", &self.is_superuser)?;
         // The EasyJWT README's one-to-one "accessgroup" shape, from the first group.
-        let legacy = self.access_groups.first().map(|g| Legacy {
-            user_type: g.level.as_deref().unwrap_or(&g.name),
-        });
+        let legacy = self.access_groups.first().map(|g| Legacy { user_type: g.level.as_deref().unwrap_or(&g.name) });
         map.serialize_entry("accessgroup", &legacy)?;
         map.serialize_entry("access_groups", &self.access_groups)?;
         map.end()

@@ -1,0 +1,140 @@
+//! Fresh databases for tests: a SQLite file in a temp dir, or a PostgreSQL database per test
+//! created on the server named by `GATEHOUSE_TEST_POSTGRES_URL` (dropped afterwards).
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+use crate::db::Db;
+
+/// Environment variable naming the PostgreSQL server used by tests.
+pub const PG_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file in a temp dir (always available).
+    Sqlite,
+    /// A fresh database on `GATEHOUSE_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// A fresh, migrated database that is removed when dropped.
+pub struct TestDb {
+    /// URL to hand to a service (`DATABASE_URL`).
+    pub url: String,
+    /// Connected pool.
+    pub db: Db,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb").field("url", &self.url).finish()
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestDb {
+    /// A fresh database on `backend`, or `None` (with a "skipped" line on stderr) when the
+    /// PostgreSQL server is not configured.
+    pub async fn new(backend: Backend, test: &str) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                let db = Db::connect(&url, 4).await.expect("sqlite connect");
+                db.migrate().await.expect("sqlite migrate");
+                Some(TestDb { url, db, _dir: Some(dir), pg_drop: None })
+            }
+            Backend::Postgres => {
+                let Ok(admin) = std::env::var(PG_ENV) else {
+                    eprintln!("skipped: {test} on PostgreSQL ({PG_ENV} is not set)");
+                    return None;
+                };
+                let name = format!("gh_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = AsyncPgConnection::establish(&admin).await.expect("postgres admin connect");
+                conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                let url = replace_db_name(&admin, &name);
+                let db = Db::connect(&url, 4).await.expect("postgres connect");
+                db.migrate().await.expect("postgres migrate");
+                Some(TestDb { url, db, _dir: None, pg_drop: Some((admin, name)) })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_drop.take() {
+            // Best effort, off the test's runtime: the pool may still hold connections.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                rt.block_on(async move {
+                    if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
+                        let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for an `async fn(Backend)` test body:
+/// `both_backends!(my_test_fn);` makes `my_test_fn_sqlite` and `my_test_fn_postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $crate::testing::paste_free_both!($($name),+);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! paste_free_both {
+    ($($name:ident),+) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::testing::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::testing::Backend::Postgres).await;
+                }
+            }
+        )+
+    };
+}
+
+pub use crate::paste_free_both;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(super::replace_db_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            super::replace_db_name("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(super::replace_db_name("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+}
