@@ -1,1 +1,222 @@
-//! stub
+//! Gatehouse client crate: what every microservice mounts to use the central auth-service.
+//!
+//! - [`router`]: `/auth/token/`, `/auth/token/refresh/`, `/auth/token/verify/`,
+//!   `/auth/token/blacklist/`, `/auth/token/logout/`, `/auth/password-change/`, `/auth/user/`
+//!   and `/auth/users/{id}/`, proxied 1:1 to the auth-service (never a redirect, both slash forms).
+//! - [`AuthUser`] (extractor) and [`RequireAuthLayer`] (tower layer): bearer verification on every
+//!   request, `local` (in-process, no network) or `remote` (EasyJWT's verify call), answering
+//!   SimpleJWT's 401 bodies.
+//! - A local user mirror (users + access groups in the service's own database), filled from the
+//!   auth-service at login and when a user is unknown or stale; a known user keeps working while
+//!   the auth-service is down.
+//! - [`RequireGroupLayer`]: 403 unless the user is in an access group.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use client_service::{AuthUser, ClientConfig, ClientState, shared_user::Db};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = Db::connect("sqlite://my-service.db", 4).await?;
+//! db.migrate().await?;
+//! let state = ClientState::new(ClientConfig::new("http://127.0.0.1:8000", Some(b"the shared key".to_vec())), db)?;
+//! let app = Router::new()
+//!     .route("/api/me/", get(|AuthUser(user): AuthUser| async move { user.email }))
+//!     .with_state(state.clone())
+//!     .merge(client_service::router(state));
+//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8001").await?, app).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod mirror;
+pub mod proxy;
+pub mod upstream;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use shared_user::{Db, User, Verifier};
+
+pub use config::{ClientArgs, ClientConfig, VerifyMode};
+pub use error::ClientError;
+pub use shared_user;
+pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};
+
+use crate::mirror::Mirror;
+use crate::upstream::Upstream;
+
+struct Inner {
+    config: ClientConfig,
+    upstream: Upstream,
+    mirror: Mirror,
+    verifier: Option<Verifier>,
+    /// One lock per user id being fetched, so concurrent first requests make one fetch.
+    flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The client crate's state: configuration, the auth-service client, the mirror and the
+/// verifier. Cheap to clone; give it to your router and derive it with `FromRef`.
+#[derive(Clone)]
+pub struct ClientState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ClientState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientState").field("remote_url", &self.inner.config.remote_url).finish_non_exhaustive()
+    }
+}
+
+impl ClientState {
+    /// State over a connected, migrated database.
+    pub fn new(config: ClientConfig, db: Db) -> Result<Self, String> {
+        let verifier = match (&config.verify_mode, &config.signing_key) {
+            (VerifyMode::Local, Some(key)) => Some(Verifier::hmac(config.verify.clone(), key)),
+            (VerifyMode::Local, None) => return Err("local verification needs the signing key".into()),
+            (VerifyMode::Remote, _) => None,
+        };
+        let upstream = Upstream::new(&config)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                upstream,
+                mirror: Mirror::new(db),
+                verifier,
+                flights: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The auth-service client.
+    pub fn upstream(&self) -> &Upstream {
+        &self.inner.upstream
+    }
+
+    /// The local user mirror.
+    pub fn mirror(&self) -> &Mirror {
+        &self.inner.mirror
+    }
+
+    /// The local verifier (local mode only).
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.inner.verifier.as_ref()
+    }
+
+    fn is_fresh(&self, synced_at: Option<chrono::NaiveDateTime>) -> bool {
+        let ttl = chrono::Duration::from_std(self.inner.config.mirror_ttl).unwrap_or_default();
+        synced_at.is_some_and(|t| shared_user::user::now_utc() - t < ttl)
+    }
+
+    fn flight(&self, user_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.entry(user_id).or_default().clone()
+    }
+
+    fn land(&self, user_id: i64) {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.remove(&user_id);
+    }
+
+    /// The user `user_id` (whose valid access token is `token`): from the mirror when fresh,
+    /// else fetched once from the auth-service and mirrored. When the auth-service is down a
+    /// stale mirror entry is used.
+    pub async fn user_for(&self, user_id: i64, token: &str) -> Result<User, ClientError> {
+        let cached = self.mirror().find(user_id).await?;
+        if let Some(m) = &cached {
+            if self.is_fresh(m.synced_at) {
+                return Ok(m.user.clone());
+            }
+        }
+        let flight = self.flight(user_id);
+        let _guard = flight.lock().await;
+        let cached = self.mirror().find(user_id).await?;
+        if let Some(m) = &cached {
+            if self.is_fresh(m.synced_at) {
+                return Ok(m.user.clone());
+            }
+        }
+        let result = self.fetch_and_mirror(user_id, token).await;
+        self.land(user_id);
+        match (result, cached) {
+            (Ok(user), _) => Ok(user),
+            (Err(ClientError::Unavailable(why)), Some(stale)) => {
+                tracing::warn!(user_id, why, "auth-service unavailable; serving the mirrored user");
+                Ok(stale.user)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    async fn fetch_and_mirror(&self, user_id: i64, token: &str) -> Result<User, ClientError> {
+        match self.upstream().fetch_user(token, user_id).await? {
+            Ok(user) if user.id == user_id => {
+                self.mirror().upsert(&user).await?;
+                Ok(user)
+            }
+            Ok(user) => Err(ClientError::BadUpstream(format!("asked for user {user_id}, got {}", user.id))),
+            Err(refusal) => Err(ClientError::Unauthenticated(refusal)),
+        }
+    }
+
+    /// Fetches and mirrors the user of a just-issued access token (login through the proxy).
+    pub async fn refresh_mirror(&self, access: &str) -> Result<User, ClientError> {
+        let claims = shared_user::token::unverified_claims(access)
+            .ok_or_else(|| ClientError::BadUpstream("the access token is not a JWT".into()))?;
+        let user_id = shared_user::token::user_id_of(&claims, &self.config().verify.user_id_claim)
+            .ok_or_else(|| ClientError::BadUpstream("access token without a user id".into()))?;
+        let flight = self.flight(user_id);
+        let _guard = flight.lock().await;
+        let result = self.fetch_and_mirror(user_id, access).await;
+        self.land(user_id);
+        result
+    }
+}
+
+/// The `/auth/*` routes (token proxy, logout, user endpoints), ready to merge into any router.
+pub fn router<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
+    proxy::routes(state)
+}
+
+/// Sets up tracing once: `RUST_LOG` filter, JSON lines when `LOG_FORMAT=json`.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

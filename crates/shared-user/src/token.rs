@@ -245,13 +245,24 @@ impl Verifier {
                 _ => return Err(TokenError::WrongType),
             }
         }
-        let user_id = match raw.get(&self.settings.user_id_claim) {
-            Some(Value::Number(n)) => n.as_i64(),
-            Some(Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
+        let user_id = user_id_of(&raw, &self.settings.user_id_claim);
         Ok(Claims { token_type, exp, iat, jti, user_id, raw })
     }
+}
+
+/// The user id in `claims[claim]`: a JSON integer or a numeric string (SimpleJWT >= 5.5.1).
+pub fn user_id_of(claims: &Map<String, Value>, claim: &str) -> Option<i64> {
+    match claims.get(claim) {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The claims of a token WITHOUT checking its signature: only for a token that was just
+/// checked elsewhere (by the auth-service's verify endpoint, or issued by it a moment ago).
+pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token).ok()
 }
 
 /// Parses an algorithm name as used by `ALGORITHM` (`HS256`, `EdDSA`, `ES256`, `RS256`, ...).

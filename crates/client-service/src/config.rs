@@ -1,0 +1,163 @@
+//! Client configuration: a plain struct for code that mounts the crate, and the clap arguments
+//! (EASY_JWT environment names) the demo binary and services built on it parse.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use shared_user::VerifySettings;
+use shared_user::jsonwebtoken::Algorithm;
+
+/// How bearer tokens are checked on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum VerifyMode {
+    /// In-process signature and claims check (shared secret); no network per request.
+    #[default]
+    Local,
+    /// `POST /auth/token/verify/` on the auth-service for every request (EasyJWT behaviour).
+    Remote,
+}
+
+/// Everything the client crate needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL of the auth-service, e.g. `http://127.0.0.1:8000`.
+    pub remote_url: String,
+    /// Path of the current-user endpoint on the auth-service (`/auth/user/`); a path containing
+    /// `{id}` (the legacy `/auth/users/{id}/`) gets the user id substituted.
+    pub user_path: String,
+    /// Local or remote verification.
+    pub verify_mode: VerifyMode,
+    /// Shared secret for local HS* verification.
+    pub signing_key: Option<Vec<u8>>,
+    /// Claim checks (algorithm, leeway, audience, issuer, user id claim).
+    pub verify: VerifySettings,
+    /// Header carrying the bearer token.
+    pub auth_header_name: String,
+    /// Accepted schemes (case-sensitive); the first is used towards the auth-service.
+    pub auth_header_types: Vec<String>,
+    /// How long a mirrored user is trusted before it is fetched again.
+    pub mirror_ttl: Duration,
+    /// Timeout of each call to the auth-service.
+    pub request_timeout: Duration,
+    /// Connect timeout of each call to the auth-service.
+    pub connect_timeout: Duration,
+    /// Best-effort blacklist of the refresh token on logout.
+    pub blacklist_on_logout: bool,
+}
+
+impl ClientConfig {
+    /// Defaults for an auth-service at `remote_url`, local verification with `signing_key`.
+    pub fn new(remote_url: impl Into<String>, signing_key: Option<Vec<u8>>) -> Self {
+        let verify_mode = if signing_key.is_some() { VerifyMode::Local } else { VerifyMode::Remote };
+        Self {
+            remote_url: remote_url.into().trim_end_matches('/').to_owned(),
+            user_path: "/auth/user/".into(),
+            verify_mode,
+            signing_key,
+            verify: VerifySettings::default(),
+            auth_header_name: "Authorization".into(),
+            auth_header_types: vec!["Bearer".into()],
+            mirror_ttl: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            blacklist_on_logout: true,
+        }
+    }
+}
+
+/// Command line / environment form of [`ClientConfig`].
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Base URL of the auth-service.
+    #[arg(long, env = "REMOTE_AUTH_SERVICE_URL", default_value = "http://127.0.0.1:8000")]
+    pub remote_auth_service_url: String,
+    /// Current-user path on the auth-service (`{id}` is replaced by the user id).
+    #[arg(long, env = "REMOTE_AUTH_SERVICE_USER_PATH", default_value = "/auth/user/")]
+    pub remote_auth_service_user_path: String,
+    /// `local` (in-process check with SIGNING_KEY) or `remote` (verify call per request).
+    #[arg(long, env = "VERIFY_MODE", value_enum, default_value_t = VerifyMode::Local)]
+    pub verify_mode: VerifyMode,
+    /// Shared HMAC secret (same as the auth-service's) for local verification.
+    #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
+    /// Algorithm of the shared secret: HS256, HS384 or HS512.
+    #[arg(long, env = "ALGORITHM", default_value = "HS256")]
+    pub algorithm: String,
+    /// Clock skew allowance in seconds.
+    #[arg(long, env = "LEEWAY", default_value_t = 0)]
+    pub leeway: u64,
+    /// Required `aud`.
+    #[arg(long, env = "AUDIENCE")]
+    pub audience: Option<String>,
+    /// Required `iss`.
+    #[arg(long, env = "ISSUER")]
+    pub issuer: Option<String>,
+    /// Name of the user id claim.
+    #[arg(long, env = "USER_ID_CLAIM", default_value = "user_id")]
+    pub user_id_claim: String,
+    /// Header carrying the bearer token.
+    #[arg(long, env = "AUTH_HEADER_NAME", default_value = "Authorization")]
+    pub auth_header_name: String,
+    /// Accepted schemes, comma separated.
+    #[arg(long, env = "AUTH_HEADER_TYPES", default_value = "Bearer", value_delimiter = ',')]
+    pub auth_header_types: Vec<String>,
+    /// How long a mirrored user is used before it is fetched again (`300`, `5m`...).
+    #[arg(long, env = "MIRROR_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub mirror_ttl: Duration,
+    /// Timeout of each call to the auth-service.
+    #[arg(long, env = "REMOTE_AUTH_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub remote_auth_request_timeout: Duration,
+    /// Blacklist the refresh token on the auth-service at logout (best effort).
+    #[arg(long, env = "BLACKLIST_ON_LOGOUT", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub blacklist_on_logout: bool,
+}
+
+/// Parses `300`, `300s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (use e.g. 300, 5m, 1h)"))
+}
+
+impl ClientArgs {
+    /// Validates and converts into a [`ClientConfig`].
+    pub fn into_config(self) -> Result<ClientConfig, String> {
+        let url = self.remote_auth_service_url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("REMOTE_AUTH_SERVICE_URL must be an http:// or https:// URL (got {url:?})"));
+        }
+        let algorithm = match self.algorithm.as_str() {
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            other => return Err(format!("unsupported ALGORITHM {other:?}: use HS256, HS384 or HS512")),
+        };
+        if self.verify_mode == VerifyMode::Local && self.signing_key.as_deref().is_none_or(str::is_empty) {
+            return Err(
+                "VERIFY_MODE=local needs SIGNING_KEY (the auth-service's secret); or set VERIFY_MODE=remote".into()
+            );
+        }
+        if self.remote_auth_request_timeout.is_zero() {
+            return Err("REMOTE_AUTH_REQUEST_TIMEOUT must be positive".into());
+        }
+        let mut config = ClientConfig::new(url, self.signing_key.map(String::into_bytes));
+        config.verify_mode = self.verify_mode;
+        config.user_path = self.remote_auth_service_user_path;
+        config.verify = VerifySettings {
+            algorithms: vec![algorithm],
+            leeway: self.leeway,
+            audience: self.audience,
+            issuer: self.issuer,
+            user_id_claim: self.user_id_claim,
+        };
+        config.auth_header_name = self.auth_header_name;
+        config.auth_header_types = self.auth_header_types.into_iter().map(|t| t.trim().to_owned()).collect();
+        config.mirror_ttl = self.mirror_ttl;
+        config.request_timeout = self.remote_auth_request_timeout;
+        config.connect_timeout = self.remote_auth_request_timeout.min(Duration::from_secs(2));
+        config.blacklist_on_logout = self.blacklist_on_logout;
+        Ok(config)
+    }
+}

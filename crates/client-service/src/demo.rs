@@ -1,0 +1,40 @@
+//! The demo microservice of the `client-service` binary: EasyJWT's walkthrough routes.
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+use serde_json::{Value, json};
+use shared_user::User;
+
+use crate::{AuthUser, ClientState, RequireAuthLayer, RequireGroupLayer};
+
+/// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
+/// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
+/// plus the `/auth/*` proxy routes and `/healthz`.
+pub fn app(state: ClientState) -> Router {
+    let billing = Router::<ClientState>::new()
+        .route("/api/billing/", get(billing))
+        .layer(RequireGroupLayer::new("billing", None))
+        .layer(RequireAuthLayer::new(state.clone()));
+    Router::<ClientState>::new()
+        .route("/api/test/", get(test))
+        .route("/api/me/", get(me))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(billing)
+        .merge(crate::router(state.clone()))
+        .with_state(state)
+        .fallback(shared_user::http::not_found)
+        .method_not_allowed_fallback(shared_user::http::method_not_allowed)
+}
+
+async fn test(_user: AuthUser) -> Json<Value> {
+    Json(json!("success"))
+}
+
+async fn me(AuthUser(user): AuthUser) -> Json<User> {
+    Json(user)
+}
+
+async fn billing(AuthUser(user): AuthUser) -> Json<Value> {
+    Json(json!({"detail": format!("Welcome to billing, {}.", user.email)}))
+}

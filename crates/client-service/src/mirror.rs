@@ -1,0 +1,153 @@
+//! The local user mirror: users and access groups overwritten from the auth-service's JSON.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use shared_user::schema::{access_groups, users};
+use shared_user::user::now_utc;
+use shared_user::{AccessGroup, Db, DbError, User, with_conn};
+
+type Row = (i64, String, String, String, NaiveDateTime, Option<NaiveDateTime>, bool, bool, bool, Option<NaiveDateTime>);
+
+/// A mirrored user and when it was last fetched.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    /// The user as last seen on the auth-service.
+    pub user: User,
+    /// When it was fetched (UTC).
+    pub synced_at: Option<NaiveDateTime>,
+}
+
+/// All SQL of the client-service.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    db: Db,
+}
+
+impl Mirror {
+    /// Wraps a connected, migrated database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The underlying database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The mirrored user with this id.
+    pub async fn find(&self, id: i64) -> Result<Option<Mirrored>, DbError> {
+        with_conn!(&self.db, |conn| {
+            let row: Option<Row> = users::table
+                .find(id)
+                .select((
+                    users::id,
+                    users::email,
+                    users::first_name,
+                    users::last_name,
+                    users::date_joined,
+                    users::last_login,
+                    users::is_active,
+                    users::is_staff,
+                    users::is_superuser,
+                    users::synced_at,
+                ))
+                .first(conn)
+                .await
+                .optional()?;
+            let Some((
+                id,
+                email,
+                first_name,
+                last_name,
+                date_joined,
+                last_login,
+                is_active,
+                is_staff,
+                is_superuser,
+                synced_at,
+            )) = row
+            else {
+                return Ok(None);
+            };
+            let access_groups = access_groups::table
+                .filter(access_groups::user_id.eq(id))
+                .order(access_groups::name.asc())
+                .select((access_groups::name, access_groups::level))
+                .load::<(String, Option<String>)>(conn)
+                .await?
+                .into_iter()
+                .map(|(name, level)| AccessGroup { name, level })
+                .collect();
+            let user = User {
+                id,
+                email,
+                first_name,
+                last_name,
+                date_joined,
+                last_login,
+                is_active,
+                is_staff,
+                is_superuser,
+                access_groups,
+            };
+            Ok(Some(Mirrored { user, synced_at }))
+        })
+    }
+
+    /// Overwrites the mirror of `user` (row and groups) in one transaction. The auth-service is
+    /// the source of truth: a local row holding the same email under another id is removed.
+    pub async fn upsert(&self, user: &User) -> Result<(), DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            let user = user.clone();
+            conn.transaction(async move |conn| {
+                diesel::delete(users::table.filter(users::email.eq(&user.email)).filter(users::id.ne(user.id)))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(user.id),
+                        users::email.eq(&user.email),
+                        users::password.eq(""),
+                        users::first_name.eq(&user.first_name),
+                        users::last_name.eq(&user.last_name),
+                        users::date_joined.eq(user.date_joined),
+                        users::last_login.eq(user.last_login),
+                        users::is_active.eq(user.is_active),
+                        users::is_staff.eq(user.is_staff),
+                        users::is_superuser.eq(user.is_superuser),
+                        users::synced_at.eq(Some(now)),
+                    ))
+                    .on_conflict(users::id)
+                    .do_update()
+                    .set((
+                        users::email.eq(&user.email),
+                        users::first_name.eq(&user.first_name),
+                        users::last_name.eq(&user.last_name),
+                        users::date_joined.eq(user.date_joined),
+                        users::last_login.eq(user.last_login),
+                        users::is_active.eq(user.is_active),
+                        users::is_staff.eq(user.is_staff),
+                        users::is_superuser.eq(user.is_superuser),
+                        users::synced_at.eq(Some(now)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(access_groups::table.filter(access_groups::user_id.eq(user.id))).execute(conn).await?;
+                for g in &user.access_groups {
+                    diesel::insert_into(access_groups::table)
+                        .values((
+                            access_groups::user_id.eq(user.id),
+                            access_groups::name.eq(&g.name),
+                            access_groups::level.eq(&g.level),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok::<(), DbError>(())
+            })
+            .await
+        })
+    }
+}

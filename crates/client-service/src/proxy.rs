@@ -1,0 +1,103 @@
+//! The `/auth/*` routes a client-service mounts: 1:1 proxies to the auth-service (status, body
+//! and the relevant headers passed through), plus logout. Bearer authentication never runs
+//! here, so a stale `Authorization` header cannot break a login.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use shared_user::http::{Body, both_slashes};
+
+use crate::ClientState;
+use crate::error::ClientError;
+use crate::upstream::Reply;
+
+/// Routes under `/auth/`, to be merged into the service's router.
+pub fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
+    let mut r = Router::<ClientState>::new();
+    r = both_slashes(r, "/auth/token/", post(obtain_token));
+    r = both_slashes(r, "/auth/token/refresh/", post(forward));
+    r = both_slashes(r, "/auth/token/verify/", post(forward));
+    r = both_slashes(r, "/auth/token/blacklist/", post(forward));
+    r = both_slashes(r, "/auth/token/logout/", post(logout));
+    r = both_slashes(r, "/auth/password-change/", post(forward));
+    r = both_slashes(r, "/auth/user/", get(forward));
+    r = both_slashes(r, "/auth/users/{id}/", get(forward));
+    r.with_state(state)
+}
+
+fn request_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT] {
+        if let Some(v) = headers.get(&name) {
+            out.insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// The upstream answer, passed on; upstream 5xx other than 503 becomes 502.
+fn pass_on(reply: Reply) -> Response {
+    if reply.status.is_server_error() && reply.status != StatusCode::SERVICE_UNAVAILABLE {
+        return ClientError::BadUpstream(format!("status {}", reply.status)).into_response();
+    }
+    let mut resp = (reply.status, reply.body).into_response();
+    resp.headers_mut().extend(reply.headers);
+    resp
+}
+
+/// Always the canonical (trailing slash) form of the path towards the auth-service.
+fn upstream_path(path: &str) -> String {
+    if path.ends_with('/') { path.to_owned() } else { format!("{path}/") }
+}
+
+/// Any proxied call: same method, path, body and relevant headers.
+pub async fn forward(
+    State(state): State<ClientState>,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match state.upstream().send(method, &upstream_path(uri.path()), &request_headers(&headers), body).await {
+        Ok(reply) => pass_on(reply),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /auth/token/`: proxied; on success the user is fetched and mirrored before answering.
+pub async fn obtain_token(State(state): State<ClientState>, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = match state.upstream().send(Method::POST, "/auth/token/", &request_headers(&headers), body).await {
+        Ok(reply) => reply,
+        Err(e) => return e.into_response(),
+    };
+    if reply.status == StatusCode::OK {
+        if let Some(access) = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("access").and_then(Value::as_str).map(str::to_owned))
+        {
+            // The tokens are good either way; a failed mirror fill is retried on first use.
+            if let Err(e) = state.refresh_mirror(&access).await {
+                tracing::warn!(error = %e, "could not mirror the user after login");
+            }
+        }
+    }
+    pass_on(reply)
+}
+
+/// `POST /auth/token/logout/`: best-effort blacklist of the refresh token; always 200.
+pub async fn logout(State(state): State<ClientState>, body: Result<Body, Response>) -> Json<Value> {
+    let refresh = body.ok().and_then(|b| b.0.get("refresh").and_then(Value::as_str).map(str::to_owned));
+    if let (Some(refresh), true) = (refresh, state.config().blacklist_on_logout) {
+        match state.upstream().post_json("/auth/token/blacklist/", &json!({"refresh": refresh})).await {
+            Ok(reply) if reply.status == StatusCode::OK => {}
+            Ok(reply) => tracing::info!(status = %reply.status, "logout: refresh token not blacklisted"),
+            Err(e) => tracing::warn!(error = %e, "logout: auth-service unreachable, refresh token not blacklisted"),
+        }
+    }
+    Json(json!({"detail": "Logged out."}))
+}

@@ -1,0 +1,118 @@
+//! Calls to the auth-service, bounded by timeouts; transport failures become 503s.
+
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use bytes::Bytes;
+use shared_user::User;
+use shared_user::wire::ErrorDetail;
+
+use crate::config::ClientConfig;
+use crate::error::{CONNECTION_ERROR, ClientError, TIMED_OUT};
+
+/// An answer of the auth-service, as received.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// The headers worth passing on (content type, WWW-Authenticate, Retry-After).
+    pub headers: HeaderMap,
+    /// Raw body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The `detail` of an error body, if it has one.
+    pub fn detail(&self) -> Option<ErrorDetail> {
+        serde_json::from_slice::<ErrorDetail>(&self.body).ok()
+    }
+}
+
+/// HTTP client for the auth-service.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    base: String,
+    user_path: String,
+    scheme: String,
+}
+
+const PASSED_ON: [HeaderName; 3] = [header::CONTENT_TYPE, header::WWW_AUTHENTICATE, header::RETRY_AFTER];
+
+fn transport(e: &reqwest::Error) -> ClientError {
+    if e.is_timeout() { ClientError::Unavailable(TIMED_OUT) } else { ClientError::Unavailable(CONNECTION_ERROR) }
+}
+
+impl Upstream {
+    /// A client for `config.remote_url`.
+    pub fn new(config: &ClientConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .user_agent(concat!("gatehouse-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            base: config.remote_url.clone(),
+            user_path: config.user_path.clone(),
+            scheme: config.auth_header_types.first().cloned().unwrap_or_else(|| "Bearer".into()),
+        })
+    }
+
+    /// Sends `method path` with the given headers and body; any answer is returned as is.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Reply, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, url);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let resp = req.body(body).send().await.map_err(|e| {
+            tracing::warn!(error = %e, path, "auth-service call failed");
+            transport(&e)
+        })?;
+        let status = resp.status();
+        let mut out = HeaderMap::new();
+        for name in PASSED_ON {
+            if let Some(v) = resp.headers().get(&name) {
+                out.insert(name, v.clone());
+            }
+        }
+        let body = resp.bytes().await.map_err(|e| transport(&e))?;
+        Ok(Reply { status, headers: out, body })
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ClientError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+        self.send(Method::POST, path, &headers, Bytes::from(body.to_string())).await
+    }
+
+    /// Fetches the token's user from the current-user endpoint.
+    pub async fn fetch_user(&self, token: &str, user_id: i64) -> Result<Result<User, ErrorDetail>, ClientError> {
+        let path = self.user_path.replace("{id}", &user_id.to_string());
+        let mut headers = HeaderMap::new();
+        let auth = format!("{} {token}", self.scheme);
+        headers.insert(
+            header::AUTHORIZATION,
+            auth.parse().map_err(|_| ClientError::Unauthenticated(ErrorDetail::new("Invalid token header.")))?,
+        );
+        let reply = self.send(Method::GET, &path, &headers, Bytes::new()).await?;
+        if reply.status == StatusCode::OK {
+            return serde_json::from_slice::<User>(&reply.body)
+                .map(Ok)
+                .map_err(|e| ClientError::BadUpstream(format!("user JSON: {e}")));
+        }
+        if reply.status.is_server_error() {
+            return Err(ClientError::Unavailable(CONNECTION_ERROR));
+        }
+        Ok(Err(reply.detail().unwrap_or_else(|| ErrorDetail::new("Authentication service returned an error."))))
+    }
+}
