@@ -108,7 +108,7 @@ pub struct ClientArgs {
     #[arg(long, env = "REMOTE_AUTH_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub remote_auth_request_timeout: Duration,
     /// Blacklist the refresh token on the auth-service at logout (best effort).
-    #[arg(long, env = "BLACKLIST_ON_LOGOUT", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    #[arg(long, env = "BLACKLIST_ON_LOGOUT", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub blacklist_on_logout: bool,
 }
 

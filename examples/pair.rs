@@ -1,0 +1,102 @@
+//! The whole pair on one machine: the auth-service on 127.0.0.1:8000 and the demo
+//! client-service on 127.0.0.1:8001, both on SQLite files under `./gatehouse-demo/`, with a
+//! seeded user, and the curl lines to try printed at start.
+//!
+//! `cargo run --example pair` (ports: `AUTH_BIND`, `CLIENT_BIND`; Ctrl-C stops both).
+
+use std::net::SocketAddr;
+
+use auth_service::config::{Cli, Command};
+use auth_service::store::NewUser;
+use clap::Parser;
+use client_service::{ClientConfig, ClientState};
+use shared_user::{AccessGroup, Db, DbError};
+
+const EMAIL: &str = "demo@example.com";
+const PASSWORD: &str = "demo-password-2026";
+
+async fn open(path: &std::path::Path) -> anyhow::Result<Db> {
+    let db = Db::connect(&format!("sqlite://{}", path.display()), 4).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+fn addr(var: &str, default: &str) -> anyhow::Result<SocketAddr> {
+    let value = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    value.parse().map_err(|e| anyhow::anyhow!("{var}={value:?}: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    auth_service::init_tracing();
+    let auth_bind = addr("AUTH_BIND", "127.0.0.1:8000")?;
+    let client_bind = addr("CLIENT_BIND", "127.0.0.1:8001")?;
+    let dir = std::path::Path::new("gatehouse-demo");
+    std::fs::create_dir_all(dir)?;
+
+    // A fresh secret per run, shared in-process: the client verifies tokens locally with it.
+    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let argv = ["auth-service", "serve", "--signing-key", key.as_str(), "--rotate-refresh-tokens", "true"];
+    let Command::Serve(serve) = Cli::try_parse_from(argv)?.command else { unreachable!() };
+    let auth = auth_service::AppState::new(&serve.settings, open(&dir.join("auth.db")).await?)
+        .map_err(anyhow::Error::msg)?;
+
+    let hash = auth.hasher.hash(PASSWORD.to_owned()).await?;
+    let seeded = auth
+        .store
+        .create_user(NewUser {
+            email: EMAIL.into(),
+            password_hash: hash,
+            first_name: "Demo".into(),
+            last_name: "User".into(),
+            is_staff: false,
+            is_superuser: false,
+            groups: vec![AccessGroup { name: "billing".into(), level: Some("admin".into()) }],
+        })
+        .await;
+    match seeded {
+        Ok(_) | Err(DbError::Unique) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // The password is reset on every run so the printed one always works.
+    if let Some(c) = auth.store.find_by_email(EMAIL).await? {
+        auth.store.set_password(c.user.id, &auth.hasher.hash(PASSWORD.to_owned()).await?).await?;
+    }
+
+    let client = ClientState::new(
+        ClientConfig::new(format!("http://{auth_bind}"), Some(key.into_bytes())),
+        open(&dir.join("client.db")).await?,
+    )
+    .map_err(anyhow::Error::msg)?;
+
+    let auth_listener = tokio::net::TcpListener::bind(auth_bind).await?;
+    let client_listener = tokio::net::TcpListener::bind(client_bind).await?;
+    println!(
+        r#"
+Gatehouse demo: auth-service on http://{auth_bind}, client-service on http://{client_bind}
+Seeded user: {EMAIL} / {PASSWORD} (access group billing:admin)
+
+  C=http://{client_bind}
+  curl -s -X POST $C/auth/token/ -H 'Content-Type: application/json' \
+       -d '{{"email":"{EMAIL}","password":"{PASSWORD}"}}' | tee /tmp/gatehouse-tokens.json
+  ACCESS=$(sed -E 's/.*"access":"([^"]+)".*/\1/' /tmp/gatehouse-tokens.json)
+  REFRESH=$(sed -E 's/.*"refresh":"([^"]+)".*/\1/' /tmp/gatehouse-tokens.json)
+  curl -s $C/api/test/ -H "Authorization: Bearer $ACCESS"            # "success"
+  curl -s $C/api/me/ -H "Authorization: Bearer $ACCESS"              # the mirrored user
+  curl -s $C/api/billing/ -H "Authorization: Bearer $ACCESS"         # needs group billing
+  curl -s -X POST $C/auth/token/verify/ -H 'Content-Type: application/json' -d "{{\"token\":\"$ACCESS\"}}"
+  curl -s -X POST $C/auth/token/refresh/ -H 'Content-Type: application/json' -d "{{\"refresh\":\"$REFRESH\"}}"
+  curl -s $C/api/test/                                                # 401, no credentials
+
+Ctrl-C stops both services.
+"#
+    );
+    let auth_server = axum::serve(auth_listener, auth_service::app(auth))
+        .with_graceful_shutdown(auth_service::shutdown_signal());
+    let client_server = axum::serve(client_listener, client_service::demo::app(client))
+        .with_graceful_shutdown(client_service::shutdown_signal());
+    let (a, c) = tokio::join!(auth_server.into_future(), client_server.into_future());
+    a?;
+    c?;
+    Ok(())
+}

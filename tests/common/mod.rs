@@ -1,0 +1,444 @@
+//! End-to-end harness: a real auth-service and the demo client-service, each on its own fresh
+//! database and its own ephemeral port, talked to over HTTP. The auth-service counts the
+//! requests it receives per path and can be killed mid-test.
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth_service::AppState;
+use auth_service::config::{Cli, Command};
+use auth_service::store::NewUser;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use clap::Parser;
+use client_service::{ClientConfig, ClientState, VerifyMode};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+use shared_user::schema::{access_groups, users};
+use shared_user::testing::{Backend, TestDb};
+use shared_user::{AccessGroup, Db, DbError, with_conn};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Signing key shared by the auth-service and (in local mode) the client.
+pub const KEY: &str = "e2e-signing-key-0123456789abcdef0123456789";
+/// Password of every seeded user.
+pub const PASSWORD: &str = "correct horse battery";
+/// `WWW-Authenticate` of every 401.
+pub const WWW_AUTH: &str = "Bearer realm=\"api\"";
+/// Upper bound for a request that must fail fast instead of hanging.
+pub const FAST: Duration = Duration::from_secs(10);
+
+/// Both client verification modes, for tests whose behaviour must hold in each.
+pub const MODES: [VerifyMode; 2] = [VerifyMode::Local, VerifyMode::Remote];
+
+/// How a pair is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Client verification mode.
+    pub mode: VerifyMode,
+    /// How long the client trusts a mirrored user.
+    pub mirror_ttl: Duration,
+    /// Extra `auth-service serve` flags.
+    pub auth_flags: Vec<&'static str>,
+}
+
+impl Options {
+    /// `mode` with a long mirror TTL.
+    pub fn new(mode: VerifyMode) -> Self {
+        Self { mode, mirror_ttl: Duration::from_secs(300), auth_flags: Vec::new() }
+    }
+
+    /// Same, with the given mirror TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.mirror_ttl = ttl;
+        self
+    }
+}
+
+/// Requests received by the auth-service, per path.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Counter {
+    /// How many requests `path` received.
+    pub fn get(&self, path: &str) -> usize {
+        self.0.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Every request so far, on any path.
+    pub fn total(&self) -> usize {
+        self.0.lock().unwrap().values().sum()
+    }
+
+    /// Forgets everything counted so far.
+    pub fn reset(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// A copy of the counts, for assertion messages.
+    pub fn snapshot(&self) -> HashMap<String, usize> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+async fn count_requests(State(counter): State<Counter>, req: Request, next: Next) -> Response {
+    *counter.0.lock().unwrap().entry(req.uri().path().to_owned()).or_default() += 1;
+    next.run(req).await
+}
+
+/// One served router: stop it with [`Server::stop`].
+struct Server {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    async fn start(router: Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Server { addr, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Stops accepting, closes idle keep-alive connections and drops the listener, so later
+    /// connections are refused.
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    /// The body as JSON; panics when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    /// A header value ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The `Content-Type` ("" when absent).
+    pub fn content_type(&self) -> &str {
+        self.header("content-type")
+    }
+
+    /// Asserts status, exact `Content-Type: application/json` and the exact JSON body.
+    #[track_caller]
+    pub fn expect_json(&self, status: u16, body: Value) {
+        assert_eq!(self.status, status, "status; body {}", self.text);
+        assert_eq!(self.content_type(), "application/json", "content type; body {}", self.text);
+        assert_eq!(self.json(), body, "body");
+    }
+
+    /// Asserts a 401 with `WWW-Authenticate: Bearer realm="api"` and the exact JSON body.
+    #[track_caller]
+    pub fn expect_401(&self, body: Value) {
+        self.expect_json(401, body);
+        assert_eq!(self.header("www-authenticate"), WWW_AUTH, "WWW-Authenticate");
+    }
+
+    /// The keys of a JSON object body, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.json().as_object().expect("object body").keys().cloned().collect()
+    }
+}
+
+/// The body of a 401 for a refused bearer token.
+pub fn invalid_bearer(message: &str) -> Value {
+    json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+    })
+}
+
+/// The body of a 503 when the auth-service cannot be reached.
+pub fn connection_error() -> Value {
+    json!({"detail": "Authentication Service Connection Error."})
+}
+
+/// A signed token with arbitrary claims (expired tokens and the like).
+pub fn sign(claims: &Value) -> String {
+    use shared_user::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(KEY.as_bytes())).expect("sign")
+}
+
+/// An access token for `user_id` that expired a minute ago, signed with the real key.
+pub fn expired_access(user_id: i64) -> String {
+    let now = chrono_now();
+    sign(&json!({
+        "token_type": "access",
+        "exp": now - 60,
+        "iat": now - 360,
+        "jti": "0123456789abcdef0123456789abcdef",
+        "user_id": user_id,
+    }))
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+}
+
+/// Mirror rows of the client database: `(id, email, is_active)` per user and
+/// `(user_id, name, level)` per access group, ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorRows {
+    pub users: Vec<(i64, String, bool)>,
+    pub groups: Vec<(i64, String, Option<String>)>,
+}
+
+async fn load_mirror(db: &Db) -> Result<MirrorRows, DbError> {
+    with_conn!(db, |conn| {
+        let users = users::table
+            .order(users::id.asc())
+            .select((users::id, users::email, users::is_active))
+            .load::<(i64, String, bool)>(conn)
+            .await?;
+        let groups = access_groups::table
+            .order((access_groups::user_id.asc(), access_groups::name.asc(), access_groups::id.asc()))
+            .select((access_groups::user_id, access_groups::name, access_groups::level))
+            .load::<(i64, String, Option<String>)>(conn)
+            .await?;
+        Ok(MirrorRows { users, groups })
+    })
+}
+
+async fn load_synced_at(db: &Db, id: i64) -> Result<Option<chrono::NaiveDateTime>, DbError> {
+    with_conn!(db, |conn| {
+        let t = users::table.find(id).select(users::synced_at).first::<Option<chrono::NaiveDateTime>>(conn).await?;
+        Ok(t)
+    })
+}
+
+/// A running auth-service + demo client-service pair.
+pub struct Pair {
+    /// Requests the auth-service received.
+    pub counter: Counter,
+    /// The auth-service's state (store, hasher): the admin's side door.
+    pub auth: AppState,
+    /// The client-service's state.
+    pub client: ClientState,
+    /// Base URL of the auth-service.
+    pub auth_url: String,
+    /// Base URL of the client-service.
+    pub client_url: String,
+    /// HTTP client of the test (never follows redirects).
+    pub http: reqwest::Client,
+    auth_server: Server,
+    client_server: Server,
+    // Dropped last: the servers hold pools on these databases.
+    pub auth_db: TestDb,
+    pub client_db: TestDb,
+}
+
+impl Pair {
+    /// Starts a pair on fresh databases; `None` when the backend is not available.
+    pub async fn start(backend: Backend, options: Options) -> Option<Pair> {
+        let auth_db = TestDb::new(backend, "e2e auth-service").await?;
+        let client_db = TestDb::new(backend, "e2e client-service").await?;
+
+        let mut argv = vec![
+            "auth-service",
+            "serve",
+            "--signing-key",
+            KEY,
+            "--argon2-memory-kib",
+            "256",
+            "--argon2-iterations",
+            "1",
+        ];
+        argv.extend(options.auth_flags.iter().copied());
+        let Command::Serve(serve) = Cli::try_parse_from(argv).expect("auth-service flags").command else {
+            unreachable!("serve")
+        };
+        let auth = AppState::new(&serve.settings, auth_db.db.clone()).expect("auth-service state");
+        let counter = Counter::default();
+        let auth_router = auth_service::app(auth.clone())
+            .layer(middleware::from_fn_with_state(counter.clone(), count_requests));
+        let auth_server = Server::start(auth_router).await;
+        let auth_url = format!("http://{}", auth_server.addr);
+
+        let mut config = ClientConfig::new(auth_url.clone(), Some(KEY.as_bytes().to_vec()));
+        config.verify_mode = options.mode;
+        config.mirror_ttl = options.mirror_ttl;
+        config.request_timeout = Duration::from_secs(2);
+        config.connect_timeout = Duration::from_secs(1);
+        let client = ClientState::new(config, client_db.db.clone()).expect("client state");
+        let client_server = Server::start(client_service::demo::app(client.clone())).await;
+        let client_url = format!("http://{}", client_server.addr);
+
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("reqwest client");
+        Some(Pair {
+            counter,
+            auth,
+            client,
+            auth_url,
+            client_url,
+            http,
+            auth_server,
+            client_server,
+            auth_db,
+            client_db,
+        })
+    }
+
+    /// Adds an active user with [`PASSWORD`] and `groups` (`NAME` or `NAME:LEVEL`) on the
+    /// auth-service; returns its id.
+    pub async fn add_user(&self, email: &str, groups: &[&str]) -> i64 {
+        let hash = self.auth.hasher.hash(PASSWORD.to_owned()).await.expect("hash");
+        let user = self
+            .auth
+            .store
+            .create_user(NewUser {
+                email: email.into(),
+                password_hash: hash,
+                first_name: "Test".into(),
+                last_name: "User".into(),
+                is_staff: false,
+                is_superuser: false,
+                groups: groups.iter().map(|g| AccessGroup::parse(g).expect("group")).collect(),
+            })
+            .await
+            .expect("create user");
+        user.id
+    }
+
+    /// Replaces a user's groups on the auth-service (what `users set-groups` does).
+    pub async fn set_groups(&self, email: &str, groups: &[&str]) {
+        let groups = groups.iter().map(|g| AccessGroup::parse(g).expect("group")).collect();
+        assert!(self.auth.store.set_groups(email, groups).await.expect("set groups"), "no user {email}");
+    }
+
+    /// Deactivates a user on the auth-service (what `users deactivate` does).
+    pub async fn deactivate(&self, email: &str) {
+        assert!(self.auth.store.deactivate(email).await.expect("deactivate"), "no user {email}");
+    }
+
+    /// Kills the auth-service: later connections to it are refused.
+    pub async fn kill_auth(&mut self) {
+        self.auth_server.stop().await;
+        // The port is closed now (a fresh connect must fail at once).
+        assert!(tokio::net::TcpStream::connect(self.auth_server.addr).await.is_err(), "auth-service still accepts");
+    }
+
+    /// Stops the client-service too (the end of a test).
+    pub async fn stop(&mut self) {
+        self.client_server.stop().await;
+        self.auth_server.stop().await;
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request failed at the transport level");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        Reply { status, headers, text }
+    }
+
+    /// `POST` a JSON body to the client-service with extra headers.
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.http.post(format!("{}{path}", self.client_url)).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
+    /// `POST` a JSON body to the client-service.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.post_with(path, body, &[]).await
+    }
+
+    /// `GET` on the client-service with raw headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.http.get(format!("{}{path}", self.client_url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req).await
+    }
+
+    /// `GET` on the client-service with `Authorization: Bearer <token>`.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        let auth = format!("Bearer {token}");
+        self.get_with(path, &[("authorization", auth.as_str())]).await
+    }
+
+    /// `POST` a JSON body straight to the auth-service (not through the client).
+    pub async fn post_auth(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.http.post(format!("{}{path}", self.auth_url)).json(body)).await
+    }
+
+    /// Logs in through the client-service; panics unless 200. Returns `(refresh, access)`.
+    pub async fn login(&self, email: &str) -> (String, String) {
+        let r = self.post("/auth/token/", &json!({"email": email, "password": PASSWORD})).await;
+        pair_of(&r)
+    }
+
+    /// Obtains a pair straight from the auth-service: the client never sees this login.
+    pub async fn login_direct(&self, email: &str) -> (String, String) {
+        let r = self.post_auth("/auth/token/", &json!({"email": email, "password": PASSWORD})).await;
+        pair_of(&r)
+    }
+
+    /// The client mirror's rows.
+    pub async fn mirror(&self) -> MirrorRows {
+        load_mirror(&self.client_db.db).await.expect("read mirror")
+    }
+
+    /// When the client last synced user `id` from the auth-service.
+    pub async fn synced_at(&self, id: i64) -> Option<chrono::NaiveDateTime> {
+        load_synced_at(&self.client_db.db, id).await.expect("read synced_at")
+    }
+}
+
+#[track_caller]
+fn pair_of(r: &Reply) -> (String, String) {
+    assert_eq!(r.status, 200, "login failed: {}", r.text);
+    let v = r.json();
+    (v["refresh"].as_str().expect("refresh").to_owned(), v["access"].as_str().expect("access").to_owned())
+}
