@@ -43,6 +43,41 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Best-effort blacklist of the refresh token on logout.
     pub blacklist_on_logout: bool,
+    /// Browser mode: the refresh token lives in an HttpOnly cookie, CSRF-protected.
+    pub cookie: Option<CookieConfig>,
+}
+
+/// Refresh-token cookie settings (EasyJWT 1.1 `REFRESH_TOKEN_IN_COOKIE` mode).
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    /// Cookie name (`AUTH_COOKIE_NAME`).
+    pub name: String,
+    /// `Secure` attribute (`AUTH_COOKIE_SECURE`); on by default, turn off only for plain-HTTP development.
+    pub secure: bool,
+    /// `SameSite` attribute: `Lax`, `Strict` or `None` (`AUTH_COOKIE_SAMESITE`).
+    pub same_site: String,
+    /// `Path` attribute (`AUTH_COOKIE_PATH`).
+    pub path: String,
+    /// `Domain` attribute (`AUTH_COOKIE_DOMAIN`).
+    pub domain: Option<String>,
+    /// `Max-Age` in seconds (`AUTH_COOKIE_MAX_AGE`); none makes a session cookie.
+    pub max_age: Option<u64>,
+    /// Exact `scheme://host[:port]` origins allowed to call the cookie endpoints (`ALLOWED_AUTH_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "refresh_token".into(),
+            secure: true,
+            same_site: "Lax".into(),
+            path: "/".into(),
+            domain: None,
+            max_age: None,
+            allowed_origins: Vec::new(),
+        }
+    }
 }
 
 impl ClientConfig {
@@ -61,6 +96,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             blacklist_on_logout: true,
+            cookie: None,
         }
     }
 }
@@ -110,6 +146,30 @@ pub struct ClientArgs {
     /// Blacklist the refresh token on the auth-service at logout (best effort).
     #[arg(long, env = "BLACKLIST_ON_LOGOUT", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub blacklist_on_logout: bool,
+    /// Keep the refresh token in an HttpOnly cookie instead of the JSON body (CSRF-protected).
+    #[arg(long, env = "REFRESH_TOKEN_IN_COOKIE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub refresh_token_in_cookie: bool,
+    /// Name of the refresh-token cookie.
+    #[arg(long, env = "AUTH_COOKIE_NAME", default_value = "refresh_token")]
+    pub auth_cookie_name: String,
+    /// `Secure` attribute of the cookie (turn off only for plain-HTTP development).
+    #[arg(long, env = "AUTH_COOKIE_SECURE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub auth_cookie_secure: bool,
+    /// `SameSite` attribute of the cookie: Lax, Strict or None.
+    #[arg(long, env = "AUTH_COOKIE_SAMESITE", default_value = "Lax")]
+    pub auth_cookie_samesite: String,
+    /// `Path` attribute of the cookie.
+    #[arg(long, env = "AUTH_COOKIE_PATH", default_value = "/")]
+    pub auth_cookie_path: String,
+    /// `Domain` attribute of the cookie.
+    #[arg(long, env = "AUTH_COOKIE_DOMAIN")]
+    pub auth_cookie_domain: Option<String>,
+    /// `Max-Age` of the cookie in seconds (default: a session cookie).
+    #[arg(long, env = "AUTH_COOKIE_MAX_AGE")]
+    pub auth_cookie_max_age: Option<u64>,
+    /// Origins (`scheme://host[:port]`, comma separated) allowed to call the cookie endpoints.
+    #[arg(long, env = "ALLOWED_AUTH_ORIGINS", value_delimiter = ',')]
+    pub allowed_auth_origins: Vec<String>,
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`.
@@ -158,6 +218,36 @@ impl ClientArgs {
         config.request_timeout = self.remote_auth_request_timeout;
         config.connect_timeout = self.remote_auth_request_timeout.min(Duration::from_secs(2));
         config.blacklist_on_logout = self.blacklist_on_logout;
+        if self.refresh_token_in_cookie {
+            if !matches!(self.auth_cookie_samesite.as_str(), "Lax" | "Strict" | "None") {
+                return Err(format!(
+                    "AUTH_COOKIE_SAMESITE must be Lax, Strict or None (got {:?})",
+                    self.auth_cookie_samesite
+                ));
+            }
+            if self.auth_cookie_samesite == "None" && !self.auth_cookie_secure {
+                return Err(
+                    "AUTH_COOKIE_SAMESITE=None needs AUTH_COOKIE_SECURE=true (browsers refuse it otherwise)".into()
+                );
+            }
+            for origin in &self.allowed_auth_origins {
+                let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.trim_end_matches('/').contains(['?', '#'])
+                    && origin.matches('/').count() == 2;
+                if !ok {
+                    return Err(format!("ALLOWED_AUTH_ORIGINS entry {origin:?} is not scheme://host[:port]"));
+                }
+            }
+            config.cookie = Some(CookieConfig {
+                name: self.auth_cookie_name,
+                secure: self.auth_cookie_secure,
+                same_site: self.auth_cookie_samesite,
+                path: self.auth_cookie_path,
+                domain: self.auth_cookie_domain,
+                max_age: self.auth_cookie_max_age,
+                allowed_origins: self.allowed_auth_origins,
+            });
+        }
         Ok(config)
     }
 }

@@ -28,6 +28,7 @@
 //! ```
 
 pub mod config;
+pub mod cookies;
 pub mod demo;
 pub mod error;
 pub mod mirror;
@@ -41,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use shared_user::{Db, User, Verifier};
 
-pub use config::{ClientArgs, ClientConfig, VerifyMode};
+pub use config::{ClientArgs, ClientConfig, CookieConfig, VerifyMode};
 pub use error::ClientError;
 pub use shared_user;
 pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};

@@ -12,7 +12,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use shared_user::http::{Body, both_slashes};
 
+use shared_user::wire::ErrorDetail;
+
 use crate::ClientState;
+use crate::config::CookieConfig;
+use crate::cookies::{self, check_csrf, clear_refresh_cookie, read_cookie, refresh_cookie};
 use crate::error::ClientError;
 use crate::upstream::Reply;
 
@@ -20,13 +24,16 @@ use crate::upstream::Reply;
 pub fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
     let mut r = Router::<ClientState>::new();
     r = both_slashes(r, "/auth/token/", post(obtain_token));
-    r = both_slashes(r, "/auth/token/refresh/", post(forward));
+    r = both_slashes(r, "/auth/token/refresh/", post(refresh_token));
     r = both_slashes(r, "/auth/token/verify/", post(forward));
     r = both_slashes(r, "/auth/token/blacklist/", post(forward));
     r = both_slashes(r, "/auth/token/logout/", post(logout));
     r = both_slashes(r, "/auth/password-change/", post(forward));
     r = both_slashes(r, "/auth/user/", get(forward));
     r = both_slashes(r, "/auth/users/{id}/", get(forward));
+    if state.config().cookie.is_some() {
+        r = both_slashes(r, "/auth/csrf/", get(issue_csrf));
+    }
     r.with_state(state)
 }
 
@@ -71,6 +78,11 @@ pub async fn forward(
 
 /// `POST /auth/token/`: proxied; on success the user is fetched and mirrored before answering.
 pub async fn obtain_token(State(state): State<ClientState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(cookie) = &state.config().cookie {
+        if let Err(e) = check_csrf(cookie, &headers) {
+            return e.into_response();
+        }
+    }
     let reply = match state.upstream().send(Method::POST, "/auth/token/", &request_headers(&headers), body).await {
         Ok(reply) => reply,
         Err(e) => return e.into_response(),
@@ -85,13 +97,68 @@ pub async fn obtain_token(State(state): State<ClientState>, headers: HeaderMap, 
                 tracing::warn!(error = %e, "could not mirror the user after login");
             }
         }
+        if let Some(cookie) = &state.config().cookie {
+            return refresh_into_cookie(cookie, reply);
+        }
     }
     pass_on(reply)
 }
 
+/// Cookie mode: moves `refresh` from a 200 body into the HttpOnly cookie.
+fn refresh_into_cookie(cookie: &CookieConfig, reply: Reply) -> Response {
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&reply.body) else {
+        return pass_on(reply);
+    };
+    let refresh = body.remove("refresh");
+    let mut resp = (reply.status, Json(Value::Object(body))).into_response();
+    if let Some(Value::String(token)) = refresh {
+        resp.headers_mut().append(header::SET_COOKIE, refresh_cookie(cookie, &token));
+    }
+    resp
+}
+
+/// `GET /auth/csrf/` (cookie mode): sets the CSRF cookie.
+pub async fn issue_csrf(State(state): State<ClientState>) -> Response {
+    match &state.config().cookie {
+        Some(cookie) => cookies::issue_csrf(cookie),
+        None => shared_user::http::not_found().await,
+    }
+}
+
+/// `POST /auth/token/refresh/`: proxied; in cookie mode the token comes from (and a rotated one
+/// goes back into) the cookie.
+pub async fn refresh_token(State(state): State<ClientState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(cookie) = &state.config().cookie else {
+        return match state.upstream().send(Method::POST, "/auth/token/refresh/", &request_headers(&headers), body).await
+        {
+            Ok(reply) => pass_on(reply),
+            Err(e) => e.into_response(),
+        };
+    };
+    if let Err(e) = check_csrf(cookie, &headers) {
+        return e.into_response();
+    }
+    let Some(token) = read_cookie(&headers, &cookie.name) else {
+        return ClientError::Unauthenticated(ErrorDetail::new("No refresh token provided.")).into_response();
+    };
+    match state.upstream().post_json("/auth/token/refresh/", &json!({"refresh": token})).await {
+        Ok(reply) if reply.status == StatusCode::OK => refresh_into_cookie(cookie, reply),
+        Ok(reply) => pass_on(reply),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `POST /auth/token/logout/`: best-effort blacklist of the refresh token; always 200.
-pub async fn logout(State(state): State<ClientState>, body: Result<Body, Response>) -> Json<Value> {
-    let refresh = body.ok().and_then(|b| b.0.get("refresh").and_then(Value::as_str).map(str::to_owned));
+pub async fn logout(State(state): State<ClientState>, headers: HeaderMap, body: Result<Body, Response>) -> Response {
+    let refresh = match &state.config().cookie {
+        Some(cookie) => {
+            if let Err(e) = check_csrf(cookie, &headers) {
+                return e.into_response();
+            }
+            read_cookie(&headers, &cookie.name)
+        }
+        None => body.ok().and_then(|b| b.0.get("refresh").and_then(Value::as_str).map(str::to_owned)),
+    };
     if let (Some(refresh), true) = (refresh, state.config().blacklist_on_logout) {
         match state.upstream().post_json("/auth/token/blacklist/", &json!({"refresh": refresh})).await {
             Ok(reply) if reply.status == StatusCode::OK => {}
@@ -99,5 +166,9 @@ pub async fn logout(State(state): State<ClientState>, body: Result<Body, Respons
             Err(e) => tracing::warn!(error = %e, "logout: auth-service unreachable, refresh token not blacklisted"),
         }
     }
-    Json(json!({"detail": "Logged out."}))
+    let mut resp = Json(json!({"detail": "Logged out."})).into_response();
+    if let Some(cookie) = &state.config().cookie {
+        resp.headers_mut().append(header::SET_COOKIE, clear_refresh_cookie(cookie));
+    }
+    resp
 }
