@@ -45,6 +45,13 @@ pub struct ClientConfig {
     pub blacklist_on_logout: bool,
     /// Browser mode: the refresh token lives in an HttpOnly cookie, CSRF-protected.
     pub cookie: Option<CookieConfig>,
+    /// JWKS location for local verification without a shared secret (absolute URL, or a path
+    /// on the auth-service; default `/.well-known/jwks.json`).
+    pub jwks_url: Option<String>,
+    /// How long a fetched JWKS is used before it is fetched again.
+    pub jwks_ttl: Duration,
+    /// Least time between two refetches caused by tokens with an unknown `kid`.
+    pub jwks_min_refetch: Duration,
 }
 
 /// Refresh-token cookie settings (EasyJWT 1.1 `REFRESH_TOKEN_IN_COOKIE` mode).
@@ -97,6 +104,9 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(2),
             blacklist_on_logout: true,
             cookie: None,
+            jwks_url: None,
+            jwks_ttl: Duration::from_secs(600),
+            jwks_min_refetch: Duration::from_secs(30),
         }
     }
 }
@@ -113,6 +123,13 @@ pub struct ClientArgs {
     /// `local` (in-process check with SIGNING_KEY) or `remote` (verify call per request).
     #[arg(long, env = "VERIFY_MODE", value_enum, default_value_t = VerifyMode::Local)]
     pub verify_mode: VerifyMode,
+    /// JWKS URL for local verification of asymmetric tokens (default: the auth-service's
+    /// `/.well-known/jwks.json`); used when no SIGNING_KEY is given.
+    #[arg(long, env = "JWK_URL")]
+    pub jwk_url: Option<String>,
+    /// How long a fetched JWKS is trusted.
+    #[arg(long, env = "JWKS_CACHE_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub jwks_cache_ttl: Duration,
     /// Shared HMAC secret (same as the auth-service's) for local verification.
     #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
@@ -194,15 +211,16 @@ impl ClientArgs {
             "HS512" => Algorithm::HS512,
             other => return Err(format!("unsupported ALGORITHM {other:?}: use HS256, HS384 or HS512")),
         };
-        if self.verify_mode == VerifyMode::Local && self.signing_key.as_deref().is_none_or(str::is_empty) {
-            return Err(
-                "VERIFY_MODE=local needs SIGNING_KEY (the auth-service's secret); or set VERIFY_MODE=remote".into()
-            );
+        let signing_key = self.signing_key.filter(|k| !k.is_empty());
+        if signing_key.is_some() && self.jwk_url.is_some() {
+            return Err("set either SIGNING_KEY (HS* tokens) or JWK_URL (asymmetric tokens), not both".into());
         }
         if self.remote_auth_request_timeout.is_zero() {
             return Err("REMOTE_AUTH_REQUEST_TIMEOUT must be positive".into());
         }
-        let mut config = ClientConfig::new(url, self.signing_key.map(String::into_bytes));
+        let mut config = ClientConfig::new(url, signing_key.map(String::into_bytes));
+        config.jwks_url = self.jwk_url;
+        config.jwks_ttl = self.jwks_cache_ttl;
         config.verify_mode = self.verify_mode;
         config.user_path = self.remote_auth_service_user_path;
         config.verify = VerifySettings {

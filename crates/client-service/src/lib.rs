@@ -31,6 +31,7 @@ pub mod config;
 pub mod cookies;
 pub mod demo;
 pub mod error;
+pub mod keys;
 pub mod mirror;
 pub mod proxy;
 pub mod upstream;
@@ -47,6 +48,7 @@ pub use error::ClientError;
 pub use shared_user;
 pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};
 
+use crate::keys::{JwksCache, KeySource};
 use crate::mirror::Mirror;
 use crate::upstream::Upstream;
 
@@ -54,7 +56,7 @@ struct Inner {
     config: ClientConfig,
     upstream: Upstream,
     mirror: Mirror,
-    verifier: Option<Verifier>,
+    keys: KeySource,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -75,10 +77,15 @@ impl std::fmt::Debug for ClientState {
 impl ClientState {
     /// State over a connected, migrated database.
     pub fn new(config: ClientConfig, db: Db) -> Result<Self, String> {
-        let verifier = match (&config.verify_mode, &config.signing_key) {
-            (VerifyMode::Local, Some(key)) => Some(Verifier::hmac(config.verify.clone(), key)),
-            (VerifyMode::Local, None) => return Err("local verification needs the signing key".into()),
-            (VerifyMode::Remote, _) => None,
+        let keys = match (&config.verify_mode, &config.signing_key) {
+            (VerifyMode::Local, Some(key)) => KeySource::Hmac(Arc::new(Verifier::hmac(config.verify.clone(), key))),
+            (VerifyMode::Local, None) => KeySource::Jwks(JwksCache::new(
+                config.jwks_url.clone().unwrap_or_else(|| "/.well-known/jwks.json".into()),
+                config.verify.clone(),
+                config.jwks_ttl,
+                config.jwks_min_refetch,
+            )),
+            (VerifyMode::Remote, _) => KeySource::None,
         };
         let upstream = Upstream::new(&config)?;
         Ok(Self {
@@ -86,7 +93,7 @@ impl ClientState {
                 config,
                 upstream,
                 mirror: Mirror::new(db),
-                verifier,
+                keys,
                 flights: Mutex::new(HashMap::new()),
             }),
         })
@@ -107,9 +114,9 @@ impl ClientState {
         &self.inner.mirror
     }
 
-    /// The local verifier (local mode only).
-    pub fn verifier(&self) -> Option<&Verifier> {
-        self.inner.verifier.as_ref()
+    /// Where local verification gets its keys.
+    pub fn keys(&self) -> &KeySource {
+        &self.inner.keys
     }
 
     fn is_fresh(&self, synced_at: Option<chrono::NaiveDateTime>) -> bool {

@@ -95,6 +95,25 @@ impl Upstream {
         self.send(Method::POST, path, &headers, Bytes::from(body.to_string())).await
     }
 
+    /// `GET url` (absolute, or a path on the auth-service) expecting 200 JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+        let full = if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_owned()
+        } else {
+            format!("{}{}", self.base, url)
+        };
+        let resp = self.http.get(full).send().await.map_err(|e| transport(&e))?;
+        if !resp.status().is_success() {
+            return Err(if resp.status().is_server_error() {
+                ClientError::Unavailable(CONNECTION_ERROR)
+            } else {
+                ClientError::BadUpstream(format!("GET {url}: status {}", resp.status()))
+            });
+        }
+        let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadUpstream(format!("GET {url}: {e}")))
+    }
+
     /// Fetches the token's user from the current-user endpoint.
     pub async fn fetch_user(&self, token: &str, user_id: i64) -> Result<Result<User, ErrorDetail>, ClientError> {
         let path = self.user_path.replace("{id}", &user_id.to_string());

@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 use crate::ClientState;
 use crate::config::VerifyMode;
 use crate::error::ClientError;
+use crate::keys::KeySource;
 
 /// The authenticated, active, mirrored user of a request.
 #[derive(Debug, Clone)]
@@ -49,6 +50,13 @@ fn claims_after_remote_verify(token: &str, user_id_claim: &str) -> Result<i64, C
     })
 }
 
+fn user_of(claims: Result<shared_user::Claims, TokenError>) -> Result<i64, ClientError> {
+    claims
+        .map_err(|e| refused(&e))?
+        .require_user_id()
+        .map_err(|e| ClientError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))
+}
+
 /// Authenticates a request from its headers: token check (local or remote), then the user from
 /// the mirror (fetched from the auth-service when unknown or stale).
 pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<User, ClientError> {
@@ -56,12 +64,20 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Us
     let token = bearer_token(headers, &config.auth_header_name, &config.auth_header_types)
         .map_err(ClientError::Unauthenticated)?
         .ok_or_else(ClientError::not_provided)?;
-    let user_id = match (config.verify_mode, state.verifier()) {
-        (VerifyMode::Local, Some(verifier)) => verifier
-            .decode(token, Some(TokenType::Access))
-            .map_err(|e| refused(&e))?
-            .require_user_id()
-            .map_err(|e| ClientError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?,
+    let user_id = match (config.verify_mode, state.keys()) {
+        (VerifyMode::Local, KeySource::Hmac(verifier)) => user_of(verifier.decode(token, Some(TokenType::Access)))?,
+        (VerifyMode::Local, KeySource::Jwks(jwks)) => {
+            let verifier = jwks.verifier(state.upstream()).await?;
+            let first = verifier.decode(token, Some(TokenType::Access));
+            let claims = match first {
+                Err(TokenError::UnknownKid(kid)) => match jwks.refetch_for(state.upstream(), &kid).await {
+                    Some(newer) => newer.decode(token, Some(TokenType::Access)),
+                    None => Err(TokenError::UnknownKid(kid)),
+                },
+                other => other,
+            };
+            user_of(claims)?
+        }
         _ => {
             let reply = state.upstream().post_json("/auth/token/verify/", &serde_json::json!({"token": token})).await?;
             if reply.status != axum::http::StatusCode::OK {

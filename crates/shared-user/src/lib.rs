@@ -4,6 +4,7 @@
 pub mod db;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod jwks;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,107 @@
+//! Where local verification gets its keys: the shared HMAC secret, or the auth-service's JWKS
+//! (cached; an unknown `kid` triggers at most one refetch per interval).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use shared_user::jsonwebtoken::jwk::JwkSet;
+use shared_user::{Verifier, VerifySettings};
+
+use crate::error::{CONNECTION_ERROR, ClientError};
+use crate::upstream::Upstream;
+
+/// Verification keys for local mode.
+#[derive(Debug)]
+pub enum KeySource {
+    /// Remote mode: no local keys.
+    None,
+    /// Shared secret (HS*).
+    Hmac(Arc<Verifier>),
+    /// Public keys from a JWKS URL.
+    Jwks(JwksCache),
+}
+
+/// A cached JWKS turned into a [`Verifier`].
+#[derive(Debug)]
+pub struct JwksCache {
+    url: String,
+    settings: VerifySettings,
+    ttl: Duration,
+    min_refetch: Duration,
+    current: RwLock<Option<(Arc<Verifier>, Instant)>>,
+    gate: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl JwksCache {
+    /// A cache of the set at `url` (absolute, or a path on the auth-service).
+    pub fn new(url: String, settings: VerifySettings, ttl: Duration, min_refetch: Duration) -> Self {
+        Self { url, settings, ttl, min_refetch, current: RwLock::new(None), gate: tokio::sync::Mutex::new(None) }
+    }
+
+    fn cached(&self) -> Option<(Arc<Verifier>, Instant)> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn fetch(&self, upstream: &Upstream) -> Result<Arc<Verifier>, ClientError> {
+        let set: JwkSet = upstream.get_json(&self.url).await?;
+        let keys = shared_user::jwks::keys_from_set(&set);
+        if keys.is_empty() {
+            return Err(ClientError::BadUpstream("the JWKS holds no usable signing key".into()));
+        }
+        let mut settings = self.settings.clone();
+        settings.algorithms = keys.iter().map(|k| k.algorithm).collect();
+        settings.algorithms.dedup();
+        let verifier = Arc::new(Verifier::new(settings, keys));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((verifier.clone(), Instant::now()));
+        Ok(verifier)
+    }
+
+    /// The current verifier, fetching the set when there is none or it is older than the TTL
+    /// (a failed refresh keeps using the old set).
+    pub async fn verifier(&self, upstream: &Upstream) -> Result<Arc<Verifier>, ClientError> {
+        match self.cached() {
+            Some((v, at)) if at.elapsed() < self.ttl => Ok(v),
+            stale => {
+                let mut gate = self.gate.lock().await;
+                if let Some((v, at)) = self.cached() {
+                    if at.elapsed() < self.ttl {
+                        return Ok(v);
+                    }
+                }
+                *gate = Some(Instant::now());
+                match (self.fetch(upstream).await, stale) {
+                    (Ok(v), _) => Ok(v),
+                    (Err(e), Some((old, _))) => {
+                        tracing::warn!(error = %e, "JWKS refresh failed; keeping the cached keys");
+                        Ok(old)
+                    }
+                    (Err(ClientError::Unavailable(_)), None) => Err(ClientError::Unavailable(CONNECTION_ERROR)),
+                    (Err(e), None) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// A token named a `kid` we do not know: refetch once, unless a fetch happened within the
+    /// minimum interval. Returns the new verifier when it knows `kid`.
+    pub async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<Arc<Verifier>> {
+        let mut gate = self.gate.lock().await;
+        if let Some((v, _)) = self.cached() {
+            if v.knows_kid(kid) {
+                return Some(v);
+            }
+        }
+        if gate.is_some_and(|last| last.elapsed() < self.min_refetch) {
+            return None;
+        }
+        *gate = Some(Instant::now());
+        match self.fetch(upstream).await {
+            Ok(v) if v.knows_kid(kid) => Some(v),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, kid, "JWKS refetch for an unknown kid failed");
+                None
+            }
+        }
+    }
+}
