@@ -1,4 +1,5 @@
-//! Bearer authentication on the auth-service's own user endpoints (SimpleJWT `JWTAuthentication`).
+//! Bearer authentication on the auth-service's own user endpoints (SimpleJWT `JWTAuthentication`)
+//! and the `ALLOW_CREATE_USER` gate built on it.
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -6,6 +7,7 @@ use shared_user::wire::{ErrorDetail, msg};
 use shared_user::{TokenType, User};
 
 use crate::AppState;
+use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
 
 /// The active user named by a valid access token in the configured header.
@@ -52,5 +54,30 @@ where
             return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
         }
         Ok(CurrentUser(user))
+    }
+}
+
+/// Permission to create users over HTTP under `ALLOW_CREATE_USER`: `open` lets anyone through,
+/// `admin` needs the access token of an active staff or superuser (else the 401 bodies of
+/// [`CurrentUser`], or 403), `off` answers 404 as if the route did not exist.
+#[derive(Debug, Clone, Copy)]
+pub struct MayCreateUsers;
+
+impl<S> FromRequestParts<S> for MayCreateUsers
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match AppState::from_ref(state).config.allow_create_user {
+            CreateUserPolicy::Off => Err(ApiError::NotFound),
+            CreateUserPolicy::Open => Ok(MayCreateUsers),
+            CreateUserPolicy::Admin => {
+                let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+                if user.is_staff || user.is_superuser { Ok(MayCreateUsers) } else { Err(ApiError::Forbidden) }
+            }
+        }
     }
 }

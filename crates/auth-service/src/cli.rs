@@ -41,8 +41,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // Validate everything cheap before touching the database.
-    args.settings.resolve_signing_key().map_err(anyhow::Error::msg)?;
+    // Validate every setting before touching the database.
+    args.settings.validate().map_err(anyhow::Error::msg)?;
     let db = open_db(&args.db).await?;
     let state = AppState::new(&args.settings, db).map_err(anyhow::Error::msg)?;
     if args.settings.dev && args.settings.signing_key.is_none() {
@@ -116,15 +116,11 @@ async fn createsuperuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
     add_user(&args.db, &args.hashing, new, password).await
 }
 
-/// Lowercases the domain part (Django's `normalize_email`) and checks the shape.
+/// Trims and lowercases the whole email, as the EasyJWT user manager (and `POST
+/// /auth/create-user/`) does, and checks its shape.
 pub fn normalize_email(email: &str) -> anyhow::Result<String> {
-    let email = email.trim();
-    match email.rsplit_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace) => {
-            Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
-        }
-        _ => anyhow::bail!("{email:?} is not a valid email address"),
-    }
+    crate::validators::normalize_email(email)
+        .ok_or_else(|| anyhow::anyhow!("{:?} is not a valid email address", email.trim()))
 }
 
 async fn users(cmd: UsersCommand) -> anyhow::Result<()> {

@@ -75,7 +75,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
     /// Development mode: allows a missing or weak signing key (a random one is generated).
-    #[arg(long, env = "GATEHOUSE_DEV", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    #[arg(long, env = "GATEHOUSE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
     /// Signing algorithm: HS256, HS384 or HS512.
     #[arg(long, env = "ALGORITHM", default_value = "HS256", value_parser = parse_hmac_algorithm)]
@@ -87,17 +87,17 @@ pub struct SettingsArgs {
     #[arg(long, env = "REFRESH_TOKEN_LIFETIME", default_value = "1d", value_parser = parse_duration)]
     pub refresh_token_lifetime: Duration,
     /// Return a new refresh token on every refresh.
-    #[arg(long, env = "ROTATE_REFRESH_TOKENS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    #[arg(long, env = "ROTATE_REFRESH_TOKENS", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub rotate_refresh_tokens: bool,
     /// Revoke the old refresh token on rotation; presenting it again revokes its whole family.
-    #[arg(long, env = "BLACKLIST_AFTER_ROTATION", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    #[arg(long, env = "BLACKLIST_AFTER_ROTATION", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub blacklist_after_rotation: bool,
     /// After a rotation, how long the old refresh token may be presented again (a client
     /// retry or a race) without revoking its family.
     #[arg(long, env = "REFRESH_REUSE_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub refresh_reuse_grace: Duration,
     /// Record `last_login` on every successful obtain.
-    #[arg(long, env = "UPDATE_LAST_LOGIN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    #[arg(long, env = "UPDATE_LAST_LOGIN", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub update_last_login: bool,
     /// `aud` claim added to tokens and required on input.
     #[arg(long, env = "AUDIENCE")]
@@ -288,6 +288,52 @@ impl SettingsArgs {
                     .into())
             }
         }
+    }
+
+    /// Every check start-up must pass, done before the database is touched, so a bad setting
+    /// fails fast with one line and changes nothing.
+    pub fn validate(&self) -> Result<(), String> {
+        self.resolve_signing_key()?;
+        self.header_types()?;
+        self.header_name()?;
+        if self.access_token_lifetime.is_zero() || self.refresh_token_lifetime.is_zero() {
+            return Err("token lifetimes must be positive".into());
+        }
+        if self.request_timeout.is_zero() {
+            return Err("REQUEST_TIMEOUT must be positive".into());
+        }
+        if self.user_id_claim.trim().is_empty() {
+            return Err("USER_ID_CLAIM must not be empty".into());
+        }
+        argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, self.argon2_parallelism, None)
+            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        Ok(())
+    }
+
+    /// `AUTH_HEADER_TYPES` trimmed, empty entries dropped; at least one, each a single word.
+    pub fn header_types(&self) -> Result<Vec<String>, String> {
+        let types: Vec<String> =
+            self.auth_header_types.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        if types.is_empty() {
+            return Err("AUTH_HEADER_TYPES must name at least one scheme".into());
+        }
+        if let Some(bad) = types.iter().find(|t| !t.chars().all(|c| c.is_ascii_graphic())) {
+            return Err(format!("AUTH_HEADER_TYPES entry {bad:?} is not a single word"));
+        }
+        Ok(types)
+    }
+
+    /// `AUTH_HEADER_NAME` as a lowercase HTTP header name: `Authorization`, or Django's META
+    /// form `HTTP_AUTHORIZATION` as EASY_JWT settings spell it.
+    pub fn header_name(&self) -> Result<String, String> {
+        let setting = self.auth_header_name.trim();
+        let name = match setting.strip_prefix("HTTP_") {
+            Some(meta) => meta.replace('_', "-"),
+            None => setting.to_owned(),
+        };
+        axum::http::HeaderName::from_bytes(name.as_bytes())
+            .map(|n| n.as_str().to_owned())
+            .map_err(|_| format!("AUTH_HEADER_NAME {setting:?} is not a valid header name"))
     }
 
     /// argon2 parameters, validated.

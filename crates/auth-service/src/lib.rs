@@ -12,12 +12,16 @@ pub mod passwords;
 pub mod routes;
 pub mod store;
 pub mod tokens;
+pub mod validators;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::middleware::map_response;
+use axum::response::Response;
 use shared_user::{Db, VerifySettings};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -30,9 +34,9 @@ use crate::tokens::Keys;
 /// Runtime settings the handlers read.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Header carrying the bearer token.
+    /// Header carrying the bearer token (lowercase HTTP name).
     pub auth_header_name: String,
-    /// Accepted schemes (case-sensitive).
+    /// Accepted schemes (case-sensitive, at least one); the first is named in `WWW-Authenticate`.
     pub auth_header_types: Vec<String>,
     /// Issue a new refresh token on refresh.
     pub rotate_refresh_tokens: bool,
@@ -64,13 +68,8 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from validated settings over a connected, migrated database.
     pub fn new(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
+        settings.validate()?;
         let secret = settings.resolve_signing_key()?;
-        if settings.auth_header_types.iter().all(|t| t.trim().is_empty()) {
-            return Err("AUTH_HEADER_TYPES must name at least one scheme".into());
-        }
-        if settings.access_token_lifetime.is_zero() || settings.refresh_token_lifetime.is_zero() {
-            return Err("token lifetimes must be positive".into());
-        }
         let verify = VerifySettings {
             algorithms: vec![settings.algorithm],
             leeway: settings.leeway,
@@ -81,8 +80,8 @@ impl AppState {
         let keys = Keys::hmac(&secret, verify, settings.access_token_lifetime, settings.refresh_token_lifetime);
         let hasher = Hasher::new(&settings.hash_args(), settings.hash_concurrency)?;
         let config = Config {
-            auth_header_name: settings.auth_header_name.clone(),
-            auth_header_types: settings.auth_header_types.iter().map(|t| t.trim().to_owned()).collect(),
+            auth_header_name: settings.header_name()?,
+            auth_header_types: settings.header_types()?,
             rotate_refresh_tokens: settings.rotate_refresh_tokens,
             blacklist_after_rotation: settings.blacklist_after_rotation,
             refresh_reuse_grace: settings.refresh_reuse_grace,
@@ -97,7 +96,22 @@ impl AppState {
 /// The whole HTTP service.
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
-    routes::router(state)
+    // 401 answers name the first accepted scheme (SimpleJWT's `AUTH_HEADER_TYPES[0]`).
+    let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
+    let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
+    let mut router = routes::router(state);
+    if let Some(challenge) = challenge.filter(|c| c != error::WWW_AUTHENTICATE) {
+        router = router.layer(map_response(move |mut response: Response| {
+            let challenge = challenge.clone();
+            async move {
+                if let Some(value) = response.headers_mut().get_mut(header::WWW_AUTHENTICATE) {
+                    *value = challenge;
+                }
+                response
+            }
+        }));
+    }
+    router
         .layer(DefaultBodyLimit::max(shared_user::http::MAX_BODY))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(TraceLayer::new_for_http())

@@ -70,6 +70,10 @@ impl Hasher {
             return Checked { ok, needs_rehash: ok };
         }
         let Ok(parsed) = PasswordHash::new(stored) else {
+            // An unusable hash (empty, Django's `!...`): spend the same time as a wrong password.
+            if let Ok(dummy) = PasswordHash::new(&self.dummy) {
+                let _ = Argon2::default().verify_password(password.as_bytes(), &dummy);
+            }
             return Checked { ok: false, needs_rehash: false };
         };
         let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();

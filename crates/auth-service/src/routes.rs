@@ -15,9 +15,19 @@ use shared_user::wire::{ErrorDetail, msg};
 use shared_user::{TokenError, TokenType, User};
 
 use crate::AppState;
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, MayCreateUsers};
+use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
-use crate::store::{RefreshRecord, Rotation};
+use crate::passwords::Checked;
+use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
+use crate::validators::{self, UserAttributes};
+
+/// Bad credentials on password change.
+const INVALID_CREDENTIALS: &str = "Invalid credentials.";
+/// A taken email on user creation (the EasyJWT user model's unique message).
+const EMAIL_TAKEN: &str = "This email already exists.";
+/// Longest first or last name (Django's `AbstractUser`).
+const MAX_NAME_LENGTH: usize = 150;
 
 /// All routes of the auth-service.
 pub fn router(state: AppState) -> Router {
@@ -28,6 +38,11 @@ pub fn router(state: AppState) -> Router {
     r = both_slashes(r, "/auth/token/blacklist/", post(blacklist_token));
     r = both_slashes(r, "/auth/user/", get(get_current_user));
     r = both_slashes(r, "/auth/users/{id}/", get(get_user));
+    r = both_slashes(r, "/auth/password-change/", post(change_password));
+    if state.config.allow_create_user != CreateUserPolicy::Off {
+        // Off: not routed at all, so every method gets the 404 of an unknown path.
+        r = both_slashes(r, "/auth/create-user/", post(create_user));
+    }
     r.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -43,6 +58,22 @@ fn mint_error(e: shared_user::jsonwebtoken::errors::Error) -> ApiError {
     ApiError::Internal(format!("signing failed: {e}"))
 }
 
+fn too_long(max: usize) -> String {
+    format!("Ensure this field has no more than {max} characters.")
+}
+
+/// The active user with this exact email and password, if any. An unknown email costs a dummy
+/// hash check so it takes as long as a wrong password.
+async fn authenticate(
+    state: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Option<(Credentials, Checked)>, ApiError> {
+    let found = state.store.find_by_email(email).await?;
+    let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
+    Ok(found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked)))
+}
+
 /// `POST /auth/token/`: email + password -> `{"refresh","access"}`.
 pub async fn issue_token(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let mut fields = body.fields();
@@ -50,9 +81,7 @@ pub async fn issue_token(State(state): State<AppState>, body: Body) -> Result<Re
     let password = fields.required("password");
     fields.finish()?;
 
-    let found = state.store.find_by_email(&email).await?;
-    let checked = state.hasher.check(password.clone(), found.as_ref().map(|c| c.password_hash.clone())).await?;
-    let Some(creds) = found.filter(|c| checked.ok && c.user.is_active) else {
+    let Some((creds, checked)) = authenticate(&state, &email, &password).await? else {
         return Err(ApiError::BadCredentials);
     };
     let user_id = creds.user.id;
@@ -131,12 +160,12 @@ pub async fn verify_token(State(state): State<AppState>, body: Body) -> Result<R
     fields.finish()?;
 
     let claims = state.keys.verifier().decode(&token, None)?;
-    if claims.token_type == Some(TokenType::Refresh) {
-        if let Some(record) = state.store.find_refresh(&claims.jti).await? {
-            let rotated_away = record.replaced_by.is_some() && state.config.blacklist_after_rotation;
-            if record.revoked_at.is_some() || rotated_away {
-                return Err(FieldErrors::non_field("Token is blacklisted").into());
-            }
+    if claims.token_type == Some(TokenType::Refresh)
+        && let Some(record) = state.store.find_refresh(&claims.jti).await?
+    {
+        let rotated_away = record.replaced_by.is_some() && state.config.blacklist_after_rotation;
+        if record.revoked_at.is_some() || rotated_away {
+            return Err(FieldErrors::non_field("Token is blacklisted").into());
         }
     }
     Ok(Json(json!({})).into_response())
@@ -166,6 +195,10 @@ pub async fn get_user(
     CurrentUser(me): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<User>, ApiError> {
+    // Django's `<int:id>`: digits only (no sign, no spaces).
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::NotFound);
+    }
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     if id == me.id {
         return Ok(Json(me));
@@ -174,6 +207,89 @@ pub async fn get_user(
         return Err(ApiError::Forbidden);
     }
     state.store.find_user(id).await?.map(Json).ok_or(ApiError::NotFound)
+}
+
+/// `POST /auth/create-user/`: registration, as `ALLOW_CREATE_USER` permits -> 201 user JSON.
+/// The email is trimmed and lowercased whole (EasyJWT's manager); the password must pass
+/// Django's default validators, whose messages are all listed under `"password"`.
+pub async fn create_user(State(state): State<AppState>, _: MayCreateUsers, body: Body) -> Result<Response, ApiError> {
+    let mut fields = body.fields();
+    let raw_email = fields.required("email");
+    let password = fields.required("password");
+    let first_name = fields.optional("first_name").unwrap_or_default();
+    let last_name = fields.optional("last_name").unwrap_or_default();
+
+    let mut email = None;
+    if !raw_email.is_empty() {
+        if raw_email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
+            fields.error("email", too_long(validators::MAX_EMAIL_LENGTH));
+        } else if let Some(normalized) = validators::normalize_email(&raw_email) {
+            if state.store.find_by_email(&normalized).await?.is_some() {
+                fields.error("email", EMAIL_TAKEN);
+            } else {
+                email = Some(normalized);
+            }
+        } else {
+            fields.error("email", validators::INVALID_EMAIL);
+        }
+    }
+    if !password.is_empty() {
+        let folded = raw_email.trim().to_lowercase();
+        let user = UserAttributes { first_name: &first_name, last_name: &last_name, email: &folded };
+        for problem in validators::password_problems(&password, &user) {
+            fields.error("password", problem);
+        }
+    }
+    for (field, value) in [("first_name", &first_name), ("last_name", &last_name)] {
+        if value.chars().count() > MAX_NAME_LENGTH {
+            fields.error(field, too_long(MAX_NAME_LENGTH));
+        }
+    }
+    fields.finish()?;
+    let email = email.ok_or_else(|| ApiError::Internal("validated email missing".into()))?;
+
+    let password_hash = state.hasher.hash(password).await?;
+    let new =
+        NewUser { email, password_hash, first_name, last_name, is_staff: false, is_superuser: false, groups: vec![] };
+    let user = match state.store.create_user(new).await {
+        Ok(user) => user,
+        // Lost a race with another registration of the same email.
+        Err(shared_user::DbError::Unique) => return Err(field_error("email", &[EMAIL_TAKEN]).into()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user_id = user.id, "user created over HTTP");
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// `POST /auth/password-change/`: email + password + new_password -> `{}`. Every refresh token
+/// of the user is revoked with the change, so other sessions must log in again.
+pub async fn change_password(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let mut fields = body.fields();
+    let email = fields.required("email");
+    let password = fields.required("password");
+    let new_password = fields.required("new_password");
+    fields.finish()?;
+
+    // Credentials first: validating the new password against the account's names before
+    // would tell a stranger what those names are.
+    let Some((Credentials { user, .. }, _)) = authenticate(&state, &email, &password).await? else {
+        return Err(FieldErrors::non_field(INVALID_CREDENTIALS).into());
+    };
+    let attributes = UserAttributes { first_name: &user.first_name, last_name: &user.last_name, email: &user.email };
+    let problems = validators::password_problems(&new_password, &attributes);
+    if !problems.is_empty() {
+        return Err(field_error("new_password", &problems).into());
+    }
+    let hash = state.hasher.hash(new_password).await?;
+    let revoked = state.store.change_password(user.id, &hash).await?;
+    tracing::info!(user_id = user.id, revoked, "password changed; refresh tokens revoked");
+    Ok(Json(json!({})).into_response())
+}
+
+fn field_error(field: &str, messages: &[&str]) -> FieldErrors {
+    let mut map = serde_json::Map::new();
+    map.insert(field.to_owned(), Value::from(messages.to_vec()));
+    FieldErrors(map)
 }
 
 /// `GET /healthz`: the process answers.

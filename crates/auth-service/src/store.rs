@@ -1,6 +1,9 @@
 //! All SQL of the auth-service: users, access groups and refresh-token records.
 //! Each query is written once and compiled for PostgreSQL and SQLite by `with_conn!`.
 
+pub mod signing_keys;
+pub mod throttle;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -247,6 +250,28 @@ impl Store {
         with_conn!(&self.db, |conn| {
             diesel::update(users::table.find(id)).set(users::password.eq(hash)).execute(conn).await?;
             Ok(())
+        })
+    }
+
+    /// Replaces the password hash and revokes every live refresh token of the user in one
+    /// transaction (a password change); returns how many tokens were revoked.
+    pub async fn change_password(&self, id: i64, hash: &str) -> Result<usize, DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            let hash = hash.to_owned();
+            conn.transaction(async move |conn| {
+                diesel::update(users::table.find(id)).set(users::password.eq(&hash)).execute(conn).await?;
+                let revoked = diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::user_id.eq(id))
+                        .filter(refresh_tokens::revoked_at.is_null()),
+                )
+                .set(refresh_tokens::revoked_at.eq(Some(now)))
+                .execute(conn)
+                .await?;
+                Ok::<usize, DbError>(revoked)
+            })
+            .await
         })
     }
 

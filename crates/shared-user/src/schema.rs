@@ -43,4 +43,27 @@ diesel::table! {
 
 diesel::joinable!(access_groups -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, access_groups, refresh_tokens);
+diesel::allow_tables_to_appear_in_same_query!(users, access_groups, refresh_tokens, signing_keys, login_throttle);
+
+diesel::table! {
+    /// Asymmetric signing keys of the auth-service (`next`, `current`, `retired`).
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        private_pem -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Failed-login counters of the auth-service (brute-force protection).
+    login_throttle (key) {
+        key -> Text,
+        failures -> Integer,
+        last_failure -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+    }
+}

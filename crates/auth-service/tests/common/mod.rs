@@ -7,11 +7,16 @@ use auth_service::{AppState, app};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use base64::Engine;
 use clap::Parser;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
 use http_body_util::BodyExt;
-use serde_json::Value;
-use shared_user::AccessGroup;
+use serde_json::{Value, json};
+use shared_user::jsonwebtoken::{Algorithm, EncodingKey, Header};
+use shared_user::schema::users;
 use shared_user::testing::{Backend, TestDb};
+use shared_user::{AccessGroup, DbError, with_conn};
 use tower::ServiceExt;
 
 /// Signing key used by every test service.
@@ -59,9 +64,80 @@ impl TestApp {
     /// `None` when the backend is not available (the test is then skipped).
     pub async fn new(backend: Backend, extra: &[&str]) -> Option<TestApp> {
         let db = TestDb::new(backend, "auth-service test").await?;
+        Some(Self::with_db(db, extra))
+    }
+
+    /// The service over an existing database (e.g. one the CLI wrote to).
+    pub fn with_db(db: TestDb, extra: &[&str]) -> TestApp {
         let state = AppState::new(&settings(extra), db.db.clone()).expect("state");
         let router = app(state.clone());
-        Some(TestApp { db, state, router })
+        TestApp { db, state, router }
+    }
+
+    /// Adds an active user whose stored hash is `password_hash` as given (e.g. a Django one).
+    pub async fn add_user_with_hash(&self, email: &str, password_hash: &str) -> i64 {
+        self.state
+            .store
+            .create_user(NewUser {
+                email: email.into(),
+                password_hash: password_hash.into(),
+                first_name: String::new(),
+                last_name: String::new(),
+                is_staff: false,
+                is_superuser: false,
+                groups: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// The stored password hash of `email`.
+    pub async fn stored_hash(&self, email: &str) -> String {
+        self.state.store.find_by_email(email).await.unwrap().expect("user exists").password_hash
+    }
+
+    /// Flips `is_active` directly in the database (no token revocation, unlike `deactivate`).
+    pub async fn set_active(&self, id: i64, active: bool) {
+        let db = &self.db.db;
+        let done: Result<(), DbError> = async {
+            with_conn!(db, |conn| {
+                diesel::update(users::table.find(id)).set(users::is_active.eq(active)).execute(conn).await?;
+                Ok(())
+            })
+        }
+        .await;
+        done.unwrap();
+    }
+
+    /// Deletes a user row (its groups and refresh-token records cascade).
+    pub async fn delete_user(&self, id: i64) {
+        let db = &self.db.db;
+        let done: Result<(), DbError> = async {
+            with_conn!(db, |conn| {
+                diesel::delete(users::table.find(id)).execute(conn).await?;
+                Ok(())
+            })
+        }
+        .await;
+        done.unwrap();
+    }
+
+    /// Sends `body` as is with the given `Content-Type` (none when `None`).
+    pub async fn send_typed(&self, path: &str, content_type: Option<&str>, body: &str) -> Reply {
+        let mut req = Request::builder().method(Method::POST).uri(path);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        self.call(req.body(Body::from(body.to_owned())).unwrap()).await
+    }
+
+    async fn call(&self, req: Request<Body>) -> Reply {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
     }
 
     /// Adds an active user with `password` and `groups` (`NAME` or `NAME:LEVEL`); returns its id.
@@ -94,11 +170,12 @@ impl TestApp {
             req = req.header(*k, *v);
         }
         let req = req.body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty)).unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+        self.call(req).await
+    }
+
+    /// GET with arbitrary headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, None, headers).await
     }
 
     pub async fn post(&self, path: &str, body: &str) -> Reply {
@@ -117,4 +194,91 @@ impl TestApp {
         let v = r.json();
         (v["refresh"].as_str().unwrap().to_owned(), v["access"].as_str().unwrap().to_owned())
     }
+}
+
+/// Current epoch seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Claims as the service issues them, valid for 5 minutes.
+pub fn claims(token_type: &str, user_id: i64) -> Value {
+    let now = now();
+    json!({
+        "token_type": token_type,
+        "exp": now + 300,
+        "iat": now,
+        "jti": uuid::Uuid::new_v4().simple().to_string(),
+        "user_id": user_id,
+    })
+}
+
+/// Signs `claims` with the test key and `alg`.
+pub fn craft_with(alg: Algorithm, claims: &Value) -> String {
+    shared_user::jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(KEY.as_bytes())).unwrap()
+}
+
+/// Signs `claims` with the test key (HS256), like the service would.
+pub fn craft(claims: &Value) -> String {
+    craft_with(Algorithm::HS256, claims)
+}
+
+fn segment(token: &str, index: usize) -> String {
+    let part = token.split('.').nth(index).expect("three segments");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    String::from_utf8(bytes).expect("utf-8")
+}
+
+/// The JWT header as the exact JSON text that was signed.
+pub fn header_text(token: &str) -> String {
+    segment(token, 0)
+}
+
+/// The JWT payload as the exact JSON text that was signed.
+pub fn payload_text(token: &str) -> String {
+    segment(token, 1)
+}
+
+/// The decoded payload.
+pub fn payload(token: &str) -> Value {
+    serde_json::from_str(&payload_text(token)).unwrap()
+}
+
+/// The `jti` claim.
+pub fn jti_of(token: &str) -> String {
+    payload(token)["jti"].as_str().unwrap().to_owned()
+}
+
+/// Status, `Content-Type: application/json` exactly, and the exact body text.
+#[track_caller]
+pub fn assert_json(r: &Reply, status: StatusCode, body: &str) {
+    assert_eq!((r.status, r.text.as_str()), (status, body), "status and body");
+    assert_eq!(r.content_type(), "application/json", "content-type");
+}
+
+/// A 401 with the exact body and `WWW-Authenticate: Bearer realm="api"`.
+#[track_caller]
+pub fn assert_401(r: &Reply, body: &str) {
+    assert_json(r, StatusCode::UNAUTHORIZED, body);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""), "WWW-Authenticate");
+}
+
+/// The token endpoints' body for a refused token.
+pub fn token_not_valid(message: &str) -> String {
+    json!({"detail": message, "code": "token_not_valid"}).to_string()
+}
+
+/// The request-authentication body for a refused bearer token.
+pub fn bearer_not_valid(message: &str) -> String {
+    json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+    })
+    .to_string()
+}
+
+/// `{"field":["message"]}`.
+pub fn field_error(field: &str, message: &str) -> String {
+    json!({ field: [message] }).to_string()
 }

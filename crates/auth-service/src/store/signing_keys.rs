@@ -1,0 +1,114 @@
+//! SQL for the asymmetric signing keys.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use shared_user::schema::signing_keys;
+use shared_user::user::now_utc;
+use shared_user::{DbError, with_conn};
+
+use super::Store;
+
+/// A stored signing key (its private PEM never leaves the auth-service).
+#[derive(Debug, Clone, Queryable)]
+pub struct SigningKeyRow {
+    /// Key id, the `kid` header of tokens it signs.
+    pub kid: String,
+    /// `EdDSA`, `ES256` or `RS256`.
+    pub algorithm: String,
+    /// PKCS#8 PEM of the private key.
+    pub private_pem: String,
+    /// `next` (published, not yet signing), `current` (signing) or `retired`.
+    pub status: String,
+    /// When it was created.
+    pub created_at: NaiveDateTime,
+    /// When it started signing.
+    pub activated_at: Option<NaiveDateTime>,
+    /// When it stopped signing.
+    pub retired_at: Option<NaiveDateTime>,
+}
+
+/// What a rotation step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStep {
+    /// A new key was staged as `next` (published, not signing yet).
+    Staged(String),
+    /// The staged key became `current`; the previous current key is `retired`.
+    Promoted(String),
+}
+
+impl Store {
+    /// All signing keys, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, DbError> {
+        with_conn!(self.db(), |conn| {
+            Ok(signing_keys::table.order(signing_keys::created_at.desc()).load::<SigningKeyRow>(conn).await?)
+        })
+    }
+
+    /// Stores a new key with `status` (`next` or `current`).
+    pub async fn add_signing_key(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        private_pem: &str,
+        status: &str,
+    ) -> Result<(), DbError> {
+        let now = now_utc();
+        let activated = (status == "current").then_some(now);
+        with_conn!(self.db(), |conn| {
+            diesel::insert_into(signing_keys::table)
+                .values((
+                    signing_keys::kid.eq(kid),
+                    signing_keys::algorithm.eq(algorithm),
+                    signing_keys::private_pem.eq(private_pem),
+                    signing_keys::status.eq(status),
+                    signing_keys::created_at.eq(now),
+                    signing_keys::activated_at.eq(activated),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Promotes the staged `next` key to `current` and retires the previous current key, in
+    /// one transaction. `false` when nothing is staged.
+    pub async fn promote_next_key(&self) -> Result<bool, DbError> {
+        let now = now_utc();
+        with_conn!(self.db(), |conn| {
+            conn.transaction(async move |conn| {
+                let next: Option<String> = signing_keys::table
+                    .filter(signing_keys::status.eq("next"))
+                    .order(signing_keys::created_at.asc())
+                    .select(signing_keys::kid)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some(next) = next else { return Ok::<bool, DbError>(false) };
+                diesel::update(signing_keys::table.filter(signing_keys::status.eq("current")))
+                    .set((signing_keys::status.eq("retired"), signing_keys::retired_at.eq(Some(now))))
+                    .execute(conn)
+                    .await?;
+                diesel::update(signing_keys::table.find(&next))
+                    .set((signing_keys::status.eq("current"), signing_keys::activated_at.eq(Some(now))))
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+            .await
+        })
+    }
+
+    /// Deletes retired keys that stopped signing before `before` (their tokens have expired).
+    pub async fn delete_retired_keys(&self, before: NaiveDateTime) -> Result<usize, DbError> {
+        with_conn!(self.db(), |conn| {
+            Ok(diesel::delete(
+                signing_keys::table
+                    .filter(signing_keys::status.eq("retired"))
+                    .filter(signing_keys::retired_at.lt(Some(before))),
+            )
+            .execute(conn)
+            .await?)
+        })
+    }
+}

@@ -1,0 +1,393 @@
+//! The `auth-service` binary: migrate, admin commands, createsuperuser and serve's refusals.
+//! Each test runs the built binary with a clean environment and cheap argon2 parameters.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use serde_json::{Value, json};
+use shared_user::both_backends;
+use shared_user::testing::{Backend, PG_ENV, TestDb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
+const PW: &str = "s3cret pass phrase";
+
+/// What a finished command said.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    fn ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Failed with exactly one non-empty line on stderr, which is returned.
+    #[track_caller]
+    fn failed(&self) -> &str {
+        assert!(matches!(self.code, Some(c) if c != 0), "expected a failure: {self:?}");
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one clear line on stderr: {:?}", self.stderr);
+        lines[0]
+    }
+
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+fn command(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("ARGON2_MEMORY_KIB", "256")
+        .env("ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// Runs the binary to completion with `stdin` piped in.
+fn run(database_url: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out {
+    let mut cmd = command(database_url, args, env);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::block_in_place(|| {
+        let mut child = cmd.spawn().expect("spawn auth-service");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().expect("wait auth-service")
+    });
+    Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn add_user(url: &str, email: &str, extra: &[&str]) -> Out {
+    let mut args = vec!["users", "add", "--email", email, "--password-stdin"];
+    args.extend_from_slice(extra);
+    run(url, &args, &[], Some(&format!("{PW}\n")))
+}
+
+fn list(url: &str) -> Vec<Value> {
+    run(url, &["users", "list"], &[], None).ok().json_lines()
+}
+
+/// A database that exists but was never migrated, removed afterwards.
+struct EmptyDb {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl EmptyDb {
+    async fn new(backend: Backend) -> Option<EmptyDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+                Some(EmptyDb { url, _dir: Some(dir), pg_drop: None })
+            }
+            Backend::Postgres => {
+                let admin = std::env::var(PG_ENV).ok()?;
+                let name = format!("gh_cli_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = AsyncPgConnection::establish(&admin).await.unwrap();
+                conn.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+                Some(EmptyDb { url: format!("{base}/{name}"), _dir: None, pg_drop: Some((admin.clone(), name)) })
+            }
+        }
+    }
+}
+
+impl Drop for EmptyDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_drop.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async move {
+                    if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
+                        let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Checks `out` is "N migration(s) applied" with N >= 1 (the whole embedded set).
+#[track_caller]
+fn assert_migrated(out: &Out) {
+    let n: usize = out.ok().stdout.strip_suffix(" migration(s) applied\n").and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(n >= 1, "{out:?}");
+}
+
+async fn migrate_applies_the_schema_once(backend: Backend) {
+    let Some(db) = EmptyDb::new(backend).await else { return };
+    assert_migrated(&run(&db.url, &["migrate"], &[], None));
+    assert_eq!(run(&db.url, &["migrate"], &[], None).ok().stdout, "0 migration(s) applied\n");
+    assert!(list(&db.url).is_empty());
+}
+
+async fn users_add_reads_the_password_from_stdin_and_the_user_can_log_in(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let url = db.url.clone();
+    let out =
+        add_user(&url, " Carol@Example.COM ", &["--first-name", "Carol", "--group", "ops", "--group", "billing:admin"]);
+    let printed = out.ok().json_lines();
+    assert_eq!(printed.len(), 1);
+    let carol = &printed[0];
+    assert_eq!(carol["email"], "carol@example.com", "the whole email is lowercased, like EasyJWT's manager");
+    assert_eq!(carol["first_name"], "Carol");
+    assert_eq!((carol["is_staff"].as_bool(), carol["is_superuser"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(carol["access_groups"], json!([{"name": "billing", "level": "admin"}, {"name": "ops", "level": null}]));
+    assert_eq!(list(&url), printed);
+    let app = TestApp::with_db(db, &[]);
+    assert!(app.stored_hash("carol@example.com").await.starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
+    let (_, access) = app.login("carol@example.com", PW).await;
+    let r = app.get_bearer("/auth/user/", &access).await;
+    assert_eq!(r.json()["id"], carol["id"]);
+}
+
+async fn users_add_refuses_duplicates_bad_emails_and_missing_passwords(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    add_user(&db.url, "dave@example.com", &[]).ok();
+    assert_eq!(
+        add_user(&db.url, "DAVE@example.com", &[]).failed(),
+        "auth-service: a user with that email already exists"
+    );
+    assert_eq!(
+        add_user(&db.url, "not-an-email", &[]).failed(),
+        r#"auth-service: "not-an-email" is not a valid email address"#
+    );
+    let out = run(&db.url, &["users", "add", "--email", "erin@example.com", "--password-stdin"], &[], Some("\n"));
+    assert_eq!(out.failed(), "auth-service: the password is empty");
+    let out = run(&db.url, &["users", "add", "--email", "erin@example.com"], &[], None);
+    assert!(out.failed().contains("no password"), "{out:?}");
+    let out = run(
+        &db.url,
+        &["users", "add", "--email", "erin@example.com", "--group", ":3", "--password-stdin"],
+        &[],
+        Some("pw\n"),
+    );
+    assert!(out.failed().contains("invalid group"), "{out:?}");
+    assert_eq!(list(&db.url).len(), 1);
+}
+
+async fn users_list_prints_one_json_line_per_user_by_id(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    assert_eq!(run(&db.url, &["users", "list"], &[], None).ok().stdout, "");
+    add_user(&db.url, "b@example.com", &[]).ok();
+    add_user(&db.url, "a@example.com", &["--staff"]).ok();
+    let users = list(&db.url);
+    let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["b@example.com", "a@example.com"]);
+    assert!(users[0]["id"].as_i64().unwrap() < users[1]["id"].as_i64().unwrap());
+    assert_eq!(users[1]["is_staff"], true);
+    assert!(users.iter().all(|u| u.get("password").is_none()));
+}
+
+async fn set_staff_grants_and_removes_staff(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    add_user(&db.url, "frank@example.com", &[]).ok();
+    assert_eq!(run(&db.url, &["users", "set-staff", "--email", "frank@example.com"], &[], None).ok().stdout, "ok\n");
+    assert_eq!(list(&db.url)[0]["is_staff"], true);
+    run(&db.url, &["users", "set-staff", "--email", "frank@example.com", "--staff", "false"], &[], None).ok();
+    assert_eq!(list(&db.url)[0]["is_staff"], false);
+}
+
+async fn set_groups_replaces_the_access_groups(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    add_user(&db.url, "gina@example.com", &["--group", "old"]).ok();
+    let args = ["users", "set-groups", "--email", "gina@example.com", "--group", "reports:3", "--group", "billing"];
+    run(&db.url, &args, &[], None).ok();
+    let groups = json!([{"name": "billing", "level": null}, {"name": "reports", "level": "3"}]);
+    assert_eq!(list(&db.url)[0]["access_groups"], groups);
+    assert_eq!(list(&db.url)[0]["accessgroup"], json!({"user_type": "billing"}));
+    run(&db.url, &["users", "set-groups", "--email", "gina@example.com"], &[], None).ok();
+    assert_eq!(list(&db.url)[0]["access_groups"], json!([]));
+    assert_eq!(list(&db.url)[0]["accessgroup"], Value::Null);
+}
+
+async fn deactivate_blocks_login_and_revokes_refresh_tokens(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let url = db.url.clone();
+    add_user(&url, "hank@example.com", &[]).ok();
+    let app = TestApp::with_db(db, &[]);
+    let (refresh, _) = app.login("hank@example.com", PW).await;
+    assert_eq!(run(&url, &["users", "deactivate", "--email", "hank@example.com"], &[], None).ok().stdout, "ok\n");
+    assert_eq!(list(&url)[0]["is_active"], false);
+    let r = app.post("/auth/token/", &json!({"email": "hank@example.com", "password": PW}).to_string()).await;
+    assert_401(&r, r#"{"detail":"No active account found with the given credentials"}"#);
+    let r = app.post("/auth/token/refresh/", &json!({"refresh": refresh}).to_string()).await;
+    assert_401(&r, &token_not_valid("Token is blacklisted"));
+}
+
+async fn commands_on_an_unknown_email_fail_with_one_line(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    for args in [
+        &["users", "set-staff", "--email", "nobody@example.com"][..],
+        &["users", "set-groups", "--email", "nobody@example.com", "--group", "x"],
+        &["users", "deactivate", "--email", "nobody@example.com"],
+    ] {
+        assert_eq!(run(&db.url, args, &[], None).failed(), r#"auth-service: no user with email "nobody@example.com""#);
+    }
+}
+
+async fn createsuperuser_takes_the_password_from_the_environment_or_stdin(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let url = db.url.clone();
+    let env = [("AUTH_SUPERUSER_PASSWORD", PW)];
+    let out = run(&url, &["createsuperuser", "--email", "Root@Example.com"], &env, None);
+    let root = &out.ok().json_lines()[0];
+    assert_eq!(root["email"], "root@example.com");
+    assert_eq!((root["is_staff"].as_bool(), root["is_superuser"].as_bool()), (Some(true), Some(true)));
+    let out =
+        run(&url, &["createsuperuser", "--email", "ops@example.com", "--password-stdin"], &[], Some("other pass\n"));
+    out.ok();
+    let out = run(&url, &["createsuperuser", "--email", "x@example.com"], &[], None);
+    assert!(out.failed().starts_with("auth-service: no password"), "{out:?}");
+    let app = TestApp::with_db(db, &[]);
+    let (_, access) = app.login("root@example.com", PW).await;
+    app.login("ops@example.com", "other pass").await;
+    let ops = list(&url)[1]["id"].as_i64().unwrap();
+    assert_eq!(app.get_bearer(&format!("/auth/users/{ops}/"), &access).await.status, StatusCode::OK);
+}
+
+async fn serve_refuses_to_start_without_a_signing_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[], None);
+    let line = out.failed();
+    assert!(line.starts_with("auth-service: SIGNING_KEY is not set"), "{line}");
+}
+
+async fn serve_refuses_a_weak_or_short_signing_key(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    for (key, why) in [
+        ("secret", "development placeholder"),
+        ("django-insecure-0123456789abcdefghijklmnopqrstuvwxyz", "development placeholder"),
+        ("only-twenty-bytes-ok", "shorter than 32 bytes"),
+    ] {
+        let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", key)], None);
+        let line = out.failed();
+        assert!(line.starts_with("auth-service: SIGNING_KEY") && line.contains(why), "{key}: {line}");
+        // ("secret" itself is a word of the message.)
+        assert!(key == "secret" || !line.contains(key), "the key is never printed: {line}");
+    }
+}
+
+async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backend) {
+    let Some(db) = EmptyDb::new(backend).await else { return };
+    for (name, value, says) in [
+        ("AUTH_HEADER_NAME", "bad header", "AUTH_HEADER_NAME"),
+        ("AUTH_HEADER_TYPES", " , ", "AUTH_HEADER_TYPES"),
+        ("ARGON2_MEMORY_KIB", "1", "argon2"),
+        ("ACCESS_TOKEN_LIFETIME", "0", "lifetimes"),
+        ("REQUEST_TIMEOUT", "0s", "REQUEST_TIMEOUT"),
+        ("USER_ID_CLAIM", " ", "USER_ID_CLAIM"),
+    ] {
+        let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", KEY), (name, value)], None);
+        let line = out.failed();
+        assert!(line.starts_with("auth-service: ") && line.contains(says), "{name}={value:?}: {line}");
+    }
+    // Nothing was migrated by the refused starts.
+    assert_migrated(&run(&db.url, &["migrate"], &[], None));
+}
+
+async fn a_bad_database_url_fails_with_one_line(backend: Backend) {
+    let Some(_db) = TestDb::new(backend, "cli").await else { return };
+    let out = run("mysql://root@localhost/app", &["migrate"], &[], None);
+    assert_eq!(
+        out.failed(),
+        r#"auth-service: DATABASE_URL must start with postgres://, postgresql:// or sqlite:// (got "mysql")"#
+    );
+}
+
+async fn serve_answers_and_stops_on_sigterm(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let mut cmd = command(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", KEY), ("RUST_LOG", "info")]);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    tokio::task::block_in_place(|| {
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_owned()));
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("serve never said where it listens");
+        };
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(response.to_ascii_lowercase().contains("content-type: application/json\r\n"), "{response}");
+        assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+        let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "graceful shutdown exits 0: {status}");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+async fn help_documents_flags_with_their_environment_variables(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let help = run(&db.url, &["serve", "--help"], &[], None);
+    for needle in [
+        "--bind",
+        "[env: BIND=",
+        "[env: SIGNING_KEY",
+        "[env: DATABASE_URL=",
+        "[env: ROTATE_REFRESH_TOKENS=",
+        "[env: ALLOW_CREATE_USER=",
+        "[env: AUTH_HEADER_TYPES=",
+    ] {
+        assert!(help.ok().stdout.contains(needle), "{needle} missing from serve --help");
+    }
+}
+
+both_backends!(
+    migrate_applies_the_schema_once,
+    users_add_reads_the_password_from_stdin_and_the_user_can_log_in,
+    users_add_refuses_duplicates_bad_emails_and_missing_passwords,
+    users_list_prints_one_json_line_per_user_by_id,
+    set_staff_grants_and_removes_staff,
+    set_groups_replaces_the_access_groups,
+    deactivate_blocks_login_and_revokes_refresh_tokens,
+    commands_on_an_unknown_email_fail_with_one_line,
+    createsuperuser_takes_the_password_from_the_environment_or_stdin,
+    serve_refuses_to_start_without_a_signing_key,
+    serve_refuses_a_weak_or_short_signing_key,
+    serve_refuses_bad_settings_before_touching_the_database,
+    a_bad_database_url_fails_with_one_line,
+    serve_answers_and_stops_on_sigterm,
+    help_documents_flags_with_their_environment_variables,
+);
