@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use shared_user::{AccessGroup, Db, DbError};
 
-use crate::config::{Command, CreateSuperuserArgs, DbArgs, HashArgs, ServeArgs, UsersCommand};
+use crate::config::{Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::passwords::Hasher;
 use crate::store::{NewUser, Store};
 use crate::{AppState, app, shutdown_signal};
@@ -31,10 +31,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Createsuperuser(args) => createsuperuser(args).await,
         Command::Users(cmd) => users(cmd).await,
+        Command::Keys(cmd) => keys(cmd).await,
         Command::PurgeTokens(db) => {
             let store = Store::new(open_db(&db).await?);
             let n = store.purge_expired().await?;
-            println!("{n} expired refresh token record(s) deleted");
+            let counters = store.throttle_purge(shared_user::user::now_utc() - chrono::Duration::days(1)).await?;
+            println!("{n} expired refresh token record(s) and {counters} idle login counter(s) deleted");
             Ok(())
         }
     }
@@ -44,19 +46,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Validate every setting before touching the database.
     args.settings.validate().map_err(anyhow::Error::msg)?;
     let db = open_db(&args.db).await?;
-    let state = AppState::new(&args.settings, db).map_err(anyhow::Error::msg)?;
+    let state = AppState::build(&args.settings, db).await.map_err(anyhow::Error::msg)?;
     if args.settings.dev && args.settings.signing_key.is_none() {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");
     }
+    if args.settings.is_asymmetric() {
+        let (store, keys) = (state.store.clone(), state.keys.clone());
+        let every = args.settings.keys_reload_interval.max(std::time::Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match store.signing_keys().await.map_err(|e| e.to_string()).and_then(|rows| keys.reload(&rows)) {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys"),
+                }
+            }
+        });
+    }
     let purger = state.store.clone();
+    let refresh_lifetime = args.settings.refresh_token_lifetime;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match purger.purge_expired().await {
-                Ok(n) if n > 0 => tracing::info!(deleted = n, "expired refresh tokens purged"),
+            match housekeeping(&purger, refresh_lifetime).await {
+                Ok((tokens, counters, keys)) if tokens + counters + keys > 0 => {
+                    tracing::info!(tokens, counters, keys, "expired records purged")
+                }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "refresh token purge failed"),
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
             }
         }
     });
@@ -64,7 +83,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
     tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -168,4 +189,50 @@ fn found(ok: bool, email: &str) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("no user with email {email:?}")
     }
+}
+
+async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Rotate { algorithm, db } => {
+            let store = Store::new(open_db(&db).await?);
+            match crate::keys::rotate_step(&store, algorithm).await.map_err(anyhow::Error::msg)? {
+                crate::store::signing_keys::KeyStep::Staged(kid) => {
+                    println!("staged {kid} as next: published now, signs after the next `keys rotate`")
+                }
+                crate::store::signing_keys::KeyStep::Promoted(kid) => {
+                    println!("{kid} is now current; the previous key stays published until its tokens expire")
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::List { db } => {
+            let store = Store::new(open_db(&db).await?);
+            for k in store.signing_keys().await? {
+                let line = serde_json::json!({
+                    "kid": k.kid,
+                    "algorithm": k.algorithm,
+                    "status": k.status,
+                    "created_at": shared_user::user::format_datetime(&k.created_at),
+                    "activated_at": k.activated_at.as_ref().map(shared_user::user::format_datetime),
+                    "retired_at": k.retired_at.as_ref().map(shared_user::user::format_datetime),
+                });
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Deletes expired refresh-token records, idle login counters (a day without failures) and
+/// retired signing keys whose tokens have all expired.
+pub async fn housekeeping(
+    store: &Store,
+    refresh_lifetime: std::time::Duration,
+) -> Result<(usize, usize, usize), DbError> {
+    let now = shared_user::user::now_utc();
+    let tokens = store.purge_expired().await?;
+    let counters = store.throttle_purge(now - chrono::Duration::days(1)).await?;
+    let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or_else(|_| chrono::Duration::days(365));
+    let keys = store.delete_retired_keys(now - lifetime - chrono::Duration::hours(1)).await?;
+    Ok((tokens, counters, keys))
 }

@@ -29,6 +29,32 @@ pub enum Command {
     Users(UsersCommand),
     /// Delete refresh-token records that have expired.
     PurgeTokens(DbArgs),
+    /// Manage asymmetric signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// One rotation step. With no staged key: create one as `next` (published in the JWKS, not
+    /// signing yet). With a staged key: make it `current` and retire the old one (still
+    /// published until its tokens expire). Run it twice, at least the clients' JWKS cache TTL
+    /// apart, so every client knows the new key before it signs.
+    Rotate {
+        /// Algorithm of a new key: EdDSA, ES256 or RS256.
+        #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
+        algorithm: Algorithm,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the keys (kid, algorithm, status, dates; never private material).
+    List {
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Database selection.
@@ -77,8 +103,9 @@ pub struct SettingsArgs {
     /// Development mode: allows a missing or weak signing key (a random one is generated).
     #[arg(long, env = "GATEHOUSE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
-    /// Signing algorithm: HS256, HS384 or HS512.
-    #[arg(long, env = "ALGORITHM", default_value = "HS256", value_parser = parse_hmac_algorithm)]
+    /// Signing algorithm: HS256, HS384, HS512 (SIGNING_KEY) or EdDSA, ES256, RS256 (keys kept
+    /// in the database, published at /.well-known/jwks.json, rotated with `auth-service keys rotate`).
+    #[arg(long, env = "ALGORITHM", default_value = "HS256", value_parser = crate::tokens::parse_signing_algorithm)]
     pub algorithm: Algorithm,
     /// Access token lifetime (`300`, `5m`, `1h`...).
     #[arg(long, env = "ACCESS_TOKEN_LIFETIME", default_value = "5m", value_parser = parse_duration)]
@@ -117,6 +144,15 @@ pub struct SettingsArgs {
     /// Header carrying the bearer token.
     #[arg(long, env = "AUTH_HEADER_NAME", default_value = "Authorization")]
     pub auth_header_name: String,
+    /// Brute-force protection on token obtain (429 with Retry-After when locked).
+    #[arg(long, env = "LOGIN_THROTTLE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub login_throttle: bool,
+    /// Take the client address from the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    #[arg(long, env = "TRUST_X_FORWARDED_FOR", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub trust_x_forwarded_for: bool,
+    /// How often replicas reload asymmetric signing keys from the database.
+    #[arg(long, env = "KEYS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub keys_reload_interval: Duration,
     /// Who may create users over HTTP: off, open or admin.
     #[arg(long, env = "ALLOW_CREATE_USER", value_enum, default_value_t = CreateUserPolicy::Off)]
     pub allow_create_user: CreateUserPolicy,
@@ -254,21 +290,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (use e.g. 300, 5m, 1h, 1d)"))
 }
 
-fn parse_hmac_algorithm(s: &str) -> Result<Algorithm, String> {
-    match s {
-        "HS256" => Ok(Algorithm::HS256),
-        "HS384" => Ok(Algorithm::HS384),
-        "HS512" => Ok(Algorithm::HS512),
-        other => Err(format!("unsupported ALGORITHM {other:?}: use HS256, HS384 or HS512")),
-    }
-}
-
 /// Signing keys refused outside dev mode: well-known placeholders.
 const WEAK_KEYS: &[&str] = &["secret", "changeme", "change-me", "development", "dev", "insecure", "test"];
 
 impl SettingsArgs {
+    /// Whether tokens are signed with asymmetric keys from the database.
+    pub fn is_asymmetric(&self) -> bool {
+        shared_user::jwks::is_asymmetric(self.algorithm)
+    }
+
     /// The signing key to use, or why the service must not start.
     pub fn resolve_signing_key(&self) -> Result<Vec<u8>, String> {
+        if self.is_asymmetric() {
+            return match self.signing_key {
+                Some(_) => Err(format!(
+                    "SIGNING_KEY is an HMAC secret and cannot be used with ALGORITHM={:?}; asymmetric keys live in the database (see `auth-service keys`)",
+                    self.algorithm
+                )),
+                None => Ok(Vec::new()),
+            };
+        }
         match self.signing_key.as_deref() {
             Some(key) if !self.dev => {
                 let lower = key.to_ascii_lowercase();

@@ -8,9 +8,11 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod passwords;
 pub mod routes;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 pub mod validators;
 
@@ -29,6 +31,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{CreateUserPolicy, SettingsArgs};
 use crate::passwords::Hasher;
 use crate::store::Store;
+use crate::throttle::Throttle;
 use crate::tokens::Keys;
 
 /// Runtime settings the handlers read.
@@ -50,6 +53,8 @@ pub struct Config {
     pub allow_create_user: CreateUserPolicy,
     /// Whole-request timeout.
     pub request_timeout: Duration,
+    /// Take the client address from `X-Forwarded-For`.
+    pub trust_x_forwarded_for: bool,
 }
 
 /// The one state type of the service.
@@ -63,21 +68,56 @@ pub struct AppState {
     pub hasher: Hasher,
     /// Settings.
     pub config: Arc<Config>,
+    /// Brute-force protection on obtain.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
-    /// Builds the state from validated settings over a connected, migrated database.
-    pub fn new(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
+    /// Builds the state from validated settings over a connected, migrated database; with an
+    /// asymmetric ALGORITHM the signing keys are loaded from it (the first one is generated).
+    pub async fn build(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
+        if !settings.is_asymmetric() {
+            return Self::new(settings, db);
+        }
         settings.validate()?;
-        let secret = settings.resolve_signing_key()?;
-        let verify = VerifySettings {
+        let store = Store::new(db.clone());
+        let rows = keys::ensure_current(&store, settings.algorithm).await?;
+        let keys = Keys::from_rows(
+            &rows,
+            Self::verify_settings(settings),
+            settings.access_token_lifetime,
+            settings.refresh_token_lifetime,
+        )?;
+        Self::assemble(settings, db, keys)
+    }
+
+    fn verify_settings(settings: &SettingsArgs) -> VerifySettings {
+        VerifySettings {
             algorithms: vec![settings.algorithm],
             leeway: settings.leeway,
             audience: settings.audience.clone(),
             issuer: settings.issuer.clone(),
             user_id_claim: settings.user_id_claim.clone(),
-        };
-        let keys = Keys::hmac(&secret, verify, settings.access_token_lifetime, settings.refresh_token_lifetime);
+        }
+    }
+
+    /// Builds the state for an HMAC ALGORITHM (use [`AppState::build`] for asymmetric keys).
+    pub fn new(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
+        settings.validate()?;
+        if settings.is_asymmetric() {
+            return Err("asymmetric keys are loaded from the database: use AppState::build".into());
+        }
+        let secret = settings.resolve_signing_key()?;
+        let keys = Keys::hmac(
+            &secret,
+            Self::verify_settings(settings),
+            settings.access_token_lifetime,
+            settings.refresh_token_lifetime,
+        );
+        Self::assemble(settings, db, keys)
+    }
+
+    fn assemble(settings: &SettingsArgs, db: Db, keys: Keys) -> Result<Self, String> {
         let hasher = Hasher::new(&settings.hash_args(), settings.hash_concurrency)?;
         let config = Config {
             auth_header_name: settings.header_name()?,
@@ -88,8 +128,16 @@ impl AppState {
             update_last_login: settings.update_last_login,
             allow_create_user: settings.allow_create_user,
             request_timeout: settings.request_timeout,
+            trust_x_forwarded_for: settings.trust_x_forwarded_for,
         };
-        Ok(Self { store: Store::new(db), keys: Arc::new(keys), hasher, config: Arc::new(config) })
+        let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
+        Ok(Self {
+            store: Store::new(db),
+            keys: Arc::new(keys),
+            hasher,
+            config: Arc::new(config),
+            throttle: Arc::new(throttle),
+        })
     }
 }
 
@@ -99,7 +147,11 @@ pub fn app(state: AppState) -> Router {
     // 401 answers name the first accepted scheme (SimpleJWT's `AUTH_HEADER_TYPES[0]`).
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
+    let trust_xff = state.config.trust_x_forwarded_for;
     let mut router = routes::router(state);
+    if trust_xff {
+        router = router.layer(axum::Extension(throttle::TrustForwardedFor));
+    }
     if let Some(challenge) = challenge.filter(|c| c != error::WWW_AUTHENTICATE) {
         router = router.layer(map_response(move |mut response: Response| {
             let challenge = challenge.clone();

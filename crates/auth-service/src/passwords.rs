@@ -27,6 +27,7 @@ pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
     dummy: Arc<str>,
+    checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -47,7 +48,12 @@ impl Hasher {
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         let concurrency =
             concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
-        let mut hasher = Self { params, permits: Arc::new(Semaphore::new(concurrency)), dummy: Arc::from("") };
+        let mut hasher = Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            dummy: Arc::from(""),
+            checks: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        };
         hasher.dummy = Arc::from(hasher.hash_now("gatehouse-dummy-password").map_err(|e| e.0)?);
         Ok(hasher)
     }
@@ -92,6 +98,12 @@ impl Hasher {
         tokio::task::spawn_blocking(move || f(me)).await.map_err(|e| HashError(e.to_string()))
     }
 
+    /// How many password checks ran (known and unknown users alike): lets tests and metrics
+    /// see that an unknown email costs the same hash work as a wrong password.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Hashes `password` with the configured parameters (PHC string).
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         self.blocking(move |h| h.hash_now(&password)).await?
@@ -100,6 +112,7 @@ impl Hasher {
     /// Checks `password` against `stored`; with `None` (unknown user) a dummy hash is checked
     /// so the answer takes as long as for a known user.
     pub async fn check(&self, password: String, stored: Option<String>) -> Result<Checked, HashError> {
+        self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.blocking(move |h| match stored {
             Some(stored) => h.check_now(&password, &stored),
             None => {

@@ -1,6 +1,8 @@
 //! Routes and handlers. Handlers parse the wire shape, call the token/password/store services
 //! and map outcomes to the reference bodies; they hold no SQL.
 
+use std::net::IpAddr;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -20,6 +22,7 @@ use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
 use crate::passwords::Checked;
 use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
+use crate::throttle::ClientIp;
 use crate::validators::{self, UserAttributes};
 
 /// Bad credentials on password change.
@@ -43,7 +46,8 @@ pub fn router(state: AppState) -> Router {
         // Off: not routed at all, so every method gets the 404 of an unknown path.
         r = both_slashes(r, "/auth/create-user/", post(create_user));
     }
-    r.route("/healthz", get(healthz))
+    r.route("/.well-known/jwks.json", get(get_jwks))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -64,24 +68,39 @@ fn too_long(max: usize) -> String {
 
 /// The active user with this exact email and password, if any. An unknown email costs a dummy
 /// hash check so it takes as long as a wrong password.
+///
+/// Brute-force protection runs here, so obtain and password change share it: a locked client
+/// gets 429 before any hash work, and every failure is counted.
 async fn authenticate(
     state: &AppState,
     email: &str,
     password: &str,
+    ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ApiError> {
+    state.throttle.check(&state.store, email, ip).await?;
     let found = state.store.find_by_email(email).await?;
     let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
-    Ok(found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked)))
+    let result = found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked));
+    if result.is_some() {
+        state.throttle.succeeded(&state.store, email, ip).await?;
+    } else {
+        state.throttle.failed(&state.store, email, ip).await?;
+    }
+    Ok(result)
 }
 
 /// `POST /auth/token/`: email + password -> `{"refresh","access"}`.
-pub async fn issue_token(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub async fn issue_token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, ApiError> {
     let mut fields = body.fields();
     let email = fields.required("email");
     let password = fields.required("password");
     fields.finish()?;
 
-    let Some((creds, checked)) = authenticate(&state, &email, &password).await? else {
+    let Some((creds, checked)) = authenticate(&state, &email, &password, ip).await? else {
         return Err(ApiError::BadCredentials);
     };
     let user_id = creds.user.id;
@@ -263,7 +282,11 @@ pub async fn create_user(State(state): State<AppState>, _: MayCreateUsers, body:
 
 /// `POST /auth/password-change/`: email + password + new_password -> `{}`. Every refresh token
 /// of the user is revoked with the change, so other sessions must log in again.
-pub async fn change_password(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, ApiError> {
     let mut fields = body.fields();
     let email = fields.required("email");
     let password = fields.required("password");
@@ -272,7 +295,7 @@ pub async fn change_password(State(state): State<AppState>, body: Body) -> Resul
 
     // Credentials first: validating the new password against the account's names before
     // would tell a stranger what those names are.
-    let Some((Credentials { user, .. }, _)) = authenticate(&state, &email, &password).await? else {
+    let Some((Credentials { user, .. }, _)) = authenticate(&state, &email, &password, ip).await? else {
         return Err(FieldErrors::non_field(INVALID_CREDENTIALS).into());
     };
     let attributes = UserAttributes { first_name: &user.first_name, last_name: &user.last_name, email: &user.email };
@@ -290,6 +313,12 @@ fn field_error(field: &str, messages: &[&str]) -> FieldErrors {
     let mut map = serde_json::Map::new();
     map.insert(field.to_owned(), Value::from(messages.to_vec()));
     FieldErrors(map)
+}
+
+/// `GET /.well-known/jwks.json`: the public keys that verify our tokens (asymmetric
+/// algorithms; an empty set with an HMAC secret, which is never published).
+pub async fn get_jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(&*state.keys.jwks()).unwrap_or_else(|_| json!({"keys": []})))
 }
 
 /// `GET /healthz`: the process answers.

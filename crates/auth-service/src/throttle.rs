@@ -95,7 +95,8 @@ impl Throttle {
         all.extend(k.ip);
         let now = now_utc();
         if let Some(until) = store.throttle_locked_until(&all, now).await? {
-            let secs = (until - now).num_milliseconds().max(0).div_ceil(1000).max(1);
+            let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
+            let secs = secs.max(1);
             return Err(ApiError::Throttled(u64::try_from(secs).unwrap_or(1)));
         }
         Ok(())

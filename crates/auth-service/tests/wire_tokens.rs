@@ -432,7 +432,7 @@ async fn concurrent_refreshes_with_one_token_rotate_only_once(backend: Backend) 
     let (refresh, _) = app.login(ALICE, PW).await;
     let app = std::sync::Arc::new(app);
     let body = json!({"refresh": refresh}).to_string();
-    let tasks: Vec<_> = (0..6)
+    let tasks: Vec<_> = (0..60)
         .map(|_| {
             let (app, body) = (app.clone(), body.clone());
             tokio::spawn(async move { app.post("/auth/token/refresh/", &body).await })

@@ -22,10 +22,14 @@ use tower::ServiceExt;
 /// Signing key used by every test service.
 pub const KEY: &str = "test-signing-key-0123456789abcdef0123456789";
 
-/// Settings as `auth-service serve` would parse them from `extra` flags, with cheap argon2.
+/// Settings as `auth-service serve` would parse them from `extra` flags, with cheap argon2
+/// (and the test HMAC key unless `extra` picks an asymmetric `--algorithm`).
 pub fn settings(extra: &[&str]) -> SettingsArgs {
-    let mut argv =
-        vec!["auth-service", "serve", "--signing-key", KEY, "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+    let asymmetric = extra.windows(2).any(|w| w[0] == "--algorithm" && !w[1].starts_with("HS"));
+    let mut argv = vec!["auth-service", "serve", "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+    if !asymmetric {
+        argv.extend_from_slice(&["--signing-key", KEY]);
+    }
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("settings parse").command {
         Command::Serve(s) => s.settings,
@@ -65,6 +69,14 @@ impl TestApp {
     pub async fn new(backend: Backend, extra: &[&str]) -> Option<TestApp> {
         let db = TestDb::new(backend, "auth-service test").await?;
         Some(Self::with_db(db, extra))
+    }
+
+    /// The service with asymmetric keys loaded (and generated) from the database.
+    pub async fn asymmetric(backend: Backend, extra: &[&str]) -> Option<TestApp> {
+        let db = TestDb::new(backend, "auth-service test").await?;
+        let state = AppState::build(&settings(extra), db.db.clone()).await.expect("state");
+        let router = app(state.clone());
+        Some(TestApp { db, state, router })
     }
 
     /// The service over an existing database (e.g. one the CLI wrote to).
