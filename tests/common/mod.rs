@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use shared_user::schema::{access_groups, users};
 use shared_user::testing::{Backend, TestDb};
 use shared_user::{AccessGroup, Db, DbError, with_conn};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Signing key shared by the auth-service and (in local mode) the client.
@@ -35,8 +35,22 @@ pub const WWW_AUTH: &str = "Bearer realm=\"api\"";
 /// Upper bound for a request that must fail fast instead of hanging.
 pub const FAST: Duration = Duration::from_secs(10);
 
-/// Both client verification modes, for tests whose behaviour must hold in each.
-pub const MODES: [VerifyMode; 2] = [VerifyMode::Local, VerifyMode::Remote];
+/// `per_mode!(body => local_name, remote_name);` defines `async fn local_name(Backend)` and
+/// `async fn remote_name(Backend)` running `body(backend, mode)` in each client verification
+/// mode, ready for `both_backends!`. One test per mode keeps each test short.
+#[allow(unused_macros, reason = "not every test binary has per-mode tests")]
+macro_rules! per_mode {
+    ($($body:ident => $local:ident, $remote:ident);+ $(;)?) => {
+        $(
+            async fn $local(backend: shared_user::testing::Backend) {
+                $body(backend, client_service::VerifyMode::Local).await;
+            }
+            async fn $remote(backend: shared_user::testing::Backend) {
+                $body(backend, client_service::VerifyMode::Remote).await;
+            }
+        )+
+    };
+}
 
 /// How a pair is set up.
 #[derive(Debug, Clone)]
@@ -45,6 +59,8 @@ pub struct Options {
     pub mode: VerifyMode,
     /// How long the client trusts a mirrored user.
     pub mirror_ttl: Duration,
+    /// Timeout of each client call to the auth-service.
+    pub client_timeout: Duration,
     /// Extra `auth-service serve` flags.
     pub auth_flags: Vec<&'static str>,
 }
@@ -52,7 +68,12 @@ pub struct Options {
 impl Options {
     /// `mode` with a long mirror TTL.
     pub fn new(mode: VerifyMode) -> Self {
-        Self { mode, mirror_ttl: Duration::from_secs(300), auth_flags: Vec::new() }
+        Self {
+            mode,
+            mirror_ttl: Duration::from_secs(300),
+            client_timeout: Duration::from_secs(2),
+            auth_flags: Vec::new(),
+        }
     }
 
     /// Same, with the given mirror TTL.
@@ -60,36 +81,53 @@ impl Options {
         self.mirror_ttl = ttl;
         self
     }
+
+    /// Same, with the given timeout for each client call to the auth-service.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.client_timeout = timeout;
+        self
+    }
 }
 
-/// Requests received by the auth-service, per path.
-#[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<Mutex<HashMap<String, usize>>>);
+/// Requests received by the auth-service, per path; and a switch that makes it hang.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    frozen: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Self { counts: Arc::default(), frozen: Arc::new(watch::Sender::new(false)) }
+    }
+}
 
 impl Counter {
     /// How many requests `path` received.
     pub fn get(&self, path: &str) -> usize {
-        self.0.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.counts.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 
     /// Every request so far, on any path.
     pub fn total(&self) -> usize {
-        self.0.lock().unwrap().values().sum()
+        self.counts.lock().unwrap().values().sum()
     }
 
     /// Forgets everything counted so far.
     pub fn reset(&self) {
-        self.0.lock().unwrap().clear();
+        self.counts.lock().unwrap().clear();
     }
 
     /// A copy of the counts, for assertion messages.
     pub fn snapshot(&self) -> HashMap<String, usize> {
-        self.0.lock().unwrap().clone()
+        self.counts.lock().unwrap().clone()
     }
 }
 
 async fn count_requests(State(counter): State<Counter>, req: Request, next: Next) -> Response {
-    *counter.0.lock().unwrap().entry(req.uri().path().to_owned()).or_default() += 1;
+    *counter.counts.lock().unwrap().entry(req.uri().path().to_owned()).or_default() += 1;
+    // A frozen auth-service accepts connections and reads requests but answers nothing.
+    let _ = counter.frozen.subscribe().wait_for(|frozen| !frozen).await;
     next.run(req).await
 }
 
@@ -122,10 +160,12 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err()
+        {
+            task.abort();
+            // The listener goes away with the task's future, once the abort has landed.
+            let _ = task.await;
         }
     }
 }
@@ -293,16 +333,16 @@ impl Pair {
         };
         let auth = AppState::new(&serve.settings, auth_db.db.clone()).expect("auth-service state");
         let counter = Counter::default();
-        let auth_router = auth_service::app(auth.clone())
-            .layer(middleware::from_fn_with_state(counter.clone(), count_requests));
+        let auth_router =
+            auth_service::app(auth.clone()).layer(middleware::from_fn_with_state(counter.clone(), count_requests));
         let auth_server = Server::start(auth_router).await;
         let auth_url = format!("http://{}", auth_server.addr);
 
         let mut config = ClientConfig::new(auth_url.clone(), Some(KEY.as_bytes().to_vec()));
         config.verify_mode = options.mode;
         config.mirror_ttl = options.mirror_ttl;
-        config.request_timeout = Duration::from_secs(2);
-        config.connect_timeout = Duration::from_secs(1);
+        config.request_timeout = options.client_timeout;
+        config.connect_timeout = options.client_timeout.min(Duration::from_secs(1));
         let client = ClientState::new(config, client_db.db.clone()).expect("client state");
         let client_server = Server::start(client_service::demo::app(client.clone())).await;
         let client_url = format!("http://{}", client_server.addr);
@@ -312,18 +352,7 @@ impl Pair {
             .timeout(Duration::from_secs(20))
             .build()
             .expect("reqwest client");
-        Some(Pair {
-            counter,
-            auth,
-            client,
-            auth_url,
-            client_url,
-            http,
-            auth_server,
-            client_server,
-            auth_db,
-            client_db,
-        })
+        Some(Pair { counter, auth, client, auth_url, client_url, http, auth_server, client_server, auth_db, client_db })
     }
 
     /// Adds an active user with [`PASSWORD`] and `groups` (`NAME` or `NAME:LEVEL`) on the
@@ -358,6 +387,16 @@ impl Pair {
         assert!(self.auth.store.deactivate(email).await.expect("deactivate"), "no user {email}");
     }
 
+    /// Makes the auth-service hang: connections are accepted, requests never answered.
+    pub fn freeze_auth(&self) {
+        self.counter.frozen.send_replace(true);
+    }
+
+    /// Lets a frozen auth-service answer again (held requests go on).
+    pub fn thaw_auth(&self) {
+        self.counter.frozen.send_replace(false);
+    }
+
     /// Kills the auth-service: later connections to it are refused.
     pub async fn kill_auth(&mut self) {
         self.auth_server.stop().await;
@@ -365,10 +404,17 @@ impl Pair {
         assert!(tokio::net::TcpStream::connect(self.auth_server.addr).await.is_err(), "auth-service still accepts");
     }
 
-    /// Stops the client-service too (the end of a test).
-    pub async fn stop(&mut self) {
+    /// The end of a test: stops both services, then drops both databases at once (dropping a
+    /// used PostgreSQL database waits for a checkpoint; two in a row double the wait).
+    pub async fn finish(mut self) {
+        self.thaw_auth();
         self.client_server.stop().await;
         self.auth_server.stop().await;
+        let Pair { auth_db, client_db, .. } = self;
+        let auth_drop = tokio::task::spawn_blocking(move || drop(auth_db));
+        let client_drop = tokio::task::spawn_blocking(move || drop(client_db));
+        auth_drop.await.expect("drop auth-service database");
+        client_drop.await.expect("drop client database");
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {

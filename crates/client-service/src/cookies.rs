@@ -120,12 +120,10 @@ fn origin_of(headers: &HeaderMap) -> Option<String> {
 
 /// The CSRF double-submit check, plus the origin allow-list when one is configured.
 pub fn check_csrf(config: &CookieConfig, headers: &HeaderMap) -> Result<(), CsrfError> {
-    if !config.allowed_origins.is_empty() {
-        if let Some(origin) = origin_of(headers) {
-            if !config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin) {
-                return Err(CsrfError::Origin);
-            }
-        }
+    if let Some(origin) = origin_of(headers).filter(|_| !config.allowed_origins.is_empty())
+        && !config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin)
+    {
+        return Err(CsrfError::Origin);
     }
     let cookie = read_cookie(headers, CSRF_COOKIE).ok_or(CsrfError::NoCookie)?;
     let header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).ok_or(CsrfError::Missing)?;

@@ -6,20 +6,21 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use shared_user::User;
 
+use shared_user::http::both_slashes;
+
 use crate::{AuthUser, ClientState, RequireAuthLayer, RequireGroupLayer};
 
 /// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
 /// plus the `/auth/*` proxy routes and `/healthz`.
 pub fn app(state: ClientState) -> Router {
-    let billing = Router::<ClientState>::new()
-        .route("/api/billing/", get(billing))
+    let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
         .layer(RequireGroupLayer::new("billing", None))
         .layer(RequireAuthLayer::new(state.clone()));
-    Router::<ClientState>::new()
-        .route("/api/test/", get(test))
-        .route("/api/me/", get(me))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+    let mut app = Router::<ClientState>::new();
+    app = both_slashes(app, "/api/test/", get(test));
+    app = both_slashes(app, "/api/me/", get(me));
+    app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(billing)
         .merge(crate::router(state.clone()))
         .with_state(state)

@@ -18,7 +18,7 @@ pub enum KeySource {
     /// Shared secret (HS*).
     Hmac(Arc<Verifier>),
     /// Public keys from a JWKS URL.
-    Jwks(JwksCache),
+    Jwks(Box<JwksCache>),
 }
 
 /// A cached JWKS turned into a [`Verifier`].
@@ -63,10 +63,10 @@ impl JwksCache {
             Some((v, at)) if at.elapsed() < self.ttl => Ok(v),
             stale => {
                 let mut gate = self.gate.lock().await;
-                if let Some((v, at)) = self.cached() {
-                    if at.elapsed() < self.ttl {
-                        return Ok(v);
-                    }
+                if let Some((v, at)) = self.cached()
+                    && at.elapsed() < self.ttl
+                {
+                    return Ok(v);
                 }
                 *gate = Some(Instant::now());
                 match (self.fetch(upstream).await, stale) {
@@ -86,10 +86,10 @@ impl JwksCache {
     /// minimum interval. Returns the new verifier when it knows `kid`.
     pub async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<Arc<Verifier>> {
         let mut gate = self.gate.lock().await;
-        if let Some((v, _)) = self.cached() {
-            if v.knows_kid(kid) {
-                return Some(v);
-            }
+        if let Some((v, _)) = self.cached()
+            && v.knows_kid(kid)
+        {
+            return Some(v);
         }
         if gate.is_some_and(|last| last.elapsed() < self.min_refetch) {
             return None;

@@ -79,12 +79,12 @@ impl ClientState {
     pub fn new(config: ClientConfig, db: Db) -> Result<Self, String> {
         let keys = match (&config.verify_mode, &config.signing_key) {
             (VerifyMode::Local, Some(key)) => KeySource::Hmac(Arc::new(Verifier::hmac(config.verify.clone(), key))),
-            (VerifyMode::Local, None) => KeySource::Jwks(JwksCache::new(
+            (VerifyMode::Local, None) => KeySource::Jwks(Box::new(JwksCache::new(
                 config.jwks_url.clone().unwrap_or_else(|| "/.well-known/jwks.json".into()),
                 config.verify.clone(),
                 config.jwks_ttl,
                 config.jwks_min_refetch,
-            )),
+            ))),
             (VerifyMode::Remote, _) => KeySource::None,
         };
         let upstream = Upstream::new(&config)?;
@@ -139,18 +139,18 @@ impl ClientState {
     /// stale mirror entry is used.
     pub async fn user_for(&self, user_id: i64, token: &str) -> Result<User, ClientError> {
         let cached = self.mirror().find(user_id).await?;
-        if let Some(m) = &cached {
-            if self.is_fresh(m.synced_at) {
-                return Ok(m.user.clone());
-            }
+        if let Some(m) = &cached
+            && self.is_fresh(m.synced_at)
+        {
+            return Ok(m.user.clone());
         }
         let flight = self.flight(user_id);
         let _guard = flight.lock().await;
         let cached = self.mirror().find(user_id).await?;
-        if let Some(m) = &cached {
-            if self.is_fresh(m.synced_at) {
-                return Ok(m.user.clone());
-            }
+        if let Some(m) = &cached
+            && self.is_fresh(m.synced_at)
+        {
+            return Ok(m.user.clone());
         }
         let result = self.fetch_and_mirror(user_id, token).await;
         self.land(user_id);
@@ -171,7 +171,14 @@ impl ClientState {
                 Ok(user)
             }
             Ok(user) => Err(ClientError::BadUpstream(format!("asked for user {user_id}, got {}", user.id))),
-            Err(refusal) => Err(ClientError::Unauthenticated(refusal)),
+            Err(refusal) => {
+                // The auth-service says this user may not sign in any more: record it, so a
+                // later outage cannot bring the stale, still-active mirror copy back.
+                if matches!(refusal.code.as_deref(), Some("user_inactive" | "user_not_found")) {
+                    self.mirror().deactivate(user_id).await?;
+                }
+                Err(ClientError::Unauthenticated(refusal))
+            }
         }
     }
 

@@ -95,6 +95,18 @@ impl Mirror {
         })
     }
 
+    /// Marks a mirrored user inactive (the auth-service refused them), as of now.
+    pub async fn deactivate(&self, id: i64) -> Result<(), DbError> {
+        let now = now_utc();
+        with_conn!(&self.db, |conn| {
+            diesel::update(users::table.find(id))
+                .set((users::is_active.eq(false), users::synced_at.eq(Some(now))))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
     /// Overwrites the mirror of `user` (row and groups) in one transaction. The auth-service is
     /// the source of truth: a local row holding the same email under another id is removed.
     pub async fn upsert(&self, user: &User) -> Result<(), DbError> {

@@ -78,10 +78,10 @@ pub async fn forward(
 
 /// `POST /auth/token/`: proxied; on success the user is fetched and mirrored before answering.
 pub async fn obtain_token(State(state): State<ClientState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(cookie) = &state.config().cookie {
-        if let Err(e) = check_csrf(cookie, &headers) {
-            return e.into_response();
-        }
+    if let Some(cookie) = &state.config().cookie
+        && let Err(e) = check_csrf(cookie, &headers)
+    {
+        return e.into_response();
     }
     let reply = match state.upstream().send(Method::POST, "/auth/token/", &request_headers(&headers), body).await {
         Ok(reply) => reply,
