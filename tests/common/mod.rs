@@ -61,8 +61,11 @@ pub struct Options {
     pub mirror_ttl: Duration,
     /// Timeout of each client call to the auth-service.
     pub client_timeout: Duration,
-    /// Extra `auth-service serve` flags.
+    /// Extra `auth-service serve` flags (an asymmetric `--algorithm` makes the client verify
+    /// with the auth-service's JWKS instead of the shared key).
     pub auth_flags: Vec<&'static str>,
+    /// Last changes to the client's configuration (cookie mode, JWKS settings...).
+    pub configure: Option<fn(&mut ClientConfig)>,
 }
 
 impl Options {
@@ -73,7 +76,20 @@ impl Options {
             mirror_ttl: Duration::from_secs(300),
             client_timeout: Duration::from_secs(2),
             auth_flags: Vec::new(),
+            configure: None,
         }
+    }
+
+    /// Same, with extra `auth-service serve` flags.
+    pub fn auth_flags(mut self, flags: &[&'static str]) -> Self {
+        self.auth_flags.extend_from_slice(flags);
+        self
+    }
+
+    /// Same, with a last change to the client's configuration.
+    pub fn configure(mut self, f: fn(&mut ClientConfig)) -> Self {
+        self.configure = Some(f);
+        self
     }
 
     /// Same, with the given mirror TTL.
@@ -317,32 +333,31 @@ impl Pair {
         let auth_db = TestDb::new(backend, "e2e auth-service").await?;
         let client_db = TestDb::new(backend, "e2e client-service").await?;
 
-        let mut argv = vec![
-            "auth-service",
-            "serve",
-            "--signing-key",
-            KEY,
-            "--argon2-memory-kib",
-            "256",
-            "--argon2-iterations",
-            "1",
-        ];
+        let asymmetric = options.auth_flags.windows(2).any(|w| w[0] == "--algorithm" && !w[1].starts_with("HS"));
+        let mut argv = vec!["auth-service", "serve", "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+        if !asymmetric {
+            argv.extend(["--signing-key", KEY]);
+        }
         argv.extend(options.auth_flags.iter().copied());
         let Command::Serve(serve) = Cli::try_parse_from(argv).expect("auth-service flags").command else {
             unreachable!("serve")
         };
-        let auth = AppState::new(&serve.settings, auth_db.db.clone()).expect("auth-service state");
+        let auth = AppState::build(&serve.settings, auth_db.db.clone()).await.expect("auth-service state");
         let counter = Counter::default();
         let auth_router =
             auth_service::app(auth.clone()).layer(middleware::from_fn_with_state(counter.clone(), count_requests));
         let auth_server = Server::start(auth_router).await;
         let auth_url = format!("http://{}", auth_server.addr);
 
-        let mut config = ClientConfig::new(auth_url.clone(), Some(KEY.as_bytes().to_vec()));
+        let key = (!asymmetric).then(|| KEY.as_bytes().to_vec());
+        let mut config = ClientConfig::new(auth_url.clone(), key);
         config.verify_mode = options.mode;
         config.mirror_ttl = options.mirror_ttl;
         config.request_timeout = options.client_timeout;
         config.connect_timeout = options.client_timeout.min(Duration::from_secs(1));
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
         let client = ClientState::new(config, client_db.db.clone()).expect("client state");
         let client_server = Server::start(client_service::demo::app(client.clone())).await;
         let client_url = format!("http://{}", client_server.addr);

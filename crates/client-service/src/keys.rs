@@ -29,6 +29,7 @@ pub struct JwksCache {
     ttl: Duration,
     min_refetch: Duration,
     current: RwLock<Option<(Arc<Verifier>, Instant)>>,
+    /// Serialises fetches; holds when the last unknown-kid refetch happened.
     gate: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -62,13 +63,12 @@ impl JwksCache {
         match self.cached() {
             Some((v, at)) if at.elapsed() < self.ttl => Ok(v),
             stale => {
-                let mut gate = self.gate.lock().await;
+                let _serialised = self.gate.lock().await;
                 if let Some((v, at)) = self.cached()
                     && at.elapsed() < self.ttl
                 {
                     return Ok(v);
                 }
-                *gate = Some(Instant::now());
                 match (self.fetch(upstream).await, stale) {
                     (Ok(v), _) => Ok(v),
                     (Err(e), Some((old, _))) => {
