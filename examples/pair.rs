@@ -38,8 +38,8 @@ async fn main() -> anyhow::Result<()> {
     let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let argv = ["auth-service", "serve", "--signing-key", key.as_str(), "--rotate-refresh-tokens", "true"];
     let Command::Serve(serve) = Cli::try_parse_from(argv)?.command else { unreachable!() };
-    let auth = auth_service::AppState::new(&serve.settings, open(&dir.join("auth.db")).await?)
-        .map_err(anyhow::Error::msg)?;
+    let auth =
+        auth_service::AppState::new(&serve.settings, open(&dir.join("auth.db")).await?).map_err(anyhow::Error::msg)?;
 
     let hash = auth.hasher.hash(PASSWORD.to_owned()).await?;
     let seeded = auth
@@ -91,8 +91,8 @@ Seeded user: {EMAIL} / {PASSWORD} (access group billing:admin)
 Ctrl-C stops both services.
 "#
     );
-    let auth_server = axum::serve(auth_listener, auth_service::app(auth))
-        .with_graceful_shutdown(auth_service::shutdown_signal());
+    let auth_server =
+        axum::serve(auth_listener, auth_service::app(auth)).with_graceful_shutdown(auth_service::shutdown_signal());
     let client_server = axum::serve(client_listener, client_service::demo::app(client))
         .with_graceful_shutdown(client_service::shutdown_signal());
     let (a, c) = tokio::join!(auth_server.into_future(), client_server.into_future());

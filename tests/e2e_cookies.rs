@@ -16,7 +16,8 @@ fn cookie_mode(c: &mut ClientConfig) {
 }
 
 async fn pair(backend: Backend) -> Option<Pair> {
-    let options = Options::new(VerifyMode::Local).auth_flags(&["--rotate-refresh-tokens", "true"]).configure(cookie_mode);
+    let options =
+        Options::new(VerifyMode::Local).auth_flags(&["--rotate-refresh-tokens", "true"]).configure(cookie_mode);
     let p = Pair::start(backend, options).await?;
     p.add_user(ALICE, &[]).await;
     Some(p)
@@ -24,11 +25,7 @@ async fn pair(backend: Backend) -> Option<Pair> {
 
 /// The value of cookie `name` set by a reply, with its attributes.
 fn set_cookie<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
+    r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|v| v.starts_with(&format!("{name}=")))
 }
 
 fn value_of(set_cookie: &str) -> &str {

@@ -60,7 +60,8 @@ async fn unknown_kids_are_refused_and_refetched_at_most_once(backend: Backend) {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("not-ours".into());
     let forged =
-        shared_user::jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap()).unwrap();
+        shared_user::jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
     p.counter.reset();
     for _ in 0..5 {
         p.get("/api/test/", &forged).await.expect_401(invalid_bearer("Token is invalid or expired"));
@@ -72,7 +73,8 @@ async fn unknown_kids_are_refused_and_refetched_at_most_once(backend: Backend) {
 async fn hmac_tokens_signed_with_the_public_key_are_refused(backend: Backend) {
     let Some(p) = pair(backend, "RS256").await else { return };
     let id = p.add_user("alice@example.com", &[]).await;
-    let set: serde_json::Value = p.http.get(format!("{}{JWKS}", p.auth_url)).send().await.unwrap().json().await.unwrap();
+    let set: serde_json::Value =
+        p.http.get(format!("{}{JWKS}", p.auth_url)).send().await.unwrap().json().await.unwrap();
     let kid = set["keys"][0]["kid"].as_str().unwrap().to_owned();
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "x", "user_id": id});

@@ -13,6 +13,20 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+/// A pool that waits at most 10 s for a connection (a macro: the manager's bounds differ
+/// per connection type).
+macro_rules! pool {
+    ($manager:expr, $max_size:expr) => {
+        Pool::builder($manager)
+            .max_size($max_size)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Config(e.to_string()))
+    };
+}
+
 /// Async SQLite connection (diesel's sync connection on the blocking pool).
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 /// Async PostgreSQL connection (tokio-postgres, no libpq).
@@ -96,15 +110,7 @@ impl Db {
     pub async fn connect(url: &str, max_size: usize) -> Result<Self, DbError> {
         let (is_pg, target) = classify(url)?;
         let db = if is_pg {
-            let manager = AsyncDieselConnectionManager::<PgConn>::new(target);
-            let pool = Pool::builder(manager)
-                .max_size(max_size)
-                .wait_timeout(Some(Duration::from_secs(10)))
-                .create_timeout(Some(Duration::from_secs(10)))
-                .runtime(deadpool_runtime())
-                .build()
-                .map_err(|e| DbError::Config(e.to_string()))?;
-            Db::Postgres(pool)
+            Db::Postgres(pool!(AsyncDieselConnectionManager::<PgConn>::new(target), max_size)?)
         } else {
             if target.is_empty() {
                 return Err(DbError::Config("DATABASE_URL names no SQLite file".into()));
@@ -123,15 +129,7 @@ impl Db {
                     Ok(conn)
                 })
             });
-            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target, config);
-            let pool = Pool::builder(manager)
-                .max_size(max_size)
-                .wait_timeout(Some(Duration::from_secs(10)))
-                .create_timeout(Some(Duration::from_secs(10)))
-                .runtime(deadpool_runtime())
-                .build()
-                .map_err(|e| DbError::Config(e.to_string()))?;
-            Db::Sqlite(pool)
+            Db::Sqlite(pool!(AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target, config), max_size)?)
         };
         db.ping().await?;
         Ok(db)
@@ -161,10 +159,6 @@ impl Db {
             }
         }
     }
-}
-
-fn deadpool_runtime() -> deadpool::Runtime {
-    deadpool::Runtime::Tokio1
 }
 
 /// Runs `$body` with `$conn` bound to a `&mut` pooled connection of whichever backend `$db` is.
