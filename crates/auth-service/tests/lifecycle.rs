@@ -43,4 +43,21 @@ async fn expired_refresh_records_are_purged(backend: Backend) {
     assert_eq!(app.state.store.purge_expired().await.unwrap(), 0);
 }
 
-both_backends!(leeway_tolerates_small_clock_skew_only, expired_refresh_records_are_purged);
+async fn a_refreshed_access_token_gets_its_own_iat(backend: Backend) {
+    let Some(app) = TestApp::new(backend, &[]).await else { return };
+    app.add_user("alice@example.com", "correct horse battery", false, &[]).await;
+    let (refresh, _) = app.login("alice@example.com", "correct horse battery").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = app.post("/auth/token/refresh/", &json!({"refresh": refresh}).to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let access = r.json()["access"].as_str().unwrap().to_owned();
+    let (old, new) = (common::payload(&refresh), common::payload(&access));
+    assert!(new["iat"].as_i64() > old["iat"].as_i64(), "SimpleJWT 5.5.1: not a copy of the refresh iat");
+    assert_eq!(new["user_id"], old["user_id"]);
+}
+
+both_backends!(
+    leeway_tolerates_small_clock_skew_only,
+    expired_refresh_records_are_purged,
+    a_refreshed_access_token_gets_its_own_iat
+);
