@@ -3,6 +3,7 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use shared_user::http::bearer_token;
 use shared_user::wire::{ErrorDetail, msg};
 use shared_user::{TokenType, User};
 
@@ -24,21 +25,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let config = &state.config;
-        let not_provided = || ApiError::Unauthenticated(ErrorDetail::new(msg::NOT_PROVIDED));
-        let Some(value) = parts.headers.get(config.auth_header_name.as_str()) else {
-            return Err(not_provided());
-        };
-        let Ok(value) = value.to_str() else {
-            return Err(not_provided());
-        };
-        let mut words = value.split_whitespace();
-        let Some(scheme) = words.next() else { return Err(not_provided()) };
-        if !config.auth_header_types.iter().any(|t| t == scheme) {
-            return Err(not_provided());
-        }
-        let (Some(token), None) = (words.next(), words.next()) else {
-            return Err(ApiError::Unauthenticated(ErrorDetail::with_code(msg::BAD_HEADER, "bad_authorization_header")));
-        };
+        let token = bearer_token(&parts.headers, &config.auth_header_name, &config.auth_header_types)
+            .map_err(ApiError::Unauthenticated)?
+            .ok_or_else(|| ApiError::Unauthenticated(ErrorDetail::new(msg::NOT_PROVIDED)))?;
         let claims = state
             .keys
             .verifier()

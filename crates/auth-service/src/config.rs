@@ -17,6 +17,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once at start; boxing would only complicate matching")]
 pub enum Command {
     /// Run the HTTP service (migrates the database first).
     Serve(ServeArgs),
@@ -94,6 +95,17 @@ pub enum CreateUserPolicy {
     Admin,
 }
 
+/// Extra claims added to access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ClaimsPreset {
+    /// Only the standard claims.
+    #[default]
+    None,
+    /// Hasura's JWT mode: `sub`, `name`, `email` and the `https://hasura.io/jwt/claims`
+    /// namespace (allowed roles, default role, user id).
+    Hasura,
+}
+
 /// Token, password and HTTP settings (EASY_JWT names where they exist).
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
@@ -156,6 +168,18 @@ pub struct SettingsArgs {
     /// Who may create users over HTTP: off, open or admin.
     #[arg(long, env = "ALLOW_CREATE_USER", value_enum, default_value_t = CreateUserPolicy::Off)]
     pub allow_create_user: CreateUserPolicy,
+    /// Extra claims in access tokens: none, or hasura (`sub`, `name`, `email` and the
+    /// `https://hasura.io/jwt/claims` namespace; roles from the user's access groups, plus
+    /// `user` for everyone and `admin` for staff and superusers).
+    #[arg(long, env = "CLAIMS_PRESET", value_enum, default_value_t = ClaimsPreset::None)]
+    pub claims_preset: ClaimsPreset,
+    /// `x-hasura-default-role` of the hasura claims preset (always among the allowed roles).
+    #[arg(long, env = "HASURA_DEFAULT_ROLE", default_value = "user")]
+    pub hasura_default_role: String,
+    /// Shared secret of the Hasura action handlers (`/hasura/actions/...`): when set, every
+    /// call must carry it in `X-Hasura-Action-Secret`.
+    #[arg(long, env = "HASURA_ACTION_SECRET", hide_env_values = true)]
+    pub hasura_action_secret: Option<String>,
     /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,
@@ -345,6 +369,12 @@ impl SettingsArgs {
         }
         if self.user_id_claim.trim().is_empty() {
             return Err("USER_ID_CLAIM must not be empty".into());
+        }
+        if self.hasura_default_role.trim().is_empty() {
+            return Err("HASURA_DEFAULT_ROLE must not be empty".into());
+        }
+        if self.hasura_action_secret.as_deref().is_some_and(str::is_empty) {
+            return Err("HASURA_ACTION_SECRET is set but empty; unset it or set a random secret".into());
         }
         argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, self.argon2_parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;

@@ -5,12 +5,16 @@
 //! database and serves it.
 
 pub mod auth;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod graphql;
+pub mod hasura;
 pub mod keys;
 pub mod passwords;
 pub mod routes;
+pub mod service;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
@@ -28,7 +32,7 @@ use shared_user::{Db, VerifySettings};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{CreateUserPolicy, SettingsArgs};
+use crate::config::{ClaimsPreset, CreateUserPolicy, SettingsArgs};
 use crate::passwords::Hasher;
 use crate::store::Store;
 use crate::throttle::Throttle;
@@ -55,6 +59,22 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Take the client address from `X-Forwarded-For`.
     pub trust_x_forwarded_for: bool,
+    /// Extra claims in access tokens.
+    pub claims_preset: ClaimsPreset,
+    /// `x-hasura-default-role` of the Hasura preset.
+    pub hasura_default_role: String,
+    /// Shared secret the Hasura action handlers require, when set.
+    pub hasura_action_secret: Option<Redacted>,
+}
+
+/// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// The one state type of the service.
@@ -129,6 +149,9 @@ impl AppState {
             allow_create_user: settings.allow_create_user,
             request_timeout: settings.request_timeout,
             trust_x_forwarded_for: settings.trust_x_forwarded_for,
+            claims_preset: settings.claims_preset,
+            hasura_default_role: settings.hasura_default_role.trim().to_owned(),
+            hasura_action_secret: settings.hasura_action_secret.clone().map(Redacted),
         };
         let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
         Ok(Self {
@@ -169,37 +192,4 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Sets up tracing once: `RUST_LOG` filter, JSON lines when `LOG_FORMAT=json`.
-pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
+pub use shared_user::runtime::{init_tracing, shutdown_signal};

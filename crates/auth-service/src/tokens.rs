@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use shared_user::jsonwebtoken::jwk::JwkSet;
 use shared_user::jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use shared_user::token::{NamedKey, TokenType, Verifier, VerifySettings};
+use shared_user::token::{NamedKey, TokenError, TokenType, Verifier, VerifySettings};
 
 use crate::store::signing_keys::SigningKeyRow;
 
@@ -21,7 +21,25 @@ pub struct Minted {
     pub jti: String,
     /// Its `exp`, epoch seconds.
     pub exp: i64,
+    /// Every claim, in token order (what a GraphQL `payload` shows).
+    pub claims: Map<String, Value>,
 }
+
+/// Why a token was refused, in the three categories graphql-jwt (PyJWT) reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Not a JWT, or its signature does not match any of our keys (PyJWT's `DecodeError`,
+    /// "Error decoding signature").
+    Malformed,
+    /// Correctly signed but past `exp` ("Signature has expired").
+    Expired,
+    /// Correctly signed but otherwise unacceptable: algorithm, audience, issuer, `nbf`/`iat`
+    /// in the future, missing or wrong claims, revoked ("Invalid token").
+    Invalid,
+}
+
+/// Time allowance of the diagnostic verifier: long enough that no real token is past it.
+const DIAGNOSTIC_LEEWAY_SECS: u64 = 100 * 366 * 24 * 3600;
 
 /// The key material in force: what signs, what verifies, what is published.
 struct Active {
@@ -29,7 +47,14 @@ struct Active {
     encoding: EncodingKey,
     kid: Option<String>,
     verifier: Arc<Verifier>,
+    /// The same keys with time, audience and issuer checks off: only used to explain why
+    /// `verifier` refused a token (signature fine but expired, or a bad signature).
+    diagnostic: Arc<Verifier>,
     jwks: Arc<JwkSet>,
+}
+
+fn diagnostic_settings(settings: &VerifySettings) -> VerifySettings {
+    VerifySettings { leeway: DIAGNOSTIC_LEEWAY_SECS, audience: None, issuer: None, ..settings.clone() }
 }
 
 /// Signs tokens and checks them; asymmetric key sets can be swapped at run time.
@@ -105,6 +130,7 @@ impl Keys {
             encoding: EncodingKey::from_secret(secret),
             kid: None,
             verifier: Arc::new(Verifier::hmac(settings.clone(), secret)),
+            diagnostic: Arc::new(Verifier::hmac(diagnostic_settings(&settings), secret)),
             jwks: Arc::new(JwkSet::default()),
         };
         Self { active: RwLock::new(Arc::new(active)), settings, access_lifetime, refresh_lifetime }
@@ -155,6 +181,7 @@ impl Keys {
             algorithm,
             encoding,
             kid: Some(kid),
+            diagnostic: Arc::new(Verifier::new(diagnostic_settings(&settings), named.clone())),
             verifier: Arc::new(Verifier::new(settings, named)),
             jwks: Arc::new(jwks),
         })
@@ -186,8 +213,46 @@ impl Keys {
         self.refresh_lifetime
     }
 
+    /// Lifetime of access tokens.
+    pub fn access_lifetime(&self) -> Duration {
+        self.access_lifetime
+    }
+
+    /// Explains why [`Verifier::decode`] refused `token` with `error`, in graphql-jwt's terms.
+    pub fn fault(&self, token: &str, error: &TokenError) -> Fault {
+        if !matches!(error, TokenError::Invalid | TokenError::UnknownKid(_)) {
+            return Fault::Invalid;
+        }
+        let Ok(header) = shared_user::jsonwebtoken::decode_header(token) else {
+            return Fault::Malformed;
+        };
+        let active = self.current();
+        if !active.verifier.settings().algorithms.contains(&header.alg) {
+            return Fault::Invalid;
+        }
+        match active.diagnostic.decode(token, None) {
+            Err(_) => Fault::Malformed,
+            Ok(claims) => {
+                let leeway = i64::try_from(self.settings.leeway).unwrap_or(i64::MAX / 4);
+                if claims.exp <= chrono::Utc::now().timestamp() - leeway { Fault::Expired } else { Fault::Invalid }
+            }
+        }
+    }
+
     /// Signs a new token of `kind` for `user_id`.
     pub fn mint(&self, kind: TokenType, user_id: i64) -> Result<Minted, shared_user::jsonwebtoken::errors::Error> {
+        self.mint_with(kind, user_id, &Map::new())
+    }
+
+    /// Signs a new token of `kind` for `user_id` with `extra` claims after the standard ones
+    /// (`token_type, exp, iat, jti, <user id claim>`, then `aud`, `iss`). An extra claim never
+    /// replaces a standard one: those names are skipped.
+    pub fn mint_with(
+        &self,
+        kind: TokenType,
+        user_id: i64,
+        extra: &Map<String, Value>,
+    ) -> Result<Minted, shared_user::jsonwebtoken::errors::Error> {
         let active = self.current();
         let now = chrono::Utc::now().timestamp();
         let lifetime = match kind {
@@ -208,10 +273,17 @@ impl Keys {
         if let Some(iss) = &self.settings.issuer {
             claims.insert("iss".into(), Value::from(iss.clone()));
         }
+        for (name, value) in extra {
+            let reserved = matches!(name.as_str(), "token_type" | "exp" | "iat" | "jti" | "aud" | "iss")
+                || *name == self.settings.user_id_claim;
+            if !reserved {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
         let mut header = Header::new(active.algorithm);
         header.kid = active.kid.clone();
         let token = shared_user::jsonwebtoken::encode(&header, &claims, &active.encoding)?;
-        Ok(Minted { token, jti, exp })
+        Ok(Minted { token, jti, exp, claims })
     }
 }
 
@@ -277,6 +349,57 @@ mod tests {
         retired.retired_at = Some(now_utc() - chrono::Duration::seconds(601));
         keys.reload(&[retired, promoted]).unwrap();
         assert_eq!(keys.jwks().keys.len(), 1);
+    }
+
+    fn hs_keys(settings: VerifySettings) -> Keys {
+        Keys::hmac(b"secret-secret-secret-secret-secret", settings, Duration::from_secs(60), Duration::from_secs(600))
+    }
+
+    #[test]
+    fn extra_claims_follow_the_standard_ones_and_never_replace_them() {
+        let keys = hs_keys(VerifySettings { issuer: Some("gh".into()), ..VerifySettings::default() });
+        let mut extra = Map::new();
+        extra.insert("sub".into(), Value::from("9"));
+        extra.insert("user_id".into(), Value::from("forged"));
+        extra.insert("exp".into(), Value::from(1));
+        extra.insert("role".into(), Value::from("x"));
+        let minted = keys.mint_with(TokenType::Access, 9, &extra).unwrap();
+        let names: Vec<&str> = minted.claims.keys().map(String::as_str).collect();
+        assert_eq!(names, ["token_type", "exp", "iat", "jti", "user_id", "iss", "sub", "role"]);
+        assert_eq!(minted.claims["user_id"], Value::from(9));
+        assert_eq!(keys.verifier().decode(&minted.token, Some(TokenType::Access)).unwrap().raw, minted.claims);
+        assert_eq!(keys.mint(TokenType::Refresh, 9).unwrap().claims.len(), 6);
+    }
+
+    #[test]
+    fn faults_follow_pyjwt_categories() {
+        let keys = hs_keys(VerifySettings { audience: Some("api".into()), ..VerifySettings::default() });
+        let fault = |token: &str| {
+            let e = keys.verifier().decode(token, Some(TokenType::Access)).unwrap_err();
+            keys.fault(token, &e)
+        };
+        let sign = |claims: serde_json::Value, secret: &[u8]| {
+            shared_user::jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        let key = b"secret-secret-secret-secret-secret";
+        let now = chrono::Utc::now().timestamp();
+        let good = serde_json::json!({"token_type": "access", "exp": now + 60, "jti": "a", "user_id": 1, "aud": "api"});
+        assert_eq!(fault("garbage"), Fault::Malformed);
+        assert_eq!(fault(&sign(good.clone(), b"another-secret-another-secret-xx")), Fault::Malformed);
+        let mut expired = good.clone();
+        expired["exp"] = now.saturating_sub(1).into();
+        assert_eq!(fault(&sign(expired, key)), Fault::Expired);
+        let mut wrong_aud = good.clone();
+        wrong_aud["aud"] = "other".into();
+        assert_eq!(fault(&sign(wrong_aud, key)), Fault::Invalid);
+        let mut refresh = good;
+        refresh["token_type"] = "refresh".into();
+        assert_eq!(fault(&sign(refresh, key)), Fault::Invalid);
     }
 
     #[test]

@@ -1,0 +1,556 @@
+//! `POST /graphql`: a GraphQL schema compatible with django-graphql-jwt clients, also usable
+//! as a Hasura remote schema (introspection is on).
+//!
+//! Mutations: `tokenAuth`, `verifyToken`, `refreshToken`, `revokeToken` (graphql-jwt's names,
+//! arguments and result fields) and `createUser` (only with `ALLOW_CREATE_USER=open`). Queries:
+//! `me` and its alias `whoami` (the signed-in user), `users` (staff only).
+//!
+//! Differences from graphql-jwt, on purpose:
+//! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset), so
+//!   `payload` holds those claims rather than `{"username","exp","origIat"}`.
+//! - `refreshToken` takes our refresh token in either argument: `refreshToken` (long-running
+//!   style) or `token` (single-token style). An access token is not a refresh token
+//!   ("Invalid refresh token"): refreshing with a still-valid access token would let a stolen
+//!   one live forever. `refreshExpiresIn` is the `exp` of the refresh token the client holds
+//!   afterwards, and `refreshToken` is that token (a new one when `ROTATE_REFRESH_TOKENS`).
+//! - `tokenAuth` takes `email` or `username` (the username is the email); `refreshExpiresIn`
+//!   and `refreshToken` are always present.
+//! - The signed-in user comes from `Authorization: JWT <token>` (scheme compared
+//!   case-insensitively) or `Bearer <token>`; there is no `JWT` cookie and no token argument.
+//!
+//! Errors go in `errors[]` with HTTP 200 and graphql-jwt's messages. A throttled `tokenAuth`
+//! answers "Request was throttled. Expected available in N seconds." with
+//! `extensions: {"code":"throttled","retryAfter":N}`; validation problems of `createUser` join
+//! every message and carry the field map as `extensions` (like the Hasura actions).
+
+use std::net::IpAddr;
+
+use async_graphql::{
+    Context, EmptySubscription, Error, ErrorExtensions, ID, InputValueError, InputValueResult, Name, Object,
+    ParseRequestError, PathSegment, Scalar, ScalarType, Schema, SimpleObject, Value as GqlValue,
+};
+use async_graphql_axum::GraphQLRequest;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
+use axum::{Extension, body};
+use chrono::NaiveDateTime;
+use serde_json::{Map, Value, json};
+use shared_user::http::{Body, MAX_BODY};
+use shared_user::user::format_datetime;
+use shared_user::{AccessGroup, TokenError, TokenType, User};
+
+use crate::config::CreateUserPolicy;
+use crate::error::ApiError;
+use crate::service::{self, EMAIL_TAKEN};
+use crate::throttle::ClientIp;
+use crate::tokens::Fault;
+use crate::{AppState, Config};
+
+/// Bad credentials on `tokenAuth` (wrong password, unknown or inactive user alike).
+pub const INVALID_CREDENTIALS: &str = "Please enter valid credentials";
+/// Not a JWT, or a signature that none of our keys made.
+pub const DECODE_ERROR: &str = "Error decoding signature";
+/// A correctly signed token past its `exp`.
+pub const EXPIRED: &str = "Signature has expired";
+/// Any other unacceptable token.
+pub const INVALID_TOKEN: &str = "Invalid token";
+/// A refresh token that is unknown, revoked, rotated away or not a refresh token.
+pub const INVALID_REFRESH_TOKEN: &str = "Invalid refresh token";
+/// A correctly signed refresh token past its `exp`.
+pub const REFRESH_EXPIRED: &str = "Refresh token is expired";
+/// Not signed in, not staff, or registration not open.
+pub const PERMISSION_DENIED: &str = "You do not have permission to perform this action";
+/// A token of an inactive user.
+pub const USER_DISABLED: &str = "User is disabled";
+/// `verifyToken` without a token.
+pub const TOKEN_REQUIRED: &str = "Token is required";
+/// `refreshToken` without a token.
+pub const REFRESH_REQUIRED: &str = "Refresh token is required";
+
+/// The schema served at `/graphql`.
+pub type GatehouseSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deep enough for the standard introspection query (Hasura's included), shallow enough to
+/// refuse absurd nesting.
+const MAX_DEPTH: usize = 32;
+
+/// Builds the schema over `state`.
+pub fn schema(state: AppState) -> GatehouseSchema {
+    Schema::build(Query, Mutation, EmptySubscription).data(state).limit_depth(MAX_DEPTH).finish()
+}
+
+/// The `/graphql` route: POST only.
+pub fn route(state: &AppState) -> MethodRouter<AppState> {
+    post(graphql_endpoint).layer(Extension(schema(state.clone())))
+}
+
+/// Who is calling: the token of the `Authorization` header and the client address.
+#[derive(Debug, Clone, Default)]
+struct Caller {
+    token: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+/// The token of `Authorization: JWT <token>` (graphql-jwt's prefix, any case) or of one of the
+/// configured schemes (`Bearer`), from the configured header. Anything else is anonymous, like
+/// graphql-jwt (which then looks for a cookie).
+fn header_token(headers: &HeaderMap, config: &Config) -> Option<String> {
+    let value = headers.get(config.auth_header_name.as_str())?.to_str().ok()?;
+    let mut words = value.split_whitespace();
+    let (scheme, token) = (words.next()?, words.next()?);
+    if words.next().is_some() {
+        return None;
+    }
+    let known =
+        scheme.eq_ignore_ascii_case("JWT") || config.auth_header_types.iter().any(|t| t.eq_ignore_ascii_case(scheme));
+    known.then(|| token.to_owned())
+}
+
+/// A request body graphql could not read: 400 (413 when too large) in the GraphQL envelope.
+pub struct Rejection(ParseRequestError);
+
+impl From<ParseRequestError> for Rejection {
+    fn from(e: ParseRequestError) -> Self {
+        Rejection(e)
+    }
+}
+
+fn envelope_error(status: StatusCode, message: &str) -> Response {
+    shared_user::http::json(status, json!({"errors": [{"message": message}]}))
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self.0 {
+            ParseRequestError::PayloadTooLarge => {
+                envelope_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
+            }
+            other => envelope_error(StatusCode::BAD_REQUEST, &other.to_string()),
+        }
+    }
+}
+
+/// `POST /graphql`: executes one GraphQL request; the answer is always `application/json`.
+pub async fn graphql_endpoint(
+    State(state): State<AppState>,
+    Extension(schema): Extension<GatehouseSchema>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Response {
+    let (parts, raw) = request.into_parts();
+    // The body is read here, within our limit, before the GraphQL extractor streams it.
+    let Ok(bytes) = body::to_bytes(raw, MAX_BODY).await else {
+        return envelope_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.");
+    };
+    let caller = Caller { token: header_token(&parts.headers, &state.config), ip };
+    let request = Request::from_parts(parts, body::Body::from(bytes));
+    let request = match GraphQLRequest::<Rejection>::from_request(request, &()).await {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    let mut response = schema.execute(request.data(caller)).await;
+    null_failed_root_fields(&mut response);
+    shared_user::http::json(StatusCode::OK, response)
+}
+
+/// async-graphql leaves a failed field out of `data` (and `data` null when every field
+/// failed); the GraphQL spec and graphene answer it as `null`: `{"data":{"tokenAuth":null}}`.
+fn null_failed_root_fields(response: &mut async_graphql::Response) {
+    let failed: Vec<&str> = response
+        .errors
+        .iter()
+        .filter_map(|e| match e.path.as_slice() {
+            [PathSegment::Field(name)] => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    if response.data == GqlValue::Null {
+        response.data = GqlValue::Object(Default::default());
+    }
+    if let GqlValue::Object(data) = &mut response.data {
+        for name in failed {
+            data.entry(Name::new(name)).or_insert(GqlValue::Null);
+        }
+    }
+}
+
+/// Any JSON value (graphene's `GenericScalar`): the `payload` of the token mutations.
+#[derive(Debug, Clone)]
+pub struct GenericScalar(pub Value);
+
+#[Scalar(name = "GenericScalar")]
+impl ScalarType for GenericScalar {
+    fn parse(value: GqlValue) -> InputValueResult<Self> {
+        value.into_json().map(GenericScalar).map_err(InputValueError::custom)
+    }
+
+    fn to_value(&self) -> GqlValue {
+        GqlValue::from_json(self.0.clone()).unwrap_or(GqlValue::Null)
+    }
+}
+
+/// An ISO 8601 UTC time, as the REST user JSON prints it (`2026-11-22T19:16:07.250330Z`).
+#[derive(Debug, Clone)]
+pub struct DateTime(pub NaiveDateTime);
+
+#[Scalar(name = "DateTime")]
+impl ScalarType for DateTime {
+    fn parse(value: GqlValue) -> InputValueResult<Self> {
+        match &value {
+            GqlValue::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| DateTime(t.naive_utc()))
+                .map_err(InputValueError::custom),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> GqlValue {
+        GqlValue::String(format_datetime(&self.0))
+    }
+}
+
+/// One access group of a user.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "AccessGroupType")]
+pub struct AccessGroupType {
+    /// Group name.
+    name: String,
+    /// Optional level within the group.
+    level: Option<String>,
+}
+
+/// A user, without any password material.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "UserType")]
+pub struct UserType {
+    /// The integer id, as a GraphQL ID (graphene-django's convention).
+    id: ID,
+    /// Email, the username.
+    email: String,
+    /// First name.
+    first_name: String,
+    /// Last name.
+    last_name: String,
+    /// When the account was created.
+    date_joined: DateTime,
+    /// Last successful login.
+    last_login: Option<DateTime>,
+    /// Inactive users cannot log in.
+    is_active: bool,
+    /// Staff flag.
+    is_staff: bool,
+    /// Superuser flag.
+    is_superuser: bool,
+    /// Access groups, by name.
+    access_groups: Vec<AccessGroupType>,
+}
+
+impl From<User> for UserType {
+    fn from(u: User) -> Self {
+        UserType {
+            id: ID(u.id.to_string()),
+            email: u.email,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            date_joined: DateTime(u.date_joined),
+            last_login: u.last_login.map(DateTime),
+            is_active: u.is_active,
+            is_staff: u.is_staff,
+            is_superuser: u.is_superuser,
+            access_groups: u
+                .access_groups
+                .into_iter()
+                .map(|AccessGroup { name, level }| AccessGroupType { name, level })
+                .collect(),
+        }
+    }
+}
+
+/// `tokenAuth` result (graphql-jwt's `ObtainJSONWebToken`).
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "ObtainJSONWebToken")]
+pub struct ObtainJsonWebToken {
+    /// The access token.
+    token: String,
+    /// Its claims.
+    payload: GenericScalar,
+    /// Expiry of the refresh token, epoch seconds.
+    refresh_expires_in: i64,
+    /// The refresh token.
+    refresh_token: String,
+    /// The signed-in user.
+    user: UserType,
+}
+
+/// `verifyToken` result.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "Verify")]
+pub struct Verify {
+    /// The token's claims.
+    payload: GenericScalar,
+}
+
+/// `refreshToken` result.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "Refresh")]
+pub struct Refresh {
+    /// The new access token.
+    token: String,
+    /// Its claims.
+    payload: GenericScalar,
+    /// Expiry of `refreshToken`, epoch seconds.
+    refresh_expires_in: i64,
+    /// The refresh token to use next (a new one when rotating, else the one presented).
+    refresh_token: String,
+}
+
+/// `revokeToken` result.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "Revoke")]
+pub struct Revoke {
+    /// When the token was revoked, epoch seconds.
+    revoked: i64,
+}
+
+/// `createUser` result: the new user, signed in.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "CreateUser")]
+pub struct CreateUser {
+    /// The new user.
+    user: UserType,
+    /// An access token for it.
+    token: String,
+    /// A refresh token for it.
+    refresh_token: String,
+}
+
+/// Field map -> error extensions, one entry per field.
+fn field_extensions(fields: Map<String, Value>) -> Error {
+    let summary = service::field_summary(&shared_user::http::FieldErrors(fields.clone()));
+    let taken_only = fields.len() == 1 && fields.get("email") == Some(&json!([EMAIL_TAKEN]));
+    if taken_only {
+        return Error::new(summary);
+    }
+    Error::new(summary).extend_with(|_, ext| {
+        for (field, messages) in fields {
+            ext.set(field, GqlValue::from_json(messages).unwrap_or(GqlValue::Null));
+        }
+    })
+}
+
+/// The GraphQL error for a service failure that has no operation-specific message.
+fn fail(e: ApiError) -> Error {
+    match e {
+        ApiError::Fields(fields) => field_extensions(fields.0),
+        ApiError::BadCredentials => Error::new(INVALID_CREDENTIALS),
+        ApiError::Token(_) => Error::new(INVALID_TOKEN),
+        ApiError::Unauthenticated(_) => Error::new(USER_DISABLED),
+        ApiError::Forbidden | ApiError::NotFound => Error::new(PERMISSION_DENIED),
+        ApiError::Throttled(secs) => {
+            Error::new(format!("Request was throttled. Expected available in {secs} seconds.")).extend_with(|_, ext| {
+                ext.set("code", "throttled");
+                ext.set("retryAfter", secs);
+            })
+        }
+        ApiError::Unavailable(reason) => {
+            tracing::warn!(%reason, "database unavailable");
+            Error::new("Service temporarily unavailable, try again later.")
+        }
+        ApiError::Internal(reason) => {
+            tracing::error!(%reason, "internal error");
+            Error::new("A server error occurred.")
+        }
+    }
+}
+
+fn db_fail(e: shared_user::DbError) -> Error {
+    fail(e.into())
+}
+
+/// graphql-jwt's message for a refused token.
+fn token_error(state: &AppState, token: &str, e: &TokenError) -> Error {
+    Error::new(match state.keys.fault(token, e) {
+        Fault::Malformed => DECODE_ERROR,
+        Fault::Expired => EXPIRED,
+        Fault::Invalid => INVALID_TOKEN,
+    })
+}
+
+/// graphql-jwt's message for a refused refresh token.
+fn refresh_error(state: &AppState, token: &str, e: ApiError) -> Error {
+    match e {
+        ApiError::Token(e) if state.keys.fault(token, &e) == Fault::Expired => Error::new(REFRESH_EXPIRED),
+        ApiError::Token(_) => Error::new(INVALID_REFRESH_TOKEN),
+        other => fail(other),
+    }
+}
+
+fn caller<'a>(ctx: &'a Context<'_>) -> &'a Caller {
+    static ANONYMOUS: Caller = Caller { token: None, ip: None };
+    ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
+}
+
+/// The active user of the header token (graphql-jwt's `login_required`).
+async fn viewer(ctx: &Context<'_>) -> Result<User, Error> {
+    let state = ctx.data::<AppState>()?;
+    let Some(token) = caller(ctx).token.as_deref() else {
+        return Err(Error::new(PERMISSION_DENIED));
+    };
+    let claims =
+        state.keys.verifier().decode(token, Some(TokenType::Access)).map_err(|e| token_error(state, token, &e))?;
+    let Some(user_id) = claims.user_id else {
+        return Err(Error::new(INVALID_TOKEN));
+    };
+    match state.store.find_user(user_id).await.map_err(db_fail)? {
+        None => Err(Error::new(PERMISSION_DENIED)),
+        Some(user) if !user.is_active => Err(Error::new(USER_DISABLED)),
+        Some(user) => Ok(user),
+    }
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Queries.
+#[derive(Debug, Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user (`Authorization: JWT <token>` or `Bearer <token>`).
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<UserType>, Error> {
+        Ok(Some(viewer(ctx).await?.into()))
+    }
+
+    /// Alias of `me`.
+    async fn whoami(&self, ctx: &Context<'_>) -> Result<Option<UserType>, Error> {
+        Ok(Some(viewer(ctx).await?.into()))
+    }
+
+    /// Every user, by id (staff and superusers only).
+    async fn users(&self, ctx: &Context<'_>) -> Result<Option<Vec<UserType>>, Error> {
+        let me = viewer(ctx).await?;
+        if !(me.is_staff || me.is_superuser) {
+            return Err(Error::new(PERMISSION_DENIED));
+        }
+        let users = ctx.data::<AppState>()?.store.list_users().await.map_err(db_fail)?;
+        Ok(Some(users.into_iter().map(UserType::from).collect()))
+    }
+}
+
+/// Mutations.
+#[derive(Debug, Default)]
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Email (or `username`, which is the email) and password -> tokens. Throttled like
+    /// `POST /auth/token/`.
+    async fn token_auth(
+        &self,
+        ctx: &Context<'_>,
+        email: Option<String>,
+        username: Option<String>,
+        password: String,
+    ) -> Result<Option<ObtainJsonWebToken>, Error> {
+        let state = ctx.data::<AppState>()?;
+        let login = non_empty(email).or(username).unwrap_or_default();
+        let mut body = Map::new();
+        body.insert("email".into(), Value::from(login));
+        body.insert("password".into(), Value::from(password));
+        let session = match service::log_in(state, &Body(body), caller(ctx).ip).await {
+            Ok(session) => session,
+            Err(ApiError::Fields(_) | ApiError::BadCredentials) => return Err(Error::new(INVALID_CREDENTIALS)),
+            Err(e) => return Err(fail(e)),
+        };
+        Ok(Some(ObtainJsonWebToken {
+            token: session.access.token,
+            payload: GenericScalar(Value::Object(session.access.claims)),
+            refresh_expires_in: session.refresh.exp,
+            refresh_token: session.refresh.token,
+            user: session.user.into(),
+        }))
+    }
+
+    /// Checks a token of ours (access or refresh) and returns its claims.
+    async fn verify_token(&self, ctx: &Context<'_>, token: Option<String>) -> Result<Option<Verify>, Error> {
+        let state = ctx.data::<AppState>()?;
+        let Some(token) = non_empty(token) else {
+            return Err(Error::new(TOKEN_REQUIRED));
+        };
+        match service::verify(state, &token).await {
+            Ok(claims) => Ok(Some(Verify { payload: GenericScalar(Value::Object(claims.raw)) })),
+            Err(ApiError::Token(e)) => Err(token_error(state, &token, &e)),
+            // A revoked or rotated-away refresh token.
+            Err(ApiError::Fields(_)) => Err(Error::new(INVALID_TOKEN)),
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    /// A refresh token (in `refreshToken`, or in `token`) -> a new access token, and a new
+    /// refresh token when rotating.
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: Option<String>,
+        token: Option<String>,
+    ) -> Result<Option<Refresh>, Error> {
+        let state = ctx.data::<AppState>()?;
+        let Some(presented) = non_empty(refresh_token).or_else(|| non_empty(token)) else {
+            return Err(Error::new(REFRESH_REQUIRED));
+        };
+        let refreshed =
+            service::refresh_session(state, &presented).await.map_err(|e| refresh_error(state, &presented, e))?;
+        Ok(Some(Refresh {
+            token: refreshed.access.token,
+            payload: GenericScalar(Value::Object(refreshed.access.claims)),
+            refresh_expires_in: refreshed.refresh_exp,
+            refresh_token: refreshed.refresh.map_or(presented, |r| r.token),
+        }))
+    }
+
+    /// Revokes a refresh token (logout); revoking twice is "Invalid refresh token".
+    async fn revoke_token(&self, ctx: &Context<'_>, refresh_token: String) -> Result<Option<Revoke>, Error> {
+        let state = ctx.data::<AppState>()?;
+        service::revoke_refresh(state, &refresh_token).await.map_err(|e| refresh_error(state, &refresh_token, e))?;
+        Ok(Some(Revoke { revoked: now() }))
+    }
+
+    /// Registration, only with `ALLOW_CREATE_USER=open`: the same rules as
+    /// `POST /auth/create-user/`; the new user is signed in.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> Result<Option<CreateUser>, Error> {
+        let state = ctx.data::<AppState>()?;
+        if state.config.allow_create_user != CreateUserPolicy::Open {
+            return Err(Error::new(PERMISSION_DENIED));
+        }
+        let mut body = Map::new();
+        body.insert("email".into(), Value::from(email));
+        body.insert("password".into(), Value::from(password));
+        body.insert("first_name".into(), Value::from(first_name.unwrap_or_default()));
+        body.insert("last_name".into(), Value::from(last_name.unwrap_or_default()));
+        let user = service::register(state, &Body(body)).await.map_err(fail)?;
+        let session = service::start_session(state, user).await.map_err(fail)?;
+        Ok(Some(CreateUser {
+            user: session.user.into(),
+            token: session.access.token,
+            refresh_token: session.refresh.token,
+        }))
+    }
+}
