@@ -49,7 +49,7 @@ pub use shared_user;
 pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};
 
 use crate::keys::{JwksCache, KeySource};
-use crate::mirror::Mirror;
+use crate::mirror::{Mirror, Mirrored};
 use crate::upstream::Upstream;
 
 struct Inner {
@@ -57,6 +57,9 @@ struct Inner {
     upstream: Upstream,
     mirror: Mirror,
     keys: KeySource,
+    /// Fresh mirror entries in memory: the common request reads no database. Writes still go
+    /// to the mirror first; this only saves the read.
+    cache: Option<quick_cache::sync::Cache<i64, Mirrored>>,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -88,8 +91,10 @@ impl ClientState {
             (VerifyMode::Remote, _) => KeySource::None,
         };
         let upstream = Upstream::new(&config)?;
+        let cache = (config.mirror_cache_size > 0).then(|| quick_cache::sync::Cache::new(config.mirror_cache_size));
         Ok(Self {
             inner: Arc::new(Inner {
+                cache,
                 config,
                 upstream,
                 mirror: Mirror::new(db),
@@ -124,6 +129,12 @@ impl ClientState {
         synced_at.is_some_and(|t| shared_user::user::now_utc() - t < ttl)
     }
 
+    fn remember(&self, entry: Mirrored) {
+        if let Some(cache) = &self.inner.cache {
+            cache.insert(entry.user.id, entry);
+        }
+    }
+
     fn flight(&self, user_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
         flights.entry(user_id).or_default().clone()
@@ -138,10 +149,16 @@ impl ClientState {
     /// else fetched once from the auth-service and mirrored. When the auth-service is down a
     /// stale mirror entry is used.
     pub async fn user_for(&self, user_id: i64, token: &str) -> Result<User, ClientError> {
+        if let Some(m) = self.inner.cache.as_ref().and_then(|c| c.get(&user_id))
+            && self.is_fresh(m.synced_at)
+        {
+            return Ok(m.user);
+        }
         let cached = self.mirror().find(user_id).await?;
         if let Some(m) = &cached
             && self.is_fresh(m.synced_at)
         {
+            self.remember(m.clone());
             return Ok(m.user.clone());
         }
         let flight = self.flight(user_id);
@@ -168,6 +185,7 @@ impl ClientState {
         match self.upstream().fetch_user(token, user_id).await? {
             Ok(user) if user.id == user_id => {
                 self.mirror().upsert(&user).await?;
+                self.remember(Mirrored { user: user.clone(), synced_at: Some(shared_user::user::now_utc()) });
                 Ok(user)
             }
             Ok(user) => Err(ClientError::BadUpstream(format!("asked for user {user_id}, got {}", user.id))),
@@ -176,6 +194,9 @@ impl ClientState {
                 // later outage cannot bring the stale, still-active mirror copy back.
                 if matches!(refusal.code.as_deref(), Some("user_inactive" | "user_not_found")) {
                     self.mirror().deactivate(user_id).await?;
+                }
+                if let Some(cache) = &self.inner.cache {
+                    cache.remove(&user_id);
                 }
                 Err(ClientError::Unauthenticated(refusal))
             }
