@@ -1,0 +1,17 @@
+//! Gatehouse load harness: the pieces the `loadtest` binary and the criterion benches share.
+//!
+//! - [`setup`]: the services in-process on `127.0.0.1:0` (auth-service, client layer in local
+//!   and remote mode, the demo app, a bare axum route), SQLite in a temp dir or a fresh
+//!   PostgreSQL database.
+//! - [`load`]: a bounded keep-alive HTTP/1.1 load loop (hyper, one connection per worker) that
+//!   records latencies in an HDR histogram.
+//! - [`scenarios`]: what the binary runs and prints, compared with DESIGN.md's targets.
+//! - [`rss`]: runs the release binaries as child processes and reads their resident memory.
+//!
+//! Everything here talks to loopback addresses only, and every loop stops by itself after a
+//! duration and a request count.
+
+pub mod load;
+pub mod rss;
+pub mod scenarios;
+pub mod setup;

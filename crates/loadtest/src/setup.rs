@@ -1,0 +1,198 @@
+//! The services under test, in-process: auth-service state with a seeded user, client states
+//! (local and remote verification) over a SQLite mirror, the routers, and listeners on
+//! `127.0.0.1:0`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use auth_service::AppState;
+use auth_service::config::{Cli, Command, SettingsArgs};
+use auth_service::store::NewUser;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::Parser;
+use client_service::{AuthUser, ClientConfig, ClientState, RequireAuthLayer};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use serde_json::{Value, json};
+use shared_user::http::bearer_token;
+use shared_user::{AccessGroup, Db, TokenType, User, Verifier};
+
+/// Email of the seeded user.
+pub const EMAIL: &str = "load@example.com";
+/// Password of the seeded user.
+pub const PASSWORD: &str = "load-test-password-2026";
+
+/// A random 64-character signing key (passes the auth-service's strength check).
+pub fn signing_key() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// Auth-service settings exactly as `auth-service serve` parses them, with `extra` flags
+/// appended (e.g. `--rotate-refresh-tokens true`). Defaults are the shipped ones (OWASP argon2
+/// parameters, HS256), except that tokens live for an hour so long runs keep them valid.
+pub fn auth_settings(key: &str, extra: &[&str]) -> anyhow::Result<SettingsArgs> {
+    let mut argv = vec![
+        "auth-service",
+        "serve",
+        "--signing-key",
+        key,
+        "--access-token-lifetime",
+        "1h",
+        "--refresh-token-lifetime",
+        "1d",
+    ];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv)?.command {
+        Command::Serve(serve) => Ok(serve.settings),
+        _ => anyhow::bail!("`serve` did not parse as the serve command"),
+    }
+}
+
+/// A connected, migrated SQLite database in `dir`.
+pub async fn sqlite(dir: &Path, name: &str, pool: usize) -> anyhow::Result<Db> {
+    let db = Db::connect(&format!("sqlite://{}", dir.join(name).display()), pool).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Auth-service state over `db` with the seeded user ([`EMAIL`], [`PASSWORD`], group
+/// `billing:admin`); returns the state and the user's id.
+pub async fn auth_state(settings: &SettingsArgs, db: Db) -> anyhow::Result<(AppState, i64)> {
+    let state = AppState::build(settings, db).await.map_err(anyhow::Error::msg)?;
+    let hash = state.hasher.hash(PASSWORD.to_owned()).await?;
+    let user = state
+        .store
+        .create_user(NewUser {
+            email: EMAIL.into(),
+            password_hash: hash,
+            first_name: "Load".into(),
+            last_name: "Test".into(),
+            is_staff: false,
+            is_superuser: false,
+            groups: vec![AccessGroup { name: "billing".into(), level: Some("admin".into()) }],
+        })
+        .await?;
+    Ok((state, user.id))
+}
+
+/// Client state verifying locally with `key` (`Some`) or remotely through `auth_url` (`None`).
+pub fn client_state(auth_url: &str, key: Option<&str>, db: Db) -> anyhow::Result<ClientState> {
+    let config = ClientConfig::new(auth_url, key.map(|k| k.as_bytes().to_vec()));
+    ClientState::new(config, db).map_err(anyhow::Error::msg)
+}
+
+async fn success() -> Json<Value> {
+    Json(json!("success"))
+}
+
+/// `GET /bare` -> `"success"`, nothing else: the baseline.
+pub fn bare_router() -> Router {
+    Router::new().route("/bare", get(success))
+}
+
+/// The same `GET /bare` behind [`RequireAuthLayer`] (verification + mirror lookup).
+pub fn protected_router(state: ClientState) -> Router {
+    Router::new().route("/bare", get(success)).layer(RequireAuthLayer::new(state))
+}
+
+/// What the layer's local mode would cost with the mirror hit served from process memory: a
+/// PROTOTYPE for BENCHMARKS.md, not the client crate. Same bearer parsing and
+/// `Verifier::decode`, then a `HashMap` lookup instead of the SQLite mirror query.
+pub fn memory_cached_router(verifier: Arc<Verifier>, user: User) -> Router {
+    let cache = MemoryCache { verifier, users: Arc::new(RwLock::new(HashMap::from([(user.id, user)]))) };
+    Router::new().route("/bare", get(success)).layer(axum::middleware::from_fn_with_state(cache, memory_cached_auth))
+}
+
+#[derive(Clone)]
+struct MemoryCache {
+    verifier: Arc<Verifier>,
+    users: Arc<RwLock<HashMap<i64, User>>>,
+}
+
+async fn memory_cached_auth(State(cache): State<MemoryCache>, mut req: Request, next: Next) -> Response {
+    let types = ["Bearer".to_owned()];
+    let Ok(Some(token)) = bearer_token(req.headers(), "authorization", &types) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let Ok(claims) = cache.verifier.decode(token, Some(TokenType::Access)) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let user = claims.user_id.and_then(|id| cache.users.read().ok()?.get(&id).cloned());
+    match user {
+        Some(user) if user.is_active => {
+            req.extensions_mut().insert(AuthUser(user));
+            next.run(req).await
+        }
+        _ => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// Serves `router` on a fresh `127.0.0.1:0` listener on the current runtime, with the peer
+/// address available as `ConnectInfo` like `auth-service serve` does; the task ends with the
+/// runtime.
+pub async fn serve(router: Router) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await {
+            eprintln!("loadtest: server on {addr} stopped: {e}");
+        }
+    });
+    Ok(addr)
+}
+
+/// A database created for this run on a PostgreSQL server and dropped by [`PgDatabase::drop_now`].
+#[derive(Debug)]
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates `gh_load_<uuid>` on the server of `admin_url` (any database the user may
+    /// connect to, e.g. `postgres://postgres@127.0.0.1:5432/postgres`).
+    pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
+        let host = admin_url.split("://").nth(1).unwrap_or_default();
+        let host = host.rsplit('@').next().unwrap_or_default();
+        let loopback = ["127.", "localhost", "[::1]", "/"].iter().any(|p| host.starts_with(p))
+            || host.contains("host=/")
+            || host.contains("host=127.");
+        anyhow::ensure!(loopback, "--postgres must name a server on this machine (127.0.0.1, localhost or ::1)");
+        let name = format!("gh_load_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = AsyncPgConnection::establish(admin_url).await?;
+        conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        Ok(Self { admin: admin_url.to_owned(), url: replace_db_name(admin_url, &name), name })
+    }
+
+    /// Drops the database (connections still open are terminated).
+    pub async fn drop_now(self) -> anyhow::Result<()> {
+        let mut conn = AsyncPgConnection::establish(&self.admin).await?;
+        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
+        Ok(())
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
