@@ -170,7 +170,7 @@ impl PgDatabase {
         let name = format!("gh_load_{}", uuid::Uuid::new_v4().simple());
         let mut conn = AsyncPgConnection::establish(admin_url).await?;
         conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-        Ok(Self { admin: admin_url.to_owned(), url: replace_db_name(admin_url, &name), name })
+        Ok(Self { admin: admin_url.to_owned(), url: shared_user::db::with_database_name(admin_url, &name), name })
     }
 
     /// Drops the database (connections still open are terminated).
@@ -178,21 +178,5 @@ impl PgDatabase {
         let mut conn = AsyncPgConnection::establish(&self.admin).await?;
         conn.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
         Ok(())
-    }
-}
-
-fn replace_db_name(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }

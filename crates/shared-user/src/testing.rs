@@ -33,22 +33,6 @@ impl std::fmt::Debug for TestDb {
     }
 }
 
-fn replace_db_name(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 impl TestDb {
     /// A fresh database on `backend`, or `None` (with a "skipped" line on stderr) when the
     /// PostgreSQL server is not configured.
@@ -69,7 +53,7 @@ impl TestDb {
                 let name = format!("gh_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = AsyncPgConnection::establish(&admin).await.expect("postgres admin connect");
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
-                let url = replace_db_name(&admin, &name);
+                let url = crate::db::with_database_name(&admin, &name);
                 let db = Db::connect(&url, 4).await.expect("postgres connect");
                 db.migrate().await.expect("postgres migrate");
                 Some(TestDb { url, db, _dir: None, pg_drop: Some((admin, name)) })
@@ -130,11 +114,11 @@ pub use crate::paste_free_both;
 mod tests {
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(super::replace_db_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+        assert_eq!(crate::db::with_database_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
         assert_eq!(
-            super::replace_db_name("postgres://u@h/test?sslmode=disable", "x"),
+            crate::db::with_database_name("postgres://u@h/test?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
         );
-        assert_eq!(super::replace_db_name("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(crate::db::with_database_name("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
