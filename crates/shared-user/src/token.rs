@@ -123,6 +123,8 @@ pub struct NamedKey {
 pub struct Verifier {
     settings: VerifySettings,
     keys: Vec<NamedKey>,
+    /// One prepared `Validation` per key (same index), built once: decoding is a hot path.
+    validations: Vec<Validation>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -135,7 +137,8 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier over `keys`.
     pub fn new(settings: VerifySettings, keys: Vec<NamedKey>) -> Self {
-        Self { settings, keys }
+        let validations = keys.iter().map(|k| validation_for(k.algorithm, &settings)).collect();
+        Self { settings, keys, validations }
     }
 
     /// A verifier for a shared HMAC secret.
@@ -155,18 +158,19 @@ impl Verifier {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
-    fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<&NamedKey, TokenError> {
+    /// Index of the key that must have signed a token with this header.
+    fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<usize, TokenError> {
         match kid {
             Some(kid) => self
                 .keys
                 .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .or_else(|| self.keys.iter().find(|k| k.kid.is_none() && k.algorithm == alg))
+                .position(|k| k.kid.as_deref() == Some(kid))
+                .or_else(|| self.keys.iter().position(|k| k.kid.is_none() && k.algorithm == alg))
                 .ok_or_else(|| TokenError::UnknownKid(kid.to_owned())),
             None => {
-                let mut candidates = self.keys.iter().filter(|k| k.algorithm == alg);
+                let mut candidates = self.keys.iter().enumerate().filter(|(_, k)| k.algorithm == alg);
                 match (candidates.next(), candidates.next()) {
-                    (Some(k), None) => Ok(k),
+                    (Some((i, _)), None) => Ok(i),
                     _ => Err(TokenError::Invalid),
                 }
             }
@@ -180,27 +184,12 @@ impl Verifier {
         if !self.settings.algorithms.contains(&header.alg) {
             return Err(TokenError::Invalid);
         }
-        let key = self.key_for(header.kid.as_deref(), header.alg)?;
+        let index = self.key_for(header.kid.as_deref(), header.alg)?;
+        let key = &self.keys[index];
         if key.algorithm != header.alg {
             return Err(TokenError::Invalid);
         }
-        let mut validation = Validation::new(header.alg);
-        validation.algorithms = vec![key.algorithm];
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = self.settings.leeway;
-        let mut required = HashSet::new();
-        validation.validate_aud = self.settings.audience.is_some();
-        if let Some(aud) = &self.settings.audience {
-            validation.set_audience(&[aud]);
-            required.insert("aud".to_owned());
-        }
-        if let Some(iss) = &self.settings.issuer {
-            validation.set_issuer(&[iss]);
-            required.insert("iss".to_owned());
-        }
-        validation.required_spec_claims = required;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &self.validations[index])
             .map_err(|_| TokenError::Invalid)?;
         self.check_claims(data.claims, expected)
     }
@@ -248,6 +237,28 @@ impl Verifier {
         let user_id = user_id_of(&raw, &self.settings.user_id_claim);
         Ok(Claims { token_type, exp, iat, jti, user_id, raw })
     }
+}
+
+/// The signature, algorithm, audience and issuer checks for keys of `alg`; time claims are
+/// checked afterwards with the reference's messages and leeway rules.
+fn validation_for(alg: Algorithm, settings: &VerifySettings) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = vec![alg];
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = settings.leeway;
+    let mut required = HashSet::new();
+    validation.validate_aud = settings.audience.is_some();
+    if let Some(aud) = &settings.audience {
+        validation.set_audience(&[aud]);
+        required.insert("aud".to_owned());
+    }
+    if let Some(iss) = &settings.issuer {
+        validation.set_issuer(&[iss]);
+        required.insert("iss".to_owned());
+    }
+    validation.required_spec_claims = required;
+    validation
 }
 
 /// The user id in `claims[claim]`: a JSON integer or a numeric string (SimpleJWT >= 5.5.1).
