@@ -32,11 +32,11 @@ async fn leeway_tolerates_small_clock_skew_only(backend: Backend) {
 }
 
 async fn expired_refresh_records_are_purged(backend: Backend) {
-    let Some(app) = TestApp::new(backend, &["--refresh-token-lifetime", "1"]).await else { return };
+    let Some(app) = TestApp::new(backend, &["--refresh-token-lifetime", "2"]).await else { return };
     app.add_user("alice@example.com", "correct horse battery", false, &[]).await;
     app.login("alice@example.com", "correct horse battery").await;
     assert_eq!(app.state.store.purge_expired().await.unwrap(), 0, "nothing has expired yet");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let (tokens, _, _) =
         auth_service::cli::housekeeping(&app.state.store, std::time::Duration::from_secs(1)).await.unwrap();
     assert_eq!(tokens, 1, "the expired refresh record is deleted");
