@@ -7,9 +7,9 @@ pub mod throttle;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::{access_groups, refresh_tokens, users};
+use shared_user::schema::{refresh_tokens, users};
 use shared_user::user::now_utc;
-use shared_user::{AccessGroup, Db, DbError, User, with_conn};
+use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
 
 /// A user row with its password hash.
 #[derive(Debug, Clone, Queryable)]
@@ -134,35 +134,6 @@ pub struct Store {
     db: Db,
 }
 
-macro_rules! load_groups {
-    ($conn:expr, $user_id:expr) => {
-        access_groups::table
-            .filter(access_groups::user_id.eq($user_id))
-            .order(access_groups::name.asc())
-            .select((access_groups::name, access_groups::level))
-            .load::<(String, Option<String>)>($conn)
-            .await
-            .map(|rows| rows.into_iter().map(|(name, level)| AccessGroup { name, level }).collect::<Vec<_>>())
-    };
-}
-
-macro_rules! replace_groups {
-    ($conn:expr, $user_id:expr, $groups:expr) => {{
-        diesel::delete(access_groups::table.filter(access_groups::user_id.eq($user_id))).execute($conn).await?;
-        for g in $groups {
-            diesel::insert_into(access_groups::table)
-                .values((
-                    access_groups::user_id.eq($user_id),
-                    access_groups::name.eq(&g.name),
-                    access_groups::level.eq(&g.level),
-                ))
-                .execute($conn)
-                .await?;
-        }
-        Ok::<(), diesel::result::Error>(())
-    }};
-}
-
 impl Store {
     /// Wraps a connected, migrated database.
     pub fn new(db: Db) -> Self {
@@ -182,7 +153,7 @@ impl Store {
             match row {
                 None => Ok(None),
                 Some(row) => {
-                    let groups = load_groups!(conn, row.id)?;
+                    let groups = load_access_groups!(conn, row.id)?;
                     let (user, password_hash) = row.into_user(groups);
                     Ok(Some(Credentials { user, password_hash }))
                 }
@@ -197,7 +168,7 @@ impl Store {
             match row {
                 None => Ok(None),
                 Some(row) => {
-                    let groups = load_groups!(conn, row.id)?;
+                    let groups = load_access_groups!(conn, row.id)?;
                     Ok(Some(row.into_user(groups).0))
                 }
             }
@@ -210,7 +181,7 @@ impl Store {
             let rows: Vec<UserRow> = users::table.order(users::id.asc()).select(USER_COLUMNS).load(conn).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let groups = load_groups!(conn, row.id)?;
+                let groups = load_access_groups!(conn, row.id)?;
                 out.push(row.into_user(groups).0);
             }
             Ok(out)
@@ -237,7 +208,7 @@ impl Store {
                     .returning(users::id)
                     .get_result(conn)
                     .await?;
-                replace_groups!(conn, id, &new.groups)?;
+                replace_access_groups!(conn, id, &new.groups)?;
                 Ok::<i64, DbError>(id)
             })
             .await
@@ -302,7 +273,7 @@ impl Store {
         with_conn!(&self.db, |conn| {
             let groups = groups.clone();
             conn.transaction(async move |conn| {
-                replace_groups!(conn, id, &groups)?;
+                replace_access_groups!(conn, id, &groups)?;
                 Ok::<(), DbError>(())
             })
             .await

@@ -3,9 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::{access_groups, users};
+use shared_user::schema::users;
 use shared_user::user::now_utc;
-use shared_user::{AccessGroup, Db, DbError, User, with_conn};
+use shared_user::{Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
 
 type Row = (i64, String, String, String, NaiveDateTime, Option<NaiveDateTime>, bool, bool, bool, Option<NaiveDateTime>);
 
@@ -70,15 +70,7 @@ impl Mirror {
             else {
                 return Ok(None);
             };
-            let access_groups = access_groups::table
-                .filter(access_groups::user_id.eq(id))
-                .order(access_groups::name.asc())
-                .select((access_groups::name, access_groups::level))
-                .load::<(String, Option<String>)>(conn)
-                .await?
-                .into_iter()
-                .map(|(name, level)| AccessGroup { name, level })
-                .collect();
+            let access_groups = load_access_groups!(conn, id)?;
             let user = User {
                 id,
                 email,
@@ -146,17 +138,7 @@ impl Mirror {
                     ))
                     .execute(conn)
                     .await?;
-                diesel::delete(access_groups::table.filter(access_groups::user_id.eq(user.id))).execute(conn).await?;
-                for g in &user.access_groups {
-                    diesel::insert_into(access_groups::table)
-                        .values((
-                            access_groups::user_id.eq(user.id),
-                            access_groups::name.eq(&g.name),
-                            access_groups::level.eq(&g.level),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
+                replace_access_groups!(conn, user.id, &user.access_groups)?;
                 Ok::<(), DbError>(())
             })
             .await

@@ -199,6 +199,46 @@ pub fn with_database_name(url: &str, name: &str) -> String {
     }
 }
 
+/// Loads a user's access groups ordered by name, as `Result<Vec<AccessGroup>, diesel::result::Error>`.
+/// Needs diesel's `ExpressionMethods`, `QueryDsl` and diesel-async's `RunQueryDsl` in scope.
+#[macro_export]
+macro_rules! load_access_groups {
+    ($conn:expr, $user_id:expr) => {
+        $crate::schema::access_groups::table
+            .filter($crate::schema::access_groups::user_id.eq($user_id))
+            .order($crate::schema::access_groups::name.asc())
+            .select(($crate::schema::access_groups::name, $crate::schema::access_groups::level))
+            .load::<(String, Option<String>)>($conn)
+            .await
+            .map(|rows| rows.into_iter().map(|(name, level)| $crate::AccessGroup { name, level }).collect::<Vec<_>>())
+    };
+}
+
+/// Replaces a user's access groups (delete, then insert each); evaluates to
+/// `Result<(), diesel::result::Error>` and returns early (`?`) on a query error. Run it inside
+/// a transaction.
+#[macro_export]
+macro_rules! replace_access_groups {
+    ($conn:expr, $user_id:expr, $groups:expr) => {{
+        diesel::delete(
+            $crate::schema::access_groups::table.filter($crate::schema::access_groups::user_id.eq($user_id)),
+        )
+        .execute($conn)
+        .await?;
+        for g in $groups {
+            diesel::insert_into($crate::schema::access_groups::table)
+                .values((
+                    $crate::schema::access_groups::user_id.eq($user_id),
+                    $crate::schema::access_groups::name.eq(&g.name),
+                    $crate::schema::access_groups::level.eq(&g.level),
+                ))
+                .execute($conn)
+                .await?;
+        }
+        Ok::<(), diesel::result::Error>(())
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
