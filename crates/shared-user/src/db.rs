@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::ConnectionError;
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -116,6 +116,9 @@ impl Db {
                 return Err(DbError::Config("DATABASE_URL names no SQLite file".into()));
             }
             let mut config = ManagerConfig::<SqliteConn>::default();
+            // A local file cannot drop the connection: skip the `SELECT 1` round trip through
+            // the blocking pool that the default check makes on every checkout.
+            config.recycling_method = RecyclingMethod::Fast;
             config.custom_setup = Box::new(|path| {
                 let path = path.to_owned();
                 Box::pin(async move {
