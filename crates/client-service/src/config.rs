@@ -40,6 +40,9 @@ pub struct ClientConfig {
     /// Fresh mirrored users kept in memory (0 turns the cache off: every request reads the
     /// mirror database).
     pub mirror_cache_size: usize,
+    /// Access tokens already verified in local mode, kept in memory until they expire so a
+    /// re-sent token costs a lookup instead of a signature check (0 turns the cache off).
+    pub token_cache_size: usize,
     /// Timeout of each call to the auth-service.
     pub request_timeout: Duration,
     /// Connect timeout of each call to the auth-service.
@@ -104,6 +107,7 @@ impl ClientConfig {
             auth_header_types: vec!["Bearer".into()],
             mirror_ttl: Duration::from_secs(300),
             mirror_cache_size: 10_000,
+            token_cache_size: 10_000,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             blacklist_on_logout: true,
@@ -164,6 +168,9 @@ pub struct ClientArgs {
     /// Fresh mirrored users kept in memory, so a request needs no database read (0: off).
     #[arg(long, env = "MIRROR_CACHE_SIZE", default_value_t = 10_000)]
     pub mirror_cache_size: usize,
+    /// Verified access tokens kept in memory until they expire (local mode; 0: off).
+    #[arg(long, env = "TOKEN_CACHE_SIZE", default_value_t = 10_000)]
+    pub token_cache_size: usize,
     /// Timeout of each call to the auth-service.
     #[arg(long, env = "REMOTE_AUTH_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub remote_auth_request_timeout: Duration,
@@ -241,6 +248,7 @@ impl ClientArgs {
         config.auth_header_types = self.auth_header_types.into_iter().map(|t| t.trim().to_owned()).collect();
         config.mirror_ttl = self.mirror_ttl;
         config.mirror_cache_size = self.mirror_cache_size;
+        config.token_cache_size = self.token_cache_size;
         config.request_timeout = self.remote_auth_request_timeout;
         config.connect_timeout = self.remote_auth_request_timeout.min(Duration::from_secs(2));
         config.blacklist_on_logout = self.blacklist_on_logout;

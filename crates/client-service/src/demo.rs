@@ -1,5 +1,7 @@
 //! The demo microservice of the `client-service` binary: EasyJWT's walkthrough routes.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::Router;
 use axum::routing::get;
@@ -32,7 +34,7 @@ async fn test(_user: AuthUser) -> Json<Value> {
     Json(json!("success"))
 }
 
-async fn me(AuthUser(user): AuthUser) -> Json<User> {
+async fn me(AuthUser(user): AuthUser) -> Json<Arc<User>> {
     Json(user)
 }
 

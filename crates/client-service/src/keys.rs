@@ -21,6 +21,16 @@ pub enum KeySource {
     Jwks(Box<JwksCache>),
 }
 
+/// One fetched JWKS as a [`Verifier`], numbered so that results obtained with an older set can
+/// be told apart (a withdrawn key must stop working as soon as a set without it is installed).
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    /// Checks tokens against this set.
+    pub verifier: Arc<Verifier>,
+    /// Increases with every set installed by this cache.
+    pub generation: u64,
+}
+
 /// A cached JWKS turned into a [`Verifier`].
 #[derive(Debug)]
 pub struct JwksCache {
@@ -28,7 +38,7 @@ pub struct JwksCache {
     settings: VerifySettings,
     ttl: Duration,
     min_refetch: Duration,
-    current: RwLock<Option<(Arc<Verifier>, Instant)>>,
+    current: RwLock<Option<(KeySet, Instant)>>,
     /// Serialises fetches; holds when the last unknown-kid refetch happened.
     gate: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -39,11 +49,12 @@ impl JwksCache {
         Self { url, settings, ttl, min_refetch, current: RwLock::new(None), gate: tokio::sync::Mutex::new(None) }
     }
 
-    fn cached(&self) -> Option<(Arc<Verifier>, Instant)> {
+    fn cached(&self) -> Option<(KeySet, Instant)> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    async fn fetch(&self, upstream: &Upstream) -> Result<Arc<Verifier>, ClientError> {
+    /// Fetches and installs the set; callers hold `gate`, so installs are serialised.
+    async fn fetch(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
         let set: JwkSet = upstream.get_json(&self.url).await?;
         let keys = shared_user::jwks::keys_from_set(&set);
         if keys.is_empty() {
@@ -52,25 +63,27 @@ impl JwksCache {
         let mut settings = self.settings.clone();
         settings.algorithms = keys.iter().map(|k| k.algorithm).collect();
         settings.algorithms.dedup();
-        let verifier = Arc::new(Verifier::new(settings, keys));
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((verifier.clone(), Instant::now()));
-        Ok(verifier)
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let generation = current.as_ref().map_or(1, |(set, _)| set.generation + 1);
+        let installed = KeySet { verifier: Arc::new(Verifier::new(settings, keys)), generation };
+        *current = Some((installed.clone(), Instant::now()));
+        Ok(installed)
     }
 
-    /// The current verifier, fetching the set when there is none or it is older than the TTL
-    /// (a failed refresh keeps using the old set).
-    pub async fn verifier(&self, upstream: &Upstream) -> Result<Arc<Verifier>, ClientError> {
+    /// The current set, fetching it when there is none or it is older than the TTL (a failed
+    /// refresh keeps using the old set).
+    pub async fn verifier(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
         match self.cached() {
-            Some((v, at)) if at.elapsed() < self.ttl => Ok(v),
+            Some((set, at)) if at.elapsed() < self.ttl => Ok(set),
             stale => {
                 let _serialised = self.gate.lock().await;
-                if let Some((v, at)) = self.cached()
+                if let Some((set, at)) = self.cached()
                     && at.elapsed() < self.ttl
                 {
-                    return Ok(v);
+                    return Ok(set);
                 }
                 match (self.fetch(upstream).await, stale) {
-                    (Ok(v), _) => Ok(v),
+                    (Ok(set), _) => Ok(set),
                     (Err(e), Some((old, _))) => {
                         tracing::warn!(error = %e, "JWKS refresh failed; keeping the cached keys");
                         Ok(old)
@@ -83,20 +96,20 @@ impl JwksCache {
     }
 
     /// A token named a `kid` we do not know: refetch once, unless a fetch happened within the
-    /// minimum interval. Returns the new verifier when it knows `kid`.
-    pub async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<Arc<Verifier>> {
+    /// minimum interval. Returns the new set when it knows `kid`.
+    pub async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<KeySet> {
         let mut gate = self.gate.lock().await;
-        if let Some((v, _)) = self.cached()
-            && v.knows_kid(kid)
+        if let Some((set, _)) = self.cached()
+            && set.verifier.knows_kid(kid)
         {
-            return Some(v);
+            return Some(set);
         }
         if gate.is_some_and(|last| last.elapsed() < self.min_refetch) {
             return None;
         }
         *gate = Some(Instant::now());
         match self.fetch(upstream).await {
-            Ok(v) if v.knows_kid(kid) => Some(v),
+            Ok(set) if set.verifier.knows_kid(kid) => Some(set),
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(error = %e, kid, "JWKS refetch for an unknown kid failed");

@@ -20,7 +20,7 @@
 //! db.migrate().await?;
 //! let state = ClientState::new(ClientConfig::new("http://127.0.0.1:8000", Some(b"the shared key".to_vec())), db)?;
 //! let app = Router::new()
-//!     .route("/api/me/", get(|AuthUser(user): AuthUser| async move { user.email }))
+//!     .route("/api/me/", get(|AuthUser(user): AuthUser| async move { user.email.clone() }))
 //!     .with_state(state.clone())
 //!     .merge(client_service::router(state));
 //! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8001").await?, app).await?;
@@ -34,6 +34,7 @@ pub mod error;
 pub mod keys;
 pub mod mirror;
 pub mod proxy;
+mod tokens;
 pub mod upstream;
 pub mod verify;
 
@@ -50,6 +51,7 @@ pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};
 
 use crate::keys::{JwksCache, KeySource};
 use crate::mirror::{Mirror, Mirrored};
+use crate::tokens::VerifiedTokens;
 use crate::upstream::Upstream;
 
 struct Inner {
@@ -59,9 +61,24 @@ struct Inner {
     keys: KeySource,
     /// Fresh mirror entries in memory: the common request reads no database. Writes still go
     /// to the mirror first; this only saves the read.
-    cache: Option<quick_cache::sync::Cache<i64, Mirrored>>,
+    cache: Option<quick_cache::sync::Cache<i64, Cached>>,
+    /// Access tokens verified locally (local mode only).
+    tokens: Option<VerifiedTokens>,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A mirrored user held in memory: shared, so a request costs a reference count, not a copy.
+#[derive(Clone)]
+struct Cached {
+    user: Arc<User>,
+    synced_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<Mirrored> for Cached {
+    fn from(m: Mirrored) -> Self {
+        Self { user: Arc::new(m.user), synced_at: m.synced_at }
+    }
 }
 
 /// The client crate's state: configuration, the auth-service client, the mirror and the
@@ -92,9 +109,12 @@ impl ClientState {
         };
         let upstream = Upstream::new(&config)?;
         let cache = (config.mirror_cache_size > 0).then(|| quick_cache::sync::Cache::new(config.mirror_cache_size));
+        let tokens = (config.verify_mode == VerifyMode::Local && config.token_cache_size > 0)
+            .then(|| VerifiedTokens::new(config.token_cache_size, config.verify.leeway));
         Ok(Self {
             inner: Arc::new(Inner {
                 cache,
+                tokens,
                 config,
                 upstream,
                 mirror: Mirror::new(db),
@@ -124,12 +144,16 @@ impl ClientState {
         &self.inner.keys
     }
 
+    pub(crate) fn verified_tokens(&self) -> Option<&VerifiedTokens> {
+        self.inner.tokens.as_ref()
+    }
+
     fn is_fresh(&self, synced_at: Option<chrono::NaiveDateTime>) -> bool {
         let ttl = chrono::Duration::from_std(self.inner.config.mirror_ttl).unwrap_or_default();
         synced_at.is_some_and(|t| shared_user::user::now_utc() - t < ttl)
     }
 
-    fn remember(&self, entry: Mirrored) {
+    fn remember(&self, entry: Cached) {
         if let Some(cache) = &self.inner.cache {
             cache.insert(entry.user.id, entry);
         }
@@ -148,18 +172,18 @@ impl ClientState {
     /// The user `user_id` (whose valid access token is `token`): from the mirror when fresh,
     /// else fetched once from the auth-service and mirrored. When the auth-service is down a
     /// stale mirror entry is used.
-    pub async fn user_for(&self, user_id: i64, token: &str) -> Result<User, ClientError> {
+    pub async fn user_for(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
         if let Some(m) = self.inner.cache.as_ref().and_then(|c| c.get(&user_id))
             && self.is_fresh(m.synced_at)
         {
             return Ok(m.user);
         }
-        let cached = self.mirror().find(user_id).await?;
-        if let Some(m) = &cached
+        if let Some(m) = self.mirror().find(user_id).await?
             && self.is_fresh(m.synced_at)
         {
+            let m = Cached::from(m);
             self.remember(m.clone());
-            return Ok(m.user.clone());
+            return Ok(m.user);
         }
         let flight = self.flight(user_id);
         let _guard = flight.lock().await;
@@ -167,7 +191,7 @@ impl ClientState {
         if let Some(m) = &cached
             && self.is_fresh(m.synced_at)
         {
-            return Ok(m.user.clone());
+            return Ok(Arc::new(m.user.clone()));
         }
         let result = self.fetch_and_mirror(user_id, token).await;
         self.land(user_id);
@@ -175,17 +199,18 @@ impl ClientState {
             (Ok(user), _) => Ok(user),
             (Err(ClientError::Unavailable(why)), Some(stale)) => {
                 tracing::warn!(user_id, why, "auth-service unavailable; serving the mirrored user");
-                Ok(stale.user)
+                Ok(Arc::new(stale.user))
             }
             (Err(e), _) => Err(e),
         }
     }
 
-    async fn fetch_and_mirror(&self, user_id: i64, token: &str) -> Result<User, ClientError> {
+    async fn fetch_and_mirror(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
         match self.upstream().fetch_user(token, user_id).await? {
             Ok(user) if user.id == user_id => {
                 self.mirror().upsert(&user).await?;
-                self.remember(Mirrored { user: user.clone(), synced_at: Some(shared_user::user::now_utc()) });
+                let user = Arc::new(user);
+                self.remember(Cached { user: user.clone(), synced_at: Some(shared_user::user::now_utc()) });
                 Ok(user)
             }
             Ok(user) => Err(ClientError::BadUpstream(format!("asked for user {user_id}, got {}", user.id))),
@@ -204,7 +229,7 @@ impl ClientState {
     }
 
     /// Fetches and mirrors the user of a just-issued access token (login through the proxy).
-    pub async fn refresh_mirror(&self, access: &str) -> Result<User, ClientError> {
+    pub async fn refresh_mirror(&self, access: &str) -> Result<Arc<User>, ClientError> {
         let claims = shared_user::token::unverified_claims(access)
             .ok_or_else(|| ClientError::BadUpstream("the access token is not a JWT".into()))?;
         let user_id = shared_user::token::user_id_of(&claims, &self.config().verify.user_id_claim)

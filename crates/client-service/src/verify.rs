@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts, Request};
@@ -21,9 +22,10 @@ use crate::config::VerifyMode;
 use crate::error::ClientError;
 use crate::keys::KeySource;
 
-/// The authenticated, active, mirrored user of a request.
+/// The authenticated, active, mirrored user of a request (shared with the mirror's memory
+/// cache: read its fields through the `Arc`, clone what you need to keep).
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub User);
+pub struct AuthUser(pub Arc<User>);
 
 impl AuthUser {
     /// `Ok` when the user is in `group` (at `level`, when given), else 403.
@@ -50,33 +52,58 @@ fn claims_after_remote_verify(token: &str, user_id_claim: &str) -> Result<i64, C
     })
 }
 
-fn user_of(claims: Result<shared_user::Claims, TokenError>) -> Result<i64, ClientError> {
-    claims
-        .map_err(|e| refused(&e))?
+/// The user of a locally checked token; a good token is remembered (see [`crate::tokens`]).
+fn user_of(
+    state: &ClientState,
+    token: &str,
+    generation: u64,
+    claims: Result<shared_user::Claims, TokenError>,
+) -> Result<i64, ClientError> {
+    let claims = claims.map_err(|e| refused(&e))?;
+    let user_id = claims
         .require_user_id()
-        .map_err(|e| ClientError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))
+        .map_err(|e| ClientError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
+    if let Some(tokens) = state.verified_tokens() {
+        tokens.remember(token, user_id, claims.exp, generation);
+    }
+    Ok(user_id)
+}
+
+/// The user of a token this service verified before against key set `generation`.
+fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<i64> {
+    state.verified_tokens()?.user_of(token, generation)
 }
 
 /// Authenticates a request from its headers: token check (local or remote), then the user from
 /// the mirror (fetched from the auth-service when unknown or stale).
-pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<User, ClientError> {
+pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
     let config = state.config();
     let token = bearer_token(headers, &config.auth_header_name, &config.auth_header_types)
         .map_err(ClientError::Unauthenticated)?
         .ok_or_else(ClientError::not_provided)?;
     let user_id = match (config.verify_mode, state.keys()) {
-        (VerifyMode::Local, KeySource::Hmac(verifier)) => user_of(verifier.decode(token, Some(TokenType::Access)))?,
+        // One fixed secret: every entry was checked against it (generation 0).
+        (VerifyMode::Local, KeySource::Hmac(verifier)) => match remembered(state, token, 0) {
+            Some(user_id) => user_id,
+            None => user_of(state, token, 0, verifier.decode(token, Some(TokenType::Access)))?,
+        },
         (VerifyMode::Local, KeySource::Jwks(jwks)) => {
-            let verifier = jwks.verifier(state.upstream()).await?;
-            let first = verifier.decode(token, Some(TokenType::Access));
-            let claims = match first {
-                Err(TokenError::UnknownKid(kid)) => match jwks.refetch_for(state.upstream(), &kid).await {
-                    Some(newer) => newer.decode(token, Some(TokenType::Access)),
-                    None => Err(TokenError::UnknownKid(kid)),
+            let set = jwks.verifier(state.upstream()).await?;
+            match remembered(state, token, set.generation) {
+                Some(user_id) => user_id,
+                None => match set.verifier.decode(token, Some(TokenType::Access)) {
+                    Err(TokenError::UnknownKid(kid)) => match jwks.refetch_for(state.upstream(), &kid).await {
+                        Some(newer) => user_of(
+                            state,
+                            token,
+                            newer.generation,
+                            newer.verifier.decode(token, Some(TokenType::Access)),
+                        )?,
+                        None => user_of(state, token, set.generation, Err(TokenError::UnknownKid(kid)))?,
+                    },
+                    checked => user_of(state, token, set.generation, checked)?,
                 },
-                other => other,
-            };
-            user_of(claims)?
+            }
         }
         _ => {
             let reply = state.upstream().post_json("/auth/token/verify/", &serde_json::json!({"token": token})).await?;
@@ -90,7 +117,10 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Us
             claims_after_remote_verify(token, &config.verify.user_id_claim)?
         }
     };
-    let user = state.user_for(user_id, token).await?;
+    active(state.user_for(user_id, token).await?)
+}
+
+fn active(user: Arc<User>) -> Result<Arc<User>, ClientError> {
     if !user.is_active {
         return Err(ClientError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
     }

@@ -145,14 +145,18 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         let local = setup::client_state(&auth_url, Some(&key), setup::sqlite(dir.path(), "local.db", 8).await?)?;
         let remote = setup::client_state(&auth_url, None, setup::sqlite(dir.path(), "remote.db", 8).await?)?;
         let demo = setup::client_state(&auth_url, Some(&key), setup::sqlite(dir.path(), "demo.db", 8).await?)?;
-        let user = auth.store.find_user(user_id).await?.ok_or_else(|| anyhow::anyhow!("seeded user missing"))?;
-        let cached = setup::memory_cached_router(auth.keys.verifier(), user);
+        let uncached = setup::client_state_with(
+            &auth_url,
+            Some(&key),
+            setup::sqlite(dir.path(), "uncached.db", 8).await?,
+            |config| config.token_cache_size = 0,
+        )?;
         anyhow::Ok(Env {
             bare: setup::serve(setup::bare_router()).await?,
             local: setup::serve(setup::protected_router(local)).await?,
             remote: setup::serve(setup::protected_router(remote)).await?,
             demo: setup::serve(client_service::demo::app(demo)).await?,
-            cached: setup::serve(cached).await?,
+            uncached: setup::serve(setup::protected_router(uncached)).await?,
             auth_addr,
             auth,
             access,
@@ -230,7 +234,8 @@ struct Env {
     local: std::net::SocketAddr,
     remote: std::net::SocketAddr,
     demo: std::net::SocketAddr,
-    cached: std::net::SocketAddr,
+    /// Local mode with the verified-token cache off: every request checks the signature.
+    uncached: std::net::SocketAddr,
     /// argon2id memory KiB, iterations, parallelism in force.
     argon2: (u32, u32, u32),
 }
@@ -274,6 +279,10 @@ fn client_rows(
         ("GET /bare, bare axum", Target::get(env.bare, "/bare", None)),
         ("GET /bare + RequireAuthLayer, local", Target::get(env.local, "/bare", Some(&env.access))),
         ("GET /bare + RequireAuthLayer, remote", Target::get(env.remote, "/bare", Some(&env.access))),
+        (
+            "GET /bare + RequireAuthLayer, local, TOKEN_CACHE_SIZE=0",
+            Target::get(env.uncached, "/bare", Some(&env.access)),
+        ),
     ];
     // Saturation (C connections) for throughput; one connection for the latency a request
     // really gains (at saturation p50 is mostly queueing: C / throughput).
@@ -309,8 +318,6 @@ fn client_rows(
         }
     }
     rows.push(Row { name: "GET /api/test/ demo::app (extractor), local".into(), connections: c, outcome: demo });
-    let cached = loadgen.block_on(load::run(Target::get(env.cached, "/bare", Some(&env.access)), options.limits(c)))?;
-    rows.push(Row { name: "GET /bare + prototype: verify + in-memory user".into(), connections: c, outcome: cached });
     Ok(())
 }
 

@@ -2,27 +2,20 @@
 //! (local and remote verification) over a SQLite mirror, the routers, and listeners on
 //! `127.0.0.1:0`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
 
 use auth_service::AppState;
 use auth_service::config::{Cli, Command, SettingsArgs};
 use auth_service::store::NewUser;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::Parser;
-use client_service::{AuthUser, ClientConfig, ClientState, RequireAuthLayer};
+use client_service::{ClientConfig, ClientState, RequireAuthLayer};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
-use shared_user::http::bearer_token;
-use shared_user::{AccessGroup, Db, TokenType, User, Verifier};
+use shared_user::{AccessGroup, Db};
 
 /// Email of the seeded user.
 pub const EMAIL: &str = "load@example.com";
@@ -84,7 +77,18 @@ pub async fn auth_state(settings: &SettingsArgs, db: Db) -> anyhow::Result<(AppS
 
 /// Client state verifying locally with `key` (`Some`) or remotely through `auth_url` (`None`).
 pub fn client_state(auth_url: &str, key: Option<&str>, db: Db) -> anyhow::Result<ClientState> {
-    let config = ClientConfig::new(auth_url, key.map(|k| k.as_bytes().to_vec()));
+    client_state_with(auth_url, key, db, |_| {})
+}
+
+/// [`client_state`] with settings changed by `adjust` (e.g. `token_cache_size = 0`).
+pub fn client_state_with(
+    auth_url: &str,
+    key: Option<&str>,
+    db: Db,
+    adjust: impl FnOnce(&mut ClientConfig),
+) -> anyhow::Result<ClientState> {
+    let mut config = ClientConfig::new(auth_url, key.map(|k| k.as_bytes().to_vec()));
+    adjust(&mut config);
     ClientState::new(config, db).map_err(anyhow::Error::msg)
 }
 
@@ -100,38 +104,6 @@ pub fn bare_router() -> Router {
 /// The same `GET /bare` behind [`RequireAuthLayer`] (verification + mirror lookup).
 pub fn protected_router(state: ClientState) -> Router {
     Router::new().route("/bare", get(success)).layer(RequireAuthLayer::new(state))
-}
-
-/// What the layer's local mode would cost with the mirror hit served from process memory: a
-/// PROTOTYPE for BENCHMARKS.md, not the client crate. Same bearer parsing and
-/// `Verifier::decode`, then a `HashMap` lookup instead of the SQLite mirror query.
-pub fn memory_cached_router(verifier: Arc<Verifier>, user: User) -> Router {
-    let cache = MemoryCache { verifier, users: Arc::new(RwLock::new(HashMap::from([(user.id, user)]))) };
-    Router::new().route("/bare", get(success)).layer(axum::middleware::from_fn_with_state(cache, memory_cached_auth))
-}
-
-#[derive(Clone)]
-struct MemoryCache {
-    verifier: Arc<Verifier>,
-    users: Arc<RwLock<HashMap<i64, User>>>,
-}
-
-async fn memory_cached_auth(State(cache): State<MemoryCache>, mut req: Request, next: Next) -> Response {
-    let types = ["Bearer".to_owned()];
-    let Ok(Some(token)) = bearer_token(req.headers(), "authorization", &types) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let Ok(claims) = cache.verifier.decode(token, Some(TokenType::Access)) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let user = claims.user_id.and_then(|id| cache.users.read().ok()?.get(&id).cloned());
-    match user {
-        Some(user) if user.is_active => {
-            req.extensions_mut().insert(AuthUser(user));
-            next.run(req).await
-        }
-        _ => StatusCode::UNAUTHORIZED.into_response(),
-    }
 }
 
 /// Serves `router` on a fresh `127.0.0.1:0` listener on the current runtime, with the peer

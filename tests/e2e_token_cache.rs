@@ -1,0 +1,58 @@
+//! The client's verified-token cache (local mode) changes what a request costs, never what it
+//! answers: a cached token stops working when it expires and when its signing key is withdrawn
+//! from the JWKS (deactivation with a cached token: `e2e_errors::inactive_user_is_refused`).
+
+mod common;
+
+use std::time::Duration;
+
+use client_service::VerifyMode;
+use common::{Options, Pair, invalid_bearer, sign};
+use serde_json::json;
+use shared_user::both_backends;
+use shared_user::jsonwebtoken::Algorithm;
+use shared_user::testing::Backend;
+
+async fn a_cached_token_expires_on_time(backend: Backend) {
+    let Some(p) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
+    let id = p.add_user("alice@example.com", &[]).await;
+    let now = chrono::Utc::now().timestamp();
+    let short = sign(&json!({
+        "token_type": "access", "exp": now + 2, "iat": now,
+        "jti": "00000000000000000000000000000001", "user_id": id,
+    }));
+    for _ in 0..3 {
+        p.get("/api/test/", &short).await.expect_json(200, json!("success"));
+    }
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    p.get("/api/test/", &short).await.expect_401(invalid_bearer("Token is invalid or expired"));
+    p.finish().await;
+}
+
+async fn a_withdrawn_key_stops_its_cached_tokens(backend: Backend) {
+    let options = Options::new(VerifyMode::Local)
+        .auth_flags(&["--algorithm", "EdDSA"])
+        .configure(|c| c.jwks_ttl = Duration::from_millis(300));
+    let Some(p) = Pair::start(backend, options).await else { return };
+    p.add_user("alice@example.com", &[]).await;
+    let (_, old_access) = p.login("alice@example.com").await;
+    p.get("/api/test/", &old_access).await.expect_json(200, json!("success"));
+    p.get("/api/test/", &old_access).await.expect_json(200, json!("success"));
+
+    // The admin rotates and then withdraws the old key at once (a leaked key, say).
+    for _ in 0..2 {
+        auth_service::keys::rotate_step(&p.auth.store, Algorithm::EdDSA).await.unwrap();
+    }
+    let far = shared_user::user::now_utc() + chrono::Duration::days(1);
+    assert_eq!(p.auth.store.delete_retired_keys(far).await.unwrap(), 1);
+    p.auth.keys.reload(&p.auth.store.signing_keys().await.unwrap()).unwrap();
+
+    // Once the client's JWKS is refetched, the remembered verdict no longer counts.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    p.get("/api/test/", &old_access).await.expect_401(invalid_bearer("Token is invalid or expired"));
+    let (_, new_access) = p.login_direct("alice@example.com").await;
+    p.get("/api/test/", &new_access).await.expect_json(200, json!("success"));
+    p.finish().await;
+}
+
+both_backends!(a_cached_token_expires_on_time, a_withdrawn_key_stops_its_cached_tokens,);
