@@ -189,7 +189,7 @@ pub struct SettingsArgs {
     /// argon2id parallelism (OWASP: 1).
     #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
-    /// Password hashes computed at once (default: number of CPUs).
+    /// Password hashing threads, i.e. hashes computed at once (default: number of CPUs).
     #[arg(long, env = "HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
     /// Whole-request timeout.
