@@ -40,7 +40,7 @@ pub struct Hasher {
     /// ever queued or running, whatever happens to the requests that asked for them.
     permits: Arc<Semaphore>,
     /// The job queue; the threads end when the last `Hasher` clone is dropped.
-    jobs: Arc<Mutex<Sender<Job>>>,
+    jobs: Sender<Job>,
     dummy: Arc<str>,
     checks: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -90,9 +90,11 @@ fn spawn_workers(count: usize) -> Result<Sender<Job>, String> {
                 let mut memory = Vec::new();
                 loop {
                     let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match job {
-                        Ok(job) => job(&mut memory),
-                        Err(_) => return,
+                    let Ok(job) = job else { return };
+                    // A panicking job must not take the thread with it: its caller gets an
+                    // error (the reply is dropped) and the thread serves the next job.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory))).is_err() {
+                        memory = Vec::new();
                     }
                 }
             })
@@ -130,7 +132,7 @@ impl Hasher {
         let mut hasher = Self {
             params,
             permits: Arc::new(Semaphore::new(concurrency)),
-            jobs: Arc::new(Mutex::new(spawn_workers(concurrency)?)),
+            jobs: spawn_workers(concurrency)?,
             dummy: Arc::from(""),
             checks: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
@@ -220,11 +222,7 @@ impl Hasher {
                 let _ = reply.send(f(&me, memory));
             }
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| HashError("the hashing threads are gone".into()))?;
+        self.jobs.send(job).map_err(|_| HashError("the hashing threads are gone".into()))?;
         answer.await.map_err(|_| HashError("a hashing thread stopped".into()))
     }
 
@@ -355,6 +353,15 @@ mod tests {
             finished += 1;
         }
         assert_eq!((finished, h.checks()), (40, 40));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_thread_keeps_serving() {
+        let h = Hasher::new(&cheap(), Some(1)).unwrap();
+        let failed = h.run(|_, _| -> () { panic!("injected") }).await;
+        assert!(failed.is_err());
+        let stored = h.hash("still-works-1".into()).await.unwrap();
+        assert!(h.check("still-works-1".into(), Some(stored)).await.unwrap().ok);
     }
 
     #[test]
