@@ -180,15 +180,9 @@ pub struct SettingsArgs {
     /// call must carry it in `X-Hasura-Action-Secret`.
     #[arg(long, env = "HASURA_ACTION_SECRET", hide_env_values = true)]
     pub hasura_action_secret: Option<String>,
-    /// argon2id memory cost in KiB (OWASP: 19456).
-    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
-    pub argon2_memory_kib: u32,
-    /// argon2id iterations (OWASP: 2).
-    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
-    pub argon2_iterations: u32,
-    /// argon2id parallelism (OWASP: 1).
-    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
-    pub argon2_parallelism: u32,
+    /// argon2id parameters.
+    #[command(flatten)]
+    pub hashing: HashArgs,
     /// Password hashing threads, i.e. hashes computed at once (default: number of CPUs).
     #[arg(long, env = "HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
@@ -217,16 +211,16 @@ pub struct CreateSuperuserArgs {
     pub hashing: HashArgs,
 }
 
-/// Password hashing parameters for admin commands.
+/// Password hashing parameters (`serve` and the admin commands that set passwords).
 #[derive(Debug, Clone, Args)]
 pub struct HashArgs {
-    /// argon2id memory cost in KiB.
+    /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19456)]
     pub argon2_memory_kib: u32,
-    /// argon2id iterations.
+    /// argon2id iterations (OWASP: 2).
     #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
-    /// argon2id parallelism.
+    /// argon2id parallelism (OWASP: 1).
     #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
 }
@@ -376,7 +370,8 @@ impl SettingsArgs {
         if self.hasura_action_secret.as_deref().is_some_and(str::is_empty) {
             return Err("HASURA_ACTION_SECRET is set but empty; unset it or set a random secret".into());
         }
-        argon2::Params::new(self.argon2_memory_kib, self.argon2_iterations, self.argon2_parallelism, None)
+        let h = &self.hashing;
+        argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         Ok(())
     }
@@ -405,14 +400,5 @@ impl SettingsArgs {
         axum::http::HeaderName::from_bytes(name.as_bytes())
             .map(|n| n.as_str().to_owned())
             .map_err(|_| format!("AUTH_HEADER_NAME {setting:?} is not a valid header name"))
-    }
-
-    /// argon2 parameters, validated.
-    pub fn hash_args(&self) -> HashArgs {
-        HashArgs {
-            argon2_memory_kib: self.argon2_memory_kib,
-            argon2_iterations: self.argon2_iterations,
-            argon2_parallelism: self.argon2_parallelism,
-        }
     }
 }

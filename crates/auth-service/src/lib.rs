@@ -138,7 +138,7 @@ impl AppState {
     }
 
     fn assemble(settings: &SettingsArgs, db: Db, keys: Keys) -> Result<Self, String> {
-        let hasher = Hasher::new(&settings.hash_args(), settings.hash_concurrency)?;
+        let hasher = Hasher::new(&settings.hashing, settings.hash_concurrency)?;
         let config = Config {
             auth_header_name: settings.header_name()?,
             auth_header_types: settings.header_types()?,

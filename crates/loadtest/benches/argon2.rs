@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 fn argon2(c: &mut Criterion) {
     let settings = loadtest::setup::auth_settings(&loadtest::setup::signing_key(), &[]).unwrap();
-    let args = settings.hash_args();
+    let args = settings.hashing.clone();
     let params = Params::new(args.argon2_memory_kib, args.argon2_iterations, args.argon2_parallelism, None).unwrap();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let salt = SaltString::generate(&mut OsRng);

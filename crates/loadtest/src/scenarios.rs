@@ -160,7 +160,10 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
             auth_addr,
             auth,
             access,
-            argon2: (settings.argon2_memory_kib, settings.argon2_iterations, settings.argon2_parallelism),
+            argon2: {
+                let h = &settings.hashing;
+                (h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism)
+            },
         })
     })?;
 
