@@ -14,7 +14,7 @@ struct Verified {
     user_id: i64,
     /// `exp` of the token, epoch seconds.
     exp: i64,
-    /// The key set it was checked against (see [`crate::keys::JwksCache::generation`]).
+    /// The key set it was checked against (see [`crate::keys::KeySet::generation`]; 0 for the shared secret).
     generation: u64,
 }
 

@@ -91,18 +91,16 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Ar
             let set = jwks.verifier(state.upstream()).await?;
             match remembered(state, token, set.generation) {
                 Some(user_id) => user_id,
-                None => match set.verifier.decode(token, Some(TokenType::Access)) {
-                    Err(TokenError::UnknownKid(kid)) => match jwks.refetch_for(state.upstream(), &kid).await {
-                        Some(newer) => user_of(
-                            state,
-                            token,
-                            newer.generation,
-                            newer.verifier.decode(token, Some(TokenType::Access)),
-                        )?,
-                        None => user_of(state, token, set.generation, Err(TokenError::UnknownKid(kid)))?,
-                    },
-                    checked => user_of(state, token, set.generation, checked)?,
-                },
+                None => {
+                    let (generation, claims) = match set.verifier.decode(token, Some(TokenType::Access)) {
+                        Err(TokenError::UnknownKid(kid)) => match jwks.refetch_for(state.upstream(), &kid).await {
+                            Some(newer) => (newer.generation, newer.verifier.decode(token, Some(TokenType::Access))),
+                            None => (set.generation, Err(TokenError::UnknownKid(kid))),
+                        },
+                        checked => (set.generation, checked),
+                    };
+                    user_of(state, token, generation, claims)?
+                }
             }
         }
         _ => {
@@ -117,10 +115,7 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Ar
             claims_after_remote_verify(token, &config.verify.user_id_claim)?
         }
     };
-    active(state.user_for(user_id, token).await?)
-}
-
-fn active(user: Arc<User>) -> Result<Arc<User>, ClientError> {
+    let user = state.user_for(user_id, token).await?;
     if !user.is_active {
         return Err(ClientError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
     }
