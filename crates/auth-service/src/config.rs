@@ -299,17 +299,7 @@ pub enum UsersCommand {
     },
 }
 
-/// Parses `300`, `300s`, `5m`, `1h 30m`, `1d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (use e.g. 300, 5m, 1h, 1d)"))
-}
-
-/// Signing keys refused outside dev mode: well-known placeholders.
-const WEAK_KEYS: &[&str] = &["secret", "changeme", "change-me", "development", "dev", "insecure", "test"];
+pub use shared_user::settings::parse_duration;
 
 impl SettingsArgs {
     /// Whether tokens are signed with asymmetric keys from the database.
@@ -330,15 +320,8 @@ impl SettingsArgs {
         }
         match self.signing_key.as_deref() {
             Some(key) if !self.dev => {
-                let lower = key.to_ascii_lowercase();
-                if WEAK_KEYS.contains(&lower.as_str()) || lower.starts_with("django-insecure") {
-                    Err("SIGNING_KEY is a development placeholder; set a random secret of 32+ bytes (or use --dev)"
-                        .into())
-                } else if key.len() < 32 {
-                    Err("SIGNING_KEY is shorter than 32 bytes; set a random secret of 32+ bytes (or use --dev)".into())
-                } else {
-                    Ok(key.as_bytes().to_vec())
-                }
+                shared_user::settings::check_signing_key(key.as_bytes())?;
+                Ok(key.as_bytes().to_vec())
             }
             Some(key) => Ok(key.as_bytes().to_vec()),
             None if self.dev => Ok(uuid::Uuid::new_v4().simple().to_string().repeat(2).into_bytes()),
@@ -378,27 +361,11 @@ impl SettingsArgs {
 
     /// `AUTH_HEADER_TYPES` trimmed, empty entries dropped; at least one, each a single word.
     pub fn header_types(&self) -> Result<Vec<String>, String> {
-        let types: Vec<String> =
-            self.auth_header_types.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
-        if types.is_empty() {
-            return Err("AUTH_HEADER_TYPES must name at least one scheme".into());
-        }
-        if let Some(bad) = types.iter().find(|t| !t.chars().all(|c| c.is_ascii_graphic())) {
-            return Err(format!("AUTH_HEADER_TYPES entry {bad:?} is not a single word"));
-        }
-        Ok(types)
+        Ok(shared_user::settings::parse_header_types(&self.auth_header_types)?)
     }
 
-    /// `AUTH_HEADER_NAME` as a lowercase HTTP header name: `Authorization`, or Django's META
-    /// form `HTTP_AUTHORIZATION` as EASY_JWT settings spell it.
+    /// `AUTH_HEADER_NAME` as a lowercase HTTP header name (`HTTP_AUTHORIZATION` accepted).
     pub fn header_name(&self) -> Result<String, String> {
-        let setting = self.auth_header_name.trim();
-        let name = match setting.strip_prefix("HTTP_") {
-            Some(meta) => meta.replace('_', "-"),
-            None => setting.to_owned(),
-        };
-        axum::http::HeaderName::from_bytes(name.as_bytes())
-            .map(|n| n.as_str().to_owned())
-            .map_err(|_| format!("AUTH_HEADER_NAME {setting:?} is not a valid header name"))
+        Ok(shared_user::settings::parse_header_name(&self.auth_header_name)?)
     }
 }

@@ -73,16 +73,8 @@ impl std::fmt::Debug for Keys {
 }
 
 /// Parses an algorithm we can sign with: HS256/384/512, EdDSA, ES256, RS256.
-pub fn parse_signing_algorithm(s: &str) -> Result<Algorithm, String> {
-    match s {
-        "HS256" => Ok(Algorithm::HS256),
-        "HS384" => Ok(Algorithm::HS384),
-        "HS512" => Ok(Algorithm::HS512),
-        "EdDSA" => Ok(Algorithm::EdDSA),
-        "ES256" => Ok(Algorithm::ES256),
-        "RS256" => Ok(Algorithm::RS256),
-        other => Err(format!("unsupported ALGORITHM {other:?}: use HS256, HS384, HS512, EdDSA, ES256 or RS256")),
-    }
+pub fn parse_signing_algorithm(s: &str) -> Result<Algorithm, shared_user::settings::SettingError> {
+    shared_user::settings::parse_algorithm(s)
 }
 
 /// Generates a new private key for `alg` as PKCS#8 PEM.

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use shared_user::VerifySettings;
-use shared_user::jsonwebtoken::Algorithm;
 
 /// How bearer tokens are checked on every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -141,7 +140,8 @@ pub struct ClientArgs {
     /// Shared HMAC secret (same as the auth-service's) for local verification.
     #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
-    /// Algorithm of the shared secret: HS256, HS384 or HS512.
+    /// Algorithm of the shared secret: HS256, HS384 or HS512 (EdDSA, ES256 and RS256 tokens are
+    /// checked against the JWKS, with no SIGNING_KEY).
     #[arg(long, env = "ALGORITHM", default_value = "HS256")]
     pub algorithm: String,
     /// Clock skew allowance in seconds.
@@ -203,14 +203,7 @@ pub struct ClientArgs {
     pub allowed_auth_origins: Vec<String>,
 }
 
-/// Parses `300`, `300s`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (use e.g. 300, 5m, 1h)"))
-}
+pub use shared_user::settings::parse_duration;
 
 impl ClientArgs {
     /// Validates and converts into a [`ClientConfig`].
@@ -219,13 +212,16 @@ impl ClientArgs {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("REMOTE_AUTH_SERVICE_URL must be an http:// or https:// URL (got {url:?})"));
         }
-        let algorithm = match self.algorithm.as_str() {
-            "HS256" => Algorithm::HS256,
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            other => return Err(format!("unsupported ALGORITHM {other:?}: use HS256, HS384 or HS512")),
-        };
+        let algorithm = shared_user::settings::parse_algorithm(&self.algorithm)?;
         let signing_key = self.signing_key.filter(|k| !k.is_empty());
+        if let Some(key) = &signing_key {
+            if !shared_user::settings::is_hmac(algorithm) {
+                return Err(format!(
+                    "SIGNING_KEY is an HMAC secret and cannot check ALGORITHM={algorithm:?} tokens; unset it to use the auth-service's JWKS"
+                ));
+            }
+            shared_user::settings::check_signing_key(key.as_bytes())?;
+        }
         if signing_key.is_some() && self.jwk_url.is_some() {
             return Err("set either SIGNING_KEY (HS* tokens) or JWK_URL (asymmetric tokens), not both".into());
         }
@@ -244,8 +240,8 @@ impl ClientArgs {
             issuer: self.issuer,
             user_id_claim: self.user_id_claim,
         };
-        config.auth_header_name = self.auth_header_name;
-        config.auth_header_types = self.auth_header_types.into_iter().map(|t| t.trim().to_owned()).collect();
+        config.auth_header_name = shared_user::settings::parse_header_name(&self.auth_header_name)?;
+        config.auth_header_types = shared_user::settings::parse_header_types(&self.auth_header_types)?;
         config.mirror_ttl = self.mirror_ttl;
         config.mirror_cache_size = self.mirror_cache_size;
         config.token_cache_size = self.token_cache_size;

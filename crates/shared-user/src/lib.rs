@@ -8,6 +8,7 @@ pub mod jwks;
 #[cfg(feature = "server")]
 pub mod runtime;
 pub mod schema;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
