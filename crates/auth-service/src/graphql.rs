@@ -2,12 +2,19 @@
 //! as a Hasura remote schema (introspection is on).
 //!
 //! Mutations: `tokenAuth`, `verifyToken`, `refreshToken`, `revokeToken` (graphql-jwt's names,
-//! arguments and result fields) and `createUser` (only with `ALLOW_CREATE_USER=open`). Queries:
-//! `me` and its alias `whoami` (the signed-in user), `users` (staff only).
+//! arguments and result fields) and `createUser` / its alias `userCreate` (only with
+//! `ALLOW_CREATE_USER=open`; `username` is the email, `profile { role }` the user's role).
+//! Queries: `me` and its aliases `whoami` and `currentUser` (the signed-in user), `users`
+//! (staff and the `USERS_READER_GROUP`). `UserType.username` is the email.
+//!
+//! Limits per operation: depth, root fields (aliases included, `GRAPHQL_MAX_ROOT_FIELDS`) and
+//! complexity (`GRAPHQL_MAX_COMPLEXITY`), each refused with one error before any field runs.
 //!
 //! Differences from graphql-jwt, on purpose:
-//! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset), so
-//!   `payload` holds those claims rather than `{"username","exp","origIat"}`.
+//! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset);
+//!   `payload` holds those claims followed by graphql-jwt's `username` (the email) and
+//!   `origIat` (when the session began, kept across refreshes; for an access token given to
+//!   `verifyToken`, its own `iat`).
 //! - `refreshToken` takes our refresh token in either argument: `refreshToken` (long-running
 //!   style) or `token` (single-token style). An access token is not a refresh token
 //!   ("Invalid refresh token"): refreshing with a still-valid access token would let a stolen
@@ -498,7 +505,8 @@ impl Mutation {
             return Err(Error::new(INVALID_CREDENTIALS));
         }
         let session = service::log_in(state, &login, &password, caller(ctx).ip).await.map_err(fail)?;
-        let payload = jwt_payload(session.access.claims, Some(&session.user.email), session.signed_in_at);
+        let started = service::session_started(state, &session.refresh.jti).await.map_err(fail)?;
+        let payload = jwt_payload(session.access.claims, Some(&session.user.email), started);
         Ok(Some(ObtainJsonWebToken {
             token: session.access.token,
             payload,
@@ -537,7 +545,8 @@ impl Mutation {
         };
         let refreshed =
             service::refresh_session(state, &presented).await.map_err(|e| refresh_error(state, &presented, e))?;
-        let payload = jwt_payload(refreshed.access.claims, Some(&refreshed.user.email), refreshed.signed_in_at);
+        let started = service::session_started(state, &refreshed.family).await.map_err(fail)?;
+        let payload = jwt_payload(refreshed.access.claims, Some(&refreshed.user.email), started);
         Ok(Some(Refresh {
             token: refreshed.access.token,
             payload,

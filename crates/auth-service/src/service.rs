@@ -37,10 +37,8 @@ pub struct Session {
     pub user: User,
     /// The access token.
     pub access: Minted,
-    /// The refresh token (recorded).
+    /// The refresh token (recorded); its `jti` names the session (the rotation family).
     pub refresh: Minted,
-    /// When the session began (epoch seconds): now.
-    pub signed_in_at: i64,
 }
 
 /// The outcome of a refresh.
@@ -54,8 +52,8 @@ pub struct Refreshed {
     pub refresh: Option<Minted>,
     /// Expiry (epoch seconds) of the refresh token the client holds afterwards.
     pub refresh_exp: i64,
-    /// When the session (refresh-token family) began, epoch seconds: kept across refreshes.
-    pub signed_in_at: i64,
+    /// The session (rotation family) the refresh token belongs to: see [`session_started`].
+    pub family: String,
 }
 
 /// A new account, as every signup path (REST, GraphQL, Hasura) hands it to [`register`].
@@ -180,8 +178,7 @@ pub async fn start_session(state: &AppState, user: User) -> Result<Session, Serv
         state.store.touch_last_login(user.id).await?;
     }
     tracing::info!(user_id = user.id, "token pair issued");
-    let signed_in_at = access.claims.get("iat").and_then(Value::as_i64).unwrap_or_else(|| now_utc().and_utc().timestamp());
-    Ok(Session { user, access, refresh, signed_in_at })
+    Ok(Session { user, access, refresh })
 }
 
 /// Login with `email` and `password` from the client at `ip`: throttled, upgrades an
@@ -232,11 +229,10 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         _ => return Err(ServiceError::NoActiveAccount),
     };
     let access = mint_access(state, &user)?;
-    let started = state.store.family_started(&record.family).await?.unwrap_or(record.created_at);
-    let signed_in_at = started.and_utc().timestamp();
+    let family = record.family.clone();
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
-        return Ok(Refreshed { user, access, refresh: None, refresh_exp, signed_in_at });
+        return Ok(Refreshed { user, access, refresh: None, refresh_exp, family });
     }
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
     let outcome = state
@@ -247,7 +243,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         return Err(TokenError::Blacklisted.into());
     }
     let refresh_exp = refresh.exp;
-    Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp, signed_in_at })
+    Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp, family })
 }
 
 /// Revokes a live refresh token (logout). Revoking twice is [`TokenError::Blacklisted`].
@@ -284,10 +280,18 @@ pub async fn token_origin(state: &AppState, claims: &Claims) -> Result<TokenOrig
     if claims.token_type == Some(TokenType::Refresh)
         && let Some(record) = state.store.find_refresh(&claims.jti).await?
     {
-        let started = state.store.family_started(&record.family).await?.unwrap_or(record.created_at);
-        signed_in_at = started.and_utc().timestamp();
+        signed_in_at = session_started(state, &record.family).await?;
     }
     Ok(TokenOrigin { username, signed_in_at })
+}
+
+/// When the session (refresh-token rotation `family`; a new session's family is its refresh
+/// token's `jti`) began, epoch seconds: the sign-in, the same across refreshes (graphql-jwt's
+/// `origIat`). Records are purged once expired, so a family older than the refresh lifetime
+/// reports its oldest surviving record.
+pub async fn session_started(state: &AppState, family: &str) -> Result<i64, ServiceError> {
+    let started = state.store.family_started(family).await?.unwrap_or_else(now_utc);
+    Ok(started.and_utc().timestamp())
 }
 
 /// The user `id` as `viewer` may see it: their own record, any record for those who may read
