@@ -36,9 +36,8 @@ async fn main() -> anyhow::Result<()> {
     // A fresh secret per run, shared in-process: the client verifies tokens locally with it.
     let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let settings = Settings { signing_key: Some(key.clone()), rotate_refresh_tokens: true, ..Settings::default() };
-    let auth = auth_service::AppState::build(settings, open(&dir.join("auth.db")).await?)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let auth =
+        auth_service::AppState::build(settings, open(&dir.join("auth.db")).await?).await.map_err(anyhow::Error::msg)?;
 
     let hash = auth.hasher.hash(PASSWORD.to_owned()).await?;
     let seeded = auth

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auth_service::config::HashArgs;
-use auth_service::{AppState, Settings};
 use auth_service::store::NewUser;
+use auth_service::{AppState, Settings};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};

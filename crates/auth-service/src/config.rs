@@ -203,7 +203,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "GRAPHQL_MAX_ROOT_FIELDS", default_value_t = 10)]
     pub graphql_max_root_fields: usize,
     /// Fields (aliases included, at every depth) one GraphQL operation may select.
-    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 250)]
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]
     pub graphql_max_complexity: usize,
 }
 

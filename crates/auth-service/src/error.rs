@@ -68,10 +68,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadCredentials => ApiError::BadCredentials,
             ServiceError::Token(e) => ApiError::Token(e),
             ServiceError::Revoked => ApiError::Fields(FieldErrors::non_field("Token is blacklisted")),
-            ServiceError::NoActiveAccount => ApiError::Unauthenticated(ErrorDetail::with_code(
-                msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN,
-                "no_active_account",
-            )),
+            ServiceError::NoActiveAccount => {
+                ApiError::Unauthenticated(ErrorDetail::with_code(msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN, "no_active_account"))
+            }
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Throttled(secs) => ApiError::Throttled(secs),

@@ -18,10 +18,10 @@ use shared_user::{Claims, TokenError, TokenType, User};
 pub use self::error::ServiceError;
 use crate::AppState;
 use crate::passwords::Checked;
-use crate::{claims, roles};
 use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
 use crate::tokens::Minted;
 use crate::validators::{self, UserAttributes};
+use crate::{claims, roles};
 
 /// Bad credentials on password change (a 400 field error, as EasyJWT answers).
 pub const INVALID_CREDENTIALS: &str = "Invalid credentials.";
@@ -183,7 +183,12 @@ pub async fn start_session(state: &AppState, user: User) -> Result<Session, Serv
 
 /// Login with `email` and `password` from the client at `ip`: throttled, upgrades an
 /// outdated hash, and starts a session. Bad credentials are [`ServiceError::BadCredentials`].
-pub async fn log_in(state: &AppState, email: &str, password: &str, ip: Option<IpAddr>) -> Result<Session, ServiceError> {
+pub async fn log_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<Session, ServiceError> {
     let Some((creds, checked)) = authenticate(state, email, password, ip).await? else {
         return Err(ServiceError::BadCredentials);
     };
@@ -318,7 +323,11 @@ pub async fn list_users(state: &AppState, viewer: &User) -> Result<Vec<User>, Se
 /// (throttled like a login), and revokes every refresh token of the user, so other sessions
 /// must log in again. Bad credentials are `{"non_field_errors":["Invalid credentials."]}`; a
 /// new password Django's validators refuse is `{"new_password":[...]}`.
-pub async fn change_password(state: &AppState, change: &PasswordChange, ip: Option<IpAddr>) -> Result<(), ServiceError> {
+pub async fn change_password(
+    state: &AppState,
+    change: &PasswordChange,
+    ip: Option<IpAddr>,
+) -> Result<(), ServiceError> {
     // Credentials first: validating the new password against the account's names before
     // would tell a stranger what those names are.
     let Some((Credentials { user, .. }, _)) = authenticate(state, &change.email, &change.password, ip).await? else {

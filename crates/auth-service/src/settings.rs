@@ -73,8 +73,8 @@ pub struct Settings {
     /// `GRAPHQL_MAX_ROOT_FIELDS` (10): root fields (aliases included) one GraphQL operation
     /// may select.
     pub graphql_max_root_fields: usize,
-    /// `GRAPHQL_MAX_COMPLEXITY` (250): fields (aliases included, at every depth) one GraphQL
-    /// operation may select; the standard introspection query needs about 130.
+    /// `GRAPHQL_MAX_COMPLEXITY` (500): fields (aliases included, at every depth) one GraphQL
+    /// operation may select; the standard introspection query (graphql-js, Hasura) needs about 200.
     pub graphql_max_complexity: usize,
 }
 
@@ -109,7 +109,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             users_reader_group: None,
             graphql_max_root_fields: 10,
-            graphql_max_complexity: 250,
+            graphql_max_complexity: 500,
         }
     }
 }
@@ -171,7 +171,10 @@ impl Settings {
             return Err("HASURA_DEFAULT_ROLE must not be empty".into());
         }
         if self.hasura_default_role.trim() == ADMIN_ROLE {
-            return Err("HASURA_DEFAULT_ROLE must not be `admin`: only staff and superusers may hold Hasura's admin role".into());
+            return Err(
+                "HASURA_DEFAULT_ROLE must not be `admin`: only staff and superusers may hold Hasura's admin role"
+                    .into(),
+            );
         }
         if self.hasura_action_secret.as_deref().is_some_and(str::is_empty) {
             return Err("HASURA_ACTION_SECRET is set but empty; unset it or set a random secret".into());
@@ -182,7 +185,10 @@ impl Settings {
                 return Err("USERS_READER_GROUP must be one access group name (no spaces)".into());
             }
             if group == ADMIN_ROLE {
-                return Err("USERS_READER_GROUP must not be `admin`: only staff and superusers may hold Hasura's admin role".into());
+                return Err(
+                    "USERS_READER_GROUP must not be `admin`: only staff and superusers may hold Hasura's admin role"
+                        .into(),
+                );
             }
         }
         if self.graphql_max_root_fields == 0 || self.graphql_max_complexity == 0 {
@@ -218,10 +224,19 @@ mod tests {
     fn defaults_match_the_documented_ones_and_need_only_a_key() {
         let s = Settings::default();
         assert_eq!(s.validate().unwrap_err().split(';').next(), Some("SIGNING_KEY is not set"));
-        let s = Settings { signing_key: Some("test-signing-key-0123456789abcdef0123456789".into()), ..Settings::default() };
+        let s =
+            Settings { signing_key: Some("test-signing-key-0123456789abcdef0123456789".into()), ..Settings::default() };
         s.validate().expect("defaults are valid");
         assert_eq!(s.header_types().unwrap(), ["Bearer"]);
         assert_eq!(s.header_name().unwrap(), "authorization");
+    }
+
+    #[test]
+    fn the_command_line_defaults_are_the_struct_defaults() {
+        use clap::Parser;
+        let cli = crate::config::Cli::try_parse_from(["auth-service", "serve"]).expect("parses");
+        let crate::config::Command::Serve(serve) = cli.command else { unreachable!("serve") };
+        assert_eq!(format!("{:?}", Settings::from(serve.settings)), format!("{:?}", Settings::default()));
     }
 
     #[test]

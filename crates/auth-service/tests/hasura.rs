@@ -124,8 +124,10 @@ async fn preset_settings_are_validated(backend: Backend) {
     assert_eq!(bad.unwrap_err(), "HASURA_DEFAULT_ROLE must not be empty");
     let bad = auth_service::AppState::build(settings(&["--hasura-action-secret", ""]), db.db.clone()).await;
     assert!(bad.unwrap_err().starts_with("HASURA_ACTION_SECRET is set but empty"));
-    let debug =
-        format!("{:?}", auth_service::AppState::build(settings(&["--hasura-action-secret", SECRET]), db.db.clone()).await);
+    let debug = format!(
+        "{:?}",
+        auth_service::AppState::build(settings(&["--hasura-action-secret", SECRET]), db.db.clone()).await
+    );
     assert!(!debug.contains(SECRET), "the secret is never printed");
 }
 

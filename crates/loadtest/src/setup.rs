@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use auth_service::config::{Cli, Command};
-use auth_service::{AppState, Settings};
 use auth_service::store::NewUser;
+use auth_service::{AppState, Settings};
 use axum::Json;
 use axum::Router;
 use axum::routing::get;

@@ -46,7 +46,7 @@ impl<F: FnOnce(&mut Settings)> Tweak for F {
 
 impl Tweak for &[&str] {
     fn apply(self, s: &mut Settings) {
-        assert!(self.len() % 2 == 0, "flags come in pairs: {self:?}");
+        assert!(self.len().is_multiple_of(2), "flags come in pairs: {self:?}");
         for pair in self.chunks(2) {
             set_flag(s, pair[0], pair[1]);
         }
