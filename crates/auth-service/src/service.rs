@@ -299,8 +299,9 @@ pub async fn session_started(state: &AppState, family: &str) -> Result<i64, Serv
     Ok(started.and_utc().timestamp())
 }
 
-/// The user `id` as `viewer` may see it: their own record, any record for those who may read
-/// users ([`roles::may_read_users`]); [`ServiceError::Forbidden`] otherwise.
+/// The user `id` as `viewer` may see it on the legacy `/auth/users/{id}/`: their own record, or
+/// any record for staff and superusers; [`ServiceError::Forbidden`] otherwise (the wire of
+/// EasyJWT; the reader group reads users through GraphQL `users` and [`list_users`]).
 pub async fn user_for(state: &AppState, viewer: User, id: i64) -> Result<User, ServiceError> {
     if id == viewer.id {
         return Ok(viewer);

@@ -13,8 +13,9 @@ use crate::config::{ClaimsPreset, CreateUserPolicy, HashArgs};
 pub const ADMIN_ROLE: &str = "admin";
 
 /// Token, password, HTTP and integration settings (EASY_JWT names where they exist). Each
-/// field is documented with its environment variable and default.
-#[derive(Debug, Clone)]
+/// field is documented with its environment variable and default. `Debug` never shows the
+/// signing key or the action secret.
+#[derive(Clone)]
 pub struct Settings {
     /// `SIGNING_KEY`: HMAC secret (HS*) used to sign and verify tokens. Required unless `dev`.
     pub signing_key: Option<String>,
@@ -76,6 +77,41 @@ pub struct Settings {
     /// `GRAPHQL_MAX_COMPLEXITY` (500): fields (aliases included, at every depth) one GraphQL
     /// operation may select; the standard introspection query (graphql-js, Hasura) needs about 200.
     pub graphql_max_complexity: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "[redacted]"))
+            .field("dev", &self.dev)
+            .field("algorithm", &self.algorithm)
+            .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("refresh_token_lifetime", &self.refresh_token_lifetime)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field("blacklist_after_rotation", &self.blacklist_after_rotation)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("update_last_login", &self.update_last_login)
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("leeway", &self.leeway)
+            .field("user_id_claim", &self.user_id_claim)
+            .field("auth_header_types", &self.auth_header_types)
+            .field("auth_header_name", &self.auth_header_name)
+            .field("login_throttle", &self.login_throttle)
+            .field("trust_x_forwarded_for", &self.trust_x_forwarded_for)
+            .field("keys_reload_interval", &self.keys_reload_interval)
+            .field("allow_create_user", &self.allow_create_user)
+            .field("claims_preset", &self.claims_preset)
+            .field("hasura_default_role", &self.hasura_default_role)
+            .field("hasura_action_secret", &self.hasura_action_secret.as_ref().map(|_| "[redacted]"))
+            .field("hashing", &self.hashing)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .field("request_timeout", &self.request_timeout)
+            .field("users_reader_group", &self.users_reader_group)
+            .field("graphql_max_root_fields", &self.graphql_max_root_fields)
+            .field("graphql_max_complexity", &self.graphql_max_complexity)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -237,6 +273,18 @@ mod tests {
         let cli = crate::config::Cli::try_parse_from(["auth-service", "serve"]).expect("parses");
         let crate::config::Command::Serve(serve) = cli.command else { unreachable!("serve") };
         assert_eq!(format!("{:?}", Settings::from(serve.settings)), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let s = Settings {
+            signing_key: Some("test-signing-key-0123456789abcdef0123456789".into()),
+            hasura_action_secret: Some("action-secret-0123456789".into()),
+            ..Settings::default()
+        };
+        let text = format!("{s:?}");
+        assert!(!text.contains("0123456789"), "{text}");
+        assert!(text.contains("signing_key: Some(\"[redacted]\")"), "{text}");
     }
 
     #[test]
