@@ -6,9 +6,8 @@
 
 use std::net::SocketAddr;
 
-use auth_service::config::{Cli, Command};
+use auth_service::Settings;
 use auth_service::store::NewUser;
-use clap::Parser;
 use client_service::{ClientConfig, ClientState};
 use shared_user::{AccessGroup, Db, DbError};
 
@@ -36,10 +35,9 @@ async fn main() -> anyhow::Result<()> {
 
     // A fresh secret per run, shared in-process: the client verifies tokens locally with it.
     let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let argv = ["auth-service", "serve", "--signing-key", key.as_str(), "--rotate-refresh-tokens", "true"];
-    let Command::Serve(serve) = Cli::try_parse_from(argv)?.command else { unreachable!() };
+    let settings = Settings { signing_key: Some(key.clone()), rotate_refresh_tokens: true, ..Settings::default() };
     let auth =
-        auth_service::AppState::new(&serve.settings, open(&dir.join("auth.db")).await?).map_err(anyhow::Error::msg)?;
+        auth_service::AppState::build(settings, open(&dir.join("auth.db")).await?).await.map_err(anyhow::Error::msg)?;
 
     let hash = auth.hasher.hash(PASSWORD.to_owned()).await?;
     let seeded = auth

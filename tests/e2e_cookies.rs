@@ -16,8 +16,7 @@ fn cookie_mode(c: &mut ClientConfig) {
 }
 
 async fn pair(backend: Backend) -> Option<Pair> {
-    let options =
-        Options::new(VerifyMode::Local).auth_flags(&["--rotate-refresh-tokens", "true"]).configure(cookie_mode);
+    let options = Options::new(VerifyMode::Local).auth(|s| s.rotate_refresh_tokens = true).configure(cookie_mode);
     let p = Pair::start(backend, options).await?;
     p.add_user(ALICE, &[]).await;
     Some(p)

@@ -12,7 +12,11 @@ use shared_user::testing::Backend;
 const JWKS: &str = "/.well-known/jwks.json";
 
 async fn pair(backend: Backend, alg: &'static str) -> Option<Pair> {
-    Pair::start(backend, Options::new(client_service::VerifyMode::Local).auth_flags(&["--algorithm", alg])).await
+    Pair::start(
+        backend,
+        Options::new(client_service::VerifyMode::Local).auth(|s| s.algorithm = alg.parse().expect("algorithm")),
+    )
+    .await
 }
 
 async fn local_mode_verifies_with_the_cached_jwks(backend: Backend) {

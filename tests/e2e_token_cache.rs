@@ -31,7 +31,7 @@ async fn a_cached_token_expires_on_time(backend: Backend) {
 
 async fn a_withdrawn_key_stops_its_cached_tokens(backend: Backend) {
     let options = Options::new(VerifyMode::Local)
-        .auth_flags(&["--algorithm", "EdDSA"])
+        .auth(|s| s.algorithm = Algorithm::EdDSA)
         .configure(|c| c.jwks_ttl = Duration::from_millis(300));
     let Some(p) = Pair::start(backend, options).await else { return };
     p.add_user("alice@example.com", &[]).await;

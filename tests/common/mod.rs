@@ -8,14 +8,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_service::AppState;
-use auth_service::config::{Cli, Command};
+use auth_service::config::HashArgs;
 use auth_service::store::NewUser;
+use auth_service::{AppState, Settings};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use clap::Parser;
 use client_service::{ClientConfig, ClientState, VerifyMode};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -61,9 +60,10 @@ pub struct Options {
     pub mirror_ttl: Duration,
     /// Timeout of each client call to the auth-service.
     pub client_timeout: Duration,
-    /// Extra `auth-service serve` flags (an asymmetric `--algorithm` makes the client verify
-    /// with the auth-service's JWKS instead of the shared key).
-    pub auth_flags: Vec<&'static str>,
+    /// The auth-service's settings (default: the shipped ones with [`KEY`] and cheap argon2);
+    /// an asymmetric `algorithm` makes the client verify with the auth-service's JWKS instead
+    /// of the shared key.
+    pub auth: Settings,
     /// Last changes to the client's configuration (cookie mode, JWKS settings...).
     pub configure: Option<fn(&mut ClientConfig)>,
 }
@@ -75,14 +75,18 @@ impl Options {
             mode,
             mirror_ttl: Duration::from_secs(300),
             client_timeout: Duration::from_secs(2),
-            auth_flags: Vec::new(),
+            auth: Settings {
+                signing_key: Some(KEY.into()),
+                hashing: HashArgs { argon2_memory_kib: 256, argon2_iterations: 1, ..HashArgs::default() },
+                ..Settings::default()
+            },
             configure: None,
         }
     }
 
-    /// Same, with extra `auth-service serve` flags.
-    pub fn auth_flags(mut self, flags: &[&'static str]) -> Self {
-        self.auth_flags.extend_from_slice(flags);
+    /// Same, with changed auth-service settings.
+    pub fn auth(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.auth);
         self
     }
 
@@ -333,16 +337,12 @@ impl Pair {
         let auth_db = TestDb::new(backend, "e2e auth-service").await?;
         let client_db = TestDb::new(backend, "e2e client-service").await?;
 
-        let asymmetric = options.auth_flags.windows(2).any(|w| w[0] == "--algorithm" && !w[1].starts_with("HS"));
-        let mut argv = vec!["auth-service", "serve", "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
-        if !asymmetric {
-            argv.extend(["--signing-key", KEY]);
+        let mut settings = options.auth.clone();
+        let asymmetric = settings.is_asymmetric();
+        if asymmetric {
+            settings.signing_key = None;
         }
-        argv.extend(options.auth_flags.iter().copied());
-        let Command::Serve(serve) = Cli::try_parse_from(argv).expect("auth-service flags").command else {
-            unreachable!("serve")
-        };
-        let auth = AppState::build(&serve.settings, auth_db.db.clone()).await.expect("auth-service state");
+        let auth = AppState::build(settings, auth_db.db.clone()).await.expect("auth-service state");
         let counter = Counter::default();
         let auth_router =
             auth_service::app(auth.clone()).layer(middleware::from_fn_with_state(counter.clone(), count_requests));

@@ -7,7 +7,7 @@ use shared_user::{AccessGroup, Db, DbError};
 use crate::config::{Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::passwords::Hasher;
 use crate::store::{NewUser, Store};
-use crate::{AppState, app, shutdown_signal};
+use crate::{AppState, Settings, app, shutdown_signal};
 
 /// Opens and migrates the database named by `args`.
 pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
@@ -43,16 +43,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::from(args.settings);
     // Validate every setting before touching the database.
-    args.settings.validate().map_err(anyhow::Error::msg)?;
+    settings.validate().map_err(anyhow::Error::msg)?;
     let db = open_db(&args.db).await?;
-    let state = AppState::build(&args.settings, db).await.map_err(anyhow::Error::msg)?;
-    if args.settings.dev && args.settings.signing_key.is_none() {
+    let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
+    let (keys_reload_interval, refresh_lifetime) = (settings.keys_reload_interval, settings.refresh_token_lifetime);
+    let state = AppState::build(settings, db).await.map_err(anyhow::Error::msg)?;
+    if dev_key {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");
     }
-    if args.settings.is_asymmetric() {
+    if asymmetric {
         let (store, keys) = (state.store.clone(), state.keys.clone());
-        let every = args.settings.keys_reload_interval.max(std::time::Duration::from_secs(1));
+        let every = keys_reload_interval.max(std::time::Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -65,7 +68,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     let purger = state.store.clone();
-    let refresh_lifetime = args.settings.refresh_token_lifetime;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {

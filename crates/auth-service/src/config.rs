@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared_user::jsonwebtoken::Algorithm;
 
+use crate::settings::Settings;
+
 /// Gatehouse auth-service: issues, refreshes, verifies and revokes JWTs (EasyJWT compatible).
 #[derive(Debug, Parser)]
 #[command(name = "auth-service", version, about)]
@@ -104,9 +106,13 @@ pub enum ClaimsPreset {
     /// Hasura's JWT mode: `sub`, `name`, `email` and the `https://hasura.io/jwt/claims`
     /// namespace (allowed roles, default role, user id).
     Hasura,
+    /// `hasura` plus the claims of the Hasura/Graphene tutorial's payload: `username` (the
+    /// email), `sub_name` and `sub_email`.
+    HasuraTutorial,
 }
 
-/// Token, password and HTTP settings (EASY_JWT names where they exist).
+/// Token, password and HTTP settings (EASY_JWT names where they exist), as flags and
+/// environment; converted into [`Settings`], which owns the defaults' meaning and the checks.
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
     /// HMAC secret (HS*) used to sign and verify tokens. Required unless --dev.
@@ -189,6 +195,16 @@ pub struct SettingsArgs {
     /// Whole-request timeout.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Access group whose members may list every user (GraphQL `users`) without being staff;
+    /// their role (GraphQL `profile { role }`, Hasura default role) is the group's name. Not `admin`.
+    #[arg(long, env = "USERS_READER_GROUP")]
+    pub users_reader_group: Option<String>,
+    /// Root fields (aliases included) one GraphQL operation may select.
+    #[arg(long, env = "GRAPHQL_MAX_ROOT_FIELDS", default_value_t = 10)]
+    pub graphql_max_root_fields: usize,
+    /// Fields (aliases included, at every depth) one GraphQL operation may select.
+    #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]
+    pub graphql_max_complexity: usize,
 }
 
 /// `createsuperuser` options.
@@ -211,7 +227,8 @@ pub struct CreateSuperuserArgs {
     pub hashing: HashArgs,
 }
 
-/// Password hashing parameters (`serve` and the admin commands that set passwords).
+/// Password hashing parameters (`serve` and the admin commands that set passwords); also the
+/// plain `hashing` part of [`Settings`].
 #[derive(Debug, Clone, Args)]
 pub struct HashArgs {
     /// argon2id memory cost in KiB (OWASP: 19456).
@@ -301,71 +318,38 @@ pub enum UsersCommand {
 
 pub use shared_user::settings::parse_duration;
 
-impl SettingsArgs {
-    /// Whether tokens are signed with asymmetric keys from the database.
-    pub fn is_asymmetric(&self) -> bool {
-        shared_user::jwks::is_asymmetric(self.algorithm)
-    }
-
-    /// The signing key to use, or why the service must not start.
-    pub fn resolve_signing_key(&self) -> Result<Vec<u8>, String> {
-        if self.is_asymmetric() {
-            return match self.signing_key {
-                Some(_) => Err(format!(
-                    "SIGNING_KEY is an HMAC secret and cannot be used with ALGORITHM={:?}; asymmetric keys live in the database (see `auth-service keys`)",
-                    self.algorithm
-                )),
-                None => Ok(Vec::new()),
-            };
+impl From<SettingsArgs> for Settings {
+    /// The flags and environment as [`Settings`]; checks happen in [`Settings::validate`].
+    fn from(a: SettingsArgs) -> Self {
+        Settings {
+            signing_key: a.signing_key,
+            dev: a.dev,
+            algorithm: a.algorithm,
+            access_token_lifetime: a.access_token_lifetime,
+            refresh_token_lifetime: a.refresh_token_lifetime,
+            rotate_refresh_tokens: a.rotate_refresh_tokens,
+            blacklist_after_rotation: a.blacklist_after_rotation,
+            refresh_reuse_grace: a.refresh_reuse_grace,
+            update_last_login: a.update_last_login,
+            audience: a.audience,
+            issuer: a.issuer,
+            leeway: a.leeway,
+            user_id_claim: a.user_id_claim,
+            auth_header_types: a.auth_header_types,
+            auth_header_name: a.auth_header_name,
+            login_throttle: a.login_throttle,
+            trust_x_forwarded_for: a.trust_x_forwarded_for,
+            keys_reload_interval: a.keys_reload_interval,
+            allow_create_user: a.allow_create_user,
+            claims_preset: a.claims_preset,
+            hasura_default_role: a.hasura_default_role,
+            hasura_action_secret: a.hasura_action_secret,
+            hashing: a.hashing,
+            hash_concurrency: a.hash_concurrency,
+            request_timeout: a.request_timeout,
+            users_reader_group: a.users_reader_group,
+            graphql_max_root_fields: a.graphql_max_root_fields,
+            graphql_max_complexity: a.graphql_max_complexity,
         }
-        match self.signing_key.as_deref() {
-            Some(key) if !self.dev => {
-                shared_user::settings::check_signing_key(key.as_bytes())?;
-                Ok(key.as_bytes().to_vec())
-            }
-            Some(key) => Ok(key.as_bytes().to_vec()),
-            None if self.dev => Ok(uuid::Uuid::new_v4().simple().to_string().repeat(2).into_bytes()),
-            None => {
-                Err("SIGNING_KEY is not set; set a random secret of 32+ bytes (or use --dev for a generated one)"
-                    .into())
-            }
-        }
-    }
-
-    /// Every check start-up must pass, done before the database is touched, so a bad setting
-    /// fails fast with one line and changes nothing.
-    pub fn validate(&self) -> Result<(), String> {
-        self.resolve_signing_key()?;
-        self.header_types()?;
-        self.header_name()?;
-        if self.access_token_lifetime.is_zero() || self.refresh_token_lifetime.is_zero() {
-            return Err("token lifetimes must be positive".into());
-        }
-        if self.request_timeout.is_zero() {
-            return Err("REQUEST_TIMEOUT must be positive".into());
-        }
-        if self.user_id_claim.trim().is_empty() {
-            return Err("USER_ID_CLAIM must not be empty".into());
-        }
-        if self.hasura_default_role.trim().is_empty() {
-            return Err("HASURA_DEFAULT_ROLE must not be empty".into());
-        }
-        if self.hasura_action_secret.as_deref().is_some_and(str::is_empty) {
-            return Err("HASURA_ACTION_SECRET is set but empty; unset it or set a random secret".into());
-        }
-        let h = &self.hashing;
-        argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
-            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
-        Ok(())
-    }
-
-    /// `AUTH_HEADER_TYPES` trimmed, empty entries dropped; at least one, each a single word.
-    pub fn header_types(&self) -> Result<Vec<String>, String> {
-        Ok(shared_user::settings::parse_header_types(&self.auth_header_types)?)
-    }
-
-    /// `AUTH_HEADER_NAME` as a lowercase HTTP header name (`HTTP_AUTHORIZATION` accepted).
-    pub fn header_name(&self) -> Result<String, String> {
-        Ok(shared_user::settings::parse_header_name(&self.auth_header_name)?)
     }
 }

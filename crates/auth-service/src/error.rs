@@ -1,10 +1,32 @@
-//! The auth-service's one error type at the HTTP edge, mapped to the Django/SimpleJWT bodies.
+//! The auth-service's one error type at the HTTP edge, mapped to the Django/SimpleJWT bodies,
+//! and the one place that logs server-side failures for every front end.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shared_user::http::{FieldErrors, detail, json, with_www_authenticate};
 use shared_user::wire::{ErrorDetail, msg};
 use shared_user::{DbError, TokenError};
+
+use crate::service::ServiceError;
+
+/// What clients see when the database is unreachable.
+pub const UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
+/// What clients see on a bug: no detail.
+pub const SERVER_ERROR: &str = "A server error occurred.";
+
+/// Logs an unreachable database (every front end calls this when it answers one) and returns
+/// the public message.
+pub fn unavailable(reason: &str) -> &'static str {
+    tracing::warn!(%reason, "database unavailable");
+    UNAVAILABLE
+}
+
+/// Logs an internal error (every front end calls this when it answers one) and returns the
+/// public message.
+pub fn internal(reason: &str) -> &'static str {
+    tracing::error!(%reason, "internal error");
+    SERVER_ERROR
+}
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +58,26 @@ pub enum ApiError {
     /// 500: a bug; logged, no detail in the body.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<ServiceError> for ApiError {
+    /// The REST mapping of the service's errors.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Fields(f) => ApiError::Fields(f),
+            ServiceError::BadCredentials => ApiError::BadCredentials,
+            ServiceError::Token(e) => ApiError::Token(e),
+            ServiceError::Revoked => ApiError::Fields(FieldErrors::non_field("Token is blacklisted")),
+            ServiceError::NoActiveAccount => {
+                ApiError::Unauthenticated(ErrorDetail::with_code(msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN, "no_active_account"))
+            }
+            ServiceError::Forbidden => ApiError::Forbidden,
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::Throttled(secs) => ApiError::Throttled(secs),
+            ServiceError::Unavailable(reason) => ApiError::Unavailable(reason),
+            ServiceError::Internal(reason) => ApiError::Internal(reason),
+        }
+    }
 }
 
 impl From<FieldErrors> for ApiError {
@@ -92,14 +134,8 @@ impl IntoResponse for ApiError {
                 r.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
                 r
             }
-            ApiError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.")
-            }
-            ApiError::Internal(reason) => {
-                tracing::error!(%reason, "internal error");
-                detail(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")
-            }
+            ApiError::Unavailable(reason) => detail(StatusCode::SERVICE_UNAVAILABLE, unavailable(&reason)),
+            ApiError::Internal(reason) => detail(StatusCode::INTERNAL_SERVER_ERROR, internal(&reason)),
         }
     }
 }

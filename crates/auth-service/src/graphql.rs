@@ -2,12 +2,19 @@
 //! as a Hasura remote schema (introspection is on).
 //!
 //! Mutations: `tokenAuth`, `verifyToken`, `refreshToken`, `revokeToken` (graphql-jwt's names,
-//! arguments and result fields) and `createUser` (only with `ALLOW_CREATE_USER=open`). Queries:
-//! `me` and its alias `whoami` (the signed-in user), `users` (staff only).
+//! arguments and result fields) and `createUser` / its alias `userCreate` (only with
+//! `ALLOW_CREATE_USER=open`; `username` is the email, `profile { role }` the user's role).
+//! Queries: `me` and its aliases `whoami` and `currentUser` (the signed-in user), `users`
+//! (staff and the `USERS_READER_GROUP`). `UserType.username` is the email.
+//!
+//! Limits per operation: depth, root fields (aliases included, `GRAPHQL_MAX_ROOT_FIELDS`) and
+//! complexity (`GRAPHQL_MAX_COMPLEXITY`), each refused with one error before any field runs.
 //!
 //! Differences from graphql-jwt, on purpose:
-//! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset), so
-//!   `payload` holds those claims rather than `{"username","exp","origIat"}`.
+//! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset);
+//!   `payload` holds those claims followed by graphql-jwt's `username` (the email) and
+//!   `origIat` (when the session began, kept across refreshes; for an access token given to
+//!   `verifyToken`, its own `iat`).
 //! - `refreshToken` takes our refresh token in either argument: `refreshToken` (long-running
 //!   style) or `token` (single-token style). An access token is not a refresh token
 //!   ("Invalid refresh token"): refreshing with a still-valid access token would let a stolen
@@ -37,16 +44,17 @@ use axum::routing::{MethodRouter, post};
 use axum::{Extension, body};
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value, json};
-use shared_user::http::{Body, MAX_BODY};
+use shared_user::http::MAX_BODY;
 use shared_user::user::format_datetime;
 use shared_user::{AccessGroup, TokenError, TokenType, User};
 
 use crate::config::CreateUserPolicy;
-use crate::error::ApiError;
-use crate::service::{self, EMAIL_TAKEN};
+use crate::service::{self, EMAIL_TAKEN, Registration, ServiceError};
 use crate::throttle::ClientIp;
 use crate::tokens::Fault;
-use crate::{AppState, Config};
+use crate::{AppState, Config, roles};
+
+mod limits;
 
 /// Bad credentials on `tokenAuth` (wrong password, unknown or inactive user alike).
 pub const INVALID_CREDENTIALS: &str = "Please enter valid credentials";
@@ -78,7 +86,13 @@ const MAX_DEPTH: usize = 32;
 
 /// Builds the schema over `state`.
 pub fn schema(state: AppState) -> GatehouseSchema {
-    Schema::build(Query, Mutation, EmptySubscription).data(state).limit_depth(MAX_DEPTH).finish()
+    let (root_fields, complexity) = (state.config.graphql_max_root_fields, state.config.graphql_max_complexity);
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(state)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(complexity)
+        .extension(limits::RootFieldLimit(root_fields))
+        .finish()
 }
 
 /// The `/graphql` route: POST only.
@@ -248,12 +262,15 @@ pub struct UserType {
     is_superuser: bool,
     /// Access groups, by name.
     access_groups: Vec<AccessGroupType>,
+    /// The username, which is the email (graphene-django / graphql-jwt clients read it).
+    username: String,
 }
 
 impl From<User> for UserType {
     fn from(u: User) -> Self {
         UserType {
             id: ID(u.id.to_string()),
+            username: u.email.clone(),
             email: u.email,
             first_name: u.first_name,
             last_name: u.last_name,
@@ -317,7 +334,7 @@ pub struct Revoke {
     revoked: i64,
 }
 
-/// `createUser` result: the new user, signed in.
+/// `createUser` / `userCreate` result: the new user, signed in.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(name = "CreateUser")]
 pub struct CreateUser {
@@ -327,6 +344,17 @@ pub struct CreateUser {
     token: String,
     /// A refresh token for it.
     refresh_token: String,
+    /// The tutorial's profile: the user's role.
+    profile: Profile,
+}
+
+/// The Graphene tutorial's user profile.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "ProfileType")]
+pub struct Profile {
+    /// The user's role ([`crate::roles::role`]): the `USERS_READER_GROUP` for its members,
+    /// else `HASURA_DEFAULT_ROLE` (`user`); the same rule picks the Hasura default role.
+    role: String,
 }
 
 /// Field map -> error extensions, one entry per field.
@@ -343,33 +371,37 @@ fn field_extensions(fields: Map<String, Value>) -> Error {
     })
 }
 
-/// The GraphQL error for a service failure that has no operation-specific message.
-fn fail(e: ApiError) -> Error {
+/// The GraphQL mapping of the service's errors, for operations without a specific message.
+fn fail(e: ServiceError) -> Error {
     match e {
-        ApiError::Fields(fields) => field_extensions(fields.0),
-        ApiError::BadCredentials => Error::new(INVALID_CREDENTIALS),
-        ApiError::Token(_) => Error::new(INVALID_TOKEN),
-        ApiError::Unauthenticated(_) => Error::new(USER_DISABLED),
-        ApiError::Forbidden | ApiError::NotFound => Error::new(PERMISSION_DENIED),
-        ApiError::Throttled(secs) => {
+        ServiceError::Fields(fields) => field_extensions(fields.0),
+        ServiceError::BadCredentials => Error::new(INVALID_CREDENTIALS),
+        ServiceError::Token(_) | ServiceError::Revoked => Error::new(INVALID_TOKEN),
+        ServiceError::NoActiveAccount => Error::new(USER_DISABLED),
+        ServiceError::Forbidden | ServiceError::NotFound => Error::new(PERMISSION_DENIED),
+        ServiceError::Throttled(secs) => {
             Error::new(format!("Request was throttled. Expected available in {secs} seconds.")).extend_with(|_, ext| {
                 ext.set("code", "throttled");
                 ext.set("retryAfter", secs);
             })
         }
-        ApiError::Unavailable(reason) => {
-            tracing::warn!(%reason, "database unavailable");
-            Error::new("Service temporarily unavailable, try again later.")
-        }
-        ApiError::Internal(reason) => {
-            tracing::error!(%reason, "internal error");
-            Error::new("A server error occurred.")
-        }
+        ServiceError::Unavailable(reason) => Error::new(crate::error::unavailable(&reason)),
+        ServiceError::Internal(reason) => Error::new(crate::error::internal(&reason)),
     }
 }
 
 fn db_fail(e: shared_user::DbError) -> Error {
     fail(e.into())
+}
+
+/// graphql-jwt's `payload`: the token's claims, then graphql-jwt's `username` (the email) and
+/// `origIat` (when the session began, kept across refreshes).
+fn jwt_payload(mut claims: Map<String, Value>, username: Option<&str>, orig_iat: i64) -> GenericScalar {
+    if let Some(username) = username {
+        claims.insert("username".into(), Value::from(username));
+    }
+    claims.insert("origIat".into(), Value::from(orig_iat));
+    GenericScalar(Value::Object(claims))
 }
 
 /// graphql-jwt's message for a refused token.
@@ -382,10 +414,10 @@ fn token_error(state: &AppState, token: &str, e: &TokenError) -> Error {
 }
 
 /// graphql-jwt's message for a refused refresh token.
-fn refresh_error(state: &AppState, token: &str, e: ApiError) -> Error {
+fn refresh_error(state: &AppState, token: &str, e: ServiceError) -> Error {
     match e {
-        ApiError::Token(e) if state.keys.fault(token, &e) == Fault::Expired => Error::new(REFRESH_EXPIRED),
-        ApiError::Token(_) => Error::new(INVALID_REFRESH_TOKEN),
+        ServiceError::Token(e) if state.keys.fault(token, &e) == Fault::Expired => Error::new(REFRESH_EXPIRED),
+        ServiceError::Token(_) => Error::new(INVALID_REFRESH_TOKEN),
         other => fail(other),
     }
 }
@@ -437,14 +469,16 @@ impl Query {
         Ok(Some(viewer(ctx).await?.into()))
     }
 
-    /// Every user, by id (staff and superusers only).
+    /// Every user, by id (staff, superusers and members of `USERS_READER_GROUP`).
     async fn users(&self, ctx: &Context<'_>) -> Result<Option<Vec<UserType>>, Error> {
         let me = viewer(ctx).await?;
-        if !(me.is_staff || me.is_superuser) {
-            return Err(Error::new(PERMISSION_DENIED));
-        }
-        let users = ctx.data::<AppState>()?.store.list_users().await.map_err(db_fail)?;
+        let users = service::list_users(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
         Ok(Some(users.into_iter().map(UserType::from).collect()))
+    }
+
+    /// Alias of `me` (the Graphene tutorial's name).
+    async fn current_user(&self, ctx: &Context<'_>) -> Result<Option<UserType>, Error> {
+        Ok(Some(viewer(ctx).await?.into()))
     }
 }
 
@@ -464,18 +498,18 @@ impl Mutation {
         password: String,
     ) -> Result<Option<ObtainJsonWebToken>, Error> {
         let state = ctx.data::<AppState>()?;
-        let login = non_empty(email).or(username).unwrap_or_default();
-        let mut body = Map::new();
-        body.insert("email".into(), Value::from(login));
-        body.insert("password".into(), Value::from(password));
-        let session = match service::log_in(state, &Body(body), caller(ctx).ip).await {
-            Ok(session) => session,
-            Err(ApiError::Fields(_) | ApiError::BadCredentials) => return Err(Error::new(INVALID_CREDENTIALS)),
-            Err(e) => return Err(fail(e)),
+        let Some(login) = non_empty(email).or_else(|| non_empty(username)) else {
+            return Err(Error::new(INVALID_CREDENTIALS));
         };
+        if password.trim().is_empty() {
+            return Err(Error::new(INVALID_CREDENTIALS));
+        }
+        let session = service::log_in(state, &login, &password, caller(ctx).ip).await.map_err(fail)?;
+        let started = service::session_started(state, &session.refresh.jti).await.map_err(fail)?;
+        let payload = jwt_payload(session.access.claims, Some(&session.user.email), started);
         Ok(Some(ObtainJsonWebToken {
             token: session.access.token,
-            payload: GenericScalar(Value::Object(session.access.claims)),
+            payload,
             refresh_expires_in: session.refresh.exp,
             refresh_token: session.refresh.token,
             user: session.user.into(),
@@ -488,13 +522,13 @@ impl Mutation {
         let Some(token) = non_empty(token) else {
             return Err(Error::new(TOKEN_REQUIRED));
         };
-        match service::verify(state, &token).await {
-            Ok(claims) => Ok(Some(Verify { payload: GenericScalar(Value::Object(claims.raw)) })),
-            Err(ApiError::Token(e)) => Err(token_error(state, &token, &e)),
-            // A revoked or rotated-away refresh token.
-            Err(ApiError::Fields(_)) => Err(Error::new(INVALID_TOKEN)),
-            Err(e) => Err(fail(e)),
-        }
+        let claims = match service::verify(state, &token).await {
+            Ok(claims) => claims,
+            Err(ServiceError::Token(e)) => return Err(token_error(state, &token, &e)),
+            Err(e) => return Err(fail(e)),
+        };
+        let origin = service::token_origin(state, &claims).await.map_err(fail)?;
+        Ok(Some(Verify { payload: jwt_payload(claims.raw, origin.username.as_deref(), origin.signed_in_at) }))
     }
 
     /// A refresh token (in `refreshToken`, or in `token`) -> a new access token, and a new
@@ -511,9 +545,11 @@ impl Mutation {
         };
         let refreshed =
             service::refresh_session(state, &presented).await.map_err(|e| refresh_error(state, &presented, e))?;
+        let started = service::session_started(state, &refreshed.family).await.map_err(fail)?;
+        let payload = jwt_payload(refreshed.access.claims, Some(&refreshed.user.email), started);
         Ok(Some(Refresh {
             token: refreshed.access.token,
-            payload: GenericScalar(Value::Object(refreshed.access.claims)),
+            payload,
             refresh_expires_in: refreshed.refresh_exp,
             refresh_token: refreshed.refresh.map_or(presented, |r| r.token),
         }))
@@ -527,30 +563,71 @@ impl Mutation {
     }
 
     /// Registration, only with `ALLOW_CREATE_USER=open`: the same rules as
-    /// `POST /auth/create-user/`; the new user is signed in.
+    /// `POST /auth/create-user/`; the new user is signed in. `username` is the email (the
+    /// tutorials send both; they must then agree).
     async fn create_user(
         &self,
         ctx: &Context<'_>,
-        email: String,
+        email: Option<String>,
+        username: Option<String>,
         password: String,
         first_name: Option<String>,
         last_name: Option<String>,
     ) -> Result<Option<CreateUser>, Error> {
-        let state = ctx.data::<AppState>()?;
-        if state.config.allow_create_user != CreateUserPolicy::Open {
-            return Err(Error::new(PERMISSION_DENIED));
-        }
-        let mut body = Map::new();
-        body.insert("email".into(), Value::from(email));
-        body.insert("password".into(), Value::from(password));
-        body.insert("first_name".into(), Value::from(first_name.unwrap_or_default()));
-        body.insert("last_name".into(), Value::from(last_name.unwrap_or_default()));
-        let user = service::register(state, &Body(body)).await.map_err(fail)?;
-        let session = service::start_session(state, user).await.map_err(fail)?;
-        Ok(Some(CreateUser {
-            user: session.user.into(),
-            token: session.access.token,
-            refresh_token: session.refresh.token,
-        }))
+        sign_up(ctx, email, username, password, first_name, last_name).await
     }
+
+    /// Alias of `createUser` (the Graphene tutorial's name).
+    async fn user_create(
+        &self,
+        ctx: &Context<'_>,
+        email: Option<String>,
+        username: Option<String>,
+        password: String,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> Result<Option<CreateUser>, Error> {
+        sign_up(ctx, email, username, password, first_name, last_name).await
+    }
+}
+
+/// `username` and `email` given together name different accounts.
+pub const USERNAME_MISMATCH: &str = "username and email must be the same: the username is the email";
+
+/// `createUser` / `userCreate`: one registration through [`service::register`].
+async fn sign_up(
+    ctx: &Context<'_>,
+    email: Option<String>,
+    username: Option<String>,
+    password: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+) -> Result<Option<CreateUser>, Error> {
+    let state = ctx.data::<AppState>()?;
+    if state.config.allow_create_user != CreateUserPolicy::Open {
+        return Err(Error::new(PERMISSION_DENIED));
+    }
+    let (email, read_errors) = match (email, username) {
+        (Some(e), Some(u)) if e.trim().to_lowercase() != u.trim().to_lowercase() => {
+            return Err(Error::new(USERNAME_MISMATCH));
+        }
+        (Some(login), _) | (None, Some(login)) => (login, None),
+        (None, None) => (String::new(), Some(service::field_error("email", &[shared_user::wire::msg::FIELD_REQUIRED]))),
+    };
+    let input = Registration {
+        email,
+        password,
+        first_name: first_name.unwrap_or_default(),
+        last_name: last_name.unwrap_or_default(),
+        read_errors,
+    };
+    let user = service::register(state, input, caller(ctx).ip).await.map_err(fail)?;
+    let role = roles::role(&state.config, &user).to_owned();
+    let session = service::start_session(state, user).await.map_err(fail)?;
+    Ok(Some(CreateUser {
+        user: session.user.into(),
+        token: session.access.token,
+        refresh_token: session.refresh.token,
+        profile: Profile { role },
+    }))
 }

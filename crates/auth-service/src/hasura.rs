@@ -32,8 +32,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::config::CreateUserPolicy;
-use crate::error::ApiError;
-use crate::service::{self, EMAIL_TAKEN};
+use crate::service::{self, EMAIL_TAKEN, ServiceError};
 use crate::throttle::ClientIp;
 
 /// Header carrying the shared action secret.
@@ -60,10 +59,11 @@ impl ActionError {
     }
 }
 
-impl From<ApiError> for ActionError {
-    fn from(e: ApiError) -> Self {
+impl From<ServiceError> for ActionError {
+    /// The Hasura mapping of the service's errors.
+    fn from(e: ServiceError) -> Self {
         match e {
-            ApiError::Fields(fields) => {
+            ServiceError::Fields(fields) => {
                 let taken_only = fields.0.len() == 1 && fields.0.get("email") == Some(&json!([EMAIL_TAKEN]));
                 let mut error = ActionError::new(StatusCode::BAD_REQUEST, service::field_summary(&fields));
                 if !taken_only {
@@ -71,25 +71,24 @@ impl From<ApiError> for ActionError {
                 }
                 error
             }
-            ApiError::BadCredentials | ApiError::Token(_) | ApiError::Unauthenticated(_) => {
-                ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials")
-            }
-            ApiError::Forbidden => ActionError::new(StatusCode::FORBIDDEN, PERMISSION_DENIED),
-            ApiError::NotFound => ActionError::new(StatusCode::NOT_FOUND, "Not found"),
-            ApiError::Throttled(secs) => ActionError {
+            ServiceError::BadCredentials
+            | ServiceError::Token(_)
+            | ServiceError::Revoked
+            | ServiceError::NoActiveAccount => ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            ServiceError::Forbidden => ActionError::new(StatusCode::FORBIDDEN, PERMISSION_DENIED),
+            ServiceError::NotFound => ActionError::new(StatusCode::NOT_FOUND, "Not found"),
+            ServiceError::Throttled(secs) => ActionError {
                 retry_after: Some(secs),
                 ..ActionError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("Request was throttled. Expected available in {secs} seconds."),
                 )
             },
-            ApiError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                ActionError::new(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.")
+            ServiceError::Unavailable(reason) => {
+                ActionError::new(StatusCode::SERVICE_UNAVAILABLE, crate::error::unavailable(&reason))
             }
-            ApiError::Internal(reason) => {
-                tracing::error!(%reason, "internal error");
-                ActionError::new(StatusCode::INTERNAL_SERVER_ERROR, "A server error occurred.")
+            ServiceError::Internal(reason) => {
+                ActionError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::internal(&reason))
             }
         }
     }
@@ -176,24 +175,25 @@ fn alias(input: &mut Map<String, Value>, ours: &str, theirs: &str) {
 /// `POST /hasura/actions/signup`: creates a user (as `ALLOW_CREATE_USER` permits) -> `{"id","email"}`.
 pub async fn signup_action(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ActionError> {
     check_secret(&state, &headers)?;
     let policy = state.config.allow_create_user;
     if policy == CreateUserPolicy::Off {
-        return Err(ApiError::NotFound.into());
+        return Err(ServiceError::NotFound.into());
     }
     let mut call = parse_call(body)?;
     if policy == CreateUserPolicy::Admin {
         let trusted = state.config.hasura_action_secret.is_some();
         if !trusted || session_role(&call.session_variables) != Some(ADMIN_ROLE) {
-            return Err(ApiError::Forbidden.into());
+            return Err(ServiceError::Forbidden.into());
         }
     }
     alias(&mut call.input, "first_name", "firstName");
     alias(&mut call.input, "last_name", "lastName");
-    let user = service::register(&state, &Body(call.input)).await?;
+    let user = service::register(&state, crate::routes::registration(&Body(call.input)), ip).await?;
     Ok(shared_user::http::json(StatusCode::OK, json!({"id": user.id, "email": user.email})))
 }
 
@@ -207,7 +207,12 @@ pub async fn login_action(
 ) -> Result<Response, ActionError> {
     check_secret(&state, &headers)?;
     let call = parse_call(body)?;
-    let session = service::log_in(&state, &Body(call.input), ip).await?;
+    let body = Body(call.input);
+    let mut fields = body.fields();
+    let email = fields.required("email");
+    let password = fields.required("password");
+    fields.finish().map_err(ServiceError::from)?;
+    let session = service::log_in(&state, &email, &password, ip).await?;
     Ok(shared_user::http::json(
         StatusCode::OK,
         json!({"token": session.access.token, "refresh": session.refresh.token}),

@@ -13,8 +13,10 @@ pub mod graphql;
 pub mod hasura;
 pub mod keys;
 pub mod passwords;
+pub mod roles;
 pub mod routes;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
@@ -32,7 +34,7 @@ use shared_user::{Db, VerifySettings};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{ClaimsPreset, CreateUserPolicy, SettingsArgs};
+use crate::config::{ClaimsPreset, CreateUserPolicy};
 use crate::passwords::Hasher;
 use crate::store::Store;
 use crate::throttle::Throttle;
@@ -65,6 +67,12 @@ pub struct Config {
     pub hasura_default_role: String,
     /// Shared secret the Hasura action handlers require, when set.
     pub hasura_action_secret: Option<Redacted>,
+    /// Access group whose members may read every user; their role is its name.
+    pub users_reader_group: Option<String>,
+    /// Root fields one GraphQL operation may select.
+    pub graphql_max_root_fields: usize,
+    /// Fields one GraphQL operation may select, at every depth.
+    pub graphql_max_complexity: usize,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -93,51 +101,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state from validated settings over a connected, migrated database; with an
-    /// asymmetric ALGORITHM the signing keys are loaded from it (the first one is generated).
-    pub async fn build(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
-        if !settings.is_asymmetric() {
-            return Self::new(settings, db);
-        }
+    /// Builds the state from `settings` over a connected, migrated database, for every
+    /// algorithm: the settings are validated first; with an asymmetric ALGORITHM the signing
+    /// keys are loaded from the database (the first one is generated).
+    pub async fn build(settings: Settings, db: Db) -> Result<Self, String> {
         settings.validate()?;
-        let store = Store::new(db.clone());
-        let rows = keys::ensure_current(&store, settings.algorithm).await?;
-        let keys = Keys::from_rows(
-            &rows,
-            Self::verify_settings(settings),
-            settings.access_token_lifetime,
-            settings.refresh_token_lifetime,
-        )?;
-        Self::assemble(settings, db, keys)
-    }
-
-    fn verify_settings(settings: &SettingsArgs) -> VerifySettings {
-        VerifySettings {
+        let verify = VerifySettings {
             algorithms: vec![settings.algorithm],
             leeway: settings.leeway,
             audience: settings.audience.clone(),
             issuer: settings.issuer.clone(),
             user_id_claim: settings.user_id_claim.clone(),
-        }
-    }
-
-    /// Builds the state for an HMAC ALGORITHM (use [`AppState::build`] for asymmetric keys).
-    pub fn new(settings: &SettingsArgs, db: Db) -> Result<Self, String> {
-        settings.validate()?;
-        if settings.is_asymmetric() {
-            return Err("asymmetric keys are loaded from the database: use AppState::build".into());
-        }
-        let secret = settings.resolve_signing_key()?;
-        let keys = Keys::hmac(
-            &secret,
-            Self::verify_settings(settings),
-            settings.access_token_lifetime,
-            settings.refresh_token_lifetime,
-        );
-        Self::assemble(settings, db, keys)
-    }
-
-    fn assemble(settings: &SettingsArgs, db: Db, keys: Keys) -> Result<Self, String> {
+        };
+        let (access, refresh) = (settings.access_token_lifetime, settings.refresh_token_lifetime);
+        let keys = if settings.is_asymmetric() {
+            let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm).await?;
+            Keys::from_rows(&rows, verify, access, refresh)?
+        } else {
+            Keys::hmac(&settings.resolve_signing_key()?, verify, access, refresh)
+        };
         let hasher = Hasher::new(&settings.hashing, settings.hash_concurrency)?;
         let config = Config {
             auth_header_name: settings.header_name()?,
@@ -152,6 +134,9 @@ impl AppState {
             claims_preset: settings.claims_preset,
             hasura_default_role: settings.hasura_default_role.trim().to_owned(),
             hasura_action_secret: settings.hasura_action_secret.clone().map(Redacted),
+            users_reader_group: settings.reader_group().map(str::to_owned),
+            graphql_max_root_fields: settings.graphql_max_root_fields,
+            graphql_max_complexity: settings.graphql_max_complexity,
         };
         let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
         Ok(Self {
@@ -192,4 +177,5 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
+pub use settings::Settings;
 pub use shared_user::runtime::{init_tracing, shutdown_signal};

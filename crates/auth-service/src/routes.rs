@@ -1,5 +1,6 @@
-//! Routes and handlers. Handlers parse the wire shape, call the token/password/store services
-//! and map outcomes to the reference bodies; they hold no SQL.
+//! Routes and handlers. Handlers parse the wire shape, call one service function and map its
+//! outcome to the reference bodies (service errors through `From<ServiceError> for ApiError`);
+//! they hold no SQL and do no service work.
 
 use axum::Json;
 use axum::Router;
@@ -9,19 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use shared_user::User;
-use shared_user::http::{Body, FieldErrors, both_slashes, method_not_allowed, not_found};
+use shared_user::http::{Body, both_slashes, method_not_allowed, not_found};
 
 use crate::AppState;
 use crate::auth::{CurrentUser, MayCreateUsers};
 use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
-use crate::store::Credentials;
+use crate::service::{PasswordChange, Registration};
 use crate::throttle::ClientIp;
-use crate::validators::{self, UserAttributes};
 use crate::{graphql, hasura, service};
-
-/// Bad credentials on password change.
-const INVALID_CREDENTIALS: &str = "Invalid credentials.";
 
 /// All routes of the auth-service.
 pub fn router(state: AppState) -> Router {
@@ -54,7 +51,12 @@ pub async fn issue_token(
     ClientIp(ip): ClientIp,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let session = service::log_in(&state, &body, ip).await?;
+    let mut fields = body.fields();
+    let email = fields.required("email");
+    let password = fields.required("password");
+    fields.finish()?;
+
+    let session = service::log_in(&state, &email, &password, ip).await?;
     Ok(Json(json!({"refresh": session.refresh.token, "access": session.access.token})).into_response())
 }
 
@@ -108,20 +110,19 @@ pub async fn get_user(
         return Err(ApiError::NotFound);
     }
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
-    if id == me.id {
-        return Ok(Json(me));
-    }
-    if !(me.is_staff || me.is_superuser) {
-        return Err(ApiError::Forbidden);
-    }
-    state.store.find_user(id).await?.map(Json).ok_or(ApiError::NotFound)
+    Ok(Json(service::user_for(&state, me, id).await?))
 }
 
 /// `POST /auth/create-user/`: registration, as `ALLOW_CREATE_USER` permits -> 201 user JSON.
 /// The email is trimmed and lowercased whole (EasyJWT's manager); the password must pass
 /// Django's default validators, whose messages are all listed under `"password"`.
-pub async fn create_user(State(state): State<AppState>, _: MayCreateUsers, body: Body) -> Result<Response, ApiError> {
-    let user = service::register(&state, &body).await?;
+pub async fn create_user(
+    State(state): State<AppState>,
+    _: MayCreateUsers,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let user = service::register(&state, registration(&body), ip).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
@@ -138,20 +139,20 @@ pub async fn change_password(
     let new_password = fields.required("new_password");
     fields.finish()?;
 
-    // Credentials first: validating the new password against the account's names before
-    // would tell a stranger what those names are.
-    let Some((Credentials { user, .. }, _)) = service::authenticate(&state, &email, &password, ip).await? else {
-        return Err(FieldErrors::non_field(INVALID_CREDENTIALS).into());
-    };
-    let attributes = UserAttributes { first_name: &user.first_name, last_name: &user.last_name, email: &user.email };
-    let problems = validators::password_problems(&new_password, &attributes);
-    if !problems.is_empty() {
-        return Err(service::field_error("new_password", &problems).into());
-    }
-    let hash = state.hasher.hash(new_password).await?;
-    let revoked = state.store.change_password(user.id, &hash).await?;
-    tracing::info!(user_id = user.id, revoked, "password changed; refresh tokens revoked");
+    let change = PasswordChange { email, password, new_password };
+    service::change_password(&state, &change, ip).await?;
     Ok(Json(json!({})).into_response())
+}
+
+/// The signup fields of a DRF-style body (`email`, `password`, `first_name`, `last_name`),
+/// with the problems of reading them; shared by `/auth/create-user/` and the Hasura action.
+pub fn registration(body: &Body) -> Registration {
+    let mut fields = body.fields();
+    let email = fields.required("email");
+    let password = fields.required("password");
+    let first_name = fields.optional("first_name").unwrap_or_default();
+    let last_name = fields.optional("last_name").unwrap_or_default();
+    Registration { email, password, first_name, last_name, read_errors: fields.finish().err() }
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify our tokens (asymmetric

@@ -1,25 +1,30 @@
 //! The account and token operations every front end shares: the REST endpoints, the Hasura
 //! action handlers and the GraphQL schema call these, so login throttling, refresh rotation,
-//! revocation and registration rules are written once. They take already-parsed fields and
-//! answer [`ApiError`]s; each front end maps those to its own wire shape.
+//! revocation and registration rules are written once. They take typed inputs (never a
+//! front end's request) and answer a [`ServiceError`]; each front end maps it once to its own
+//! wire shape.
+
+mod error;
 
 use std::net::IpAddr;
 
 use chrono::DateTime;
 use serde_json::Value;
-use shared_user::http::{Body, FieldErrors};
+use shared_user::http::FieldErrors;
 use shared_user::user::now_utc;
-use shared_user::wire::{ErrorDetail, msg};
+use shared_user::wire::msg;
 use shared_user::{Claims, TokenError, TokenType, User};
 
+pub use self::error::ServiceError;
 use crate::AppState;
-use crate::claims;
-use crate::error::ApiError;
 use crate::passwords::Checked;
 use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
 use crate::tokens::Minted;
 use crate::validators::{self, UserAttributes};
+use crate::{claims, roles};
 
+/// Bad credentials on password change (a 400 field error, as EasyJWT answers).
+pub const INVALID_CREDENTIALS: &str = "Invalid credentials.";
 /// A taken email on user creation (the EasyJWT user model's unique message).
 pub const EMAIL_TAKEN: &str = "This email already exists.";
 /// Longest first or last name (Django's `AbstractUser`).
@@ -32,7 +37,7 @@ pub struct Session {
     pub user: User,
     /// The access token.
     pub access: Minted,
-    /// The refresh token (recorded).
+    /// The refresh token (recorded); its `jti` names the session (the rotation family).
     pub refresh: Minted,
 }
 
@@ -47,14 +52,55 @@ pub struct Refreshed {
     pub refresh: Option<Minted>,
     /// Expiry (epoch seconds) of the refresh token the client holds afterwards.
     pub refresh_exp: i64,
+    /// The session (rotation family) the refresh token belongs to: see [`session_started`].
+    pub family: String,
+}
+
+/// A new account, as every signup path (REST, GraphQL, Hasura) hands it to [`register`].
+/// No `Debug`: it holds a password.
+#[derive(Clone, Default)]
+pub struct Registration {
+    /// Email as given (trimmed and lowercased on creation); empty when not given.
+    pub email: String,
+    /// Password as given; empty when not given.
+    pub password: String,
+    /// First name (may be empty).
+    pub first_name: String,
+    /// Last name (may be empty).
+    pub last_name: String,
+    /// Problems the front end found reading its request (a missing or non-string field),
+    /// reported in one answer with the service's own findings, fields given as empty.
+    pub read_errors: Option<FieldErrors>,
+}
+
+/// A password change by the account's owner. No `Debug`: it holds passwords.
+#[derive(Clone)]
+pub struct PasswordChange {
+    /// The account's email.
+    pub email: String,
+    /// Its current password.
+    pub password: String,
+    /// The new password (Django's validators apply).
+    pub new_password: String,
+}
+
+/// Who a checked token belongs to and when its session began (graphql-jwt's `username` and
+/// `origIat`).
+#[derive(Debug, Clone)]
+pub struct TokenOrigin {
+    /// The owner's email (the username), when the user still exists.
+    pub username: Option<String>,
+    /// Epoch seconds: for a refresh token, when its family began (the sign-in, kept across
+    /// rotations); for an access token, its `iat` (access tokens do not name their session).
+    pub signed_in_at: i64,
 }
 
 fn epoch_to_naive(exp: i64) -> chrono::NaiveDateTime {
     DateTime::from_timestamp(exp, 0).map(|t| t.naive_utc()).unwrap_or_else(now_utc)
 }
 
-fn mint_error(e: shared_user::jsonwebtoken::errors::Error) -> ApiError {
-    ApiError::Internal(format!("signing failed: {e}"))
+fn mint_error(e: shared_user::jsonwebtoken::errors::Error) -> ServiceError {
+    ServiceError::Internal(format!("signing failed: {e}"))
 }
 
 fn too_long(max: usize) -> String {
@@ -101,7 +147,7 @@ pub async fn authenticate(
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
-) -> Result<Option<(Credentials, Checked)>, ApiError> {
+) -> Result<Option<(Credentials, Checked)>, ServiceError> {
     state.throttle.check(&state.store, email, ip).await?;
     let found = state.store.find_by_email(email).await?;
     let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
@@ -114,16 +160,17 @@ pub async fn authenticate(
     Ok(result)
 }
 
-/// An access token for `user`, with the configured claim preset.
-pub fn mint_access(state: &AppState, user: &User) -> Result<Minted, ApiError> {
+/// An access token for `user`, with the configured claim preset (its default role is the
+/// user's [`roles::role`]).
+pub fn mint_access(state: &AppState, user: &User) -> Result<Minted, ServiceError> {
     let config = &state.config;
-    let extra = claims::access_claims(config.claims_preset, user, &config.hasura_default_role);
+    let extra = claims::access_claims(config.claims_preset, user, roles::role(config, user));
     state.keys.mint_with(TokenType::Access, user.id, &extra).map_err(mint_error)
 }
 
 /// Starts a session for `user`: records a new refresh token family, mints both tokens and
 /// records the login (when `UPDATE_LAST_LOGIN`).
-pub async fn start_session(state: &AppState, user: User) -> Result<Session, ApiError> {
+pub async fn start_session(state: &AppState, user: User) -> Result<Session, ServiceError> {
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
     state.store.record_refresh(&refresh.jti, user.id, &refresh.jti, epoch_to_naive(refresh.exp)).await?;
     let access = mint_access(state, &user)?;
@@ -134,21 +181,20 @@ pub async fn start_session(state: &AppState, user: User) -> Result<Session, ApiE
     Ok(Session { user, access, refresh })
 }
 
-/// Login with `email` and `password` fields from `body` (400 field errors when missing):
-/// throttled, upgrades an outdated hash, and starts a session. Bad credentials are
-/// [`ApiError::BadCredentials`].
-pub async fn log_in(state: &AppState, body: &Body, ip: Option<IpAddr>) -> Result<Session, ApiError> {
-    let mut fields = body.fields();
-    let email = fields.required("email");
-    let password = fields.required("password");
-    fields.finish()?;
-
-    let Some((creds, checked)) = authenticate(state, &email, &password, ip).await? else {
-        return Err(ApiError::BadCredentials);
+/// Login with `email` and `password` from the client at `ip`: throttled, upgrades an
+/// outdated hash, and starts a session. Bad credentials are [`ServiceError::BadCredentials`].
+pub async fn log_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<Session, ServiceError> {
+    let Some((creds, checked)) = authenticate(state, email, password, ip).await? else {
+        return Err(ServiceError::BadCredentials);
     };
     let user = creds.user;
     if checked.needs_rehash {
-        match state.hasher.hash(password).await {
+        match state.hasher.hash(password.to_owned()).await {
             Ok(hash) => state.store.set_password(user.id, &hash).await?,
             Err(e) => tracing::warn!(error = %e, user_id = user.id, "password rehash failed"),
         }
@@ -158,7 +204,7 @@ pub async fn log_in(state: &AppState, body: &Body, ip: Option<IpAddr>) -> Result
 
 /// Reads and checks a refresh token, and its record. A rotated token presented again after
 /// the grace window revokes its whole family.
-pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord, ApiError> {
+pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord, ServiceError> {
     let claims = state.keys.verifier().decode(token, Some(TokenType::Refresh))?;
     let record = state.store.find_refresh(&claims.jti).await?.ok_or(TokenError::Invalid)?;
     if claims.user_id != Some(record.user_id) {
@@ -180,22 +226,18 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
 
 /// A new access token (with the user looked up again, so claim presets are current) and,
 /// when `ROTATE_REFRESH_TOKENS`, a new refresh token. A missing or inactive user is
-/// [`ApiError::Unauthenticated`] `no_active_account`.
-pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed, ApiError> {
+/// [`ServiceError::NoActiveAccount`].
+pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed, ServiceError> {
     let record = live_refresh(state, token).await?;
     let user = match state.store.find_user(record.user_id).await? {
         Some(user) if user.is_active => user,
-        _ => {
-            return Err(ApiError::Unauthenticated(ErrorDetail::with_code(
-                msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN,
-                "no_active_account",
-            )));
-        }
+        _ => return Err(ServiceError::NoActiveAccount),
     };
     let access = mint_access(state, &user)?;
+    let family = record.family.clone();
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
-        return Ok(Refreshed { user, access, refresh: None, refresh_exp });
+        return Ok(Refreshed { user, access, refresh: None, refresh_exp, family });
     }
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
     let outcome = state
@@ -206,11 +248,11 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         return Err(TokenError::Blacklisted.into());
     }
     let refresh_exp = refresh.exp;
-    Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp })
+    Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp, family })
 }
 
 /// Revokes a live refresh token (logout). Revoking twice is [`TokenError::Blacklisted`].
-pub async fn revoke_refresh(state: &AppState, token: &str) -> Result<(), ApiError> {
+pub async fn revoke_refresh(state: &AppState, token: &str) -> Result<(), ServiceError> {
     let record = live_refresh(state, token).await?;
     if !state.store.revoke_refresh(&record.jti).await? {
         return Err(TokenError::Blacklisted.into());
@@ -218,35 +260,110 @@ pub async fn revoke_refresh(state: &AppState, token: &str) -> Result<(), ApiErro
     Ok(())
 }
 
-/// Checks any token of ours (either type). A revoked or rotated-away refresh token is a 400
-/// `{"non_field_errors":["Token is blacklisted"]}`, like SimpleJWT's verify.
-pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ApiError> {
+/// Checks any token of ours (either type). A revoked or rotated-away refresh token is
+/// [`ServiceError::Revoked`].
+pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ServiceError> {
     let claims = state.keys.verifier().decode(token, None)?;
     if claims.token_type == Some(TokenType::Refresh)
         && let Some(record) = state.store.find_refresh(&claims.jti).await?
     {
         let rotated_away = record.replaced_by.is_some() && state.config.blacklist_after_rotation;
         if record.revoked_at.is_some() || rotated_away {
-            return Err(FieldErrors::non_field("Token is blacklisted").into());
+            return Err(ServiceError::Revoked);
         }
     }
     Ok(claims)
 }
 
-/// Registration from the `email`, `password`, `first_name` and `last_name` fields of `body`.
-/// The email is trimmed and lowercased whole (EasyJWT's manager); the password must pass
-/// Django's default validators, whose messages are all listed under `"password"`; a taken
-/// email is `{"email":["This email already exists."]}`. Every problem is reported at once as
-/// [`ApiError::Fields`]. The caller decides whether registration is allowed at all.
-pub async fn register(state: &AppState, body: &Body) -> Result<User, ApiError> {
-    let mut fields = body.fields();
-    let raw_email = fields.required("email");
-    let password = fields.required("password");
-    let first_name = fields.optional("first_name").unwrap_or_default();
-    let last_name = fields.optional("last_name").unwrap_or_default();
+/// Who `claims` (of a token [`verify`] accepted) belong to, and when their session began.
+pub async fn token_origin(state: &AppState, claims: &Claims) -> Result<TokenOrigin, ServiceError> {
+    let username = match claims.user_id {
+        Some(id) => state.store.find_user(id).await?.map(|u| u.email),
+        None => None,
+    };
+    let mut signed_in_at = claims.iat.unwrap_or(claims.exp);
+    if claims.token_type == Some(TokenType::Refresh)
+        && let Some(record) = state.store.find_refresh(&claims.jti).await?
+    {
+        signed_in_at = session_started(state, &record.family).await?;
+    }
+    Ok(TokenOrigin { username, signed_in_at })
+}
+
+/// When the session (refresh-token rotation `family`; a new session's family is its refresh
+/// token's `jti`) began, epoch seconds: the sign-in, the same across refreshes (graphql-jwt's
+/// `origIat`). Records are purged once expired, so a family older than the refresh lifetime
+/// reports its oldest surviving record.
+pub async fn session_started(state: &AppState, family: &str) -> Result<i64, ServiceError> {
+    let started = state.store.family_started(family).await?.unwrap_or_else(now_utc);
+    Ok(started.and_utc().timestamp())
+}
+
+/// The user `id` as `viewer` may see it on the legacy `/auth/users/{id}/`: their own record, or
+/// any record for staff and superusers; [`ServiceError::Forbidden`] otherwise (the wire of
+/// EasyJWT; the reader group reads users through GraphQL `users` and [`list_users`]).
+pub async fn user_for(state: &AppState, viewer: User, id: i64) -> Result<User, ServiceError> {
+    if id == viewer.id {
+        return Ok(viewer);
+    }
+    if !(viewer.is_staff || viewer.is_superuser) {
+        return Err(ServiceError::Forbidden);
+    }
+    state.store.find_user(id).await?.ok_or(ServiceError::NotFound)
+}
+
+/// Every user, for a `viewer` who may read users ([`roles::may_read_users`]).
+pub async fn list_users(state: &AppState, viewer: &User) -> Result<Vec<User>, ServiceError> {
+    if !roles::may_read_users(&state.config, viewer) {
+        return Err(ServiceError::Forbidden);
+    }
+    Ok(state.store.list_users().await?)
+}
+
+/// Changes the password of the account `change.email` after checking its current password
+/// (throttled like a login), and revokes every refresh token of the user, so other sessions
+/// must log in again. Bad credentials are `{"non_field_errors":["Invalid credentials."]}`; a
+/// new password Django's validators refuse is `{"new_password":[...]}`.
+pub async fn change_password(
+    state: &AppState,
+    change: &PasswordChange,
+    ip: Option<IpAddr>,
+) -> Result<(), ServiceError> {
+    // Credentials first: validating the new password against the account's names before
+    // would tell a stranger what those names are.
+    let Some((Credentials { user, .. }, _)) = authenticate(state, &change.email, &change.password, ip).await? else {
+        return Err(FieldErrors::non_field(INVALID_CREDENTIALS).into());
+    };
+    let attributes = UserAttributes { first_name: &user.first_name, last_name: &user.last_name, email: &user.email };
+    let problems = validators::password_problems(&change.new_password, &attributes);
+    if !problems.is_empty() {
+        return Err(field_error("new_password", &problems).into());
+    }
+    let hash = state.hasher.hash(change.new_password.clone()).await?;
+    let revoked = state.store.change_password(user.id, &hash).await?;
+    tracing::info!(user_id = user.id, revoked, "password changed; refresh tokens revoked");
+    Ok(())
+}
+
+/// Registration of `input` from the client at `ip`: the one function every signup path
+/// (REST, GraphQL `createUser`/`userCreate`, the Hasura action) calls. The email is trimmed and
+/// lowercased whole (EasyJWT's manager); the password must pass Django's default validators,
+/// whose messages are all listed under `"password"`; a taken email is
+/// `{"email":["This email already exists."]}`. Every problem (with the front end's
+/// `read_errors`) is reported at once as [`ServiceError::Fields`]. The caller decides whether
+/// registration is allowed at all.
+pub async fn register(state: &AppState, input: Registration, ip: Option<IpAddr>) -> Result<User, ServiceError> {
+    let Registration { email: raw_email, password, first_name, last_name, read_errors } = input;
+    let mut fields = Fields(read_errors.map(|e| e.0).unwrap_or_default());
+    // Required fields given blank (a front end that reads typed arguments reports nothing).
+    for (field, value) in [("email", &raw_email), ("password", &password)] {
+        if value.trim().is_empty() && !fields.0.contains_key(field) {
+            fields.error(field, msg::FIELD_BLANK);
+        }
+    }
 
     let mut email = None;
-    if !raw_email.is_empty() {
+    if !raw_email.trim().is_empty() {
         if raw_email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
             fields.error("email", too_long(validators::MAX_EMAIL_LENGTH));
         } else if let Some(normalized) = validators::normalize_email(&raw_email) {
@@ -259,7 +376,7 @@ pub async fn register(state: &AppState, body: &Body) -> Result<User, ApiError> {
             fields.error("email", validators::INVALID_EMAIL);
         }
     }
-    if !password.is_empty() {
+    if !password.trim().is_empty() {
         let folded = raw_email.trim().to_lowercase();
         let user = UserAttributes { first_name: &first_name, last_name: &last_name, email: &folded };
         for problem in validators::password_problems(&password, &user) {
@@ -272,7 +389,7 @@ pub async fn register(state: &AppState, body: &Body) -> Result<User, ApiError> {
         }
     }
     fields.finish()?;
-    let email = email.ok_or_else(|| ApiError::Internal("validated email missing".into()))?;
+    let email = email.ok_or_else(|| ServiceError::Internal("validated email missing".into()))?;
 
     let password_hash = state.hasher.hash(password).await?;
     let new =
@@ -283,6 +400,22 @@ pub async fn register(state: &AppState, body: &Body) -> Result<User, ApiError> {
         Err(shared_user::DbError::Unique) => return Err(field_error("email", &[EMAIL_TAKEN]).into()),
         Err(e) => return Err(e.into()),
     };
-    tracing::info!(user_id = user.id, "user created");
+    tracing::info!(user_id = user.id, client = ?ip, "user created");
     Ok(user)
+}
+
+/// A field map being filled in order (the order the answer lists fields in).
+struct Fields(serde_json::Map<String, Value>);
+
+impl Fields {
+    fn error(&mut self, field: &str, message: impl Into<String>) {
+        let entry = self.0.entry(field.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = entry {
+            list.push(Value::from(message.into()));
+        }
+    }
+
+    fn finish(self) -> Result<(), FieldErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(FieldErrors(self.0)) }
+    }
 }

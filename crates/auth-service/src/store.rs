@@ -323,6 +323,17 @@ impl Store {
         })
     }
 
+    /// When the rotation `family` began (its oldest record still kept, normally the sign-in).
+    pub async fn family_started(&self, family: &str) -> Result<Option<NaiveDateTime>, DbError> {
+        with_conn!(&self.db, |conn| {
+            Ok(refresh_tokens::table
+                .filter(refresh_tokens::family.eq(family))
+                .select(diesel::dsl::min(refresh_tokens::created_at))
+                .first::<Option<NaiveDateTime>>(conn)
+                .await?)
+        })
+    }
+
     /// Atomically marks `old` as rotated into `new_jti` and records the new token, only if
     /// `old` is still live. Concurrent callers: exactly one gets [`Rotation::Rotated`].
     pub async fn rotate_refresh(

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use shared_user::user::now_utc;
 
-use crate::error::ApiError;
+use crate::service::ServiceError;
 use crate::store::Store;
 use crate::store::throttle::Limit;
 
@@ -86,7 +86,7 @@ fn keys(email: &str, ip: Option<IpAddr>) -> Keys {
 
 impl Throttle {
     /// `Err(429)` with the seconds to wait when any counter of this attempt is locked.
-    pub async fn check(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn check(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ServiceError> {
         if !self.enabled {
             return Ok(());
         }
@@ -97,13 +97,13 @@ impl Throttle {
         if let Some(until) = store.throttle_locked_until(&all, now).await? {
             let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
             let secs = secs.max(1);
-            return Err(ApiError::Throttled(u64::try_from(secs).unwrap_or(1)));
+            return Err(ServiceError::Throttled(u64::try_from(secs).unwrap_or(1)));
         }
         Ok(())
     }
 
     /// Counts a failed attempt.
-    pub async fn failed(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn failed(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ServiceError> {
         if !self.enabled {
             return Ok(());
         }
@@ -118,7 +118,7 @@ impl Throttle {
     }
 
     /// Clears the account counters after a successful login.
-    pub async fn succeeded(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn succeeded(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ServiceError> {
         if !self.enabled {
             return Ok(());
         }

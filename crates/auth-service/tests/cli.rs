@@ -158,7 +158,7 @@ async fn users_add_reads_the_password_from_stdin_and_the_user_can_log_in(backend
     assert_eq!((carol["is_staff"].as_bool(), carol["is_superuser"].as_bool()), (Some(false), Some(false)));
     assert_eq!(carol["access_groups"], json!([{"name": "billing", "level": "admin"}, {"name": "ops", "level": null}]));
     assert_eq!(list(&url), printed);
-    let app = TestApp::with_db(db, &[]);
+    let app = TestApp::with_db(db, &[]).await;
     assert!(app.stored_hash("carol@example.com").await.starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
     let (_, access) = app.login("carol@example.com", PW).await;
     let r = app.get_bearer("/auth/user/", &access).await;
@@ -229,7 +229,7 @@ async fn deactivate_blocks_login_and_revokes_refresh_tokens(backend: Backend) {
     let Some(db) = TestDb::new(backend, "cli").await else { return };
     let url = db.url.clone();
     add_user(&url, "hank@example.com", &[]).ok();
-    let app = TestApp::with_db(db, &[]);
+    let app = TestApp::with_db(db, &[]).await;
     let (refresh, _) = app.login("hank@example.com", PW).await;
     assert_eq!(run(&url, &["users", "deactivate", "--email", "hank@example.com"], &[], None).ok().stdout, "ok\n");
     assert_eq!(list(&url)[0]["is_active"], false);
@@ -263,7 +263,7 @@ async fn createsuperuser_takes_the_password_from_the_environment_or_stdin(backen
     out.ok();
     let out = run(&url, &["createsuperuser", "--email", "x@example.com"], &[], None);
     assert!(out.failed().starts_with("auth-service: no password"), "{out:?}");
-    let app = TestApp::with_db(db, &[]);
+    let app = TestApp::with_db(db, &[]).await;
     let (_, access) = app.login("root@example.com", PW).await;
     app.login("ops@example.com", "other pass").await;
     let ops = list(&url)[1]["id"].as_i64().unwrap();

@@ -49,6 +49,14 @@ fn error_of(v: &Value, field: &str) -> String {
     errors[0]["message"].as_str().unwrap().to_owned()
 }
 
+/// A `payload` without graphql-jwt's `username` and `origIat`, which follow the token's claims.
+fn claims_part(payload: &Value) -> Value {
+    let mut map = payload.as_object().expect("payload object").clone();
+    assert!(map.remove("origIat").is_some_and(|v| v.is_i64()), "origIat: {payload}");
+    map.remove("username");
+    Value::Object(map)
+}
+
 #[track_caller]
 fn ok<'a>(v: &'a Value, field: &str) -> &'a Value {
     assert!(v.get("errors").is_none(), "{v}");
@@ -72,8 +80,9 @@ async fn token_auth_returns_token_payload_refresh_and_user(backend: Backend) {
         let v = gql(&app, TOKEN_AUTH, vars, None).await;
         let t = ok(&v, "tokenAuth");
         let token = t["token"].as_str().unwrap();
-        assert_eq!(t["payload"], payload(token), "payload is the access token's claims");
-        assert_eq!(payload_text(token), serde_json::to_string(&t["payload"]).unwrap(), "in token order");
+        assert_eq!(claims_part(&t["payload"]), payload(token), "payload is the access token's claims");
+        assert_eq!(payload_text(token), serde_json::to_string(&claims_part(&t["payload"])).unwrap(), "in token order");
+        assert_eq!(t["payload"]["username"], ALICE, "graphql-jwt's username");
         assert_eq!(t["payload"]["token_type"], "access");
         let refresh = t["refreshToken"].as_str().unwrap();
         assert_eq!(payload(refresh)["token_type"], "refresh");
@@ -135,7 +144,7 @@ async fn token_auth_payload_carries_the_hasura_preset(backend: Backend) {
                "x-hasura-user-id": id.to_string()})
     );
     let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["token_type", "exp", "iat", "jti", "user_id", "sub", "name", "email", NS]);
+    assert_eq!(keys, ["token_type", "exp", "iat", "jti", "user_id", "sub", "name", "email", NS, "username", "origIat"]);
 }
 
 async fn verify_token_returns_the_payload_or_graphql_jwt_errors(backend: Backend) {
@@ -144,7 +153,7 @@ async fn verify_token_returns_the_payload_or_graphql_jwt_errors(backend: Backend
     let (access, refresh) = signed_in(&app).await;
     for token in [&access, &refresh] {
         let v = gql(&app, VERIFY, json!({"token": token}), None).await;
-        assert_eq!(ok(&v, "verifyToken")["payload"], payload(token));
+        assert_eq!(claims_part(&ok(&v, "verifyToken")["payload"]), payload(token));
     }
     let verify_error = |token: Value| {
         let app = &app;
@@ -187,7 +196,7 @@ async fn refresh_token_accepts_the_refresh_token_in_either_argument(backend: Bac
         let v = gql(&app, REFRESH, vars, None).await;
         let r = ok(&v, "refreshToken");
         let token = r["token"].as_str().unwrap();
-        assert_eq!(r["payload"], payload(token));
+        assert_eq!(claims_part(&r["payload"]), payload(token));
         assert!(r["payload"][NS].is_object(), "refreshed access tokens keep the preset");
         // No rotation: the same refresh token, with its own expiry.
         assert_eq!(r["refreshToken"], json!(refresh));
@@ -391,10 +400,10 @@ async fn introspection_describes_the_graphql_jwt_schema(backend: Backend) {
     assert_eq!(schema["queryType"]["name"], "Query");
     assert_eq!(schema["mutationType"]["name"], "Mutation");
     assert_eq!(schema["subscriptionType"], Value::Null);
-    assert_eq!(field_names(type_of(schema, "Query")), ["me", "whoami", "users"]);
+    assert_eq!(field_names(type_of(schema, "Query")), ["me", "whoami", "users", "currentUser"]);
     assert_eq!(
         field_names(type_of(schema, "Mutation")),
-        ["tokenAuth", "verifyToken", "refreshToken", "revokeToken", "createUser"]
+        ["tokenAuth", "verifyToken", "refreshToken", "revokeToken", "createUser", "userCreate"]
     );
     assert_eq!(
         field_names(type_of(schema, "ObtainJSONWebToken")),
@@ -414,7 +423,8 @@ async fn introspection_describes_the_graphql_jwt_schema(backend: Backend) {
             "isActive",
             "isStaff",
             "isSuperuser",
-            "accessGroups"
+            "accessGroups",
+            "username"
         ]
     );
     let token_auth = type_of(schema, "Mutation")["fields"][0].clone();

@@ -12,7 +12,7 @@ use auth_service::passwords::Hasher;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn argon2(c: &mut Criterion) {
-    let settings = loadtest::setup::auth_settings(&loadtest::setup::signing_key(), &[]).unwrap();
+    let settings = loadtest::setup::auth_settings(&loadtest::setup::signing_key());
     let args = settings.hashing.clone();
     let params = Params::new(args.argon2_memory_kib, args.argon2_iterations, args.argon2_parallelism, None).unwrap();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);

@@ -130,12 +130,13 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     }
     let dir = tempfile::tempdir()?;
     let key = setup::signing_key();
-    let mut extra = vec!["--rotate-refresh-tokens", "true"];
-    extra.extend(options.auth_args.iter().map(String::as_str));
-    if !options.auth_args.is_empty() {
+    let settings = if options.auth_args.is_empty() {
+        setup::auth_settings(&key)
+    } else {
         println!("auth-service flags: {}", options.auth_args.join(" "));
-    }
-    let settings = setup::auth_settings(&key, &extra)?;
+        let extra: Vec<&str> = options.auth_args.iter().map(String::as_str).collect();
+        setup::auth_settings_with_flags(&key, &extra)?
+    };
 
     let env = servers.block_on(async {
         let (auth, user_id) = setup::auth_state(&settings, setup::sqlite(dir.path(), "auth.db", 10).await?).await?;
@@ -420,7 +421,7 @@ fn refresh_rows(
     servers: &Runtime,
     loadgen: &Runtime,
     env: &Env,
-    settings: &auth_service::config::SettingsArgs,
+    settings: &auth_service::Settings,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let c = options.connections;

@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use auth_service::AppState;
-use auth_service::config::{Cli, Command, SettingsArgs};
+use auth_service::config::{Cli, Command};
 use auth_service::store::NewUser;
+use auth_service::{AppState, Settings};
 use axum::Json;
 use axum::Router;
 use axum::routing::get;
@@ -27,10 +27,21 @@ pub fn signing_key() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
-/// Auth-service settings exactly as `auth-service serve` parses them, with `extra` flags
-/// appended (e.g. `--rotate-refresh-tokens true`). Defaults are the shipped ones (OWASP argon2
-/// parameters, HS256), except that tokens live for an hour so long runs keep them valid.
-pub fn auth_settings(key: &str, extra: &[&str]) -> anyhow::Result<SettingsArgs> {
+/// Auth-service settings: the shipped defaults (OWASP argon2 parameters, HS256) with `key`,
+/// refresh rotation on, and tokens that live for an hour so long runs keep them valid.
+pub fn auth_settings(key: &str) -> Settings {
+    Settings {
+        signing_key: Some(key.to_owned()),
+        access_token_lifetime: std::time::Duration::from_secs(3600),
+        refresh_token_lifetime: std::time::Duration::from_secs(24 * 3600),
+        rotate_refresh_tokens: true,
+        ..Settings::default()
+    }
+}
+
+/// [`auth_settings`] with `serve` flags a user gave the load test on its own command line
+/// (`--auth-arg=...`), parsed as `auth-service serve` parses them.
+pub fn auth_settings_with_flags(key: &str, extra: &[&str]) -> anyhow::Result<Settings> {
     let mut argv = vec![
         "auth-service",
         "serve",
@@ -40,10 +51,12 @@ pub fn auth_settings(key: &str, extra: &[&str]) -> anyhow::Result<SettingsArgs> 
         "1h",
         "--refresh-token-lifetime",
         "1d",
+        "--rotate-refresh-tokens",
+        "true",
     ];
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv)?.command {
-        Command::Serve(serve) => Ok(serve.settings),
+        Command::Serve(serve) => Ok(serve.settings.into()),
         _ => anyhow::bail!("`serve` did not parse as the serve command"),
     }
 }
@@ -57,8 +70,8 @@ pub async fn sqlite(dir: &Path, name: &str, pool: usize) -> anyhow::Result<Db> {
 
 /// Auth-service state over `db` with the seeded user ([`EMAIL`], [`PASSWORD`], group
 /// `billing:admin`); returns the state and the user's id.
-pub async fn auth_state(settings: &SettingsArgs, db: Db) -> anyhow::Result<(AppState, i64)> {
-    let state = AppState::build(settings, db).await.map_err(anyhow::Error::msg)?;
+pub async fn auth_state(settings: &Settings, db: Db) -> anyhow::Result<(AppState, i64)> {
+    let state = AppState::build(settings.clone(), db).await.map_err(anyhow::Error::msg)?;
     let hash = state.hasher.hash(PASSWORD.to_owned()).await?;
     let user = state
         .store

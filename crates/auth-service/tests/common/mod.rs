@@ -1,14 +1,14 @@
 //! Test harness: a fresh database per test, the real router, and small request helpers.
 #![allow(dead_code)]
 
-use auth_service::config::{Cli, Command, SettingsArgs};
+use auth_service::config::{ClaimsPreset, CreateUserPolicy, HashArgs};
 use auth_service::store::NewUser;
-use auth_service::{AppState, app};
+use auth_service::{AppState, Settings, app};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine;
-use clap::Parser;
+use clap::ValueEnum;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use http_body_util::BodyExt;
@@ -22,19 +22,86 @@ use tower::ServiceExt;
 /// Signing key used by every test service.
 pub const KEY: &str = "test-signing-key-0123456789abcdef0123456789";
 
-/// Settings as `auth-service serve` would parse them from `extra` flags, with cheap argon2
-/// (and the test HMAC key unless `extra` picks an asymmetric `--algorithm`).
-pub fn settings(extra: &[&str]) -> SettingsArgs {
-    let asymmetric = extra.windows(2).any(|w| w[0] == "--algorithm" && !w[1].starts_with("HS"));
-    let mut argv = vec!["auth-service", "serve", "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
-    if !asymmetric {
-        argv.extend_from_slice(&["--signing-key", KEY]);
+/// The test service's settings: the shipped defaults with the test HMAC key and cheap argon2.
+pub fn base_settings() -> Settings {
+    Settings {
+        signing_key: Some(KEY.into()),
+        hashing: HashArgs { argon2_memory_kib: 256, argon2_iterations: 1, ..HashArgs::default() },
+        ..Settings::default()
     }
-    argv.extend_from_slice(extra);
-    match Cli::try_parse_from(argv).expect("settings parse").command {
-        Command::Serve(s) => s.settings,
-        _ => unreachable!(),
+}
+
+/// A change to [`base_settings`]: a closure over [`Settings`], or the shorthand of a list of
+/// `--flag value` pairs named like `auth-service serve`'s flags (set on the struct directly,
+/// no command line is parsed).
+pub trait Tweak {
+    fn apply(self, settings: &mut Settings);
+}
+
+impl<F: FnOnce(&mut Settings)> Tweak for F {
+    fn apply(self, settings: &mut Settings) {
+        self(settings)
     }
+}
+
+impl Tweak for &[&str] {
+    fn apply(self, s: &mut Settings) {
+        assert!(self.len().is_multiple_of(2), "flags come in pairs: {self:?}");
+        for pair in self.chunks(2) {
+            set_flag(s, pair[0], pair[1]);
+        }
+    }
+}
+
+impl<const N: usize> Tweak for &[&str; N] {
+    fn apply(self, s: &mut Settings) {
+        self.as_slice().apply(s)
+    }
+}
+
+fn set_flag(s: &mut Settings, flag: &str, value: &str) {
+    let duration = || shared_user::settings::parse_duration(value).expect("duration");
+    let boolean = || match value {
+        "true" => true,
+        "false" => false,
+        other => panic!("{flag}: not a bool: {other}"),
+    };
+    match flag {
+        "--algorithm" => {
+            s.algorithm = auth_service::tokens::parse_signing_algorithm(value).expect("algorithm");
+            if s.is_asymmetric() {
+                s.signing_key = None;
+            }
+        }
+        "--signing-key" => s.signing_key = Some(value.into()),
+        "--access-token-lifetime" => s.access_token_lifetime = duration(),
+        "--refresh-token-lifetime" => s.refresh_token_lifetime = duration(),
+        "--refresh-reuse-grace" => s.refresh_reuse_grace = duration(),
+        "--rotate-refresh-tokens" => s.rotate_refresh_tokens = boolean(),
+        "--blacklist-after-rotation" => s.blacklist_after_rotation = boolean(),
+        "--login-throttle" => s.login_throttle = boolean(),
+        "--trust-x-forwarded-for" => s.trust_x_forwarded_for = boolean(),
+        "--update-last-login" => s.update_last_login = boolean(),
+        "--audience" => s.audience = Some(value.into()),
+        "--issuer" => s.issuer = Some(value.into()),
+        "--leeway" => s.leeway = value.parse().expect("leeway"),
+        "--user-id-claim" => s.user_id_claim = value.into(),
+        "--auth-header-types" => s.auth_header_types = value.split(',').map(str::to_owned).collect(),
+        "--auth-header-name" => s.auth_header_name = value.into(),
+        "--allow-create-user" => s.allow_create_user = CreateUserPolicy::from_str(value, false).expect("policy"),
+        "--claims-preset" => s.claims_preset = ClaimsPreset::from_str(value, false).expect("preset"),
+        "--hasura-default-role" => s.hasura_default_role = value.into(),
+        "--hasura-action-secret" => s.hasura_action_secret = Some(value.into()),
+        "--users-reader-group" => s.users_reader_group = Some(value.into()),
+        other => panic!("unknown test flag {other}: set the Settings field in a closure instead"),
+    }
+}
+
+/// [`base_settings`] changed by `extra`.
+pub fn settings(extra: impl Tweak) -> Settings {
+    let mut s = base_settings();
+    extra.apply(&mut s);
+    s
 }
 
 /// A running router over a fresh database.
@@ -66,22 +133,19 @@ impl Reply {
 
 impl TestApp {
     /// `None` when the backend is not available (the test is then skipped).
-    pub async fn new(backend: Backend, extra: &[&str]) -> Option<TestApp> {
+    pub async fn new(backend: Backend, extra: impl Tweak) -> Option<TestApp> {
         let db = TestDb::new(backend, "auth-service test").await?;
-        Some(Self::with_db(db, extra))
+        Some(Self::with_db(db, extra).await)
     }
 
     /// The service with asymmetric keys loaded (and generated) from the database.
-    pub async fn asymmetric(backend: Backend, extra: &[&str]) -> Option<TestApp> {
-        let db = TestDb::new(backend, "auth-service test").await?;
-        let state = AppState::build(&settings(extra), db.db.clone()).await.expect("state");
-        let router = app(state.clone());
-        Some(TestApp { db, state, router })
+    pub async fn asymmetric(backend: Backend, extra: impl Tweak) -> Option<TestApp> {
+        Self::new(backend, extra).await
     }
 
     /// The service over an existing database (e.g. one the CLI wrote to).
-    pub fn with_db(db: TestDb, extra: &[&str]) -> TestApp {
-        let state = AppState::new(&settings(extra), db.db.clone()).expect("state");
+    pub async fn with_db(db: TestDb, extra: impl Tweak) -> TestApp {
+        let state = AppState::build(settings(extra), db.db.clone()).await.expect("state");
         let router = app(state.clone());
         TestApp { db, state, router }
     }

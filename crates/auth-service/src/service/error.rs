@@ -1,0 +1,69 @@
+//! The service layer's domain error: what went wrong, in the service's words. Each front end
+//! (REST [`crate::error::ApiError`], GraphQL, the Hasura actions) maps it once to its wire shape.
+
+use shared_user::http::FieldErrors;
+use shared_user::{DbError, TokenError};
+
+/// Why a service operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Input problems, by field (`{"email":["..."],"password":["...", "..."]}`): REST renders
+    /// the map, GraphQL and Hasura join its messages and carry it as `extensions`.
+    #[error("invalid fields")]
+    Fields(FieldErrors),
+    /// Unknown email, wrong password or inactive account on login (indistinguishable).
+    #[error("bad credentials")]
+    BadCredentials,
+    /// A token that is not one of ours, expired, of the wrong type, revoked or rotated away.
+    #[error("token refused: {0}")]
+    Token(TokenError),
+    /// A revoked or rotated-away refresh token presented to verify (SimpleJWT answers 400
+    /// `non_field_errors` there, unlike the 401 of refresh and blacklist).
+    #[error("token revoked")]
+    Revoked,
+    /// A valid refresh token of an inactive or deleted user.
+    #[error("no active account for the token")]
+    NoActiveAccount,
+    /// The caller may not do this.
+    #[error("permission denied")]
+    Forbidden,
+    /// No such record (or none the caller may know about).
+    #[error("not found")]
+    NotFound,
+    /// Too many attempts: retry after this many seconds.
+    #[error("throttled for {0} s")]
+    Throttled(u64),
+    /// The database is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; logged once by the front end, never shown.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<FieldErrors> for ServiceError {
+    fn from(e: FieldErrors) -> Self {
+        ServiceError::Fields(e)
+    }
+}
+
+impl From<TokenError> for ServiceError {
+    fn from(e: TokenError) -> Self {
+        ServiceError::Token(e)
+    }
+}
+
+impl From<DbError> for ServiceError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(m) => ServiceError::Unavailable(m),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::passwords::HashError> for ServiceError {
+    fn from(e: crate::passwords::HashError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
