@@ -3,7 +3,9 @@
 //!
 //! Mutations: `tokenAuth`, `verifyToken`, `refreshToken`, `revokeToken` (graphql-jwt's names,
 //! arguments and result fields) and `createUser` (only with `ALLOW_CREATE_USER=open`). Queries:
-//! `me` and its alias `whoami` (the signed-in user), `users` (staff only).
+//! `me` and its alias `whoami` (the signed-in user), `users` (staff only). Sessions:
+//! `sessions` (the signed-in user's live sessions) and `logoutAll` (end them all and refuse
+//! every earlier access token, like `POST /auth/logout-all/`).
 //!
 //! Differences from graphql-jwt, on purpose:
 //! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset), so
@@ -309,6 +311,44 @@ pub struct Refresh {
     refresh_token: String,
 }
 
+/// A live session (refresh-token family), as `GET /auth/sessions/` lists it.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "SessionType")]
+pub struct SessionType {
+    /// Session id (`DELETE /auth/sessions/{id}/` ends it).
+    id: String,
+    /// Login time.
+    created: DateTime,
+    /// Last refresh.
+    last_used: DateTime,
+    /// When its refresh token expires.
+    expires: DateTime,
+    /// Client address at login.
+    ip: Option<String>,
+    /// User agent at login.
+    user_agent: Option<String>,
+}
+
+impl From<crate::store::sessions::SessionRow> for SessionType {
+    fn from(s: crate::store::sessions::SessionRow) -> Self {
+        Self {
+            id: s.id,
+            created: DateTime(s.created_at),
+            last_used: DateTime(s.last_used_at),
+            expires: DateTime(s.expires_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+/// `logoutAll` result.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct LogoutAll {
+    /// When the sessions were ended, epoch seconds.
+    revoked: i64,
+}
+
 /// `revokeToken` result.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(name = "Revoke")]
@@ -406,6 +446,9 @@ async fn viewer(ctx: &Context<'_>) -> Result<User, Error> {
     let Some(user_id) = claims.user_id else {
         return Err(Error::new(INVALID_TOKEN));
     };
+    if crate::sessions::is_revoked(state, user_id, claims.iat).await.map_err(fail)? {
+        return Err(Error::new(INVALID_TOKEN));
+    }
     match state.store.find_user(user_id).await.map_err(db_fail)? {
         None => Err(Error::new(PERMISSION_DENIED)),
         Some(user) if !user.is_active => Err(Error::new(USER_DISABLED)),
@@ -435,6 +478,13 @@ impl Query {
     /// Alias of `me`.
     async fn whoami(&self, ctx: &Context<'_>) -> Result<Option<UserType>, Error> {
         Ok(Some(viewer(ctx).await?.into()))
+    }
+
+    /// The signed-in user's live sessions, newest first.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Option<Vec<SessionType>>, Error> {
+        let me = viewer(ctx).await?;
+        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        Ok(Some(rows.into_iter().map(SessionType::from).collect()))
     }
 
     /// Every user, by id (staff and superusers only).
@@ -524,6 +574,14 @@ impl Mutation {
         let state = ctx.data::<AppState>()?;
         service::revoke_refresh(state, &refresh_token).await.map_err(|e| refresh_error(state, &refresh_token, e))?;
         Ok(Some(Revoke { revoked: now() }))
+    }
+
+    /// Ends every session of the signed-in user and refuses every access token issued before
+    /// now (`POST /auth/logout-all/`).
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<Option<LogoutAll>, Error> {
+        let me = viewer(ctx).await?;
+        crate::sessions::log_out_everywhere(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        Ok(Some(LogoutAll { revoked: now() }))
     }
 
     /// Registration, only with `ALLOW_CREATE_USER=open`: the same rules as

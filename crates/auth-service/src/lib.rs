@@ -4,6 +4,7 @@
 //! `app(state)` is the whole HTTP service; the binary only parses configuration, opens the
 //! database and serves it.
 
+pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod keys;
 pub mod passwords;
 pub mod routes;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
@@ -65,6 +67,8 @@ pub struct Config {
     pub hasura_default_role: String,
     /// Shared secret the Hasura action handlers require, when set.
     pub hasura_action_secret: Option<Redacted>,
+    /// Shared secret the revocation feed requires in `X-Revocation-Feed-Token`; unset: no feed (404).
+    pub revocation_feed_token: Option<Redacted>,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -152,6 +156,7 @@ impl AppState {
             claims_preset: settings.claims_preset,
             hasura_default_role: settings.hasura_default_role.trim().to_owned(),
             hasura_action_secret: settings.hasura_action_secret.clone().map(Redacted),
+            revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
         };
         let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
         Ok(Self {
@@ -171,7 +176,7 @@ pub fn app(state: AppState) -> Router {
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
     let trust_xff = state.config.trust_x_forwarded_for;
-    let mut router = routes::router(state);
+    let mut router = routes::router(state).layer(axum::middleware::from_fn(audit::capture_request_meta));
     if trust_xff {
         router = router.layer(axum::Extension(throttle::TrustForwardedFor));
     }

@@ -12,11 +12,13 @@ use shared_user::User;
 use shared_user::http::{Body, FieldErrors, both_slashes, method_not_allowed, not_found};
 
 use crate::AppState;
+use crate::audit::{AuditEvent, AuditKind};
 use crate::auth::{CurrentUser, MayCreateUsers};
 use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
 use crate::store::Credentials;
 use crate::throttle::ClientIp;
+use crate::sessions::watermark_now;
 use crate::validators::{self, UserAttributes};
 use crate::{graphql, hasura, service};
 
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     r = both_slashes(r, "/hasura/actions/signup/", post(hasura::signup_action));
     r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action));
     r = both_slashes(r, "/graphql/", graphql::route(&state));
+    r = crate::sessions::routes(r);
     r.route("/.well-known/jwks.json", get(get_jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -149,7 +152,9 @@ pub async fn change_password(
         return Err(service::field_error("new_password", &problems).into());
     }
     let hash = state.hasher.hash(new_password).await?;
-    let revoked = state.store.change_password(user.id, &hash).await?;
+    // Every session ends and every earlier access token is refused (see `sessions`).
+    let event = AuditEvent::new(AuditKind::PasswordChanged).user(user.id).actor(user.id);
+    let revoked = state.store.change_password_everywhere(user.id, &hash, watermark_now(), &event).await?;
     tracing::info!(user_id = user.id, revoked, "password changed; refresh tokens revoked");
     Ok(Json(json!({})).into_response())
 }

@@ -1,6 +1,9 @@
 //! All SQL of the auth-service: users, access groups and refresh-token records.
 //! Each query is written once and compiled for PostgreSQL and SQLite by `with_conn!`.
 
+pub mod audit;
+pub mod revocations;
+pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;
 
@@ -188,10 +191,13 @@ impl Store {
         })
     }
 
-    /// Inserts a user and its groups in one transaction. A taken email is [`DbError::Unique`].
+    /// Inserts a user and its groups in one transaction, with its `user_created` audit event.
+    /// A taken email is [`DbError::Unique`].
     pub async fn create_user(&self, new: NewUser) -> Result<User, DbError> {
         let now = now_utc();
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserCreated);
         let id = with_conn!(&self.db, |conn| {
+            let event = event.clone();
             let new = new.clone();
             conn.transaction(async move |conn| {
                 let id: i64 = diesel::insert_into(users::table)
@@ -209,10 +215,12 @@ impl Store {
                     .get_result(conn)
                     .await?;
                 replace_access_groups!(conn, id, &new.groups)?;
+                audit::insert_audit!(conn, &crate::audit::AuditEvent { user_id: Some(id), ..event }, now)?;
                 Ok::<i64, DbError>(id)
             })
             .await
         })?;
+        crate::audit::AuditEvent { user_id: Some(id), ..event }.log();
         self.find_user(id).await?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
