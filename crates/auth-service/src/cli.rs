@@ -194,8 +194,8 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Deactivate { email, db } => {
             let store = Store::new(open_db(&db).await?);
-            let event = AuditEvent::new(AuditKind::UserUpdated).detail(serde_json::json!({"is_active": false}));
-            found(store.deactivate_everywhere(&email, crate::sessions::watermark_now(), &event).await?, &email)
+            // Also ends every session and refuses every earlier access token (watermark).
+            found(store.deactivate(&email).await?, &email)
         }
         UsersCommand::RevokeSessions { email, db } => {
             let store = Store::new(open_db(&db).await?);

@@ -12,13 +12,11 @@ use shared_user::User;
 use shared_user::http::{Body, FieldErrors, both_slashes, method_not_allowed, not_found};
 
 use crate::AppState;
-use crate::audit::{AuditEvent, AuditKind};
 use crate::auth::{CurrentUser, MayCreateUsers};
 use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
 use crate::store::Credentials;
 use crate::throttle::ClientIp;
-use crate::sessions::watermark_now;
 use crate::validators::{self, UserAttributes};
 use crate::{graphql, hasura, service};
 
@@ -152,9 +150,7 @@ pub async fn change_password(
         return Err(service::field_error("new_password", &problems).into());
     }
     let hash = state.hasher.hash(new_password).await?;
-    // Every session ends and every earlier access token is refused (see `sessions`).
-    let event = AuditEvent::new(AuditKind::PasswordChanged).user(user.id).actor(user.id);
-    let revoked = state.store.change_password_everywhere(user.id, &hash, watermark_now(), &event).await?;
+    let revoked = state.store.change_password(user.id, &hash).await?;
     tracing::info!(user_id = user.id, revoked, "password changed; refresh tokens revoked");
     Ok(Json(json!({})).into_response())
 }

@@ -232,26 +232,12 @@ impl Store {
         })
     }
 
-    /// Replaces the password hash and revokes every live refresh token of the user in one
-    /// transaction (a password change); returns how many tokens were revoked.
+    /// Replaces the password hash, revokes every live refresh token of the user and refuses
+    /// every earlier access token (watermark), with its audit event, in one transaction (a
+    /// password change); returns how many tokens were revoked.
     pub async fn change_password(&self, id: i64, hash: &str) -> Result<usize, DbError> {
-        let now = now_utc();
-        with_conn!(&self.db, |conn| {
-            let hash = hash.to_owned();
-            conn.transaction(async move |conn| {
-                diesel::update(users::table.find(id)).set(users::password.eq(&hash)).execute(conn).await?;
-                let revoked = diesel::update(
-                    refresh_tokens::table
-                        .filter(refresh_tokens::user_id.eq(id))
-                        .filter(refresh_tokens::revoked_at.is_null()),
-                )
-                .set(refresh_tokens::revoked_at.eq(Some(now)))
-                .execute(conn)
-                .await?;
-                Ok::<usize, DbError>(revoked)
-            })
-            .await
-        })
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::PasswordChanged).user(id).actor(id);
+        self.change_password_everywhere(id, hash, crate::sessions::watermark_now(), &event).await
     }
 
     /// Records a successful login.
@@ -289,15 +275,12 @@ impl Store {
         Ok(true)
     }
 
-    /// Deactivates a user and revokes their refresh tokens; `false` when no such user.
+    /// Deactivates a user, revokes their refresh tokens and refuses every earlier access token
+    /// (watermark), with its audit event, in one transaction; `false` when no such user.
     pub async fn deactivate(&self, email: &str) -> Result<bool, DbError> {
-        let Some(c) = self.find_by_email(email).await? else { return Ok(false) };
-        with_conn!(&self.db, |conn| {
-            diesel::update(users::table.find(c.user.id)).set(users::is_active.eq(false)).execute(conn).await?;
-            Ok::<(), DbError>(())
-        })?;
-        self.revoke_user_tokens(c.user.id).await?;
-        Ok(true)
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
+            .detail(serde_json::json!({"is_active": false}));
+        self.deactivate_everywhere(email, crate::sessions::watermark_now(), &event).await
     }
 
     /// Records an issued refresh token.
