@@ -27,9 +27,8 @@ fn with_feed(config: &mut ClientConfig) {
 }
 
 async fn start(backend: Backend) -> Option<Pair> {
-    let options = Options::new(VerifyMode::Local)
-        .auth_flags(&["--revocation-feed-token", FEED_TOKEN])
-        .configure(with_feed);
+    let options =
+        Options::new(VerifyMode::Local).auth_flags(&["--revocation-feed-token", FEED_TOKEN]).configure(with_feed);
     Pair::start(backend, options).await
 }
 
@@ -44,7 +43,10 @@ async fn refused_within_two_polls(pair: &Pair, token: &str, since: Instant) -> D
             let claims = shared_user::token::unverified_claims(token).expect("a JWT");
             let user_id = shared_user::token::user_id_of(&claims, "user_id").expect("a user id");
             let bad = pair.get("/api/me/", &common::expired_access(user_id)).await;
-            assert_eq!((r.text.as_str(), r.header("www-authenticate")), (bad.text.as_str(), bad.header("www-authenticate")));
+            assert_eq!(
+                (r.text.as_str(), r.header("www-authenticate")),
+                (bad.text.as_str(), bad.header("www-authenticate"))
+            );
             return since.elapsed();
         }
         assert_eq!(r.status, 200, "{}", r.text);
@@ -176,7 +178,9 @@ async fn an_unreachable_feed_keeps_the_last_state(backend: Backend) {
     assert_eq!(pair.get("/api/me/", &bob).await.status, 200);
     let auth = format!("Bearer {old}");
     let since = Instant::now();
-    pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())]).await.expect_json(200, json!({}));
+    pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())])
+        .await
+        .expect_json(200, json!({}));
     refused_within_two_polls(&pair, &old, since).await;
 
     pair.kill_auth().await;

@@ -5,9 +5,7 @@ use std::io::BufRead;
 use shared_user::{AccessGroup, Db, DbError};
 
 use crate::audit::{AuditEvent, AuditKind};
-use crate::config::{
-    AuditArgs, Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand,
-};
+use crate::config::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::passwords::Hasher;
 use crate::store::{NewUser, Store};
 use crate::{AppState, app, shutdown_signal};

@@ -39,7 +39,8 @@ async fn sessions(app: &TestApp, access: &str) -> Vec<Value> {
 }
 
 async fn feed(app: &TestApp, after: i64) -> Value {
-    let r = app.get_with(&format!("/auth/revocations/?after={after}"), &[("x-revocation-feed-token", FEED_TOKEN)]).await;
+    let r =
+        app.get_with(&format!("/auth/revocations/?after={after}"), &[("x-revocation-feed-token", FEED_TOKEN)]).await;
     assert_eq!((r.status, r.content_type()), (StatusCode::OK, "application/json"), "{}", r.text);
     r.json()
 }
@@ -165,7 +166,11 @@ async fn logout_all_refuses_earlier_tokens_everywhere(backend: Backend) {
     let (new_refresh, new_access) = app.login("alice@example.com", PW).await;
     assert!(payload(&new_access)["iat"].as_i64().unwrap() >= not_before, "iat >= not_before");
     assert_eq!(app.get_bearer("/auth/user/", &new_access).await.status, StatusCode::OK);
-    assert_json(&app.post("/auth/token/verify/", &json!({"token": new_access}).to_string()).await, StatusCode::OK, "{}");
+    assert_json(
+        &app.post("/auth/token/verify/", &json!({"token": new_access}).to_string()).await,
+        StatusCode::OK,
+        "{}",
+    );
     assert_eq!(refresh(&app, &new_refresh).await.status, StatusCode::OK);
     assert_eq!(sessions(&app, &new_access).await.len(), 1, "only the new session is live");
     assert_eq!(audit_kinds(&app, bob).await, ["user_created", "login_succeeded"]);
@@ -223,7 +228,10 @@ async fn password_change_and_deactivation_refuse_old_access_tokens(backend: Back
     assert_eq!(users, [alice, bob], "in the order they happened");
     let r = app.get_bearer("/auth/user/", &bob_access).await;
     assert_401(&r, &bearer_not_valid("Token is invalid or expired"));
-    assert_eq!(audit_kinds(&app, alice).await, ["user_created", "login_succeeded", "password_changed", "login_succeeded"]);
+    assert_eq!(
+        audit_kinds(&app, alice).await,
+        ["user_created", "login_succeeded", "password_changed", "login_succeeded"]
+    );
     assert_eq!(audit_kinds(&app, bob).await, ["user_created", "login_succeeded", "user_updated"]);
 }
 

@@ -177,12 +177,15 @@ impl ClientState {
         let value = HeaderValue::from_str(token).map_err(|_| "REVOCATION_FEED_TOKEN is not a header value")?;
         headers.insert(FEED_TOKEN_HEADER, value);
         let path = format!("/auth/revocations/?after={}", self.inner.watermarks.cursor());
-        let reply = self.upstream().send(Method::GET, &path, &headers, Bytes::new()).await.map_err(|e| e.to_string())?;
+        let reply =
+            self.upstream().send(Method::GET, &path, &headers, Bytes::new()).await.map_err(|e| e.to_string())?;
         match reply.status {
             StatusCode::OK => {
                 serde_json::from_slice::<Page>(&reply.body).map_err(|e| format!("unreadable feed answer: {e}"))
             }
-            StatusCode::NOT_FOUND => Err("the feed is off on the auth-service (404): set REVOCATION_FEED_TOKEN there".into()),
+            StatusCode::NOT_FOUND => {
+                Err("the feed is off on the auth-service (404): set REVOCATION_FEED_TOKEN there".into())
+            }
             StatusCode::FORBIDDEN => Err("the auth-service refused REVOCATION_FEED_TOKEN (403)".into()),
             other => Err(format!("status {other}")),
         }
