@@ -36,16 +36,17 @@ where
         let user_id = claims
             .require_user_id()
             .map_err(|e| ApiError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
-        // Refused like a bad token once the user's revocation watermark is past its `iat`.
-        if crate::sessions::is_revoked(&state, user_id, claims.iat).await? {
-            let reason = shared_user::TokenError::Invalid.to_string();
-            return Err(ApiError::Unauthenticated(ErrorDetail::invalid_bearer(&reason)));
-        }
         let Some(user) = state.store.find_user(user_id).await? else {
             return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User not found", "user_not_found")));
         };
         if !user.is_active {
             return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
+        }
+        // Refused like a bad token once the user's revocation watermark is past its `iat` (after
+        // the account checks, so a deactivated user is still reported as `user_inactive`).
+        if crate::sessions::is_revoked(&state, user_id, claims.iat).await? {
+            let reason = shared_user::TokenError::Invalid.to_string();
+            return Err(ApiError::Unauthenticated(ErrorDetail::invalid_bearer(&reason)));
         }
         Ok(CurrentUser(user))
     }

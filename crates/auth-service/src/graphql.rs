@@ -446,14 +446,16 @@ async fn viewer(ctx: &Context<'_>) -> Result<User, Error> {
     let Some(user_id) = claims.user_id else {
         return Err(Error::new(INVALID_TOKEN));
     };
+    let user = match state.store.find_user(user_id).await.map_err(db_fail)? {
+        None => return Err(Error::new(PERMISSION_DENIED)),
+        Some(user) if !user.is_active => return Err(Error::new(USER_DISABLED)),
+        Some(user) => user,
+    };
+    // Revoked (logout-all, password change...) after this token was issued.
     if crate::sessions::is_revoked(state, user_id, claims.iat).await.map_err(fail)? {
         return Err(Error::new(INVALID_TOKEN));
     }
-    match state.store.find_user(user_id).await.map_err(db_fail)? {
-        None => Err(Error::new(PERMISSION_DENIED)),
-        Some(user) if !user.is_active => Err(Error::new(USER_DISABLED)),
-        Some(user) => Ok(user),
-    }
+    Ok(user)
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -480,13 +482,6 @@ impl Query {
         Ok(Some(viewer(ctx).await?.into()))
     }
 
-    /// The signed-in user's live sessions, newest first.
-    async fn sessions(&self, ctx: &Context<'_>) -> Result<Option<Vec<SessionType>>, Error> {
-        let me = viewer(ctx).await?;
-        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
-        Ok(Some(rows.into_iter().map(SessionType::from).collect()))
-    }
-
     /// Every user, by id (staff and superusers only).
     async fn users(&self, ctx: &Context<'_>) -> Result<Option<Vec<UserType>>, Error> {
         let me = viewer(ctx).await?;
@@ -495,6 +490,13 @@ impl Query {
         }
         let users = ctx.data::<AppState>()?.store.list_users().await.map_err(db_fail)?;
         Ok(Some(users.into_iter().map(UserType::from).collect()))
+    }
+
+    /// The signed-in user's live sessions, newest first.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Option<Vec<SessionType>>, Error> {
+        let me = viewer(ctx).await?;
+        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        Ok(Some(rows.into_iter().map(SessionType::from).collect()))
     }
 }
 
@@ -576,14 +578,6 @@ impl Mutation {
         Ok(Some(Revoke { revoked: now() }))
     }
 
-    /// Ends every session of the signed-in user and refuses every access token issued before
-    /// now (`POST /auth/logout-all/`).
-    async fn logout_all(&self, ctx: &Context<'_>) -> Result<Option<LogoutAll>, Error> {
-        let me = viewer(ctx).await?;
-        crate::sessions::log_out_everywhere(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
-        Ok(Some(LogoutAll { revoked: now() }))
-    }
-
     /// Registration, only with `ALLOW_CREATE_USER=open`: the same rules as
     /// `POST /auth/create-user/`; the new user is signed in.
     async fn create_user(
@@ -610,5 +604,13 @@ impl Mutation {
             token: session.access.token,
             refresh_token: session.refresh.token,
         }))
+    }
+
+    /// Ends every session of the signed-in user and refuses every access token issued before
+    /// now (`POST /auth/logout-all/`).
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<Option<LogoutAll>, Error> {
+        let me = viewer(ctx).await?;
+        crate::sessions::log_out_everywhere(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        Ok(Some(LogoutAll { revoked: now() }))
     }
 }

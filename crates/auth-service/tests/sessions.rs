@@ -227,7 +227,9 @@ async fn password_change_and_deactivation_refuse_old_access_tokens(backend: Back
         feed(&app, 0).await["revocations"].as_array().unwrap().iter().map(|r| r["user_id"].as_i64().unwrap()).collect();
     assert_eq!(users, [alice, bob], "in the order they happened");
     let r = app.get_bearer("/auth/user/", &bob_access).await;
-    assert_401(&r, &bearer_not_valid("Token is invalid or expired"));
+    assert_401(&r, r#"{"detail":"User is inactive","code":"user_inactive"}"#);
+    let r = app.post("/auth/token/verify/", &json!({"token": bob_access}).to_string()).await;
+    assert_401(&r, INVALID);
     assert_eq!(
         audit_kinds(&app, alice).await,
         ["user_created", "login_succeeded", "password_changed", "login_succeeded"]
