@@ -149,7 +149,13 @@ pub async fn get_revocations(
     }
     let after = parse_after(query.as_deref())?;
     let rows = state.store.revocations_after(after, FEED_PAGE).await?;
-    let cursor = rows.last().map_or(after, |r| r.id);
+    let cursor = match rows.last() {
+        Some(last) => last.id,
+        // A cursor from the future (the database was replaced): send the client back to the
+        // real end, so it does not wait for ids that may never come.
+        None if after > 0 => after.min(state.store.last_revocation_id().await?),
+        None => 0,
+    };
     let revocations: Vec<Value> =
         rows.iter().map(|r| json!({"user_id": r.user_id, "not_before": r.not_before})).collect();
     Ok(Json(json!({"cursor": cursor, "revocations": revocations})))

@@ -256,6 +256,8 @@ async fn the_feed_is_protected(backend: Backend) {
     assert_json(&r, StatusCode::BAD_REQUEST, r#"{"after":["A valid integer is required."]}"#);
     let r = app.get_with("/auth/revocations", &good).await;
     assert_json(&r, StatusCode::OK, r#"{"cursor":0,"revocations":[]}"#);
+    let r = app.get_with("/auth/revocations/?after=99", &good).await;
+    assert_json(&r, StatusCode::OK, r#"{"cursor":0,"revocations":[]}"#);
 }
 
 /// Failed logins, successes and throttling are audited without secrets; the `audit` command

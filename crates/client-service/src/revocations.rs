@@ -211,7 +211,8 @@ impl ClientState {
             let outage = since.elapsed().unwrap_or_default();
             tracing::info!(outage_secs = outage.as_secs(), "revocation feed reachable again");
         }
-        *marks.cursor.lock().unwrap_or_else(|p| p.into_inner()) = page.cursor.max(marks.cursor());
+        // The auth-service only moves a cursor back when its feed restarted (a new database).
+        *marks.cursor.lock().unwrap_or_else(|p| p.into_inner()) = page.cursor.max(0);
         let users = marks.map.load().len();
         marks.set_status(RevocationStatus::Live { cursor: marks.cursor(), users, at: SystemTime::now() });
     }

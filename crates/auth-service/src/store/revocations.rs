@@ -94,6 +94,17 @@ impl Store {
         })
     }
 
+    /// The newest feed cursor (0 when the feed is empty).
+    pub async fn last_revocation_id(&self) -> Result<i64, DbError> {
+        with_conn!(self.db(), |conn| {
+            Ok(revocation_events::table
+                .select(diesel::dsl::max(revocation_events::id))
+                .first::<Option<i64>>(conn)
+                .await?
+                .unwrap_or(0))
+        })
+    }
+
     /// Deletes watermarks recorded before `before` (every token they refuse has expired);
     /// returns how many.
     pub async fn purge_revocations(&self, before: NaiveDateTime) -> Result<usize, DbError> {
