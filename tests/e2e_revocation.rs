@@ -211,8 +211,30 @@ async fn a_feed_that_is_off_is_reported(backend: Backend) {
     pair.finish().await;
 }
 
+/// Remote mode needs no feed: the auth-service's verify applies the watermark at once.
+async fn remote_mode_refuses_at_once(backend: Backend) {
+    let options = Options::new(VerifyMode::Remote).auth_flags(&["--revocation-feed-token", FEED_TOKEN]);
+    let Some(pair) = Pair::start(backend, options).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    pair.add_user("bob@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    let (_, bob) = pair.login("bob@example.com").await;
+    assert_eq!(pair.client.revocation_status(), RevocationStatus::Off, "remote mode does not poll");
+    let auth = format!("Bearer {old}");
+    pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())])
+        .await
+        .expect_json(200, json!({}));
+    let r = pair.get("/api/me/", &old).await;
+    r.expect_401(common::invalid_bearer("Token is invalid or expired"));
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "bob is untouched");
+    let (_, new) = pair.login("alice@example.com").await;
+    assert_eq!(pair.get("/api/me/", &new).await.status, 200, "a new login works again");
+    pair.finish().await;
+}
+
 both_backends!(
     logout_all_reaches_the_client,
+    remote_mode_refuses_at_once,
     password_change_reaches_the_client,
     deactivation_reaches_the_client,
     sessions_are_proxied,
