@@ -154,6 +154,32 @@ impl AuditEvent {
     }
 }
 
+/// How often a `throttled` event is recorded per account and client address (per replica).
+const THROTTLED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most (account, address) pairs remembered for that; past it the memory starts over.
+const THROTTLED_KEYS: usize = 10_000;
+
+/// Whether a refused attempt on `email` from `ip` should be recorded as a `throttled` event:
+/// the first one, then at most one per minute per pair on this replica. A locked account under
+/// attack refuses requests cheaply; writing a row for each would hand the attacker a write
+/// amplifier, so the trail says "throttled, and again a minute later" instead.
+pub fn should_record_throttled(email: &str, ip: Option<IpAddr>) -> bool {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<String, std::time::Instant>>> =
+        std::sync::Mutex::new(None);
+    let key = format!("{}|{}", email.trim().to_lowercase(), ip.map(|i| i.to_string()).unwrap_or_default());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = seen.get_or_insert_with(Default::default);
+    let now = std::time::Instant::now();
+    if seen.get(&key).is_some_and(|at| now.duration_since(*at) < THROTTLED_EVERY) {
+        return false;
+    }
+    if seen.len() >= THROTTLED_KEYS {
+        seen.clear();
+    }
+    seen.insert(key, now);
+    true
+}
+
 /// Who is calling: captured once per request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestMeta {
@@ -208,6 +234,15 @@ mod tests {
     fn user_agent_is_cut_on_a_char_boundary() {
         assert_eq!(cut("ééé", 3), "é");
         assert_eq!(cut("abc", 256), "abc");
+    }
+
+    #[test]
+    fn throttled_events_are_recorded_once_a_minute_per_account_and_address() {
+        let ip: Option<IpAddr> = "127.0.0.9".parse().ok();
+        assert!(should_record_throttled("Once@example.com", ip));
+        assert!(!should_record_throttled("once@example.com", ip), "same pair within the minute");
+        assert!(should_record_throttled("once@example.com", None), "another address");
+        assert!(should_record_throttled("other@example.com", ip), "another account");
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub async fn authenticate(
     ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ApiError> {
     if let Err(e) = state.throttle.check(&state.store, email, ip).await {
-        if matches!(e, ApiError::Throttled(_)) {
+        if matches!(e, ApiError::Throttled(_)) && crate::audit::should_record_throttled(email, ip) {
             let user_id = state.store.find_by_email(email).await?.map(|c| c.user.id);
             state.store.record_audit(&AuditEvent { user_id, ..AuditEvent::new(AuditKind::Throttled) }).await?;
         }
