@@ -271,6 +271,31 @@ mod tests {
         assert!(!marks.refuses(8, Some(1)), "other users are untouched");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_poller_reports_an_outage_and_lets_the_state_go() {
+        let Some(db) = shared_user::testing::TestDb::new(shared_user::testing::Backend::Sqlite, "poller").await else {
+            panic!("SQLite is always available");
+        };
+        // Nothing listens on port 9 of 127.0.0.1: every poll fails at once.
+        let mut config =
+            crate::ClientConfig::new("http://127.0.0.1:9", Some(b"0123456789abcdef0123456789abcdef".to_vec()));
+        config.revocation_feed_token = Some("feed-token-0123456789".into());
+        config.revocation_poll_interval = Duration::from_millis(50);
+        let state = ClientState::new(config, db.db.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !matches!(state.revocation_status(), RevocationStatus::Unreachable { .. }) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", state.revocation_status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let weak = Arc::downgrade(&state.inner);
+        drop(state);
+        // The poller holds the state only while a poll runs; then the state is freed.
+        while weak.upgrade().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the poller keeps the state alive");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[test]
     fn watermarks_only_move_forward() {
         let marks = Watermarks::new(true);
