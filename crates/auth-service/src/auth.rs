@@ -42,6 +42,12 @@ where
         if !user.is_active {
             return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
         }
+        // Refused like a bad token once the user's revocation watermark is past its `iat` (after
+        // the account checks, so a deactivated user is still reported as `user_inactive`).
+        if crate::sessions::is_revoked(&state, user_id, claims.iat).await? {
+            let reason = shared_user::TokenError::Invalid.to_string();
+            return Err(ApiError::Unauthenticated(ErrorDetail::invalid_bearer(&reason)));
+        }
         Ok(CurrentUser(user))
     }
 }

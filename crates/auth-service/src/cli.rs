@@ -1,10 +1,11 @@
-//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens.
+//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit.
 
 use std::io::BufRead;
 
 use shared_user::{AccessGroup, Db, DbError};
 
-use crate::config::{Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::config::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::passwords::Hasher;
 use crate::store::{NewUser, Store};
 use crate::{AppState, Settings, app, shutdown_signal};
@@ -32,6 +33,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Createsuperuser(args) => createsuperuser(args).await,
         Command::Users(cmd) => users(cmd).await,
         Command::Keys(cmd) => keys(cmd).await,
+        Command::Audit(args) => audit(args).await,
         Command::PurgeTokens(db) => {
             let store = Store::new(open_db(&db).await?);
             let n = store.purge_expired().await?;
@@ -48,7 +50,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     settings.validate().map_err(anyhow::Error::msg)?;
     let db = open_db(&args.db).await?;
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
-    let (keys_reload_interval, refresh_lifetime) = (settings.keys_reload_interval, settings.refresh_token_lifetime);
+    let (keys_reload_interval, refresh_lifetime, audit_retention) =
+        (settings.keys_reload_interval, settings.refresh_token_lifetime, settings.audit_retention);
     let state = AppState::build(settings, db).await.map_err(anyhow::Error::msg)?;
     if dev_key {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");
@@ -75,6 +78,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             match housekeeping(&purger, refresh_lifetime).await {
                 Ok((tokens, counters, keys)) if tokens + counters + keys > 0 => {
                     tracing::info!(tokens, counters, keys, "expired records purged")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+            match housekeeping_sessions(&purger, refresh_lifetime, audit_retention).await {
+                Ok((sessions, revocations, audit)) if sessions + revocations + audit > 0 => {
+                    tracing::info!(sessions, revocations, audit, "expired sessions, watermarks and audit events purged")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge failed"),
@@ -170,16 +180,29 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::SetStaff { email, staff, db } => {
             let store = Store::new(open_db(&db).await?);
-            found(store.set_staff(&email, staff).await?, &email)
+            let ok = store.set_staff(&email, staff).await?;
+            record_update(&store, ok, &email, serde_json::json!({"is_staff": staff})).await?;
+            found(ok, &email)
         }
         UsersCommand::SetGroups { email, groups, db } => {
             let store = Store::new(open_db(&db).await?);
             let groups = parse_groups(&groups)?;
-            found(store.set_groups(&email, groups).await?, &email)
+            let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+            let ok = store.set_groups(&email, groups).await?;
+            record_update(&store, ok, &email, serde_json::json!({"access_groups": names})).await?;
+            found(ok, &email)
         }
         UsersCommand::Deactivate { email, db } => {
             let store = Store::new(open_db(&db).await?);
+            // Also ends every session and refuses every earlier access token (watermark).
             found(store.deactivate(&email).await?, &email)
+        }
+        UsersCommand::RevokeSessions { email, db } => {
+            let store = Store::new(open_db(&db).await?);
+            let Some(c) = store.find_by_email(&email).await? else { return found(false, &email) };
+            let event = AuditEvent::new(AuditKind::LogoutAll).user(c.user.id);
+            store.revoke_everything(c.user.id, crate::sessions::watermark_now(), &event).await?;
+            found(true, &email)
         }
     }
 }
@@ -197,7 +220,14 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Rotate { algorithm, db } => {
             let store = Store::new(open_db(&db).await?);
-            match crate::keys::rotate_step(&store, algorithm).await.map_err(anyhow::Error::msg)? {
+            let step = crate::keys::rotate_step(&store, algorithm).await.map_err(anyhow::Error::msg)?;
+            let (what, kid) = match &step {
+                crate::store::signing_keys::KeyStep::Staged(kid) => ("staged", kid),
+                crate::store::signing_keys::KeyStep::Promoted(kid) => ("promoted", kid),
+            };
+            let detail = serde_json::json!({"step": what, "kid": kid});
+            store.record_audit(&AuditEvent::new(AuditKind::KeyRotated).detail(detail)).await?;
+            match step {
                 crate::store::signing_keys::KeyStep::Staged(kid) => {
                     println!("staged {kid} as next: published now, signs after the next `keys rotate`")
                 }
@@ -237,4 +267,69 @@ pub async fn housekeeping(
     let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or_else(|_| chrono::Duration::days(365));
     let keys = store.delete_retired_keys(now - lifetime - chrono::Duration::hours(1)).await?;
     Ok((tokens, counters, keys))
+}
+
+/// Records a `user_updated` event after an admin command changed the user with this email.
+async fn record_update(store: &Store, changed: bool, email: &str, detail: serde_json::Value) -> anyhow::Result<()> {
+    if let (true, Some(c)) = (changed, store.find_by_email(email).await?) {
+        store.record_audit(&AuditEvent::new(AuditKind::UserUpdated).user(c.user.id).detail(detail)).await?;
+    }
+    Ok(())
+}
+
+/// Deletes session rows whose tokens have expired, revocation watermarks older than every
+/// token they can refuse (the refresh lifetime, plus an hour), and audit events older than
+/// `audit_retention`; returns the three counts.
+pub async fn housekeeping_sessions(
+    store: &Store,
+    refresh_lifetime: std::time::Duration,
+    audit_retention: std::time::Duration,
+) -> Result<(usize, usize, usize), DbError> {
+    let now = shared_user::user::now_utc();
+    let year = chrono::Duration::days(365);
+    let sessions = store.purge_sessions().await?;
+    let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or(year);
+    let revocations = store.purge_revocations(now - lifetime - chrono::Duration::hours(1)).await?;
+    let audit = store.purge_audit(now - chrono::Duration::from_std(audit_retention).unwrap_or(year)).await?;
+    Ok((sessions, revocations, audit))
+}
+
+async fn audit(args: AuditArgs) -> anyhow::Result<()> {
+    let store = Store::new(open_db(&args.db).await?);
+    let user_id = match &args.user {
+        None => None,
+        Some(email) => match store.find_by_email(&normalize_email(email)?).await? {
+            Some(c) => Some(c.user.id),
+            None => anyhow::bail!("no user with email {email:?}"),
+        },
+    };
+    let since = match args.since {
+        None => None,
+        Some(d) => Some(shared_user::user::now_utc() - chrono::Duration::from_std(d)?),
+    };
+    let filter = crate::store::audit::AuditFilter {
+        user_id,
+        kind: args.kind.map(|k| k.as_str().to_owned()),
+        since,
+        before_id: None,
+        limit: args.limit,
+    };
+    for row in store.list_audit(&filter).await? {
+        if args.json {
+            println!("{}", serde_json::to_string(&row)?);
+        } else {
+            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            println!(
+                "{}  {:<22}  user={}  actor={}  ip={}  agent={:?}  {}",
+                shared_user::user::format_datetime(&row.created_at),
+                row.kind,
+                or_dash(row.user_id.map(|i| i.to_string())),
+                or_dash(row.actor_id.map(|i| i.to_string())),
+                or_dash(row.ip),
+                row.user_agent.unwrap_or_default(),
+                row.detail.unwrap_or_default(),
+            );
+        }
+    }
+    Ok(())
 }

@@ -35,6 +35,33 @@ pub enum Command {
     /// Manage asymmetric signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the audit trail (newest first).
+    Audit(AuditArgs),
+}
+
+/// `audit` options.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only events about the user with this email.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events of this kind: login_succeeded, login_failed, throttled,
+    /// refresh_reuse_detected, password_changed, session_revoked, logout_all, user_created,
+    /// user_updated, key_rotated.
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::audit::AuditKind>())]
+    pub kind: Option<crate::audit::AuditKind>,
+    /// Only events of this recent period (`1h`, `30m`, `7d`).
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// At most this many events (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub limit: i64,
+    /// One JSON object per line instead of text columns.
+    #[arg(long)]
+    pub json: bool,
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 /// `keys` subcommands.
@@ -205,6 +232,14 @@ pub struct SettingsArgs {
     /// Fields (aliases included, at every depth) one GraphQL operation may select.
     #[arg(long, env = "GRAPHQL_MAX_COMPLEXITY", default_value_t = 500)]
     pub graphql_max_complexity: usize,
+    /// Shared secret protecting the revocation feed `GET /auth/revocations/`: clients send it in
+    /// `X-Revocation-Feed-Token` (compared in constant time). Unset (default): the feed answers
+    /// 404 and local-mode clients cannot learn of revocations before tokens expire.
+    #[arg(long, env = "REVOCATION_FEED_TOKEN", hide_env_values = true)]
+    pub revocation_feed_token: Option<String>,
+    /// How long audit events are kept before the hourly housekeeping deletes them (default 90d).
+    #[arg(long, env = "AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
 }
 
 /// `createsuperuser` options.
@@ -314,6 +349,16 @@ pub enum UsersCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// End every session of a user and refuse every token issued before now (the user stays
+    /// active and may sign in again).
+    RevokeSessions {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 pub use shared_user::settings::parse_duration;
@@ -350,6 +395,8 @@ impl From<SettingsArgs> for Settings {
             users_reader_group: a.users_reader_group,
             graphql_max_root_fields: a.graphql_max_root_fields,
             graphql_max_complexity: a.graphql_max_complexity,
+            revocation_feed_token: a.revocation_feed_token,
+            audit_retention: a.audit_retention,
         }
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! Limits per operation: depth, root fields (aliases included, `GRAPHQL_MAX_ROOT_FIELDS`) and
 //! complexity (`GRAPHQL_MAX_COMPLEXITY`), each refused with one error before any field runs.
+//! Sessions: `sessions` (the signed-in user's live sessions) and `logoutAll` (end them all and
+//! refuse every earlier access token, like `POST /auth/logout-all/`).
 //!
 //! Differences from graphql-jwt, on purpose:
 //! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset);
@@ -326,6 +328,44 @@ pub struct Refresh {
     refresh_token: String,
 }
 
+/// A live session (refresh-token family), as `GET /auth/sessions/` lists it.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(name = "SessionType")]
+pub struct SessionType {
+    /// Session id (`DELETE /auth/sessions/{id}/` ends it).
+    id: String,
+    /// Login time.
+    created: DateTime,
+    /// Last refresh.
+    last_used: DateTime,
+    /// When its refresh token expires.
+    expires: DateTime,
+    /// Client address at login.
+    ip: Option<String>,
+    /// User agent at login.
+    user_agent: Option<String>,
+}
+
+impl From<crate::store::sessions::SessionRow> for SessionType {
+    fn from(s: crate::store::sessions::SessionRow) -> Self {
+        Self {
+            id: s.id,
+            created: DateTime(s.created_at),
+            last_used: DateTime(s.last_used_at),
+            expires: DateTime(s.expires_at),
+            ip: s.ip,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+/// `logoutAll` result.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct LogoutAll {
+    /// When the sessions were ended, epoch seconds.
+    revoked: i64,
+}
+
 /// `revokeToken` result.
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(name = "Revoke")]
@@ -438,11 +478,16 @@ async fn viewer(ctx: &Context<'_>) -> Result<User, Error> {
     let Some(user_id) = claims.user_id else {
         return Err(Error::new(INVALID_TOKEN));
     };
-    match state.store.find_user(user_id).await.map_err(db_fail)? {
-        None => Err(Error::new(PERMISSION_DENIED)),
-        Some(user) if !user.is_active => Err(Error::new(USER_DISABLED)),
-        Some(user) => Ok(user),
+    let user = match state.store.find_user(user_id).await.map_err(db_fail)? {
+        None => return Err(Error::new(PERMISSION_DENIED)),
+        Some(user) if !user.is_active => return Err(Error::new(USER_DISABLED)),
+        Some(user) => user,
+    };
+    // Revoked (logout-all, password change...) after this token was issued.
+    if crate::sessions::is_revoked(state, user_id, claims.iat).await.map_err(fail)? {
+        return Err(Error::new(INVALID_TOKEN));
     }
+    Ok(user)
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -479,6 +524,13 @@ impl Query {
     /// Alias of `me` (the Graphene tutorial's name).
     async fn current_user(&self, ctx: &Context<'_>) -> Result<Option<UserType>, Error> {
         Ok(Some(viewer(ctx).await?.into()))
+    }
+
+    /// The signed-in user's live sessions, newest first.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Option<Vec<SessionType>>, Error> {
+        let me = viewer(ctx).await?;
+        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        Ok(Some(rows.into_iter().map(SessionType::from).collect()))
     }
 }
 
@@ -588,6 +640,14 @@ impl Mutation {
         last_name: Option<String>,
     ) -> Result<Option<CreateUser>, Error> {
         sign_up(ctx, email, username, password, first_name, last_name).await
+    }
+
+    /// Ends every session of the signed-in user and refuses every access token issued before
+    /// now (`POST /auth/logout-all/`).
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<Option<LogoutAll>, Error> {
+        let me = viewer(ctx).await?;
+        crate::sessions::log_out_everywhere(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        Ok(Some(LogoutAll { revoked: now() }))
     }
 }
 

@@ -4,6 +4,7 @@
 //! `app(state)` is the whole HTTP service; the binary only parses configuration, opens the
 //! database and serves it.
 
+pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod passwords;
 pub mod roles;
 pub mod routes;
 pub mod service;
+pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod throttle;
@@ -73,6 +75,8 @@ pub struct Config {
     pub graphql_max_root_fields: usize,
     /// Fields one GraphQL operation may select, at every depth.
     pub graphql_max_complexity: usize,
+    /// Shared secret the revocation feed requires in `X-Revocation-Feed-Token`; unset: no feed (404).
+    pub revocation_feed_token: Option<Redacted>,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -137,6 +141,7 @@ impl AppState {
             users_reader_group: settings.reader_group().map(str::to_owned),
             graphql_max_root_fields: settings.graphql_max_root_fields,
             graphql_max_complexity: settings.graphql_max_complexity,
+            revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
         };
         let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
         Ok(Self {
@@ -156,7 +161,7 @@ pub fn app(state: AppState) -> Router {
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
     let trust_xff = state.config.trust_x_forwarded_for;
-    let mut router = routes::router(state);
+    let mut router = routes::router(state).layer(axum::middleware::from_fn(audit::capture_request_meta));
     if trust_xff {
         router = router.layer(axum::Extension(throttle::TrustForwardedFor));
     }

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
     r = both_slashes(r, "/hasura/actions/signup/", post(hasura::signup_action));
     r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action));
     r = both_slashes(r, "/graphql/", graphql::route(&state));
+    r = crate::sessions::routes(r);
     r.route("/.well-known/jwks.json", get(get_jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

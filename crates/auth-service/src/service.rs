@@ -17,6 +17,7 @@ use shared_user::{Claims, TokenError, TokenType, User};
 
 pub use self::error::ServiceError;
 use crate::AppState;
+use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Checked;
 use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
 use crate::tokens::Minted;
@@ -148,14 +149,22 @@ pub async fn authenticate(
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ServiceError> {
-    state.throttle.check(&state.store, email, ip).await?;
+    if let Err(e) = state.throttle.check(&state.store, email, ip).await {
+        if matches!(e, ServiceError::Throttled(_)) && crate::audit::should_record_throttled(email, ip) {
+            let user_id = state.store.find_by_email(email).await?.map(|c| c.user.id);
+            state.store.record_audit(&AuditEvent { user_id, ..AuditEvent::new(AuditKind::Throttled) }).await?;
+        }
+        return Err(e);
+    }
     let found = state.store.find_by_email(email).await?;
     let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
+    let known_id = found.as_ref().map(|c| c.user.id);
     let result = found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked));
     if result.is_some() {
         state.throttle.succeeded(&state.store, email, ip).await?;
     } else {
         state.throttle.failed(&state.store, email, ip).await?;
+        state.store.record_audit(&AuditEvent { user_id: known_id, ..AuditEvent::new(AuditKind::LoginFailed) }).await?;
     }
     Ok(result)
 }
@@ -171,8 +180,14 @@ pub fn mint_access(state: &AppState, user: &User) -> Result<Minted, ServiceError
 /// Starts a session for `user`: records a new refresh token family, mints both tokens and
 /// records the login (when `UPDATE_LAST_LOGIN`).
 pub async fn start_session(state: &AppState, user: User) -> Result<Session, ServiceError> {
+    crate::sessions::wait_past_watermark(state, user.id).await?;
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
-    state.store.record_refresh(&refresh.jti, user.id, &refresh.jti, epoch_to_naive(refresh.exp)).await?;
+    let new = crate::store::sessions::NewSession {
+        jti: refresh.jti.clone(),
+        user_id: user.id,
+        expires_at: epoch_to_naive(refresh.exp),
+    };
+    state.store.open_session(&new, &AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id)).await?;
     let access = mint_access(state, &user)?;
     if state.config.update_last_login {
         state.store.touch_last_login(user.id).await?;
@@ -216,11 +231,16 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
     if let (Some(replaced_at), true) = (record.replaced_at, state.config.blacklist_after_rotation) {
         let grace = chrono::Duration::from_std(state.config.refresh_reuse_grace).unwrap_or_default();
         if now_utc() - replaced_at > grace {
-            let revoked = state.store.revoke_family(&record.family).await?;
+            let event = AuditEvent::new(AuditKind::RefreshReuseDetected)
+                .user(record.user_id)
+                .detail(serde_json::json!({"session": record.family}));
+            let revoked = state.store.revoke_family_recorded(&record.family, &event).await?;
             tracing::warn!(user_id = record.user_id, revoked, "rotated refresh token reused; family revoked");
         }
         return Err(TokenError::Blacklisted.into());
     }
+    // Dead too when issued before the user's revocation watermark.
+    crate::sessions::check_watermark(state, record.user_id, claims.iat).await?;
     Ok(record)
 }
 
@@ -237,6 +257,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     let family = record.family.clone();
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
+        state.store.touch_session(&record.family, record.expires_at).await?;
         return Ok(Refreshed { user, access, refresh: None, refresh_exp, family });
     }
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
@@ -248,13 +269,18 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         return Err(TokenError::Blacklisted.into());
     }
     let refresh_exp = refresh.exp;
+    state.store.touch_session(&record.family, epoch_to_naive(refresh_exp)).await?;
     Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp, family })
 }
 
 /// Revokes a live refresh token (logout). Revoking twice is [`TokenError::Blacklisted`].
 pub async fn revoke_refresh(state: &AppState, token: &str) -> Result<(), ServiceError> {
     let record = live_refresh(state, token).await?;
-    if !state.store.revoke_refresh(&record.jti).await? {
+    let event = AuditEvent::new(AuditKind::SessionRevoked)
+        .user(record.user_id)
+        .actor(record.user_id)
+        .detail(serde_json::json!({"session": record.family}));
+    if !state.store.revoke_refresh_recorded(&record.jti, &event).await? {
         return Err(TokenError::Blacklisted.into());
     }
     Ok(())
@@ -264,6 +290,9 @@ pub async fn revoke_refresh(state: &AppState, token: &str) -> Result<(), Service
 /// [`ServiceError::Revoked`].
 pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ServiceError> {
     let claims = state.keys.verifier().decode(token, None)?;
+    if let Some(user_id) = claims.user_id {
+        crate::sessions::check_watermark(state, user_id, claims.iat).await?;
+    }
     if claims.token_type == Some(TokenType::Refresh)
         && let Some(record) = state.store.find_refresh(&claims.jti).await?
     {

@@ -77,6 +77,14 @@ pub struct Settings {
     /// `GRAPHQL_MAX_COMPLEXITY` (500): fields (aliases included, at every depth) one GraphQL
     /// operation may select; the standard introspection query (graphql-js, Hasura) needs about 200.
     pub graphql_max_complexity: usize,
+    /// `REVOCATION_FEED_TOKEN` (none): shared secret protecting the revocation feed
+    /// `GET /auth/revocations/`; clients send it in `X-Revocation-Feed-Token` (compared in
+    /// constant time). Unset: the feed answers 404 and local-mode clients cannot learn of
+    /// revocations before tokens expire.
+    pub revocation_feed_token: Option<String>,
+    /// `AUDIT_RETENTION` (90d): how long audit events are kept before the hourly housekeeping
+    /// deletes them.
+    pub audit_retention: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -110,6 +118,8 @@ impl std::fmt::Debug for Settings {
             .field("users_reader_group", &self.users_reader_group)
             .field("graphql_max_root_fields", &self.graphql_max_root_fields)
             .field("graphql_max_complexity", &self.graphql_max_complexity)
+            .field("revocation_feed_token", &self.revocation_feed_token.as_ref().map(|_| "[redacted]"))
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }
@@ -146,6 +156,8 @@ impl Default for Settings {
             users_reader_group: None,
             graphql_max_root_fields: 10,
             graphql_max_complexity: 500,
+            revocation_feed_token: None,
+            audit_retention: Duration::from_secs(90 * 86400),
         }
     }
 }
@@ -229,6 +241,9 @@ impl Settings {
         }
         if self.graphql_max_root_fields == 0 || self.graphql_max_complexity == 0 {
             return Err("GRAPHQL_MAX_ROOT_FIELDS and GRAPHQL_MAX_COMPLEXITY must be positive".into());
+        }
+        if self.revocation_feed_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err("REVOCATION_FEED_TOKEN is shorter than 16 bytes; set a random secret (or unset it)".into());
         }
         let h = &self.hashing;
         argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)

@@ -1,6 +1,9 @@
 //! All SQL of the auth-service: users, access groups and refresh-token records.
 //! Each query is written once and compiled for PostgreSQL and SQLite by `with_conn!`.
 
+pub mod audit;
+pub mod revocations;
+pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;
 
@@ -188,10 +191,13 @@ impl Store {
         })
     }
 
-    /// Inserts a user and its groups in one transaction. A taken email is [`DbError::Unique`].
+    /// Inserts a user and its groups in one transaction, with its `user_created` audit event.
+    /// A taken email is [`DbError::Unique`].
     pub async fn create_user(&self, new: NewUser) -> Result<User, DbError> {
         let now = now_utc();
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserCreated);
         let id = with_conn!(&self.db, |conn| {
+            let event = event.clone();
             let new = new.clone();
             conn.transaction(async move |conn| {
                 let id: i64 = diesel::insert_into(users::table)
@@ -209,10 +215,12 @@ impl Store {
                     .get_result(conn)
                     .await?;
                 replace_access_groups!(conn, id, &new.groups)?;
+                audit::insert_audit!(conn, &crate::audit::AuditEvent { user_id: Some(id), ..event }, now)?;
                 Ok::<i64, DbError>(id)
             })
             .await
         })?;
+        crate::audit::AuditEvent { user_id: Some(id), ..event }.log();
         self.find_user(id).await?.ok_or(DbError::Query(diesel::result::Error::NotFound))
     }
 
@@ -224,26 +232,12 @@ impl Store {
         })
     }
 
-    /// Replaces the password hash and revokes every live refresh token of the user in one
-    /// transaction (a password change); returns how many tokens were revoked.
+    /// Replaces the password hash, revokes every live refresh token of the user and refuses
+    /// every earlier access token (watermark), with its audit event, in one transaction (a
+    /// password change); returns how many tokens were revoked.
     pub async fn change_password(&self, id: i64, hash: &str) -> Result<usize, DbError> {
-        let now = now_utc();
-        with_conn!(&self.db, |conn| {
-            let hash = hash.to_owned();
-            conn.transaction(async move |conn| {
-                diesel::update(users::table.find(id)).set(users::password.eq(&hash)).execute(conn).await?;
-                let revoked = diesel::update(
-                    refresh_tokens::table
-                        .filter(refresh_tokens::user_id.eq(id))
-                        .filter(refresh_tokens::revoked_at.is_null()),
-                )
-                .set(refresh_tokens::revoked_at.eq(Some(now)))
-                .execute(conn)
-                .await?;
-                Ok::<usize, DbError>(revoked)
-            })
-            .await
-        })
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::PasswordChanged).user(id).actor(id);
+        self.change_password_everywhere(id, hash, crate::sessions::watermark_now(), &event).await
     }
 
     /// Records a successful login.
@@ -281,15 +275,12 @@ impl Store {
         Ok(true)
     }
 
-    /// Deactivates a user and revokes their refresh tokens; `false` when no such user.
+    /// Deactivates a user, revokes their refresh tokens and refuses every earlier access token
+    /// (watermark), with its audit event, in one transaction; `false` when no such user.
     pub async fn deactivate(&self, email: &str) -> Result<bool, DbError> {
-        let Some(c) = self.find_by_email(email).await? else { return Ok(false) };
-        with_conn!(&self.db, |conn| {
-            diesel::update(users::table.find(c.user.id)).set(users::is_active.eq(false)).execute(conn).await?;
-            Ok::<(), DbError>(())
-        })?;
-        self.revoke_user_tokens(c.user.id).await?;
-        Ok(true)
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
+            .detail(serde_json::json!({"is_active": false}));
+        self.deactivate_everywhere(email, crate::sessions::watermark_now(), &event).await
     }
 
     /// Records an issued refresh token.

@@ -400,10 +400,10 @@ async fn introspection_describes_the_graphql_jwt_schema(backend: Backend) {
     assert_eq!(schema["queryType"]["name"], "Query");
     assert_eq!(schema["mutationType"]["name"], "Mutation");
     assert_eq!(schema["subscriptionType"], Value::Null);
-    assert_eq!(field_names(type_of(schema, "Query")), ["me", "whoami", "users", "currentUser"]);
+    assert_eq!(field_names(type_of(schema, "Query")), ["me", "whoami", "users", "currentUser", "sessions"]);
     assert_eq!(
         field_names(type_of(schema, "Mutation")),
-        ["tokenAuth", "verifyToken", "refreshToken", "revokeToken", "createUser", "userCreate"]
+        ["tokenAuth", "verifyToken", "refreshToken", "revokeToken", "createUser", "userCreate", "logoutAll"]
     );
     assert_eq!(
         field_names(type_of(schema, "ObtainJSONWebToken")),

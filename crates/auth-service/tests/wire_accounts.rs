@@ -257,8 +257,8 @@ async fn password_change_stores_a_new_hash_and_revokes_refresh_tokens(backend: B
         let r = app.post("/auth/token/refresh/", &json!({"refresh": old}).to_string()).await;
         assert_401(&r, &token_not_valid("Token is blacklisted"));
     }
-    // Access tokens live out their few minutes; other users keep their sessions.
-    assert_eq!(app.get_bearer("/auth/user/", &access).await.status, StatusCode::OK);
+    // Earlier access tokens are refused at once (revocation watermark); other users keep their sessions.
+    assert_eq!(app.get_bearer("/auth/user/", &access).await.status, StatusCode::UNAUTHORIZED);
     let r = app.post("/auth/token/refresh/", &json!({"refresh": bob}).to_string()).await;
     assert_eq!(r.status, StatusCode::OK);
     let (fresh, _) = app.login(ALICE, STRONG).await;

@@ -57,6 +57,11 @@ pub struct ClientConfig {
     pub jwks_ttl: Duration,
     /// Least time between two refetches caused by tokens with an unknown `kid`.
     pub jwks_min_refetch: Duration,
+    /// Shared secret of the auth-service's revocation feed (`REVOCATION_FEED_TOKEN`); when set
+    /// (local mode), the feed is polled and revoked users' older tokens are refused.
+    pub revocation_feed_token: Option<String>,
+    /// How often the revocation feed is polled (`REVOCATION_POLL_INTERVAL`, default 2 s).
+    pub revocation_poll_interval: Duration,
 }
 
 /// Refresh-token cookie settings (EasyJWT 1.1 `REFRESH_TOKEN_IN_COOKIE` mode).
@@ -114,6 +119,8 @@ impl ClientConfig {
             jwks_url: None,
             jwks_ttl: Duration::from_secs(600),
             jwks_min_refetch: Duration::from_secs(30),
+            revocation_feed_token: None,
+            revocation_poll_interval: Duration::from_secs(2),
         }
     }
 }
@@ -201,6 +208,14 @@ pub struct ClientArgs {
     /// Origins (`scheme://host[:port]`, comma separated) allowed to call the cookie endpoints.
     #[arg(long, env = "ALLOWED_AUTH_ORIGINS", value_delimiter = ',')]
     pub allowed_auth_origins: Vec<String>,
+    /// Shared secret of the auth-service's revocation feed (same value as there). Set (local
+    /// mode): the feed is polled and tokens issued before a user's logout-all, password change or
+    /// deactivation are refused within two poll intervals. Unset: no polling.
+    #[arg(long, env = "REVOCATION_FEED_TOKEN", hide_env_values = true)]
+    pub revocation_feed_token: Option<String>,
+    /// How often the revocation feed is polled.
+    #[arg(long, env = "REVOCATION_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub revocation_poll_interval: Duration,
 }
 
 pub use shared_user::settings::parse_duration;
@@ -248,6 +263,11 @@ impl ClientArgs {
         config.request_timeout = self.remote_auth_request_timeout;
         config.connect_timeout = self.remote_auth_request_timeout.min(Duration::from_secs(2));
         config.blacklist_on_logout = self.blacklist_on_logout;
+        if self.revocation_poll_interval < Duration::from_millis(100) {
+            return Err("REVOCATION_POLL_INTERVAL must be at least 100ms".into());
+        }
+        config.revocation_poll_interval = self.revocation_poll_interval;
+        config.revocation_feed_token = self.revocation_feed_token.filter(|t| !t.is_empty());
         if self.refresh_token_in_cookie {
             if !matches!(self.auth_cookie_samesite.as_str(), "Lax" | "Strict" | "None") {
                 return Err(format!(

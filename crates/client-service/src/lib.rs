@@ -2,7 +2,8 @@
 //!
 //! - [`router`]: `/auth/token/`, `/auth/token/refresh/`, `/auth/token/verify/`,
 //!   `/auth/token/blacklist/`, `/auth/token/logout/`, `/auth/password-change/`, `/auth/user/`
-//!   and `/auth/users/{id}/`, proxied 1:1 to the auth-service (never a redirect, both slash forms).
+//!   and `/auth/users/{id}/`, `/auth/sessions/`, `/auth/sessions/{id}/` and `/auth/logout-all/`,
+//!   proxied 1:1 to the auth-service (never a redirect, both slash forms).
 //! - [`AuthUser`] (extractor) and [`RequireAuthLayer`] (tower layer): bearer verification on every
 //!   request, `local` (in-process, no network) or `remote` (EasyJWT's verify call), answering
 //!   SimpleJWT's 401 bodies.
@@ -10,6 +11,9 @@
 //!   auth-service at login and when a user is unknown or stale; a known user keeps working while
 //!   the auth-service is down.
 //! - [`RequireGroupLayer`]: 403 unless the user is in an access group.
+//! - Revocation in local mode: with `REVOCATION_FEED_TOKEN`, a background task polls the
+//!   auth-service's revocation feed and refuses tokens issued before a user's logout-all,
+//!   password change or deactivation (see [`revocations`], [`ClientState::revocation_status`]).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -34,6 +38,7 @@ pub mod error;
 pub mod keys;
 pub mod mirror;
 pub mod proxy;
+pub mod revocations;
 mod tokens;
 pub mod upstream;
 pub mod verify;
@@ -46,6 +51,7 @@ use shared_user::{Db, User, Verifier};
 
 pub use config::{ClientArgs, ClientConfig, CookieConfig, VerifyMode};
 pub use error::ClientError;
+pub use revocations::RevocationStatus;
 pub use shared_user;
 pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};
 
@@ -66,6 +72,10 @@ struct Inner {
     tokens: Option<VerifiedTokens>,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Revocation watermarks from the auth-service's feed (see [`revocations`]).
+    watermarks: revocations::Watermarks,
+    /// Dropped with the state: stops the revocation poller.
+    _stop_poller: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// A mirrored user held in memory: shared, so a request costs a reference count, not a copy.
@@ -111,17 +121,27 @@ impl ClientState {
         let cache = (config.mirror_cache_size > 0).then(|| quick_cache::sync::Cache::new(config.mirror_cache_size));
         let tokens = (config.verify_mode == VerifyMode::Local && config.token_cache_size > 0)
             .then(|| VerifiedTokens::new(config.token_cache_size, config.verify.leeway));
-        Ok(Self {
-            inner: Arc::new(Inner {
-                cache,
-                tokens,
-                config,
-                upstream,
-                mirror: Mirror::new(db),
-                keys,
-                flights: Mutex::new(HashMap::new()),
-            }),
-        })
+        let poll = config.verify_mode == VerifyMode::Local && config.revocation_feed_token.is_some();
+        if !poll && config.verify_mode == VerifyMode::Local {
+            tracing::info!("REVOCATION_FEED_TOKEN not set: revocations reach this client only when tokens expire");
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let interval = config.revocation_poll_interval;
+        let inner = Arc::new(Inner {
+            cache,
+            tokens,
+            config,
+            upstream,
+            mirror: Mirror::new(db),
+            keys,
+            flights: Mutex::new(HashMap::new()),
+            watermarks: revocations::Watermarks::new(poll),
+            _stop_poller: poll.then_some(stop),
+        });
+        if poll {
+            revocations::spawn_poller(Arc::downgrade(&inner), interval, stopped);
+        }
+        Ok(Self { inner })
     }
 
     /// The configuration.

@@ -31,6 +31,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S>
     r = both_slashes(r, "/auth/password-change/", post(forward));
     r = both_slashes(r, "/auth/user/", get(forward));
     r = both_slashes(r, "/auth/users/{id}/", get(forward));
+    // Sessions and logout-all (see the auth-service's `sessions`): 1:1, 204 passed on bodiless.
+    r = both_slashes(r, "/auth/sessions/", get(forward));
+    r = both_slashes(r, "/auth/sessions/{id}/", axum::routing::delete(forward));
+    r = both_slashes(r, "/auth/logout-all/", post(forward));
     if state.config().cookie.is_some() {
         r = both_slashes(r, "/auth/csrf/", get(issue_csrf));
     }
@@ -39,7 +43,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S>
 
 fn request_headers(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
-    for name in [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT] {
+    // The user agent too, so the auth-service records the real client on the session.
+    for name in [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT, header::USER_AGENT] {
         if let Some(v) = headers.get(&name) {
             out.insert(name, v.clone());
         }

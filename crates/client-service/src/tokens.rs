@@ -12,6 +12,8 @@ use quick_cache::sync::Cache;
 #[derive(Debug, Clone, Copy)]
 struct Verified {
     user_id: i64,
+    /// `iat` of the token, epoch seconds (checked against revocation watermarks on every hit).
+    iat: Option<i64>,
     /// `exp` of the token, epoch seconds.
     exp: i64,
     /// The key set it was checked against (see [`crate::keys::KeySet::generation`]; 0 for the shared secret).
@@ -36,20 +38,20 @@ impl VerifiedTokens {
         Self { cache: Cache::new(capacity), leeway: i64::try_from(leeway).unwrap_or(i64::MAX / 4) }
     }
 
-    /// The user of `token` when it was verified against key set `generation` and has not expired
-    /// since (the same expiry rule as the verifier's).
-    pub(crate) fn user_of(&self, token: &str, generation: u64) -> Option<i64> {
+    /// The user (and `iat`) of `token` when it was verified against key set `generation` and has
+    /// not expired since (the same expiry rule as the verifier's).
+    pub(crate) fn user_of(&self, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
         let entry = self.cache.get(token)?;
         if entry.generation == generation && entry.exp > chrono::Utc::now().timestamp() - self.leeway {
-            return Some(entry.user_id);
+            return Some((entry.user_id, entry.iat));
         }
         self.cache.remove(token);
         None
     }
 
     /// Records that `token` was verified against key set `generation`.
-    pub(crate) fn remember(&self, token: &str, user_id: i64, exp: i64, generation: u64) {
-        self.cache.insert(token.into(), Verified { user_id, exp, generation });
+    pub(crate) fn remember(&self, token: &str, user_id: i64, iat: Option<i64>, exp: i64, generation: u64) {
+        self.cache.insert(token.into(), Verified { user_id, iat, exp, generation });
     }
 }
 
@@ -61,16 +63,16 @@ mod tests {
     fn hits_until_expiry_and_only_for_the_same_key_set() {
         let now = chrono::Utc::now().timestamp();
         let tokens = VerifiedTokens::new(10, 0);
-        tokens.remember("a.b.c", 7, now + 60, 1);
-        assert_eq!(tokens.user_of("a.b.c", 1), Some(7));
+        tokens.remember("a.b.c", 7, Some(now), now + 60, 1);
+        assert_eq!(tokens.user_of("a.b.c", 1), Some((7, Some(now))));
         assert_eq!(tokens.user_of("a.b.x", 1), None);
         assert_eq!(tokens.user_of("a.b.c", 2), None, "a newer key set re-checks the token");
         assert_eq!(tokens.user_of("a.b.c", 1), None, "the stale entry was dropped");
 
-        tokens.remember("old", 8, now, 1);
+        tokens.remember("old", 8, None, now, 1);
         assert_eq!(tokens.user_of("old", 1), None, "exp == now is expired, as in the verifier");
         let lenient = VerifiedTokens::new(10, 30);
-        lenient.remember("old", 8, now - 10, 1);
-        assert_eq!(lenient.user_of("old", 1), Some(8), "leeway applies as in the verifier");
+        lenient.remember("old", 8, None, now - 10, 1);
+        assert_eq!(lenient.user_of("old", 1), Some((8, None)), "leeway applies as in the verifier");
     }
 }

@@ -52,25 +52,26 @@ fn claims_after_remote_verify(token: &str, user_id_claim: &str) -> Result<i64, C
     })
 }
 
-/// The user of a locally checked token; a good token is remembered (see [`crate::tokens`]).
+/// The user (and `iat`) of a locally checked token; a good token is remembered (see
+/// [`crate::tokens`]).
 fn user_of(
     state: &ClientState,
     token: &str,
     generation: u64,
     claims: Result<shared_user::Claims, TokenError>,
-) -> Result<i64, ClientError> {
+) -> Result<(i64, Option<i64>), ClientError> {
     let claims = claims.map_err(|e| refused(&e))?;
     let user_id = claims
         .require_user_id()
         .map_err(|e| ClientError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
     if let Some(tokens) = state.verified_tokens() {
-        tokens.remember(token, user_id, claims.exp, generation);
+        tokens.remember(token, user_id, claims.iat, claims.exp, generation);
     }
-    Ok(user_id)
+    Ok((user_id, claims.iat))
 }
 
-/// The user of a token this service verified before against key set `generation`.
-fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<i64> {
+/// The user (and `iat`) of a token this service verified before against key set `generation`.
+fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
     state.verified_tokens()?.user_of(token, generation)
 }
 
@@ -81,16 +82,16 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Ar
     let token = bearer_token(headers, &config.auth_header_name, &config.auth_header_types)
         .map_err(ClientError::Unauthenticated)?
         .ok_or_else(ClientError::not_provided)?;
-    let user_id = match (config.verify_mode, state.keys()) {
+    let (user_id, iat) = match (config.verify_mode, state.keys()) {
         // One fixed secret: every entry was checked against it (generation 0).
         (VerifyMode::Local, KeySource::Hmac(verifier)) => match remembered(state, token, 0) {
-            Some(user_id) => user_id,
+            Some(known) => known,
             None => user_of(state, token, 0, verifier.decode(token, Some(TokenType::Access)))?,
         },
         (VerifyMode::Local, KeySource::Jwks(jwks)) => {
             let set = jwks.verifier(state.upstream()).await?;
             match remembered(state, token, set.generation) {
-                Some(user_id) => user_id,
+                Some(known) => known,
                 None => {
                     let (generation, claims) = match set.verifier.decode(token, Some(TokenType::Access)) {
                         Err(TokenError::UnknownKid(kid)) => match jwks.refetch_for(state.upstream(), &kid).await {
@@ -112,9 +113,15 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Ar
                 let reason = reply.detail().map(|d| d.detail).unwrap_or_else(|| TokenError::Invalid.to_string());
                 return Err(ClientError::Unauthenticated(ErrorDetail::invalid_bearer(&reason)));
             }
-            claims_after_remote_verify(token, &config.verify.user_id_claim)?
+            // The auth-service applied the revocation watermark itself.
+            (claims_after_remote_verify(token, &config.verify.user_id_claim)?, None)
         }
     };
+    // Revoked (logout-all, password change, deactivation) after this token was issued: a lookup
+    // in memory, fed by the background poller (see `revocations`).
+    if config.verify_mode == VerifyMode::Local && state.is_revoked(user_id, iat) {
+        return Err(refused(&TokenError::Invalid));
+    }
     let user = state.user_for(user_id, token).await?;
     if !user.is_active {
         return Err(ClientError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));

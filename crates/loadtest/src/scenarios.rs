@@ -137,6 +137,7 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         let extra: Vec<&str> = options.auth_args.iter().map(String::as_str).collect();
         setup::auth_settings_with_flags(&key, &extra)?
     };
+    let settings = auth_service::Settings { revocation_feed_token: Some(FEED_TOKEN.to_owned()), ..settings };
 
     let env = servers.block_on(async {
         let (auth, user_id) = setup::auth_state(&settings, setup::sqlite(dir.path(), "auth.db", 10).await?).await?;
@@ -152,7 +153,25 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
             setup::sqlite(dir.path(), "uncached.db", 8).await?,
             |config| config.token_cache_size = 0,
         )?;
+        // Watermarks for other users, so the feed-on row really looks its user up in a filled map.
+        for other in 0..REVOKED_USERS {
+            let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::LogoutAll);
+            auth.store.revoke_everything(1_000_000 + other, auth_service::sessions::watermark_now(), &event).await?;
+        }
+        let revoking = setup::client_state_with(
+            &auth_url,
+            Some(&key),
+            setup::sqlite(dir.path(), "revoking.db", 8).await?,
+            |config| config.revocation_feed_token = Some(FEED_TOKEN.into()),
+        )?;
+        let poll_deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(revoking.revocation_status(), client_service::RevocationStatus::Live { .. }) {
+            anyhow::ensure!(Instant::now() < poll_deadline, "the revocation feed was never polled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::ensure!(revoking.is_revoked(1_000_000, Some(0)), "the watermarks did not arrive");
         anyhow::Ok(Env {
+            revoking: setup::serve(setup::protected_router(revoking)).await?,
             bare: setup::serve(setup::bare_router()).await?,
             local: setup::serve(setup::protected_router(local)).await?,
             remote: setup::serve(setup::protected_router(remote)).await?,
@@ -242,7 +261,14 @@ struct Env {
     uncached: std::net::SocketAddr,
     /// argon2id memory KiB, iterations, parallelism in force.
     argon2: (u32, u32, u32),
+    /// Local mode polling the revocation feed (every 2 s), with watermarks for other users.
+    revoking: std::net::SocketAddr,
 }
+
+/// `REVOCATION_FEED_TOKEN` of the load-test pair.
+const FEED_TOKEN: &str = "loadtest-feed-token-0123456789";
+/// Users with a watermark when the feed-on row runs.
+const REVOKED_USERS: i64 = 200;
 
 struct Check {
     name: &'static str,
@@ -287,6 +313,10 @@ fn client_rows(
             "GET /bare + RequireAuthLayer, local, TOKEN_CACHE_SIZE=0",
             Target::get(env.uncached, "/bare", Some(&env.access)),
         ),
+        (
+            "GET /bare + RequireAuthLayer, local, revocation feed on",
+            Target::get(env.revoking, "/bare", Some(&env.access)),
+        ),
     ];
     // Saturation (C connections) for throughput; one connection for the latency a request
     // really gains (at saturation p50 is mostly queueing: C / throughput).
@@ -314,6 +344,13 @@ fn client_rows(
         "local layer: throughput vs bare (C conns)",
         100.0 * local[0].rps() / bare[0].rps(),
         80.0,
+        "%",
+    ));
+    let revoking = &results[4];
+    checks.push(Check::at_least(
+        "revocation feed on: throughput vs local (C conns)",
+        100.0 * revoking[0].rps() / local[0].rps(),
+        95.0,
         "%",
     ));
     for (j, &n) in loads.iter().enumerate() {

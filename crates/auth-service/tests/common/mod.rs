@@ -93,6 +93,7 @@ fn set_flag(s: &mut Settings, flag: &str, value: &str) {
         "--hasura-default-role" => s.hasura_default_role = value.into(),
         "--hasura-action-secret" => s.hasura_action_secret = Some(value.into()),
         "--users-reader-group" => s.users_reader_group = Some(value.into()),
+        "--revocation-feed-token" => s.revocation_feed_token = Some(value.into()),
         other => panic!("unknown test flag {other}: set the Settings field in a closure instead"),
     }
 }

@@ -1,0 +1,253 @@
+//! The audit trail: what happened to accounts and sessions, by whom, from where.
+//!
+//! Every event is a row of `audit_events` (written in the same transaction as the change it
+//! records, where there is one) and one structured log line on the `audit` target, written
+//! after the row is committed. No event carries a secret: no password, hash or token, and no
+//! email typed at a failed login (users type passwords into that field).
+//!
+//! The client address and user agent of the request being served are captured once per request
+//! by [`capture_request_meta`] (a middleware of [`crate::app`]) in a task-local, so the service
+//! functions that record events need no extra parameters; outside a request (the CLI) they are
+//! empty.
+
+use std::net::IpAddr;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::throttle::ClientIp;
+
+/// Longest user agent kept (longer ones are cut at a character boundary).
+const MAX_USER_AGENT: usize = 256;
+
+/// The kinds of audit events (DESIGN.md, "Running a fleet").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// A login issued a token pair.
+    LoginSucceeded,
+    /// Wrong email or password (or an inactive account).
+    LoginFailed,
+    /// A login was refused by the brute-force protection.
+    Throttled,
+    /// A rotated refresh token came back after the grace window: its family was revoked.
+    RefreshReuseDetected,
+    /// The password was changed (every session ended).
+    PasswordChanged,
+    /// One session (refresh-token family) was ended: `DELETE /auth/sessions/{id}/`, logout.
+    SessionRevoked,
+    /// Every session ended and every earlier access token refused.
+    LogoutAll,
+    /// A user was created.
+    UserCreated,
+    /// A user was changed (staff flag, groups, deactivation).
+    UserUpdated,
+    /// A signing key was staged or promoted.
+    KeyRotated,
+}
+
+impl AuditKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [AuditKind; 10] = [
+        AuditKind::LoginSucceeded,
+        AuditKind::LoginFailed,
+        AuditKind::Throttled,
+        AuditKind::RefreshReuseDetected,
+        AuditKind::PasswordChanged,
+        AuditKind::SessionRevoked,
+        AuditKind::LogoutAll,
+        AuditKind::UserCreated,
+        AuditKind::UserUpdated,
+        AuditKind::KeyRotated,
+    ];
+
+    /// The stored and logged name (`login_succeeded`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::LoginSucceeded => "login_succeeded",
+            AuditKind::LoginFailed => "login_failed",
+            AuditKind::Throttled => "throttled",
+            AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::SessionRevoked => "session_revoked",
+            AuditKind::LogoutAll => "logout_all",
+            AuditKind::UserCreated => "user_created",
+            AuditKind::UserUpdated => "user_updated",
+            AuditKind::KeyRotated => "key_rotated",
+        }
+    }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AuditKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown audit event kind {s:?}; one of {}", names.join(", "))
+        })
+    }
+}
+
+/// One event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// What happened.
+    pub kind: AuditKind,
+    /// The account it happened to.
+    pub user_id: Option<i64>,
+    /// Who did it (the user themself, an admin; none for the CLI or an anonymous caller).
+    pub actor_id: Option<i64>,
+    /// Client address of the request.
+    pub ip: Option<String>,
+    /// User agent of the request.
+    pub user_agent: Option<String>,
+    /// Extra facts (JSON object text, never a secret), e.g. how many tokens were revoked.
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event of `kind` with the client address and user agent of the current request.
+    pub fn new(kind: AuditKind) -> Self {
+        let meta = request_meta();
+        Self {
+            kind,
+            user_id: None,
+            actor_id: None,
+            ip: meta.ip.map(|ip| ip.to_string()),
+            user_agent: meta.user_agent,
+            detail: None,
+        }
+    }
+
+    /// Same, about `user_id`.
+    pub fn user(mut self, user_id: i64) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    /// Same, done by `actor_id`.
+    pub fn actor(mut self, actor_id: i64) -> Self {
+        self.actor_id = Some(actor_id);
+        self
+    }
+
+    /// Same, with extra facts.
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail.to_string());
+        self
+    }
+
+    /// The one log line of the event (call once the row is committed).
+    pub fn log(&self) {
+        tracing::info!(
+            target: "audit",
+            kind = self.kind.as_str(),
+            user_id = self.user_id,
+            actor_id = self.actor_id,
+            ip = self.ip.as_deref(),
+            user_agent = self.user_agent.as_deref(),
+            detail = self.detail.as_deref(),
+            "audit event"
+        );
+    }
+}
+
+/// How often a `throttled` event is recorded per account and client address (per replica).
+const THROTTLED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most (account, address) pairs remembered for that; past it the memory starts over.
+const THROTTLED_KEYS: usize = 10_000;
+
+/// Whether a refused attempt on `email` from `ip` should be recorded as a `throttled` event:
+/// the first one, then at most one per minute per pair on this replica. A locked account under
+/// attack refuses requests cheaply; writing a row for each would hand the attacker a write
+/// amplifier, so the trail says "throttled, and again a minute later" instead.
+pub fn should_record_throttled(email: &str, ip: Option<IpAddr>) -> bool {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<String, std::time::Instant>>> =
+        std::sync::Mutex::new(None);
+    let key = format!("{}|{}", email.trim().to_lowercase(), ip.map(|i| i.to_string()).unwrap_or_default());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = seen.get_or_insert_with(Default::default);
+    let now = std::time::Instant::now();
+    if seen.get(&key).is_some_and(|at| now.duration_since(*at) < THROTTLED_EVERY) {
+        return false;
+    }
+    if seen.len() >= THROTTLED_KEYS {
+        seen.clear();
+    }
+    seen.insert(key, now);
+    true
+}
+
+/// Who is calling: captured once per request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// Client address (see [`ClientIp`]).
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`, cut to 256 bytes.
+    pub user_agent: Option<String>,
+}
+
+tokio::task_local! {
+    static REQUEST_META: RequestMeta;
+}
+
+/// The caller of the request being served (empty outside a request).
+pub fn request_meta() -> RequestMeta {
+    REQUEST_META.try_with(Clone::clone).unwrap_or_default()
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Middleware: records the caller's address and user agent for the rest of the request.
+pub async fn capture_request_meta(ClientIp(ip): ClientIp, req: Request, next: Next) -> Response {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| cut(v.trim(), MAX_USER_AGENT))
+        .filter(|v| !v.is_empty());
+    REQUEST_META.scope(RequestMeta { ip, user_agent }, next.run(req)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_unknown_is_explained() {
+        for kind in AuditKind::ALL {
+            assert_eq!(kind.as_str().parse::<AuditKind>(), Ok(kind));
+        }
+        let e = "login".parse::<AuditKind>().unwrap_err();
+        assert!(e.contains("login_succeeded"), "{e}");
+    }
+
+    #[test]
+    fn user_agent_is_cut_on_a_char_boundary() {
+        assert_eq!(cut("ééé", 3), "é");
+        assert_eq!(cut("abc", 256), "abc");
+    }
+
+    #[test]
+    fn throttled_events_are_recorded_once_a_minute_per_account_and_address() {
+        let ip: Option<IpAddr> = "127.0.0.9".parse().ok();
+        assert!(should_record_throttled("Once@example.com", ip));
+        assert!(!should_record_throttled("once@example.com", ip), "same pair within the minute");
+        assert!(should_record_throttled("once@example.com", None), "another address");
+        assert!(should_record_throttled("other@example.com", ip), "another account");
+    }
+
+    #[test]
+    fn outside_a_request_the_meta_is_empty() {
+        assert_eq!(request_meta(), RequestMeta::default());
+        assert_eq!(AuditEvent::new(AuditKind::KeyRotated).ip, None);
+    }
+}

@@ -1,0 +1,308 @@
+//! Revocation in local mode: the per-user watermarks ("tokens of this user issued before T are
+//! dead") polled from the auth-service's feed `GET /auth/revocations/?after=CURSOR`.
+//!
+//! The hot path reads an immutable map behind an [`ArcSwap`]: a lookup, no lock, no network.
+//! The poller (one background task per [`crate::ClientState`], stopped when the state is
+//! dropped) replaces the map when the feed brings something new, which is rare. For each
+//! revoked user it also drops their in-memory mirror entry and marks their mirror row stale, so
+//! the next request with a newer token fetches the user again. Access tokens with
+//! `iat < not_before` are refused as bad tokens; verified-token cache hits are checked too (the
+//! cache keeps each token's `iat`).
+//!
+//! A client that cannot reach the feed keeps its last map, logs one warning per outage (and one
+//! line when the feed is back) and reports it in [`RevocationStatus`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use bytes::Bytes;
+use serde::Deserialize;
+use shared_user::{DbError, with_conn};
+
+use crate::{ClientState, Inner};
+
+/// Header carrying the feed token (the auth-service's `REVOCATION_FEED_TOKEN`).
+pub const FEED_TOKEN_HEADER: &str = "x-revocation-feed-token";
+
+/// What the client knows about the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationStatus {
+    /// No `REVOCATION_FEED_TOKEN` configured (or not local mode): revocations reach this client
+    /// only when tokens expire.
+    Off,
+    /// Configured, no answer yet.
+    Starting,
+    /// The last poll succeeded.
+    Live {
+        /// Feed cursor reached.
+        cursor: i64,
+        /// Users with a watermark.
+        users: usize,
+        /// When the last poll succeeded.
+        at: SystemTime,
+    },
+    /// The last poll failed; the last known watermarks are still applied.
+    Unreachable {
+        /// Why (`feed off on the auth-service (404)`, a transport error, ...).
+        reason: String,
+        /// When the outage started.
+        since: SystemTime,
+        /// Feed cursor reached before the outage.
+        cursor: i64,
+    },
+}
+
+/// The watermarks and the poller's progress.
+#[derive(Debug)]
+pub(crate) struct Watermarks {
+    map: ArcSwap<HashMap<i64, i64>>,
+    cursor: Mutex<i64>,
+    status: Mutex<RevocationStatus>,
+}
+
+impl Watermarks {
+    /// Empty, with `status` (`Off` or `Starting`).
+    pub(crate) fn new(enabled: bool) -> Self {
+        let status = if enabled { RevocationStatus::Starting } else { RevocationStatus::Off };
+        Self { map: ArcSwap::from_pointee(HashMap::new()), cursor: Mutex::new(0), status: Mutex::new(status) }
+    }
+
+    /// Whether a token of `user_id` issued at `iat` is dead (a token without `iat` is, once the
+    /// user has a watermark). The hot path: one atomic load and one lookup.
+    pub(crate) fn refuses(&self, user_id: i64, iat: Option<i64>) -> bool {
+        let map = self.map.load();
+        if map.is_empty() {
+            return false;
+        }
+        map.get(&user_id).is_some_and(|not_before| iat.is_none_or(|iat| iat < *not_before))
+    }
+
+    /// Raises watermarks (never lowers one); returns the users whose watermark moved.
+    fn raise(&self, entries: &[Entry]) -> Vec<i64> {
+        let current = self.map.load_full();
+        let mut changed = Vec::new();
+        let mut next: Option<HashMap<i64, i64>> = None;
+        for e in entries {
+            let known = next.as_ref().unwrap_or(&current).get(&e.user_id).copied();
+            if known.is_none_or(|nb| nb < e.not_before) {
+                next.get_or_insert_with(|| (*current).clone()).insert(e.user_id, e.not_before);
+                changed.push(e.user_id);
+            }
+        }
+        if let Some(next) = next {
+            // Only the poller writes, so nothing is lost between load and store.
+            self.map.store(Arc::new(next));
+        }
+        changed
+    }
+
+    fn status(&self) -> RevocationStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_status(&self, status: RevocationStatus) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    fn cursor(&self) -> i64 {
+        *self.cursor.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One feed entry.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct Entry {
+    user_id: i64,
+    not_before: i64,
+}
+
+/// One feed answer.
+#[derive(Debug, Deserialize)]
+struct Page {
+    cursor: i64,
+    revocations: Vec<Entry>,
+}
+
+/// Most entries the auth-service returns at once: a full page means "ask again now".
+const FULL_PAGE: usize = 1000;
+
+impl ClientState {
+    /// What this client knows about the revocation feed (for health checks and metrics).
+    pub fn revocation_status(&self) -> RevocationStatus {
+        self.inner.watermarks.status()
+    }
+
+    /// Whether local verification refuses a token of `user_id` issued at `iat` because of a
+    /// revocation the feed announced.
+    pub fn is_revoked(&self, user_id: i64, iat: Option<i64>) -> bool {
+        self.inner.watermarks.refuses(user_id, iat)
+    }
+
+    /// Polls the feed until it has nothing more, applying what it brings; on failure the
+    /// status says why and the known watermarks stay in force.
+    pub(crate) async fn poll_revocations(&self) {
+        loop {
+            match self.fetch_page().await {
+                Ok(page) => {
+                    let full = page.revocations.len() >= FULL_PAGE;
+                    self.apply(&page).await;
+                    if !full {
+                        return;
+                    }
+                }
+                Err(reason) => {
+                    let cursor = self.inner.watermarks.cursor();
+                    let status = self.inner.watermarks.status();
+                    if !matches!(status, RevocationStatus::Unreachable { .. }) {
+                        tracing::warn!(
+                            reason,
+                            cursor,
+                            "revocation feed unreachable: keeping the last known revocations until it answers"
+                        );
+                        let since = SystemTime::now();
+                        self.inner.watermarks.set_status(RevocationStatus::Unreachable { reason, since, cursor });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn fetch_page(&self) -> Result<Page, String> {
+        let token = self.config().revocation_feed_token.as_deref().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(token).map_err(|_| "REVOCATION_FEED_TOKEN is not a header value")?;
+        headers.insert(FEED_TOKEN_HEADER, value);
+        let path = format!("/auth/revocations/?after={}", self.inner.watermarks.cursor());
+        let reply =
+            self.upstream().send(Method::GET, &path, &headers, Bytes::new()).await.map_err(|e| e.to_string())?;
+        match reply.status {
+            StatusCode::OK => {
+                serde_json::from_slice::<Page>(&reply.body).map_err(|e| format!("unreadable feed answer: {e}"))
+            }
+            StatusCode::NOT_FOUND => {
+                Err("the feed is off on the auth-service (404): set REVOCATION_FEED_TOKEN there".into())
+            }
+            StatusCode::FORBIDDEN => Err("the auth-service refused REVOCATION_FEED_TOKEN (403)".into()),
+            other => Err(format!("status {other}")),
+        }
+    }
+
+    async fn apply(&self, page: &Page) {
+        let marks = &self.inner.watermarks;
+        let changed = marks.raise(&page.revocations);
+        for user_id in &changed {
+            if let Some(cache) = &self.inner.cache {
+                cache.remove(user_id);
+            }
+            if let Err(e) = mark_stale(self.mirror().db(), *user_id).await {
+                // The watermark already refuses the old tokens; a stale-marking failure only
+                // delays the refetch of the user until the mirror TTL.
+                tracing::warn!(user_id, error = %e, "could not mark the mirrored user stale");
+            }
+        }
+        if !changed.is_empty() {
+            tracing::info!(users = changed.len(), cursor = page.cursor, "revocations applied");
+        }
+        if let RevocationStatus::Unreachable { since, .. } = marks.status() {
+            let outage = since.elapsed().unwrap_or_default();
+            tracing::info!(outage_secs = outage.as_secs(), "revocation feed reachable again");
+        }
+        // The auth-service only moves a cursor back when its feed restarted (a new database).
+        *marks.cursor.lock().unwrap_or_else(|p| p.into_inner()) = page.cursor.max(0);
+        let users = marks.map.load().len();
+        marks.set_status(RevocationStatus::Live { cursor: marks.cursor(), users, at: SystemTime::now() });
+    }
+}
+
+/// Marks a mirrored user stale, so the next request fetches them from the auth-service.
+async fn mark_stale(db: &shared_user::Db, user_id: i64) -> Result<(), DbError> {
+    // Scoped: diesel's `load` would shadow `ArcSwap::load` elsewhere in this module.
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use shared_user::schema::users;
+    with_conn!(db, |conn| {
+        diesel::update(users::table.find(user_id))
+            .set(users::synced_at.eq(None::<chrono::NaiveDateTime>))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Starts the poller of `inner` (a no-op outside a tokio runtime, with a warning). It polls at
+/// once, then every `interval`, and ends when `stop` is dropped with the state.
+pub(crate) fn spawn_poller(inner: Weak<Inner>, interval: Duration, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("no tokio runtime: the revocation feed is not polled");
+        return;
+    };
+    runtime.spawn(async move {
+        loop {
+            let Some(inner) = inner.upgrade() else { return };
+            ClientState { inner }.poll_revocations().await;
+            tokio::select! {
+                _ = &mut stop => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(user_id: i64, not_before: i64) -> Entry {
+        Entry { user_id, not_before }
+    }
+
+    #[test]
+    fn tokens_issued_before_the_watermark_are_refused() {
+        let marks = Watermarks::new(true);
+        assert!(!marks.refuses(7, Some(100)), "no watermark, nothing refused");
+        assert_eq!(marks.raise(&[entry(7, 100)]), [7]);
+        assert!(marks.refuses(7, Some(99)), "iat before not_before");
+        assert!(!marks.refuses(7, Some(100)), "iat == not_before is accepted");
+        assert!(marks.refuses(7, None), "no iat, refused once the user has a watermark");
+        assert!(!marks.refuses(8, Some(1)), "other users are untouched");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_poller_reports_an_outage_and_lets_the_state_go() {
+        let Some(db) = shared_user::testing::TestDb::new(shared_user::testing::Backend::Sqlite, "poller").await else {
+            panic!("SQLite is always available");
+        };
+        // Nothing listens on port 9 of 127.0.0.1: every poll fails at once.
+        let mut config =
+            crate::ClientConfig::new("http://127.0.0.1:9", Some(b"0123456789abcdef0123456789abcdef".to_vec()));
+        config.revocation_feed_token = Some("feed-token-0123456789".into());
+        config.revocation_poll_interval = Duration::from_millis(50);
+        let state = ClientState::new(config, db.db.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !matches!(state.revocation_status(), RevocationStatus::Unreachable { .. }) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", state.revocation_status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let weak = Arc::downgrade(&state.inner);
+        drop(state);
+        // The poller holds the state only while a poll runs; then the state is freed.
+        while weak.upgrade().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the poller keeps the state alive");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[test]
+    fn watermarks_only_move_forward() {
+        let marks = Watermarks::new(true);
+        marks.raise(&[entry(7, 100), entry(8, 50)]);
+        assert_eq!(marks.raise(&[entry(7, 90), entry(8, 60)]), [8], "an older entry never lowers a watermark");
+        assert!(marks.refuses(7, Some(95)));
+        assert!(marks.refuses(8, Some(55)));
+        assert_eq!(marks.raise(&[]), Vec::<i64>::new());
+    }
+}

@@ -1,0 +1,244 @@
+//! Revocation reaches a local-mode client within two poll intervals: after logout-all, a
+//! password change or a deactivation the user's old access token is refused by the client
+//! (which makes no call per request), other users are untouched, and a new login works again.
+//! The client polls the protected feed; when it cannot, it keeps its last state and says so.
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use client_service::{ClientConfig, RevocationStatus, VerifyMode};
+use common::{Options, PASSWORD, Pair};
+use serde_json::json;
+use shared_user::both_backends;
+use shared_user::testing::Backend;
+
+const FEED_TOKEN: &str = "e2e-feed-token-0123456789abcdef";
+/// The client's poll interval in these tests.
+const POLL: Duration = Duration::from_millis(500);
+/// Allowance on top of two poll intervals for a loaded 2-core machine (request and database
+/// time of the poll itself, scheduling).
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn with_feed(config: &mut ClientConfig) {
+    config.revocation_feed_token = Some(FEED_TOKEN.into());
+    config.revocation_poll_interval = POLL;
+}
+
+async fn start(backend: Backend) -> Option<Pair> {
+    let options = Options::new(VerifyMode::Local)
+        .auth(|s| s.revocation_feed_token = Some(FEED_TOKEN.into()))
+        .configure(with_feed);
+    Pair::start(backend, options).await
+}
+
+/// Polls `/api/me/` with `token` until the client refuses it; panics after two poll intervals
+/// (plus [`SLACK`]) counted from `since`. Returns how long it took.
+async fn refused_within_two_polls(pair: &Pair, token: &str, since: Instant) -> Duration {
+    let deadline = since + 2 * POLL + SLACK;
+    loop {
+        let r = pair.get("/api/me/", token).await;
+        if r.status == 401 {
+            // Refused exactly like any bad token (here: an expired one).
+            let claims = shared_user::token::unverified_claims(token).expect("a JWT");
+            let user_id = shared_user::token::user_id_of(&claims, "user_id").expect("a user id");
+            let bad = pair.get("/api/me/", &common::expired_access(user_id)).await;
+            assert_eq!(
+                (r.text.as_str(), r.header("www-authenticate")),
+                (bad.text.as_str(), bad.header("www-authenticate"))
+            );
+            return since.elapsed();
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(Instant::now() < deadline, "still accepted {:?} after the revocation", since.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Until the first poll has answered, the client cannot know anything.
+async fn wait_live(pair: &Pair) {
+    let deadline = Instant::now() + 10 * POLL;
+    while !matches!(pair.client.revocation_status(), RevocationStatus::Live { .. }) {
+        assert!(Instant::now() < deadline, "feed never polled: {:?}", pair.client.revocation_status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn logout_all_reaches_the_client(backend: Backend) {
+    let Some(pair) = start(backend).await else { return };
+    let alice = pair.add_user("alice@example.com", &[]).await;
+    pair.add_user("bob@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    let (_, bob) = pair.login("bob@example.com").await;
+    wait_live(&pair).await;
+    for token in [&old, &bob] {
+        assert_eq!(pair.get("/api/me/", token).await.status, 200, "mirrored and cached");
+    }
+
+    // Through the client's proxy, like a browser would.
+    let auth = format!("Bearer {old}");
+    let since = Instant::now();
+    let r = pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())]).await;
+    r.expect_json(200, json!({}));
+    let took = refused_within_two_polls(&pair, &old, since).await;
+    eprintln!("logout-all refused by the client after {took:?}");
+    assert!(pair.client.is_revoked(alice, Some(0)));
+
+    pair.counter.reset();
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "bob is untouched");
+    assert_eq!(pair.counter.get("/auth/user/"), 0, "bob's entries were not dropped");
+
+    let (_, new) = pair.login("alice@example.com").await;
+    let r = pair.get("/api/me/", &new).await;
+    assert_eq!(r.status, 200, "a new login works again: {}", r.text);
+    assert_eq!(r.json()["email"], "alice@example.com");
+    assert_eq!(pair.get("/api/me/", &old).await.status, 401, "the old token stays refused");
+    pair.finish().await;
+}
+
+async fn password_change_reaches_the_client(backend: Backend) {
+    let Some(pair) = start(backend).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    pair.add_user("bob@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    let (_, bob) = pair.login("bob@example.com").await;
+    wait_live(&pair).await;
+    assert_eq!(pair.get("/api/me/", &old).await.status, 200);
+
+    let new_password = "an entirely new passphrase";
+    let since = Instant::now();
+    let change = json!({"email": "alice@example.com", "password": PASSWORD, "new_password": new_password});
+    pair.post("/auth/password-change/", &change).await.expect_json(200, json!({}));
+    refused_within_two_polls(&pair, &old, since).await;
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "bob is untouched");
+
+    let r = pair.post("/auth/token/", &json!({"email": "alice@example.com", "password": new_password})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let new = r.json()["access"].as_str().unwrap().to_owned();
+    assert_eq!(pair.get("/api/me/", &new).await.status, 200, "the new login works");
+    pair.finish().await;
+}
+
+async fn deactivation_reaches_the_client(backend: Backend) {
+    let Some(pair) = start(backend).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    pair.add_user("bob@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    let (_, bob) = pair.login("bob@example.com").await;
+    wait_live(&pair).await;
+    assert_eq!(pair.get("/api/me/", &old).await.status, 200);
+
+    let since = Instant::now();
+    pair.deactivate("alice@example.com").await; // what `users deactivate` does
+    refused_within_two_polls(&pair, &old, since).await;
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "bob is untouched");
+    let r = pair.post("/auth/token/", &json!({"email": "alice@example.com", "password": PASSWORD})).await;
+    assert_eq!(r.status, 401, "a deactivated user cannot sign in again");
+    pair.finish().await;
+}
+
+/// Sessions are proxied 1:1: list, delete (204 without a body), 404 for another id.
+async fn sessions_are_proxied(backend: Backend) {
+    let Some(pair) = start(backend).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    let (refresh, access) = pair.login("alice@example.com").await;
+    let auth = format!("Bearer {access}");
+    let headers = [("authorization", auth.as_str()), ("user-agent", "e2e-browser/1")];
+    let r = pair.get_with("/auth/sessions/", &headers).await;
+    assert_eq!((r.status, r.content_type()), (200, "application/json"), "{}", r.text);
+    let listed = r.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+
+    let url = |path: &str| format!("{}{path}", pair.client_url);
+    let send = |method: reqwest::Method, path: String| {
+        pair.http.request(method, url(&path)).header("authorization", auth.as_str()).send()
+    };
+    let r = send(reqwest::Method::DELETE, "/auth/sessions/not-mine/".into()).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = send(reqwest::Method::DELETE, format!("/auth/sessions/{id}")).await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.bytes().await.unwrap().len(), 0, "204 has no body");
+    let r = pair.post("/auth/token/refresh/", &json!({"refresh": refresh})).await;
+    assert_eq!(r.status, 401, "the ended session's refresh token is dead");
+    let r = pair.get_with("/auth/sessions", &headers).await;
+    r.expect_json(200, json!([]));
+    pair.finish().await;
+}
+
+/// The feed becomes unreachable: the client keeps its last watermarks (the revoked token stays
+/// refused, others keep working), and reports the outage.
+async fn an_unreachable_feed_keeps_the_last_state(backend: Backend) {
+    let Some(mut pair) = start(backend).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    pair.add_user("bob@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    let (_, bob) = pair.login("bob@example.com").await;
+    wait_live(&pair).await;
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200);
+    let auth = format!("Bearer {old}");
+    let since = Instant::now();
+    pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())])
+        .await
+        .expect_json(200, json!({}));
+    refused_within_two_polls(&pair, &old, since).await;
+
+    pair.kill_auth().await;
+    let deadline = Instant::now() + 2 * POLL + SLACK + Duration::from_secs(2);
+    while !matches!(pair.client.revocation_status(), RevocationStatus::Unreachable { .. }) {
+        assert!(Instant::now() < deadline, "outage not reported: {:?}", pair.client.revocation_status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let RevocationStatus::Unreachable { cursor, .. } = pair.client.revocation_status() else { unreachable!() };
+    assert!(cursor >= 1, "the cursor reached before the outage is kept");
+    assert_eq!(pair.get("/api/me/", &old).await.status, 401, "still refused during the outage");
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "others still served during the outage");
+    pair.finish().await;
+}
+
+/// A client with a feed token talking to an auth-service without one: it says the feed is off.
+async fn a_feed_that_is_off_is_reported(backend: Backend) {
+    let Some(pair) = Pair::start(backend, Options::new(VerifyMode::Local).configure(with_feed)).await else { return };
+    let deadline = Instant::now() + 10 * POLL;
+    loop {
+        if let RevocationStatus::Unreachable { reason, .. } = pair.client.revocation_status() {
+            assert!(reason.contains("404"), "{reason}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reported: {:?}", pair.client.revocation_status());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pair.finish().await;
+}
+
+/// Remote mode needs no feed: the auth-service's verify applies the watermark at once.
+async fn remote_mode_refuses_at_once(backend: Backend) {
+    let options = Options::new(VerifyMode::Remote).auth(|s| s.revocation_feed_token = Some(FEED_TOKEN.into()));
+    let Some(pair) = Pair::start(backend, options).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    pair.add_user("bob@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    let (_, bob) = pair.login("bob@example.com").await;
+    assert_eq!(pair.client.revocation_status(), RevocationStatus::Off, "remote mode does not poll");
+    let auth = format!("Bearer {old}");
+    pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())])
+        .await
+        .expect_json(200, json!({}));
+    let r = pair.get("/api/me/", &old).await;
+    r.expect_401(common::invalid_bearer("Token is invalid or expired"));
+    assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "bob is untouched");
+    let (_, new) = pair.login("alice@example.com").await;
+    assert_eq!(pair.get("/api/me/", &new).await.status, 200, "a new login works again");
+    pair.finish().await;
+}
+
+both_backends!(
+    logout_all_reaches_the_client,
+    remote_mode_refuses_at_once,
+    password_change_reaches_the_client,
+    deactivation_reaches_the_client,
+    sessions_are_proxied,
+    an_unreachable_feed_keeps_the_last_state,
+    a_feed_that_is_off_is_reported,
+);
