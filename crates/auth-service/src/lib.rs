@@ -14,6 +14,7 @@ pub mod hasura;
 pub mod keys;
 pub mod passwords;
 pub mod routes;
+pub mod schema;
 pub mod service;
 pub mod store;
 pub mod throttle;
@@ -37,6 +38,18 @@ use crate::passwords::Hasher;
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::tokens::Keys;
+
+/// The auth-service's own tables (`migrations/auth/{postgres,sqlite}`): users, access groups,
+/// refresh tokens, signing keys and login counters. Versions `2026-11-23-0000NN`.
+pub const MIGRATIONS: shared_user::Migrations = shared_user::Migrations {
+    postgres: diesel_migrations::embed_migrations!("../../migrations/auth/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("../../migrations/auth/sqlite"),
+};
+
+/// Applies the auth-service's pending migrations to `db`; returns how many ran.
+pub async fn migrate(db: &Db) -> Result<usize, shared_user::DbError> {
+    db.migrate(MIGRATIONS).await
+}
 
 /// Runtime settings the handlers read.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::signing_keys;
+use crate::schema::signing_keys;
 use shared_user::user::now_utc;
 use shared_user::{DbError, with_conn};
 

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::login_throttle;
+use crate::schema::login_throttle;
 use shared_user::{DbError, with_conn};
 
 use super::Store;

@@ -14,7 +14,7 @@ use diesel_async::RunQueryDsl;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared_user::jsonwebtoken::{Algorithm, EncodingKey, Header};
-use shared_user::schema::users;
+use auth_service::schema::users;
 use shared_user::testing::{Backend, TestDb};
 use shared_user::{AccessGroup, DbError, with_conn};
 use tower::ServiceExt;
@@ -67,13 +67,13 @@ impl Reply {
 impl TestApp {
     /// `None` when the backend is not available (the test is then skipped).
     pub async fn new(backend: Backend, extra: &[&str]) -> Option<TestApp> {
-        let db = TestDb::new(backend, "auth-service test").await?;
+        let db = TestDb::new(backend, "auth-service test", auth_service::MIGRATIONS).await?;
         Some(Self::with_db(db, extra))
     }
 
     /// The service with asymmetric keys loaded (and generated) from the database.
     pub async fn asymmetric(backend: Backend, extra: &[&str]) -> Option<TestApp> {
-        let db = TestDb::new(backend, "auth-service test").await?;
+        let db = TestDb::new(backend, "auth-service test", auth_service::MIGRATIONS).await?;
         let state = AppState::build(&settings(extra), db.db.clone()).await.expect("state");
         let router = app(state.clone());
         Some(TestApp { db, state, router })
