@@ -2,7 +2,11 @@
 //! EasyJWT/SimpleJWT-compatible tokens and serves the users they belong to.
 //!
 //! `app(state)` is the whole HTTP service; the binary only parses configuration, opens the
-//! database and serves it.
+//! database and serves it. What lives here and nowhere else: the REST, GraphQL and Hasura
+//! front ends, token issuing and key management, password hashing, throttling, the user store
+//! with its own diesel [`schema`] and migrations ([`MIGRATIONS`], `migrations/auth/`), and the
+//! admin CLI. What a client-service needs as well (user and wire types, token checking, the
+//! database handle, setting parsers) lives in `shared_user`.
 
 pub mod auth;
 pub mod claims;
