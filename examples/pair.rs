@@ -64,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
 
     let client_db = open(&dir.join("client.db")).await?;
     client_service::migrate(&client_db).await?;
-    let client = ClientState::new(ClientConfig::builder(format!("http://{auth_bind}")).local_hmac(key).build()?, client_db)?;
+    let client =
+        ClientState::new(ClientConfig::builder(format!("http://{auth_bind}")).local_hmac(key).build()?, client_db)?;
 
     let auth_listener = tokio::net::TcpListener::bind(auth_bind).await?;
     let client_listener = tokio::net::TcpListener::bind(client_bind).await?;

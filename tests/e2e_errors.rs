@@ -27,9 +27,12 @@ async fn bad_credentials_get_the_reference_401_bodies(backend: Backend, mode: Ve
         pair.get_with(path, &[]).await.expect_client_401(not_provided());
         // Another scheme, the right one in the wrong case, or the old colon form: no
         // credentials either.
-        for value in
-            [format!("Token {access}"), format!("bearer {access}"), format!("JWT {access}"), format!("Bearer: {access}")]
-        {
+        for value in [
+            format!("Token {access}"),
+            format!("bearer {access}"),
+            format!("JWT {access}"),
+            format!("Bearer: {access}"),
+        ] {
             let r = pair.get_with(path, &[("authorization", value.as_str())]).await;
             r.expect_client_401(not_provided());
         }
@@ -40,7 +43,9 @@ async fn bad_credentials_get_the_reference_401_bodies(backend: Backend, mode: Ve
         let double = format!("Bearer  {access}");
         for value in ["Bearer a b", double.as_str()] {
             let r = pair.get_with(path, &[("authorization", value)]).await;
-            r.expect_client_401(json!({"detail": "Invalid basic header. Credentials string should not contain spaces."}));
+            r.expect_client_401(
+                json!({"detail": "Invalid basic header. Credentials string should not contain spaces."}),
+            );
         }
     }
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use client_service::VerifyMode;
-use common::{Options, Pair, token_not_valid, sign};
+use common::{Options, Pair, sign, token_not_valid};
 use serde_json::json;
 use shared_user::both_backends;
 use shared_user::jsonwebtoken::Algorithm;

@@ -66,8 +66,11 @@ diesel::table! { gatehouse_users (id) { id -> BigInt, email -> Text } }
 async fn own_and_mirrored_users(db: &Db) -> Result<(Vec<i64>, Vec<String>), DbError> {
     with_conn!(db, |conn| {
         let own = users::table.select(users::gatehouse_id).load::<i64>(conn).await?;
-        let mirrored =
-            gatehouse_users::table.order(gatehouse_users::id).select(gatehouse_users::email).load::<String>(conn).await?;
+        let mirrored = gatehouse_users::table
+            .order(gatehouse_users::id)
+            .select(gatehouse_users::email)
+            .load::<String>(conn)
+            .await?;
         Ok((own, mirrored))
     })
 }

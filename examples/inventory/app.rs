@@ -144,7 +144,10 @@ async fn add_item(
             .execute(conn)
             .await?;
         let owner: i64 = users::table.filter(users::gatehouse_id.eq(user.id)).select(users::id).first(conn).await?;
-        diesel::insert_into(items::table).values((items::name.eq(&name), items::added_by.eq(owner))).execute(conn).await?;
+        diesel::insert_into(items::table)
+            .values((items::name.eq(&name), items::added_by.eq(owner)))
+            .execute(conn)
+            .await?;
         Ok::<(), Failure>(())
     })?;
     Ok(Json(json!({"items": load_items(&db).await?})))

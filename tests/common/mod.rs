@@ -393,7 +393,8 @@ impl Pair {
         if let Some(configure) = options.configure {
             config = configure(config);
         }
-        let client = ClientState::new(config.build().expect("client config"), client_db.db.clone()).expect("client state");
+        let client =
+            ClientState::new(config.build().expect("client config"), client_db.db.clone()).expect("client state");
         let client_server = Server::start(client_service::demo::app(client.clone())).await;
         let client_url = format!("http://{}", client_server.addr);
 

@@ -7,9 +7,10 @@ pub mod throttle;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use crate::schema::{access_groups, refresh_tokens, users};
 use shared_user::user::now_utc;
 use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
+
+use crate::schema::{access_groups, refresh_tokens, users};
 
 /// A user row with its password hash.
 #[derive(Debug, Clone, Queryable)]

@@ -40,7 +40,9 @@ impl std::str::FromStr for SameSite {
             "Lax" => Ok(SameSite::Lax),
             "Strict" => Ok(SameSite::Strict),
             "None" => Ok(SameSite::None),
-            other => Err(ConfigError::Cookie(format!("AUTH_COOKIE_SAMESITE must be Lax, Strict or None (got {other:?})"))),
+            other => {
+                Err(ConfigError::Cookie(format!("AUTH_COOKIE_SAMESITE must be Lax, Strict or None (got {other:?})")))
+            }
         }
     }
 }
@@ -488,7 +490,10 @@ mod tests {
     #[test]
     fn each_mode_is_explicit() {
         let c = ClientConfig::builder("http://auth:8000/").local_hmac(KEY).build().unwrap();
-        assert_eq!((c.verify_mode(), c.remote_url(), c.signing_key.is_some()), (VerifyMode::Local, "http://auth:8000", true));
+        assert_eq!(
+            (c.verify_mode(), c.remote_url(), c.signing_key.is_some()),
+            (VerifyMode::Local, "http://auth:8000", true)
+        );
         let c = ClientConfig::builder("http://auth:8000").local_jwks().build().unwrap();
         assert_eq!((c.verify_mode(), c.signing_key.is_none()), (VerifyMode::Local, true));
         let c = ClientConfig::builder("http://auth:8000").remote().build().unwrap();
@@ -500,10 +505,7 @@ mod tests {
         let b = || ClientConfig::builder("http://auth:8000").local_hmac(KEY);
         assert!(matches!(ClientConfig::builder("ftp://x").remote().build(), Err(ConfigError::RemoteUrl(_))));
         assert!(matches!(b().algorithm(Algorithm::RS256).build(), Err(ConfigError::KeyAlgorithm(_))));
-        assert!(matches!(
-            ClientConfig::builder("http://a").local_hmac("short").build(),
-            Err(ConfigError::Setting(_))
-        ));
+        assert!(matches!(ClientConfig::builder("http://a").local_hmac("short").build(), Err(ConfigError::Setting(_))));
         assert!(matches!(b().request_timeout(Duration::ZERO).build(), Err(ConfigError::ZeroTimeout(_))));
         assert!(matches!(b().auth_header_types(Vec::<String>::new()).build(), Err(ConfigError::Setting(_))));
         let cookie = CookieConfig::default().same_site(SameSite::None).secure(false);

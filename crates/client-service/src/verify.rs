@@ -290,12 +290,10 @@ mod tests {
     fn read(value: &str) -> Result<Option<String>, String> {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", value.parse().unwrap());
-        credentials(&headers, "authorization", &["Bearer".into()])
-            .map(|t| t.map(str::to_owned))
-            .map_err(|e| match e {
-                ClientError::Unauthenticated(d) => d.detail,
-                other => panic!("{other:?}"),
-            })
+        credentials(&headers, "authorization", &["Bearer".into()]).map(|t| t.map(str::to_owned)).map_err(|e| match e {
+            ClientError::Unauthenticated(d) => d.detail,
+            other => panic!("{other:?}"),
+        })
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use client_service::{ClientConfig, ClientState};
-use diesel_async::SimpleAsyncConnection;
 use criterion::{Criterion, criterion_group, criterion_main};
+use diesel_async::SimpleAsyncConnection;
 use shared_user::jsonwebtoken::{EncodingKey, Header};
 use shared_user::{TokenType, Verifier, VerifySettings, with_conn};
 
@@ -25,14 +25,14 @@ fn client(c: &mut Criterion) {
             // The user as a login through the proxy would have mirrored it.
             let seed = async {
                 with_conn!(&db, |conn| {
-                conn.batch_execute(
-                    "INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, is_active, \
+                    conn.batch_execute(
+                        "INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, is_active, \
                      is_staff, is_superuser, synced_at) VALUES (42, 'bench@example.com', 'Bench', 'User', \
                      CURRENT_TIMESTAMP, TRUE, FALSE, FALSE, CURRENT_TIMESTAMP); \
                      INSERT INTO gatehouse_access_groups (user_id, name, level) VALUES (42, 'billing', 'admin');",
-                )
-                .await?;
-                Ok::<(), shared_user::DbError>(())
+                    )
+                    .await?;
+                    Ok::<(), shared_user::DbError>(())
                 })
             };
             seed.await.unwrap();

@@ -138,13 +138,27 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     let settings = setup::auth_settings(&key, &extra)?;
 
     let env = servers.block_on(async {
-        let (auth, user_id) = setup::auth_state(&settings, setup::sqlite(dir.path(), "auth.db", 10, auth_service::MIGRATIONS).await?).await?;
+        let (auth, user_id) =
+            setup::auth_state(&settings, setup::sqlite(dir.path(), "auth.db", 10, auth_service::MIGRATIONS).await?)
+                .await?;
         let access = auth.keys.mint(TokenType::Access, user_id)?.token;
         let auth_addr = setup::serve(auth_service::app(auth.clone())).await?;
         let auth_url = format!("http://{auth_addr}");
-        let local = setup::client_state(&auth_url, Some(&key), setup::sqlite(dir.path(), "local.db", 8, client_service::MIGRATIONS).await?)?;
-        let remote = setup::client_state(&auth_url, None, setup::sqlite(dir.path(), "remote.db", 8, client_service::MIGRATIONS).await?)?;
-        let demo = setup::client_state(&auth_url, Some(&key), setup::sqlite(dir.path(), "demo.db", 8, client_service::MIGRATIONS).await?)?;
+        let local = setup::client_state(
+            &auth_url,
+            Some(&key),
+            setup::sqlite(dir.path(), "local.db", 8, client_service::MIGRATIONS).await?,
+        )?;
+        let remote = setup::client_state(
+            &auth_url,
+            None,
+            setup::sqlite(dir.path(), "remote.db", 8, client_service::MIGRATIONS).await?,
+        )?;
+        let demo = setup::client_state(
+            &auth_url,
+            Some(&key),
+            setup::sqlite(dir.path(), "demo.db", 8, client_service::MIGRATIONS).await?,
+        )?;
         let uncached = setup::client_state_with(
             &auth_url,
             Some(&key),

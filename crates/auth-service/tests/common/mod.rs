@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use auth_service::config::{Cli, Command, SettingsArgs};
+use auth_service::schema::users;
 use auth_service::store::NewUser;
 use auth_service::{AppState, app};
 use axum::Router;
@@ -14,7 +15,6 @@ use diesel_async::RunQueryDsl;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared_user::jsonwebtoken::{Algorithm, EncodingKey, Header};
-use auth_service::schema::users;
 use shared_user::testing::{Backend, TestDb};
 use shared_user::{AccessGroup, DbError, with_conn};
 use tower::ServiceExt;
