@@ -13,7 +13,11 @@ pub const PG_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
 
 /// Whether the tests run under CI (`CI` set to anything but empty, `0` or `false`).
 pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
+    ci_means_on(std::env::var("CI").ok().as_deref())
+}
+
+fn ci_means_on(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
 }
 
 /// The PostgreSQL server URL for `test`, or `None` after printing a "skipped" line.
@@ -137,6 +141,16 @@ pub use crate::paste_free_both;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ci_is_on_unless_unset_empty_zero_or_false() {
+        for on in ["true", "1", "yes", "TRUE"] {
+            assert!(super::ci_means_on(Some(on)), "{on}");
+        }
+        for off in [None, Some(""), Some("0"), Some("false"), Some("False")] {
+            assert!(!super::ci_means_on(off), "{off:?}");
+        }
+    }
+
     #[test]
     fn database_name_is_replaced() {
         assert_eq!(crate::db::with_database_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
