@@ -15,9 +15,7 @@ const EMAIL: &str = "demo@example.com";
 const PASSWORD: &str = "demo-password-2026";
 
 async fn open(path: &std::path::Path) -> anyhow::Result<Db> {
-    let db = Db::connect(&format!("sqlite://{}", path.display()), 4).await?;
-    db.migrate().await?;
-    Ok(db)
+    Ok(Db::connect(&format!("sqlite://{}", path.display()), 4).await?)
 }
 
 fn addr(var: &str, default: &str) -> anyhow::Result<SocketAddr> {
@@ -36,8 +34,9 @@ async fn main() -> anyhow::Result<()> {
     // A fresh secret per run, shared in-process: the client verifies tokens locally with it.
     let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let settings = Settings { signing_key: Some(key.clone()), rotate_refresh_tokens: true, ..Settings::default() };
-    let auth =
-        auth_service::AppState::build(settings, open(&dir.join("auth.db")).await?).await.map_err(anyhow::Error::msg)?;
+    let auth_db = open(&dir.join("auth.db")).await?;
+    auth_service::migrate(&auth_db).await?;
+    let auth = auth_service::AppState::build(settings, auth_db).await.map_err(anyhow::Error::msg)?;
 
     let hash = auth.hasher.hash(PASSWORD.to_owned()).await?;
     let seeded = auth
@@ -61,11 +60,10 @@ async fn main() -> anyhow::Result<()> {
         auth.store.set_password(c.user.id, &auth.hasher.hash(PASSWORD.to_owned()).await?).await?;
     }
 
-    let client = ClientState::new(
-        ClientConfig::new(format!("http://{auth_bind}"), Some(key.into_bytes())),
-        open(&dir.join("client.db")).await?,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let client_db = open(&dir.join("client.db")).await?;
+    client_service::migrate(&client_db).await?;
+    let client =
+        ClientState::new(ClientConfig::builder(format!("http://{auth_bind}")).local_hmac(key).build()?, client_db)?;
 
     let auth_listener = tokio::net::TcpListener::bind(auth_bind).await?;
     let client_listener = tokio::net::TcpListener::bind(client_bind).await?;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use client_service::{ClientConfig, CookieConfig, VerifyMode};
+use client_service::{ClientConfigBuilder, CookieConfig, VerifyMode};
 use common::{Options, PASSWORD, Pair, Reply};
 use serde_json::json;
 use shared_user::both_backends;
@@ -11,8 +11,8 @@ use shared_user::testing::Backend;
 
 const ALICE: &str = "alice@example.com";
 
-fn cookie_mode(c: &mut ClientConfig) {
-    c.cookie = Some(CookieConfig { allowed_origins: vec!["https://app.example".into()], ..CookieConfig::default() });
+fn cookie_mode(c: ClientConfigBuilder) -> ClientConfigBuilder {
+    c.refresh_token_in_cookie(CookieConfig::default().allowed_origins(["https://app.example"]))
 }
 
 async fn pair(backend: Backend) -> Option<Pair> {
@@ -77,7 +77,7 @@ async fn cookie_refresh_reads_and_rotates_the_cookie_and_logout_clears_it(backen
     // No refresh cookie: 401 in the EasyJWT wording.
     p.post_with("/auth/token/refresh/", &json!({}), &headers)
         .await
-        .expect_401(json!({"detail": "No refresh token provided."}));
+        .expect_client_401(json!({"detail": "No refresh token provided."}));
 
     let both = format!("csrftoken={token}; refresh_token={refresh}");
     let with_cookie = [("cookie", both.as_str()), ("x-csrftoken", token.as_str())];

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use client_service::{ClientConfig, RevocationStatus, VerifyMode};
+use client_service::{ClientConfigBuilder, RevocationStatus, VerifyMode};
 use common::{Options, PASSWORD, Pair};
 use serde_json::json;
 use shared_user::both_backends;
@@ -21,9 +21,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// time of the poll itself, scheduling).
 const SLACK: Duration = Duration::from_millis(1500);
 
-fn with_feed(config: &mut ClientConfig) {
-    config.revocation_feed_token = Some(FEED_TOKEN.into());
-    config.revocation_poll_interval = POLL;
+fn with_feed(config: ClientConfigBuilder) -> ClientConfigBuilder {
+    config.revocation_feed(FEED_TOKEN).revocation_poll_interval(POLL)
 }
 
 async fn start(backend: Backend) -> Option<Pair> {
@@ -226,7 +225,7 @@ async fn remote_mode_refuses_at_once(backend: Backend) {
         .await
         .expect_json(200, json!({}));
     let r = pair.get("/api/me/", &old).await;
-    r.expect_401(common::invalid_bearer("Token is invalid or expired"));
+    r.expect_client_401(common::token_not_valid());
     assert_eq!(pair.get("/api/me/", &bob).await.status, 200, "bob is untouched");
     let (_, new) = pair.login("alice@example.com").await;
     assert_eq!(pair.get("/api/me/", &new).await.status, 200, "a new login works again");

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use client_service::VerifyMode;
-use common::{Options, Pair, invalid_bearer, sign};
+use common::{Options, Pair, sign, token_not_valid};
 use serde_json::json;
 use shared_user::both_backends;
 use shared_user::jsonwebtoken::Algorithm;
@@ -25,14 +25,14 @@ async fn a_cached_token_expires_on_time(backend: Backend) {
         p.get("/api/test/", &short).await.expect_json(200, json!("success"));
     }
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    p.get("/api/test/", &short).await.expect_401(invalid_bearer("Token is invalid or expired"));
+    p.get("/api/test/", &short).await.expect_client_401(token_not_valid());
     p.finish().await;
 }
 
 async fn a_withdrawn_key_stops_its_cached_tokens(backend: Backend) {
     let options = Options::new(VerifyMode::Local)
         .auth(|s| s.algorithm = Algorithm::EdDSA)
-        .configure(|c| c.jwks_ttl = Duration::from_millis(300));
+        .configure(|c| c.jwks_ttl(Duration::from_millis(300)));
     let Some(p) = Pair::start(backend, options).await else { return };
     p.add_user("alice@example.com", &[]).await;
     let (_, old_access) = p.login("alice@example.com").await;
@@ -49,7 +49,7 @@ async fn a_withdrawn_key_stops_its_cached_tokens(backend: Backend) {
 
     // Once the client's JWKS is refetched, the remembered verdict no longer counts.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    p.get("/api/test/", &old_access).await.expect_401(invalid_bearer("Token is invalid or expired"));
+    p.get("/api/test/", &old_access).await.expect_client_401(token_not_valid());
     let (_, new_access) = p.login_direct("alice@example.com").await;
     p.get("/api/test/", &new_access).await.expect_json(200, json!("success"));
     p.finish().await;

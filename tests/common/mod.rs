@@ -15,11 +15,10 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use client_service::{ClientConfig, ClientState, VerifyMode};
+use client_service::{ClientConfig, ClientConfigBuilder, ClientState, VerifyMode};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
-use shared_user::schema::{access_groups, users};
 use shared_user::testing::{Backend, TestDb};
 use shared_user::{AccessGroup, Db, DbError, with_conn};
 use tokio::sync::{oneshot, watch};
@@ -29,8 +28,29 @@ use tokio::task::JoinHandle;
 pub const KEY: &str = "e2e-signing-key-0123456789abcdef0123456789";
 /// Password of every seeded user.
 pub const PASSWORD: &str = "correct horse battery";
-/// `WWW-Authenticate` of every 401.
+/// `WWW-Authenticate` of the 401s the auth-service makes (and the client passes on from it).
 pub const WWW_AUTH: &str = "Bearer realm=\"api\"";
+/// `WWW-Authenticate` of the 401s the client-service itself makes (the EasyJWT 1.1 client's).
+pub const CLIENT_WWW_AUTH: &str = "Bearer";
+
+// The mirror's tables as a host service sees them in its database.
+diesel::table! {
+    gatehouse_users (id) {
+        id -> BigInt,
+        email -> Text,
+        is_active -> Bool,
+        synced_at -> Timestamp,
+    }
+}
+diesel::table! {
+    gatehouse_access_groups (user_id, name) {
+        user_id -> BigInt,
+        name -> Text,
+        level -> Nullable<Text>,
+    }
+}
+use gatehouse_access_groups as access_groups;
+use gatehouse_users as users;
 /// Upper bound for a request that must fail fast instead of hanging.
 pub const FAST: Duration = Duration::from_secs(10);
 
@@ -65,7 +85,7 @@ pub struct Options {
     /// of the shared key.
     pub auth: Settings,
     /// Last changes to the client's configuration (cookie mode, JWKS settings...).
-    pub configure: Option<fn(&mut ClientConfig)>,
+    pub configure: Option<fn(ClientConfigBuilder) -> ClientConfigBuilder>,
 }
 
 impl Options {
@@ -91,7 +111,7 @@ impl Options {
     }
 
     /// Same, with a last change to the client's configuration.
-    pub fn configure(mut self, f: fn(&mut ClientConfig)) -> Self {
+    pub fn configure(mut self, f: fn(ClientConfigBuilder) -> ClientConfigBuilder) -> Self {
         self.configure = Some(f);
         self
     }
@@ -237,13 +257,26 @@ impl Reply {
         assert_eq!(self.header("www-authenticate"), WWW_AUTH, "WWW-Authenticate");
     }
 
+    /// Asserts a 401 made by the client-service itself: `WWW-Authenticate: Bearer` (no realm,
+    /// as the EasyJWT 1.1 client) and the exact JSON body.
+    #[track_caller]
+    pub fn expect_client_401(&self, body: Value) {
+        self.expect_json(401, body);
+        assert_eq!(self.header("www-authenticate"), CLIENT_WWW_AUTH, "WWW-Authenticate");
+    }
+
     /// The keys of a JSON object body, in order.
     pub fn keys(&self) -> Vec<String> {
         self.json().as_object().expect("object body").keys().cloned().collect()
     }
 }
 
-/// The body of a 401 for a refused bearer token.
+/// The body of the client-service's 401 for any refused bearer token.
+pub fn token_not_valid() -> Value {
+    json!({"detail": "Token is invalid or expired", "code": "token_not_valid"})
+}
+
+/// The body of the auth-service's 401 for a refused bearer token.
 pub fn invalid_bearer(message: &str) -> Value {
     json!({
         "detail": "Given token not valid for any token type",
@@ -295,7 +328,7 @@ async fn load_mirror(db: &Db) -> Result<MirrorRows, DbError> {
             .load::<(i64, String, bool)>(conn)
             .await?;
         let groups = access_groups::table
-            .order((access_groups::user_id.asc(), access_groups::name.asc(), access_groups::id.asc()))
+            .order((access_groups::user_id.asc(), access_groups::name.asc()))
             .select((access_groups::user_id, access_groups::name, access_groups::level))
             .load::<(i64, String, Option<String>)>(conn)
             .await?;
@@ -305,7 +338,7 @@ async fn load_mirror(db: &Db) -> Result<MirrorRows, DbError> {
 
 async fn load_synced_at(db: &Db, id: i64) -> Result<Option<chrono::NaiveDateTime>, DbError> {
     with_conn!(db, |conn| {
-        let t = users::table.find(id).select(users::synced_at).first::<Option<chrono::NaiveDateTime>>(conn).await?;
+        let t = users::table.find(id).select(users::synced_at).first::<chrono::NaiveDateTime>(conn).await.optional()?;
         Ok(t)
     })
 }
@@ -334,8 +367,8 @@ pub struct Pair {
 impl Pair {
     /// Starts a pair on fresh databases; `None` when the backend is not available.
     pub async fn start(backend: Backend, options: Options) -> Option<Pair> {
-        let auth_db = TestDb::new(backend, "e2e auth-service").await?;
-        let client_db = TestDb::new(backend, "e2e client-service").await?;
+        let auth_db = TestDb::new(backend, "e2e auth-service", auth_service::MIGRATIONS).await?;
+        let client_db = TestDb::new(backend, "e2e client-service", client_service::MIGRATIONS).await?;
 
         let mut settings = options.auth.clone();
         let asymmetric = settings.is_asymmetric();
@@ -349,16 +382,19 @@ impl Pair {
         let auth_server = Server::start(auth_router).await;
         let auth_url = format!("http://{}", auth_server.addr);
 
-        let key = (!asymmetric).then(|| KEY.as_bytes().to_vec());
-        let mut config = ClientConfig::new(auth_url.clone(), key);
-        config.verify_mode = options.mode;
-        config.mirror_ttl = options.mirror_ttl;
-        config.request_timeout = options.client_timeout;
-        config.connect_timeout = options.client_timeout.min(Duration::from_secs(1));
-        if let Some(configure) = options.configure {
-            configure(&mut config);
+        let mut config = match (options.mode, asymmetric) {
+            (VerifyMode::Remote, _) => ClientConfig::builder(auth_url.clone()).remote(),
+            (VerifyMode::Local, true) => ClientConfig::builder(auth_url.clone()).local_jwks(),
+            (VerifyMode::Local, false) => ClientConfig::builder(auth_url.clone()).local_hmac(KEY),
         }
-        let client = ClientState::new(config, client_db.db.clone()).expect("client state");
+        .mirror_ttl(options.mirror_ttl)
+        .request_timeout(options.client_timeout)
+        .connect_timeout(options.client_timeout.min(Duration::from_secs(1)));
+        if let Some(configure) = options.configure {
+            config = configure(config);
+        }
+        let client =
+            ClientState::new(config.build().expect("client config"), client_db.db.clone()).expect("client state");
         let client_server = Server::start(client_service::demo::app(client.clone())).await;
         let client_url = format!("http://{}", client_server.addr);
 

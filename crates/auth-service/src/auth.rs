@@ -3,8 +3,7 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use shared_user::http::bearer_token;
-use shared_user::wire::{ErrorDetail, msg};
+use shared_user::wire::{ErrorDetail, TokenMessage, msg};
 use shared_user::{TokenType, User};
 
 use crate::AppState;
@@ -32,7 +31,7 @@ where
             .keys
             .verifier()
             .decode(token, Some(TokenType::Access))
-            .map_err(|e| ApiError::Unauthenticated(ErrorDetail::invalid_bearer(&e.to_string())))?;
+            .map_err(|e| ApiError::Unauthenticated(invalid_bearer(&e.to_string())))?;
         let user_id = claims
             .require_user_id()
             .map_err(|e| ApiError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
@@ -46,9 +45,47 @@ where
         // the account checks, so a deactivated user is still reported as `user_inactive`).
         if crate::sessions::is_revoked(&state, user_id, claims.iat).await? {
             let reason = shared_user::TokenError::Invalid.to_string();
-            return Err(ApiError::Unauthenticated(ErrorDetail::invalid_bearer(&reason)));
+            return Err(ApiError::Unauthenticated(invalid_bearer(&reason)));
         }
         Ok(CurrentUser(user))
+    }
+}
+
+/// SimpleJWT's message for a `Bearer` header with no token, or more than two parts.
+const BAD_HEADER: &str = "Authorization header must contain two space-delimited values";
+
+/// Reads a bearer token the way SimpleJWT's `JWTAuthentication` does: the header split on
+/// whitespace, the scheme compared case-sensitively against `types`.
+///
+/// `Ok(None)`: no credentials (no header, or another scheme). `Err`: the scheme matched but
+/// the header does not have exactly two parts (`bad_authorization_header`).
+fn bearer_token<'a>(
+    headers: &'a axum::http::HeaderMap,
+    name: &str,
+    types: &[String],
+) -> Result<Option<&'a str>, ErrorDetail> {
+    let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let mut words = value.split_whitespace();
+    let Some(scheme) = words.next() else { return Ok(None) };
+    if !types.iter().any(|t| t == scheme) {
+        return Ok(None);
+    }
+    match (words.next(), words.next()) {
+        (Some(token), None) => Ok(Some(token)),
+        _ => Err(ErrorDetail::with_code(BAD_HEADER, "bad_authorization_header")),
+    }
+}
+
+/// The body JWTAuthentication answers when a bearer token is refused.
+fn invalid_bearer(reason: &str) -> ErrorDetail {
+    ErrorDetail {
+        detail: "Given token not valid for any token type".into(),
+        code: Some("token_not_valid".into()),
+        messages: Some(vec![TokenMessage {
+            token_class: "AccessToken".into(),
+            token_type: "access".into(),
+            message: reason.into(),
+        }]),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::{AppState, Settings, app, shutdown_signal};
 /// Opens and migrates the database named by `args`.
 pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
     let db = Db::connect(&args.database_url, args.db_pool_size.max(1)).await?;
-    let applied = db.migrate().await?;
+    let applied = crate::migrate(&db).await?;
     if applied > 0 {
         tracing::info!(applied, "database migrated");
     }
@@ -26,7 +26,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(db) => {
             let db = Db::connect(&db.database_url, 1).await?;
-            let n = db.migrate().await?;
+            let n = crate::migrate(&db).await?;
             println!("{n} migration(s) applied");
             Ok(())
         }

@@ -2,7 +2,11 @@
 //! EasyJWT/SimpleJWT-compatible tokens and serves the users they belong to.
 //!
 //! `app(state)` is the whole HTTP service; the binary only parses configuration, opens the
-//! database and serves it.
+//! database and serves it. What lives here and nowhere else: the REST, GraphQL and Hasura
+//! front ends, token issuing and key management, password hashing, throttling, the user store
+//! with its own diesel [`schema`] and migrations ([`MIGRATIONS`], `migrations/auth/`), and the
+//! admin CLI. What a client-service needs as well (user and wire types, token checking, the
+//! database handle, setting parsers) lives in `shared_user`.
 
 pub mod audit;
 pub mod auth;
@@ -16,6 +20,7 @@ pub mod keys;
 pub mod passwords;
 pub mod roles;
 pub mod routes;
+pub mod schema;
 pub mod service;
 pub mod sessions;
 pub mod settings;
@@ -41,6 +46,18 @@ use crate::passwords::Hasher;
 use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::tokens::Keys;
+
+/// The auth-service's own tables (`migrations/auth/{postgres,sqlite}`): users, access groups,
+/// refresh tokens, signing keys and login counters. Versions `2026-11-23-0000NN`.
+pub const MIGRATIONS: shared_user::Migrations = shared_user::Migrations {
+    postgres: diesel_migrations::embed_migrations!("../../migrations/auth/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("../../migrations/auth/sqlite"),
+};
+
+/// Applies the auth-service's pending migrations to `db`; returns how many ran.
+pub async fn migrate(db: &Db) -> Result<usize, shared_user::DbError> {
+    db.migrate(MIGRATIONS).await
+}
 
 /// Runtime settings the handlers read.
 #[derive(Debug, Clone)]

@@ -10,9 +10,10 @@ pub mod throttle;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::{refresh_tokens, users};
 use shared_user::user::now_utc;
 use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
+
+use crate::schema::{access_groups, refresh_tokens, users};
 
 /// A user row with its password hash.
 #[derive(Debug, Clone, Queryable)]
@@ -156,7 +157,7 @@ impl Store {
             match row {
                 None => Ok(None),
                 Some(row) => {
-                    let groups = load_access_groups!(conn, row.id)?;
+                    let groups = load_access_groups!(conn, access_groups, row.id)?;
                     let (user, password_hash) = row.into_user(groups);
                     Ok(Some(Credentials { user, password_hash }))
                 }
@@ -171,7 +172,7 @@ impl Store {
             match row {
                 None => Ok(None),
                 Some(row) => {
-                    let groups = load_access_groups!(conn, row.id)?;
+                    let groups = load_access_groups!(conn, access_groups, row.id)?;
                     Ok(Some(row.into_user(groups).0))
                 }
             }
@@ -184,7 +185,7 @@ impl Store {
             let rows: Vec<UserRow> = users::table.order(users::id.asc()).select(USER_COLUMNS).load(conn).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let groups = load_access_groups!(conn, row.id)?;
+                let groups = load_access_groups!(conn, access_groups, row.id)?;
                 out.push(row.into_user(groups).0);
             }
             Ok(out)
@@ -214,7 +215,7 @@ impl Store {
                     .returning(users::id)
                     .get_result(conn)
                     .await?;
-                replace_access_groups!(conn, id, &new.groups)?;
+                replace_access_groups!(conn, access_groups, id, &new.groups)?;
                 audit::insert_audit!(conn, &crate::audit::AuditEvent { user_id: Some(id), ..event }, now)?;
                 Ok::<i64, DbError>(id)
             })
@@ -267,7 +268,7 @@ impl Store {
         with_conn!(&self.db, |conn| {
             let groups = groups.clone();
             conn.transaction(async move |conn| {
-                replace_access_groups!(conn, id, &groups)?;
+                replace_access_groups!(conn, access_groups, id, &groups)?;
                 Ok::<(), DbError>(())
             })
             .await

@@ -12,7 +12,7 @@ use common::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use shared_user::both_backends;
-use shared_user::testing::{Backend, PG_ENV, TestDb};
+use shared_user::testing::{Backend, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 const PW: &str = "s3cret pass phrase";
@@ -104,7 +104,7 @@ impl EmptyDb {
                 Some(EmptyDb { url, _dir: Some(dir), pg_drop: None })
             }
             Backend::Postgres => {
-                let admin = std::env::var(PG_ENV).ok()?;
+                let admin = shared_user::testing::pg_admin_url("cli (empty database)")?;
                 let name = format!("gh_cli_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = AsyncPgConnection::establish(&admin).await.unwrap();
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
@@ -146,7 +146,7 @@ async fn migrate_applies_the_schema_once(backend: Backend) {
 }
 
 async fn users_add_reads_the_password_from_stdin_and_the_user_can_log_in(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let url = db.url.clone();
     let out =
         add_user(&url, " Carol@Example.COM ", &["--first-name", "Carol", "--group", "ops", "--group", "billing:admin"]);
@@ -166,7 +166,7 @@ async fn users_add_reads_the_password_from_stdin_and_the_user_can_log_in(backend
 }
 
 async fn users_add_refuses_duplicates_bad_emails_and_missing_passwords(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     add_user(&db.url, "dave@example.com", &[]).ok();
     assert_eq!(
         add_user(&db.url, "DAVE@example.com", &[]).failed(),
@@ -191,7 +191,7 @@ async fn users_add_refuses_duplicates_bad_emails_and_missing_passwords(backend: 
 }
 
 async fn users_list_prints_one_json_line_per_user_by_id(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     assert_eq!(run(&db.url, &["users", "list"], &[], None).ok().stdout, "");
     add_user(&db.url, "b@example.com", &[]).ok();
     add_user(&db.url, "a@example.com", &["--staff"]).ok();
@@ -204,7 +204,7 @@ async fn users_list_prints_one_json_line_per_user_by_id(backend: Backend) {
 }
 
 async fn set_staff_grants_and_removes_staff(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     add_user(&db.url, "frank@example.com", &[]).ok();
     assert_eq!(run(&db.url, &["users", "set-staff", "--email", "frank@example.com"], &[], None).ok().stdout, "ok\n");
     assert_eq!(list(&db.url)[0]["is_staff"], true);
@@ -213,7 +213,7 @@ async fn set_staff_grants_and_removes_staff(backend: Backend) {
 }
 
 async fn set_groups_replaces_the_access_groups(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     add_user(&db.url, "gina@example.com", &["--group", "old"]).ok();
     let args = ["users", "set-groups", "--email", "gina@example.com", "--group", "reports:3", "--group", "billing"];
     run(&db.url, &args, &[], None).ok();
@@ -226,7 +226,7 @@ async fn set_groups_replaces_the_access_groups(backend: Backend) {
 }
 
 async fn deactivate_blocks_login_and_revokes_refresh_tokens(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let url = db.url.clone();
     add_user(&url, "hank@example.com", &[]).ok();
     let app = TestApp::with_db(db, &[]).await;
@@ -240,7 +240,7 @@ async fn deactivate_blocks_login_and_revokes_refresh_tokens(backend: Backend) {
 }
 
 async fn commands_on_an_unknown_email_fail_with_one_line(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     for args in [
         &["users", "set-staff", "--email", "nobody@example.com"][..],
         &["users", "set-groups", "--email", "nobody@example.com", "--group", "x"],
@@ -251,7 +251,7 @@ async fn commands_on_an_unknown_email_fail_with_one_line(backend: Backend) {
 }
 
 async fn createsuperuser_takes_the_password_from_the_environment_or_stdin(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let url = db.url.clone();
     let env = [("AUTH_SUPERUSER_PASSWORD", PW)];
     let out = run(&url, &["createsuperuser", "--email", "Root@Example.com"], &env, None);
@@ -271,14 +271,14 @@ async fn createsuperuser_takes_the_password_from_the_environment_or_stdin(backen
 }
 
 async fn serve_refuses_to_start_without_a_signing_key(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[], None);
     let line = out.failed();
     assert!(line.starts_with("auth-service: SIGNING_KEY is not set"), "{line}");
 }
 
 async fn serve_refuses_a_weak_or_short_signing_key(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     for (key, why) in [
         ("secret", "development placeholder"),
         ("django-insecure-0123456789abcdefghijklmnopqrstuvwxyz", "development placeholder"),
@@ -311,7 +311,7 @@ async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backen
 }
 
 async fn a_bad_database_url_fails_with_one_line(backend: Backend) {
-    let Some(_db) = TestDb::new(backend, "cli").await else { return };
+    let Some(_db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let out = run("mysql://root@localhost/app", &["migrate"], &[], None);
     assert_eq!(
         out.failed(),
@@ -320,7 +320,7 @@ async fn a_bad_database_url_fails_with_one_line(backend: Backend) {
 }
 
 async fn serve_answers_and_stops_on_sigterm(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let mut cmd = command(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", KEY), ("RUST_LOG", "info")]);
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -359,7 +359,7 @@ async fn serve_answers_and_stops_on_sigterm(backend: Backend) {
 }
 
 async fn help_documents_flags_with_their_environment_variables(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli").await else { return };
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let help = run(&db.url, &["serve", "--help"], &[], None);
     for needle in [
         "--bind",

@@ -195,7 +195,10 @@ async fn a_group_named_admin_does_not_give_hasuras_admin_role(backend: Backend) 
 }
 
 async fn admin_is_refused_as_default_role_or_reader_group(backend: Backend) {
-    let Some(db) = shared_user::testing::TestDb::new(backend, "admin role settings").await else { return };
+    let Some(db) = shared_user::testing::TestDb::new(backend, "admin role settings", auth_service::MIGRATIONS).await
+    else {
+        return;
+    };
     let bad = auth_service::AppState::build(settings(&["--hasura-default-role", "admin"]), db.db.clone()).await;
     assert!(bad.unwrap_err().starts_with("HASURA_DEFAULT_ROLE must not be `admin`"));
     let bad = auth_service::AppState::build(settings(&["--users-reader-group", "admin"]), db.db.clone()).await;

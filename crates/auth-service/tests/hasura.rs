@@ -119,7 +119,9 @@ async fn asymmetric_hasura_tokens_verify_with_only_the_public_jwks(backend: Back
 }
 
 async fn preset_settings_are_validated(backend: Backend) {
-    let Some(db) = shared_user::testing::TestDb::new(backend, "hasura settings").await else { return };
+    let Some(db) = shared_user::testing::TestDb::new(backend, "hasura settings", auth_service::MIGRATIONS).await else {
+        return;
+    };
     let bad = auth_service::AppState::build(settings(&["--hasura-default-role", " "]), db.db.clone()).await;
     assert_eq!(bad.unwrap_err(), "HASURA_DEFAULT_ROLE must not be empty");
     let bad = auth_service::AppState::build(settings(&["--hasura-action-secret", ""]), db.db.clone()).await;

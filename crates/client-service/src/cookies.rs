@@ -11,12 +11,12 @@ use subtle::ConstantTimeEq;
 use crate::config::CookieConfig;
 
 /// Name of the CSRF cookie (Django's default).
-pub const CSRF_COOKIE: &str = "csrftoken";
+pub(crate) const CSRF_COOKIE: &str = "csrftoken";
 /// Header that must echo the CSRF cookie.
-pub const CSRF_HEADER: &str = "x-csrftoken";
+pub(crate) const CSRF_HEADER: &str = "x-csrftoken";
 
 /// The value of cookie `name` in the request, if any.
-pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -29,15 +29,15 @@ pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn same_site(config: &CookieConfig) -> SameSite {
-    match config.same_site.as_str() {
-        "Strict" => SameSite::Strict,
-        "None" => SameSite::None,
-        _ => SameSite::Lax,
+    match config.same_site {
+        crate::config::SameSite::Strict => SameSite::Strict,
+        crate::config::SameSite::None => SameSite::None,
+        crate::config::SameSite::Lax => SameSite::Lax,
     }
 }
 
 /// `Set-Cookie` carrying the refresh token.
-pub fn refresh_cookie(config: &CookieConfig, token: &str) -> HeaderValue {
+pub(crate) fn refresh_cookie(config: &CookieConfig, token: &str) -> HeaderValue {
     let mut c = Cookie::build((config.name.clone(), token.to_owned()))
         .http_only(true)
         .secure(config.secure)
@@ -53,7 +53,7 @@ pub fn refresh_cookie(config: &CookieConfig, token: &str) -> HeaderValue {
 }
 
 /// `Set-Cookie` that deletes the refresh-token cookie.
-pub fn clear_refresh_cookie(config: &CookieConfig) -> HeaderValue {
+pub(crate) fn clear_refresh_cookie(config: &CookieConfig) -> HeaderValue {
     let mut c = Cookie::build((config.name.clone(), ""))
         .http_only(true)
         .secure(config.secure)
@@ -68,7 +68,7 @@ pub fn clear_refresh_cookie(config: &CookieConfig) -> HeaderValue {
 }
 
 /// `GET /auth/csrf/`: sets a fresh CSRF cookie readable by the page's script.
-pub fn issue_csrf(config: &CookieConfig) -> Response {
+pub(crate) fn issue_csrf(config: &CookieConfig) -> Response {
     let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let cookie = Cookie::build((CSRF_COOKIE, token))
         .secure(config.secure)
@@ -85,7 +85,7 @@ pub fn issue_csrf(config: &CookieConfig) -> Response {
 
 /// Why a cookie-mode request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CsrfError {
+pub(crate) enum CsrfError {
     /// No `csrftoken` cookie.
     NoCookie,
     /// No `X-CSRFToken` header.
@@ -119,7 +119,7 @@ fn origin_of(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The CSRF double-submit check, plus the origin allow-list when one is configured.
-pub fn check_csrf(config: &CookieConfig, headers: &HeaderMap) -> Result<(), CsrfError> {
+pub(crate) fn check_csrf(config: &CookieConfig, headers: &HeaderMap) -> Result<(), CsrfError> {
     if let Some(origin) = origin_of(headers).filter(|_| !config.allowed_origins.is_empty())
         && !config.allowed_origins.iter().any(|o| o.trim_end_matches('/') == origin)
     {

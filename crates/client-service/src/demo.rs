@@ -1,4 +1,5 @@
-//! The demo microservice of the `client-service` binary: EasyJWT's walkthrough routes.
+//! The demo microservice of the `client-service` binary (`cli` feature): EasyJWT's
+//! walkthrough routes over the crate's public API.
 
 use std::sync::Arc;
 
@@ -10,20 +11,19 @@ use shared_user::User;
 
 use shared_user::http::both_slashes;
 
-use crate::{AuthUser, ClientState, RequireAuthLayer, RequireGroupLayer};
+use crate::{AuthUser, ClientState, RequireAuthLayer};
 
 /// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
-/// plus the `/auth/*` proxy routes and `/healthz`.
+/// plus the `/auth/*` proxy routes, `/healthz` and `/readyz`.
 pub fn app(state: ClientState) -> Router {
     let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
-        .layer(RequireGroupLayer::new("billing", None))
-        .layer(RequireAuthLayer::new(state.clone()));
+        .layer(RequireAuthLayer::new(state.clone()).group("billing", None));
     let mut app = Router::<ClientState>::new();
     app = both_slashes(app, "/api/test/", get(test));
     app = both_slashes(app, "/api/me/", get(me));
-    app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .merge(billing)
+    app.merge(billing)
+        .merge(crate::health(state.clone()))
         .merge(crate::router(state.clone()))
         .with_state(state)
         .fallback(shared_user::http::not_found)

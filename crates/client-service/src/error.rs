@@ -1,4 +1,6 @@
-//! The client-service's one error type at the HTTP edge.
+//! The client crate's one error type at the HTTP edge: what a protected route or the proxy
+//! answers besides success. 401s carry `WWW-Authenticate: Bearer` (no realm) and the bodies of
+//! the EasyJWT 1.1 client (DESIGN.md, reference cases C5–C8).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -6,10 +8,14 @@ use shared_user::DbError;
 use shared_user::http::{detail, json, with_www_authenticate};
 use shared_user::wire::{ErrorDetail, msg};
 
-/// Everything the client crate can answer besides success.
+/// Everything the client crate can answer besides success; the rejection of [`AuthUser`]
+/// (`IntoResponse` gives the status and body).
+///
+/// [`AuthUser`]: crate::AuthUser
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
-    /// 401 with a SimpleJWT body and `WWW-Authenticate`.
+    /// 401 with this body and `WWW-Authenticate: Bearer`.
     #[error("unauthenticated: {}", .0.detail)]
     Unauthenticated(ErrorDetail),
     /// 403 `{"detail":"You do not have permission to perform this action."}`.
@@ -32,18 +38,41 @@ impl From<DbError> for ClientError {
     }
 }
 
-/// `WWW-Authenticate` of our 401 answers.
-pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
+/// `WWW-Authenticate` of the 401s the client itself makes (the EasyJWT 1.1 client's: no realm).
+pub(crate) const WWW_AUTHENTICATE: &str = "Bearer";
 
 /// Detail of a 503 when the auth-service does not answer (EasyJWT wording, modern status).
-pub const CONNECTION_ERROR: &str = "Authentication Service Connection Error.";
+pub(crate) const CONNECTION_ERROR: &str = "Authentication Service Connection Error.";
 /// Detail of a 503 when the auth-service answers too slowly.
-pub const TIMED_OUT: &str = "Authentication Service Timed Out.";
+pub(crate) const TIMED_OUT: &str = "Authentication Service Timed Out.";
+
+/// The EasyJWT client's header messages.
+const NO_CREDENTIALS: &str = "Invalid basic header. No credentials provided.";
+const CONTAINS_SPACES: &str = "Invalid basic header. Credentials string should not contain spaces.";
+/// Any refused token: bad signature, expired, wrong type, unknown key...
+const TOKEN_NOT_VALID: &str = "Token is invalid or expired";
 
 impl ClientError {
-    /// 401 "Authentication credentials were not provided."
-    pub fn not_provided() -> Self {
+    /// 401 `{"detail":"Authentication credentials were not provided."}`: no header, or
+    /// another scheme.
+    pub(crate) fn not_provided() -> Self {
         ClientError::Unauthenticated(ErrorDetail::new(msg::NOT_PROVIDED))
+    }
+
+    /// 401 for a header that is only the scheme (`Bearer`).
+    pub(crate) fn no_credentials() -> Self {
+        ClientError::Unauthenticated(ErrorDetail::new(NO_CREDENTIALS))
+    }
+
+    /// 401 for a header of more than two space-separated parts.
+    pub(crate) fn contains_spaces() -> Self {
+        ClientError::Unauthenticated(ErrorDetail::new(CONTAINS_SPACES))
+    }
+
+    /// 401 `{"detail":"Token is invalid or expired","code":"token_not_valid"}`: the
+    /// reference's body plus SimpleJWT's code, so refresh interceptors keyed on either work.
+    pub(crate) fn token_not_valid() -> Self {
+        ClientError::Unauthenticated(ErrorDetail::with_code(TOKEN_NOT_VALID, "token_not_valid"))
     }
 }
 

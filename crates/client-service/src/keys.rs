@@ -12,7 +12,7 @@ use crate::upstream::Upstream;
 
 /// Verification keys for local mode.
 #[derive(Debug)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     /// Remote mode: no local keys.
     None,
     /// Shared secret (HS*).
@@ -24,16 +24,16 @@ pub enum KeySource {
 /// One fetched JWKS as a [`Verifier`], numbered so that results obtained with an older set can
 /// be told apart (a withdrawn key must stop working as soon as a set without it is installed).
 #[derive(Debug, Clone)]
-pub struct KeySet {
+pub(crate) struct KeySet {
     /// Checks tokens against this set.
-    pub verifier: Arc<Verifier>,
+    pub(crate) verifier: Arc<Verifier>,
     /// Increases with every set installed by this cache.
-    pub generation: u64,
+    pub(crate) generation: u64,
 }
 
 /// A cached JWKS turned into a [`Verifier`].
 #[derive(Debug)]
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     url: String,
     settings: VerifySettings,
     ttl: Duration,
@@ -45,7 +45,7 @@ pub struct JwksCache {
 
 impl JwksCache {
     /// A cache of the set at `url` (absolute, or a path on the auth-service).
-    pub fn new(url: String, settings: VerifySettings, ttl: Duration, min_refetch: Duration) -> Self {
+    pub(crate) fn new(url: String, settings: VerifySettings, ttl: Duration, min_refetch: Duration) -> Self {
         Self { url, settings, ttl, min_refetch, current: RwLock::new(None), gate: tokio::sync::Mutex::new(None) }
     }
 
@@ -72,7 +72,7 @@ impl JwksCache {
 
     /// The current set, fetching it when there is none or it is older than the TTL (a failed
     /// refresh keeps using the old set).
-    pub async fn verifier(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
+    pub(crate) async fn verifier(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
         match self.cached() {
             Some((set, at)) if at.elapsed() < self.ttl => Ok(set),
             stale => {
@@ -97,7 +97,7 @@ impl JwksCache {
 
     /// A token named a `kid` we do not know: refetch once, unless a fetch happened within the
     /// minimum interval. Returns the new set when it knows `kid`.
-    pub async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<KeySet> {
+    pub(crate) async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<KeySet> {
         let mut gate = self.gate.lock().await;
         if let Some((set, _)) = self.cached()
             && set.verifier.knows_kid(kid)

@@ -1,64 +1,102 @@
-//! Gatehouse client crate: what every microservice mounts to use the central auth-service.
+//! Gatehouse client crate: what a Rust microservice mounts to use the central auth-service.
 //!
+//! What a service author uses, and all that is public:
+//! - [`ClientConfig::builder`] → [`ClientConfig`] (explicit [`VerifyMode`]: `local_hmac`,
+//!   `local_jwks` or `remote`; [`ConfigError`] when a setting is unusable), then
+//!   [`ClientState::new`] over the service's own database after [`migrate`].
+//! - [`AuthUser`]: the extractor of the authenticated, active user (also as `Option<AuthUser>`
+//!   for routes that serve anonymous callers too); [`ClientError`] is what it answers otherwise.
+//! - [`RequireAuthLayer`]: the same check for a whole router, with group requirements that
+//!   cannot be put in the wrong order (`RequireAuthLayer::new(state).group("billing", None)`).
 //! - [`router`]: `/auth/token/`, `/auth/token/refresh/`, `/auth/token/verify/`,
 //!   `/auth/token/blacklist/`, `/auth/token/logout/`, `/auth/password-change/`, `/auth/user/`
 //!   and `/auth/users/{id}/`, `/auth/sessions/`, `/auth/sessions/{id}/` and `/auth/logout-all/`,
-//!   proxied 1:1 to the auth-service (never a redirect, both slash forms).
-//! - [`AuthUser`] (extractor) and [`RequireAuthLayer`] (tower layer): bearer verification on every
-//!   request, `local` (in-process, no network) or `remote` (EasyJWT's verify call), answering
-//!   SimpleJWT's 401 bodies.
-//! - A local user mirror (users + access groups in the service's own database), filled from the
-//!   auth-service at login and when a user is unknown or stale; a known user keeps working while
-//!   the auth-service is down.
-//! - [`RequireGroupLayer`]: 403 unless the user is in an access group.
-//! - Revocation in local mode: with `REVOCATION_FEED_TOKEN`, a background task polls the
-//!   auth-service's revocation feed and refuses tokens issued before a user's logout-all,
-//!   password change or deactivation (see [`revocations`], [`ClientState::revocation_status`]).
+//!   proxied 1:1 to the auth-service (both slash forms, no redirect); [`health`]: `/healthz` and
+//!   `/readyz`.
+//!
+//! Each request: the bearer header read as the EasyJWT 1.1 client reads it, the token checked
+//! in-process (shared secret or the auth-service's JWKS) or by the auth-service, then the user
+//! from a mirror in the service's own database: tables `gatehouse_users` and
+//! `gatehouse_access_groups`, created by [`migrate`] next to the host's own tables (diesel
+//! versions `2026-11-23-9000NN`, a time no `diesel migration generate` produces, so a host's own
+//! diesel migrations never collide with ours). The mirror is filled from the auth-service at
+//! login and when a user is unknown or stale; a known user keeps working while the
+//! auth-service is down.
+//!
+//! Revocation in local mode: with a revocation feed token
+//! ([`ClientConfigBuilder::revocation_feed`]), a background task polls the auth-service's
+//! revocation feed and refuses tokens issued before a user's logout-all, password change or
+//! deactivation ([`ClientState::revocation_status`] says whether it is live).
+//!
+//! The `cli` feature adds the `client-service` demo binary's pieces (clap arguments with the
+//! EASY_JWT environment names, the demo app); a library user does not need it.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
-//! use client_service::{AuthUser, ClientConfig, ClientState, shared_user::Db};
+//! use client_service::{AuthUser, ClientConfig, ClientState, Db, RequireAuthLayer};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(key: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
 //! let db = Db::connect("sqlite://my-service.db", 4).await?;
-//! db.migrate().await?;
-//! let state = ClientState::new(ClientConfig::new("http://127.0.0.1:8000", Some(b"the shared key".to_vec())), db)?;
+//! client_service::migrate(&db).await?;
+//! let state = ClientState::new(ClientConfig::builder("http://127.0.0.1:8000").local_hmac(key).build()?, db)?;
 //! let app = Router::new()
 //!     .route("/api/me/", get(|AuthUser(user): AuthUser| async move { user.email.clone() }))
+//!     .route("/api/billing/", get(|| async { "billing" }).layer(RequireAuthLayer::new(state.clone()).group("billing", None)))
 //!     .with_state(state.clone())
 //!     .merge(client_service::router(state));
 //! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8001").await?, app).await?;
 //! # Ok(()) }
 //! ```
 
-pub mod config;
-pub mod cookies;
+#[cfg(feature = "cli")]
+mod cli;
+mod config;
+mod cookies;
+#[cfg(feature = "cli")]
 pub mod demo;
-pub mod error;
-pub mod keys;
-pub mod mirror;
-pub mod proxy;
-pub mod revocations;
+mod error;
+mod keys;
+mod mirror;
+mod proxy;
+mod revocations;
+mod schema;
 mod tokens;
-pub mod upstream;
-pub mod verify;
+mod upstream;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use shared_user::{Db, User, Verifier};
+use axum::http::HeaderMap;
+use shared_user::Verifier;
 
-pub use config::{ClientArgs, ClientConfig, CookieConfig, VerifyMode};
+#[cfg(feature = "cli")]
+pub use cli::ClientArgs;
+pub use config::{ClientConfig, ClientConfigBuilder, ConfigError, CookieConfig, SameSite, VerifyMode};
 pub use error::ClientError;
 pub use revocations::RevocationStatus;
-pub use shared_user;
-pub use verify::{AuthUser, RequireAuthLayer, RequireGroupLayer, authenticate};
+pub use shared_user::{AccessGroup, Db, DbError, User};
+pub use verify::{AuthUser, RequireAuth, RequireAuthLayer};
 
 use crate::keys::{JwksCache, KeySource};
 use crate::mirror::{Mirror, Mirrored};
 use crate::tokens::VerifiedTokens;
 use crate::upstream::Upstream;
+
+/// The mirror's tables (`migrations/client/{postgres,sqlite}`): `gatehouse_users` and
+/// `gatehouse_access_groups`, no password anywhere. Pass it to your own migration tooling, or
+/// call [`migrate`].
+pub const MIGRATIONS: shared_user::Migrations = shared_user::Migrations {
+    postgres: diesel_migrations::embed_migrations!("../../migrations/client/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("../../migrations/client/sqlite"),
+};
+
+/// Creates or updates the mirror's tables in the service's database (its other tables are
+/// left alone); returns how many migrations ran. Needs a multi-thread tokio runtime.
+pub async fn migrate(db: &Db) -> Result<usize, DbError> {
+    db.migrate(MIGRATIONS).await
+}
 
 struct Inner {
     config: ClientConfig,
@@ -72,7 +110,7 @@ struct Inner {
     tokens: Option<VerifiedTokens>,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
     flights: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// Revocation watermarks from the auth-service's feed (see [`revocations`]).
+    /// Revocation watermarks from the auth-service's feed (see `revocations`).
     watermarks: revocations::Watermarks,
     /// Dropped with the state: stops the revocation poller.
     _stop_poller: Option<tokio::sync::oneshot::Sender<()>>,
@@ -105,8 +143,8 @@ impl std::fmt::Debug for ClientState {
 }
 
 impl ClientState {
-    /// State over a connected, migrated database.
-    pub fn new(config: ClientConfig, db: Db) -> Result<Self, String> {
+    /// State over a connected database that [`migrate`] has prepared.
+    pub fn new(config: ClientConfig, db: Db) -> Result<Self, ConfigError> {
         let keys = match (&config.verify_mode, &config.signing_key) {
             (VerifyMode::Local, Some(key)) => KeySource::Hmac(Arc::new(Verifier::hmac(config.verify.clone(), key))),
             (VerifyMode::Local, None) => KeySource::Jwks(Box::new(JwksCache::new(
@@ -149,18 +187,21 @@ impl ClientState {
         &self.inner.config
     }
 
-    /// The auth-service client.
-    pub fn upstream(&self) -> &Upstream {
+    /// The user of a request with these headers, checked exactly as [`AuthUser`] does (for
+    /// code outside an axum handler, such as a WebSocket upgrade or a GraphQL context).
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
+        verify::authenticate(self, headers).await
+    }
+
+    pub(crate) fn upstream(&self) -> &Upstream {
         &self.inner.upstream
     }
 
-    /// The local user mirror.
-    pub fn mirror(&self) -> &Mirror {
+    pub(crate) fn mirror(&self) -> &Mirror {
         &self.inner.mirror
     }
 
-    /// Where local verification gets its keys.
-    pub fn keys(&self) -> &KeySource {
+    pub(crate) fn keys(&self) -> &KeySource {
         &self.inner.keys
     }
 
@@ -192,7 +233,7 @@ impl ClientState {
     /// The user `user_id` (whose valid access token is `token`): from the mirror when fresh,
     /// else fetched once from the auth-service and mirrored. When the auth-service is down a
     /// stale mirror entry is used.
-    pub async fn user_for(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
+    pub(crate) async fn user_for(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
         if let Some(m) = self.inner.cache.as_ref().and_then(|c| c.get(&user_id))
             && self.is_fresh(m.synced_at)
         {
@@ -249,7 +290,7 @@ impl ClientState {
     }
 
     /// Fetches and mirrors the user of a just-issued access token (login through the proxy).
-    pub async fn refresh_mirror(&self, access: &str) -> Result<Arc<User>, ClientError> {
+    pub(crate) async fn refresh_mirror(&self, access: &str) -> Result<Arc<User>, ClientError> {
         let claims = shared_user::token::unverified_claims(access)
             .ok_or_else(|| ClientError::BadUpstream("the access token is not a JWT".into()))?;
         let user_id = shared_user::token::user_id_of(&claims, &self.config().verify.user_id_claim)
@@ -262,9 +303,35 @@ impl ClientState {
     }
 }
 
-/// The `/auth/*` routes (token proxy, logout, user endpoints), ready to merge into any router.
+/// The `/auth/*` routes (token proxy, logout, user endpoints; `/auth/csrf/` in cookie mode),
+/// ready to merge into any router.
 pub fn router<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
     proxy::routes(state)
 }
 
+/// `GET /healthz` (200 `{"status":"ok"}` while the process answers) and `GET /readyz` (the
+/// same while the mirror database answers, else 503 `{"status":"unavailable"}`), ready to merge
+/// into any router. Neither calls the auth-service: a known user keeps working without it.
+pub fn health<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use serde_json::json;
+
+    let readyz = |axum::extract::State(state): axum::extract::State<ClientState>| async move {
+        match state.mirror().db().ping().await {
+            Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check failed: the mirror database does not answer");
+                (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"})))
+            }
+        }
+    };
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+#[cfg(feature = "cli")]
 pub use shared_user::runtime::{init_tracing, shutdown_signal};

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use client_service::{ClientArgs, ClientState, shared_user::Db};
+use client_service::{ClientArgs, ClientState, Db};
 
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
 #[derive(Debug, Parser)]
@@ -43,13 +43,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate(db) => {
             let db = Db::connect(&db.database_url, 1).await?;
-            println!("{} migration(s) applied", db.migrate().await?);
+            println!("{} migration(s) applied", client_service::migrate(&db).await?);
         }
         Command::Serve(args) => {
-            let config = args.client.into_config().map_err(anyhow::Error::msg)?;
+            let config = args.client.into_config()?;
             let db = Db::connect(&args.db.database_url, 8).await?;
-            db.migrate().await?;
-            let state = ClientState::new(config, db).map_err(anyhow::Error::msg)?;
+            client_service::migrate(&db).await?;
+            let state = ClientState::new(config, db)?;
             let listener = tokio::net::TcpListener::bind(args.bind)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;

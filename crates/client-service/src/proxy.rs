@@ -21,7 +21,7 @@ use crate::error::ClientError;
 use crate::upstream::Reply;
 
 /// Routes under `/auth/`, to be merged into the service's router.
-pub fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
     let mut r = Router::<ClientState>::new();
     r = both_slashes(r, "/auth/token/", post(obtain_token));
     r = both_slashes(r, "/auth/token/refresh/", post(refresh_token));
@@ -68,7 +68,7 @@ fn upstream_path(path: &str) -> String {
 }
 
 /// Any proxied call: same method, path, body and relevant headers.
-pub async fn forward(
+pub(crate) async fn forward(
     State(state): State<ClientState>,
     method: Method,
     uri: axum::http::Uri,

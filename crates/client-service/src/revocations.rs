@@ -221,14 +221,13 @@ impl ClientState {
 /// Marks a mirrored user stale, so the next request fetches them from the auth-service.
 async fn mark_stale(db: &shared_user::Db, user_id: i64) -> Result<(), DbError> {
     // Scoped: diesel's `load` would shadow `ArcSwap::load` elsewhere in this module.
+    use crate::schema::gatehouse_users as users;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    use shared_user::schema::users;
+    // `synced_at` is required: the epoch is "never synced" as far as freshness goes.
+    let never = chrono::DateTime::UNIX_EPOCH.naive_utc();
     with_conn!(db, |conn| {
-        diesel::update(users::table.find(user_id))
-            .set(users::synced_at.eq(None::<chrono::NaiveDateTime>))
-            .execute(conn)
-            .await?;
+        diesel::update(users::table.find(user_id)).set(users::synced_at.eq(never)).execute(conn).await?;
         Ok(())
     })
 }
@@ -273,13 +272,18 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_poller_reports_an_outage_and_lets_the_state_go() {
-        let Some(db) = shared_user::testing::TestDb::new(shared_user::testing::Backend::Sqlite, "poller").await else {
+        let Some(db) =
+            shared_user::testing::TestDb::new(shared_user::testing::Backend::Sqlite, "poller", crate::MIGRATIONS).await
+        else {
             panic!("SQLite is always available");
         };
         // Nothing listens on port 9 of 127.0.0.1: every poll fails at once.
-        let mut config =
-            crate::ClientConfig::new("http://127.0.0.1:9", Some(b"0123456789abcdef0123456789abcdef".to_vec()));
-        config.revocation_feed_token = Some("feed-token-0123456789".into());
+        let mut config = crate::ClientConfig::builder("http://127.0.0.1:9")
+            .local_hmac(b"q2VzZ9eTlB0+T1rX8mD6u4kLx7aN3pYc0wHf5sJgRQE=".to_vec())
+            .revocation_feed("feed-token-0123456789")
+            .build()
+            .unwrap();
+        // Faster than the builder allows, to keep the test short.
         config.revocation_poll_interval = Duration::from_millis(50);
         let state = ClientState::new(config, db.db.clone()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

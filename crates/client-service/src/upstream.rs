@@ -5,30 +5,30 @@ use bytes::Bytes;
 use shared_user::User;
 use shared_user::wire::ErrorDetail;
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, ConfigError};
 use crate::error::{CONNECTION_ERROR, ClientError, TIMED_OUT};
 
 /// An answer of the auth-service, as received.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Status code.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// The headers worth passing on (content type, WWW-Authenticate, Retry-After).
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Raw body.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 impl Reply {
     /// The `detail` of an error body, if it has one.
-    pub fn detail(&self) -> Option<ErrorDetail> {
+    pub(crate) fn detail(&self) -> Option<ErrorDetail> {
         serde_json::from_slice::<ErrorDetail>(&self.body).ok()
     }
 }
 
 /// HTTP client for the auth-service.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     http: reqwest::Client,
     base: String,
     user_path: String,
@@ -43,7 +43,7 @@ fn transport(e: &reqwest::Error) -> ClientError {
 
 impl Upstream {
     /// A client for `config.remote_url`.
-    pub fn new(config: &ClientConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
@@ -51,7 +51,7 @@ impl Upstream {
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .user_agent(concat!("gatehouse-client/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
         Ok(Self {
             http,
             base: config.remote_url.clone(),
@@ -61,7 +61,7 @@ impl Upstream {
     }
 
     /// Sends `method path` with the given headers and body; any answer is returned as is.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -89,14 +89,14 @@ impl Upstream {
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ClientError> {
+    pub(crate) async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ClientError> {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
         self.send(Method::POST, path, &headers, Bytes::from(body.to_string())).await
     }
 
     /// `GET url` (absolute, or a path on the auth-service) expecting 200 JSON.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
         let full = if url.starts_with("http://") || url.starts_with("https://") {
             url.to_owned()
         } else {
@@ -115,7 +115,7 @@ impl Upstream {
     }
 
     /// Fetches the token's user from the current-user endpoint.
-    pub async fn fetch_user(&self, token: &str, user_id: i64) -> Result<Result<User, ErrorDetail>, ClientError> {
+    pub(crate) async fn fetch_user(&self, token: &str, user_id: i64) -> Result<Result<User, ErrorDetail>, ClientError> {
         let path = self.user_path.replace("{id}", &user_id.to_string());
         let mut headers = HeaderMap::new();
         let auth = format!("{} {token}", self.scheme);

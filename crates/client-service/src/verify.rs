@@ -1,17 +1,18 @@
-//! Bearer verification on every protected request: the [`AuthUser`] extractor, the
-//! [`RequireAuthLayer`] tower layer and the [`RequireGroupLayer`] permission layer.
+//! Bearer verification on every protected request: the [`AuthUser`] extractor (also as
+//! `Option<AuthUser>`) and the [`RequireAuthLayer`] tower layer with its optional group
+//! requirements. Headers are read as the EasyJWT 1.1 client reads them, and refusals answer
+//! its bodies (see [`ClientError`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRef, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use shared_user::http::bearer_token;
 use shared_user::token::{unverified_claims, user_id_of};
 use shared_user::wire::ErrorDetail;
 use shared_user::{TokenError, TokenType, User};
@@ -24,6 +25,10 @@ use crate::keys::KeySource;
 
 /// The authenticated, active, mirrored user of a request (shared with the mirror's memory
 /// cache: read its fields through the `Arc`, clone what you need to keep).
+///
+/// As an extractor it answers 401 without valid credentials. As `Option<AuthUser>` it gives
+/// `None` when the request carries no credentials (no header, or another scheme) and still
+/// answers 401 for a malformed header or a bad token.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Arc<User>);
 
@@ -34,8 +39,34 @@ impl AuthUser {
     }
 }
 
-fn refused(e: &TokenError) -> ClientError {
-    ClientError::Unauthenticated(ErrorDetail::invalid_bearer(&e.to_string()))
+/// Every token refusal answers the same body, whatever the reason (the reason is not logged
+/// either: it says nothing an operator can act on, and a flood would drown the log).
+fn refused(_: &TokenError) -> ClientError {
+    ClientError::token_not_valid()
+}
+
+/// The token of a request, read as the EasyJWT 1.1 client reads it: the header split on single
+/// spaces; one part or more than two is an error whatever the scheme; a scheme not in `types`
+/// (case-sensitive) or no header at all means no credentials (`Ok(None)`).
+pub(crate) fn credentials<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    types: &[String],
+) -> Result<Option<&'a str>, ClientError> {
+    let Some(value) = headers.get(name) else { return Ok(None) };
+    let Ok(value) = value.to_str() else { return Err(ClientError::token_not_valid()) };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = value.split(' ');
+    let scheme = parts.next().unwrap_or_default();
+    let (Some(token), None) = (parts.next(), parts.next()) else {
+        return Err(if value.contains(' ') { ClientError::contains_spaces() } else { ClientError::no_credentials() });
+    };
+    if !types.iter().any(|t| t == scheme) {
+        return Ok(None);
+    }
+    Ok(Some(token))
 }
 
 /// Reads the claims of a token the auth-service has just verified (signature already checked
@@ -47,9 +78,7 @@ fn claims_after_remote_verify(token: &str, user_id_claim: &str) -> Result<i64, C
         None => return Err(refused(&TokenError::NoType)),
         Some(_) => return Err(refused(&TokenError::WrongType)),
     }
-    user_id_of(&claims, user_id_claim).ok_or_else(|| {
-        ClientError::Unauthenticated(ErrorDetail::with_code(TokenError::NoUserId.to_string(), "token_not_valid"))
-    })
+    user_id_of(&claims, user_id_claim).ok_or_else(|| refused(&TokenError::NoUserId))
 }
 
 /// The user (and `iat`) of a locally checked token; a good token is remembered (see
@@ -61,9 +90,7 @@ fn user_of(
     claims: Result<shared_user::Claims, TokenError>,
 ) -> Result<(i64, Option<i64>), ClientError> {
     let claims = claims.map_err(|e| refused(&e))?;
-    let user_id = claims
-        .require_user_id()
-        .map_err(|e| ClientError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
+    let user_id = claims.require_user_id().map_err(|e| refused(&e))?;
     if let Some(tokens) = state.verified_tokens() {
         tokens.remember(token, user_id, claims.iat, claims.exp, generation);
     }
@@ -77,11 +104,16 @@ fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<(i64,
 
 /// Authenticates a request from its headers: token check (local or remote), then the user from
 /// the mirror (fetched from the auth-service when unknown or stale).
-pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
+pub(crate) async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
     let config = state.config();
-    let token = bearer_token(headers, &config.auth_header_name, &config.auth_header_types)
-        .map_err(ClientError::Unauthenticated)?
+    let token = credentials(headers, &config.auth_header_name, &config.auth_header_types)?
         .ok_or_else(ClientError::not_provided)?;
+    authenticate_token(state, token).await
+}
+
+/// The active, mirrored user of `token`.
+async fn authenticate_token(state: &ClientState, token: &str) -> Result<Arc<User>, ClientError> {
+    let config = state.config();
     let (user_id, iat) = match (config.verify_mode, state.keys()) {
         // One fixed secret: every entry was checked against it (generation 0).
         (VerifyMode::Local, KeySource::Hmac(verifier)) => match remembered(state, token, 0) {
@@ -110,8 +142,7 @@ pub async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Ar
                 if reply.status.is_server_error() {
                     return Err(ClientError::Unavailable(crate::error::CONNECTION_ERROR));
                 }
-                let reason = reply.detail().map(|d| d.detail).unwrap_or_else(|| TokenError::Invalid.to_string());
-                return Err(ClientError::Unauthenticated(ErrorDetail::invalid_bearer(&reason)));
+                return Err(refused(&TokenError::Invalid));
             }
             // The auth-service applied the revocation watermark itself.
             (claims_after_remote_verify(token, &config.verify.user_id_claim)?, None)
@@ -145,17 +176,64 @@ where
     }
 }
 
-/// Tower layer: every request must carry a valid bearer token of an active user; the
-/// [`AuthUser`] is put in the request extensions for handlers and inner layers.
+impl<S> OptionalFromRequestParts<S> for AuthUser
+where
+    ClientState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ClientError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(Some(user.clone()));
+        }
+        let state = ClientState::from_ref(state);
+        let config = state.config();
+        match credentials(&parts.headers, &config.auth_header_name, &config.auth_header_types)? {
+            None => Ok(None),
+            Some(token) => authenticate_token(&state, token).await.map(|user| Some(AuthUser(user))),
+        }
+    }
+}
+
+/// One access-group requirement: `group`, at `level` when given.
+#[derive(Debug, Clone)]
+struct GroupRequirement {
+    group: String,
+    level: Option<String>,
+}
+
+/// Tower layer: every request must carry a valid bearer token of an active user (401
+/// otherwise), and that user must be in each group required with [`group`](Self::group) (403
+/// otherwise). The [`AuthUser`] is put in the request extensions for handlers and inner layers.
+///
+/// ```no_run
+/// # use axum::{Router, routing::get};
+/// # use client_service::{ClientState, RequireAuthLayer};
+/// # fn billing(state: ClientState) -> Router {
+/// Router::new()
+///     .route("/api/billing/", get(|| async { "ok" }))
+///     .layer(RequireAuthLayer::new(state).group("billing", Some("admin")))
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RequireAuthLayer {
     state: ClientState,
+    groups: Arc<[GroupRequirement]>,
 }
 
 impl RequireAuthLayer {
-    /// The layer for `state`.
+    /// The layer for `state`: any authenticated, active user passes.
     pub fn new(state: ClientState) -> Self {
-        Self { state }
+        Self { state, groups: Arc::new([]) }
+    }
+
+    /// Also requires membership of `group` (at exactly `level`, when given). Each call adds a
+    /// requirement; a user must meet all of them.
+    pub fn group(self, group: impl Into<String>, level: Option<&str>) -> Self {
+        let mut groups = self.groups.to_vec();
+        groups.push(GroupRequirement { group: group.into(), level: level.map(str::to_owned) });
+        Self { state: self.state, groups: groups.into() }
     }
 }
 
@@ -163,7 +241,7 @@ impl<S> Layer<S> for RequireAuthLayer {
     type Service = RequireAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireAuth { inner, state: self.state.clone() }
+        RequireAuth { inner, state: self.state.clone(), groups: self.groups.clone() }
     }
 }
 
@@ -172,6 +250,7 @@ impl<S> Layer<S> for RequireAuthLayer {
 pub struct RequireAuth<S> {
     inner: S,
     state: ClientState,
+    groups: Arc<[GroupRequirement]>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -194,71 +273,46 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
+        let groups = self.groups.clone();
         Box::pin(async move {
-            match authenticate(&state, req.headers()).await {
-                Ok(user) => {
-                    req.extensions_mut().insert(AuthUser(user));
-                    inner.call(req).await
+            let user = match authenticate(&state, req.headers()).await {
+                Ok(user) => AuthUser(user),
+                Err(e) => return Ok(e.into_response()),
+            };
+            for g in groups.iter() {
+                if let Err(e) = user.require_group(&g.group, g.level.as_deref()) {
+                    return Ok(e.into_response());
                 }
-                Err(e) => Ok(e.into_response()),
             }
+            req.extensions_mut().insert(user);
+            inner.call(req).await
         })
     }
 }
 
-/// Tower layer: the authenticated user (see [`RequireAuthLayer`], which must run first) must
-/// be in an access group, optionally at a given level; otherwise 403.
-#[derive(Debug, Clone)]
-pub struct RequireGroupLayer {
-    group: String,
-    level: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl RequireGroupLayer {
-    /// Requires membership of `group` (at `level`, when given).
-    pub fn new(group: impl Into<String>, level: Option<&str>) -> Self {
-        Self { group: group.into(), level: level.map(str::to_owned) }
-    }
-}
-
-impl<S> Layer<S> for RequireGroupLayer {
-    type Service = RequireGroup<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireGroup { inner, group: self.group.clone(), level: self.level.clone() }
-    }
-}
-
-/// Service made by [`RequireGroupLayer`].
-#[derive(Debug, Clone)]
-pub struct RequireGroup<S> {
-    inner: S,
-    group: String,
-    level: Option<String>,
-}
-
-impl<S> Service<Request> for RequireGroup<S>
-where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Error: Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn read(value: &str) -> Result<Option<String>, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", value.parse().unwrap());
+        credentials(&headers, "authorization", &["Bearer".into()]).map(|t| t.map(str::to_owned)).map_err(|e| match e {
+            ClientError::Unauthenticated(d) => d.detail,
+            other => panic!("{other:?}"),
+        })
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        let verdict = match req.extensions().get::<AuthUser>() {
-            None => Err(ClientError::not_provided()),
-            Some(user) => user.require_group(&self.group, self.level.as_deref()),
-        };
-        match verdict {
-            Ok(()) => Box::pin(self.inner.call(req)),
-            Err(e) => Box::pin(std::future::ready(Ok(e.into_response()))),
-        }
+    #[test]
+    fn headers_are_read_as_the_easyjwt_client_reads_them() {
+        assert_eq!(read("Bearer abc"), Ok(Some("abc".into())));
+        assert_eq!(read("JWT abc"), Ok(None), "another scheme is no credentials");
+        assert_eq!(read("bearer abc"), Ok(None), "schemes are case-sensitive");
+        assert_eq!(read("Bearer: abc"), Ok(None), "the old colon form is another scheme");
+        assert_eq!(read("Bearer"), Err("Invalid basic header. No credentials provided.".into()));
+        let spaces = Err("Invalid basic header. Credentials string should not contain spaces.".into());
+        assert_eq!(read("Bearer a b"), spaces);
+        assert_eq!(read("Bearer  abc"), spaces, "a double space makes three parts");
+        assert_eq!(read(""), Ok(None));
     }
 }

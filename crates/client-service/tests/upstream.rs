@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use client_service::{ClientConfig, ClientState, VerifyMode};
+use client_service::{AuthUser, ClientConfig, ClientState};
 use http_body_util::BodyExt;
 use shared_user::testing::{Backend, TestDb};
 use tower::ServiceExt;
@@ -40,11 +40,14 @@ async fn call(app: &Router, method: &str, path: &str, body: &str, auth: Option<&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_map_to_gateway_errors_not_500() {
-    let db = TestDb::new(Backend::Sqlite, "upstream").await.unwrap();
+    let db = TestDb::new(Backend::Sqlite, "upstream", client_service::MIGRATIONS).await.unwrap();
     let url = fake_auth_service().await;
-    let mut config = ClientConfig::new(url, Some(KEY.as_bytes().to_vec()));
-    config.verify_mode = VerifyMode::Local;
-    let app = client_service::demo::app(ClientState::new(config, db.db.clone()).unwrap());
+    let config = ClientConfig::builder(url).local_hmac(KEY).build().unwrap();
+    let state = ClientState::new(config, db.db.clone()).unwrap();
+    let app = Router::new()
+        .route("/api/test/", get(|_: AuthUser| async { "success" }))
+        .with_state(state.clone())
+        .merge(client_service::router(state));
 
     let (status, body) = call(&app, "POST", "/auth/token/", r#"{"email":"a@b.co","password":"x"}"#, None).await;
     assert_eq!(

@@ -140,18 +140,32 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     let settings = auth_service::Settings { revocation_feed_token: Some(FEED_TOKEN.to_owned()), ..settings };
 
     let env = servers.block_on(async {
-        let (auth, user_id) = setup::auth_state(&settings, setup::sqlite(dir.path(), "auth.db", 10).await?).await?;
+        let (auth, user_id) =
+            setup::auth_state(&settings, setup::sqlite(dir.path(), "auth.db", 10, auth_service::MIGRATIONS).await?)
+                .await?;
         let access = auth.keys.mint(TokenType::Access, user_id)?.token;
         let auth_addr = setup::serve(auth_service::app(auth.clone())).await?;
         let auth_url = format!("http://{auth_addr}");
-        let local = setup::client_state(&auth_url, Some(&key), setup::sqlite(dir.path(), "local.db", 8).await?)?;
-        let remote = setup::client_state(&auth_url, None, setup::sqlite(dir.path(), "remote.db", 8).await?)?;
-        let demo = setup::client_state(&auth_url, Some(&key), setup::sqlite(dir.path(), "demo.db", 8).await?)?;
+        let local = setup::client_state(
+            &auth_url,
+            Some(&key),
+            setup::sqlite(dir.path(), "local.db", 8, client_service::MIGRATIONS).await?,
+        )?;
+        let remote = setup::client_state(
+            &auth_url,
+            None,
+            setup::sqlite(dir.path(), "remote.db", 8, client_service::MIGRATIONS).await?,
+        )?;
+        let demo = setup::client_state(
+            &auth_url,
+            Some(&key),
+            setup::sqlite(dir.path(), "demo.db", 8, client_service::MIGRATIONS).await?,
+        )?;
         let uncached = setup::client_state_with(
             &auth_url,
             Some(&key),
-            setup::sqlite(dir.path(), "uncached.db", 8).await?,
-            |config| config.token_cache_size = 0,
+            setup::sqlite(dir.path(), "uncached.db", 8, client_service::MIGRATIONS).await?,
+            |config| config.token_cache_size(0),
         )?;
         // Watermarks for other users, so the feed-on row really looks its user up in a filled map.
         for other in 0..REVOKED_USERS {
@@ -161,8 +175,8 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         let revoking = setup::client_state_with(
             &auth_url,
             Some(&key),
-            setup::sqlite(dir.path(), "revoking.db", 8).await?,
-            |config| config.revocation_feed_token = Some(FEED_TOKEN.into()),
+            setup::sqlite(dir.path(), "revoking.db", 8, client_service::MIGRATIONS).await?,
+            |config| config.revocation_feed(FEED_TOKEN),
         )?;
         let poll_deadline = Instant::now() + Duration::from_secs(10);
         while !matches!(revoking.revocation_status(), client_service::RevocationStatus::Live { .. }) {
@@ -467,7 +481,7 @@ fn refresh_rows(
             let pg = setup::PgDatabase::create(admin).await?;
             let run = async {
                 let db = shared_user::Db::connect(&pg.url, 10).await?;
-                db.migrate().await?;
+                auth_service::migrate(&db).await?;
                 let (state, _) = setup::auth_state(settings, db).await?;
                 setup::serve(auth_service::app(state)).await
             };

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::Router;
 use axum::routing::get;
 use clap::Parser;
-use client_service::{ClientConfig, ClientState, RequireAuthLayer};
+use client_service::{ClientConfig, ClientConfigBuilder, ClientState, RequireAuthLayer};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use shared_user::{AccessGroup, Db};
@@ -61,10 +61,11 @@ pub fn auth_settings_with_flags(key: &str, extra: &[&str]) -> anyhow::Result<Set
     }
 }
 
-/// A connected, migrated SQLite database in `dir`.
-pub async fn sqlite(dir: &Path, name: &str, pool: usize) -> anyhow::Result<Db> {
+/// A connected SQLite database in `dir`, migrated with `set` (`auth_service::MIGRATIONS` or
+/// `client_service::MIGRATIONS`).
+pub async fn sqlite(dir: &Path, name: &str, pool: usize, set: shared_user::Migrations) -> anyhow::Result<Db> {
     let db = Db::connect(&format!("sqlite://{}", dir.join(name).display()), pool).await?;
-    db.migrate().await?;
+    db.migrate(set).await?;
     Ok(db)
 }
 
@@ -90,19 +91,21 @@ pub async fn auth_state(settings: &Settings, db: Db) -> anyhow::Result<(AppState
 
 /// Client state verifying locally with `key` (`Some`) or remotely through `auth_url` (`None`).
 pub fn client_state(auth_url: &str, key: Option<&str>, db: Db) -> anyhow::Result<ClientState> {
-    client_state_with(auth_url, key, db, |_| {})
+    client_state_with(auth_url, key, db, |c| c)
 }
 
-/// [`client_state`] with settings changed by `adjust` (e.g. `token_cache_size = 0`).
+/// [`client_state`] with settings changed by `adjust` (e.g. `token_cache_size(0)`).
 pub fn client_state_with(
     auth_url: &str,
     key: Option<&str>,
     db: Db,
-    adjust: impl FnOnce(&mut ClientConfig),
+    adjust: impl FnOnce(ClientConfigBuilder) -> ClientConfigBuilder,
 ) -> anyhow::Result<ClientState> {
-    let mut config = ClientConfig::new(auth_url, key.map(|k| k.as_bytes().to_vec()));
-    adjust(&mut config);
-    ClientState::new(config, db).map_err(anyhow::Error::msg)
+    let builder = match key {
+        Some(key) => ClientConfig::builder(auth_url).local_hmac(key),
+        None => ClientConfig::builder(auth_url).remote(),
+    };
+    Ok(ClientState::new(adjust(builder).build()?, db)?)
 }
 
 async fn success() -> Json<Value> {

@@ -1,5 +1,6 @@
 //! Database handle for both services: PostgreSQL or SQLite chosen by `DATABASE_URL`, pooled,
-//! migrated from the embedded `migrations/{postgres,sqlite}` sets.
+//! migrated with a [`Migrations`] set that each side owns (the auth-service's own tables, or a
+//! client's `gatehouse_` mirror tables inside its host's database).
 //!
 //! Queries are written once and compiled for each backend by [`with_conn!`](crate::with_conn).
 
@@ -11,7 +12,8 @@ use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+pub use diesel_migrations::EmbeddedMigrations;
+use diesel_migrations::MigrationHarness;
 
 /// A pool that waits at most 10 s for a connection (a macro: the manager's bounds differ
 /// per connection type).
@@ -32,8 +34,21 @@ pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 /// Async PostgreSQL connection (tokio-postgres, no libpq).
 pub type PgConn = AsyncPgConnection;
 
-const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+/// One side's embedded migration set, per backend (same directory names in both).
+///
+/// Diesel records applied versions (the directory name up to the first `_`) in one
+/// `__diesel_schema_migrations` table per database and runs only versions it has not recorded,
+/// so several sets (a host service's own and a client's) share a database as long as their
+/// versions differ.
+///
+/// Each side declares its set as a `const` (built with `diesel_migrations::embed_migrations!`) and passes it by
+/// value: `db.migrate(MIGRATIONS)`.
+pub struct Migrations {
+    /// The set for PostgreSQL.
+    pub postgres: EmbeddedMigrations,
+    /// The set for SQLite.
+    pub sqlite: EmbeddedMigrations,
+}
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +68,12 @@ pub enum DbError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+}
+
+impl std::fmt::Debug for Migrations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Migrations")
+    }
 }
 
 impl From<diesel::result::Error> for DbError {
@@ -146,19 +167,20 @@ impl Db {
         })
     }
 
-    /// Applies pending migrations; returns how many ran. Needs a multi-thread tokio runtime.
-    pub async fn migrate(&self) -> Result<usize, DbError> {
+    /// Applies the pending migrations of `set`; returns how many ran. Needs a multi-thread
+    /// tokio runtime.
+    pub async fn migrate(&self, set: Migrations) -> Result<usize, DbError> {
         let err = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
         match self {
             Db::Postgres(pool) => {
                 let conn = deadpool::managed::Object::take(pool.get().await?);
                 let mut harness = AsyncMigrationHarness::new(conn);
-                Ok(harness.run_pending_migrations(PG_MIGRATIONS).map_err(err)?.len())
+                Ok(harness.run_pending_migrations(set.postgres).map_err(err)?.len())
             }
             Db::Sqlite(pool) => {
                 let conn = deadpool::managed::Object::take(pool.get().await?);
                 let mut harness = AsyncMigrationHarness::new(conn);
-                Ok(harness.run_pending_migrations(SQLITE_MIGRATIONS).map_err(err)?.len())
+                Ok(harness.run_pending_migrations(set.sqlite).map_err(err)?.len())
             }
         }
     }
@@ -202,38 +224,40 @@ pub fn with_database_name(url: &str, name: &str) -> String {
     }
 }
 
-/// Loads a user's access groups ordered by name, as `Result<Vec<AccessGroup>, diesel::result::Error>`.
+/// Loads a user's access groups ordered by name from the access-group table `$table` (a path
+/// to a diesel `table!` module with `user_id`, `name` and `level` columns: the auth-service's
+/// `access_groups` or a client's `gatehouse_access_groups`), as
+/// `Result<Vec<AccessGroup>, diesel::result::Error>`.
 /// Needs diesel's `ExpressionMethods`, `QueryDsl` and diesel-async's `RunQueryDsl` in scope.
 #[macro_export]
 macro_rules! load_access_groups {
-    ($conn:expr, $user_id:expr) => {
-        $crate::schema::access_groups::table
-            .filter($crate::schema::access_groups::user_id.eq($user_id))
-            .order($crate::schema::access_groups::name.asc())
-            .select(($crate::schema::access_groups::name, $crate::schema::access_groups::level))
+    ($conn:expr, $($table:ident)::+, $user_id:expr) => {
+        $($table)::+::table
+            .filter($($table)::+::user_id.eq($user_id))
+            .order($($table)::+::name.asc())
+            .select(($($table)::+::name, $($table)::+::level))
             .load::<(String, Option<String>)>($conn)
             .await
             .map(|rows| rows.into_iter().map(|(name, level)| $crate::AccessGroup { name, level }).collect::<Vec<_>>())
     };
 }
 
-/// Replaces a user's access groups (delete, then insert each); evaluates to
+/// Replaces a user's access groups in the access-group table `$table` (see
+/// [`load_access_groups!`]): delete, then insert each. Evaluates to
 /// `Result<(), diesel::result::Error>` and returns early (`?`) on a query error. Run it inside
 /// a transaction.
 #[macro_export]
 macro_rules! replace_access_groups {
-    ($conn:expr, $user_id:expr, $groups:expr) => {{
-        diesel::delete(
-            $crate::schema::access_groups::table.filter($crate::schema::access_groups::user_id.eq($user_id)),
-        )
-        .execute($conn)
-        .await?;
+    ($conn:expr, $($table:ident)::+, $user_id:expr, $groups:expr) => {{
+        diesel::delete($($table)::+::table.filter($($table)::+::user_id.eq($user_id)))
+            .execute($conn)
+            .await?;
         for g in $groups {
-            diesel::insert_into($crate::schema::access_groups::table)
+            diesel::insert_into($($table)::+::table)
                 .values((
-                    $crate::schema::access_groups::user_id.eq($user_id),
-                    $crate::schema::access_groups::name.eq(&g.name),
-                    $crate::schema::access_groups::level.eq(&g.level),
+                    $($table)::+::user_id.eq($user_id),
+                    $($table)::+::name.eq(&g.name),
+                    $($table)::+::level.eq(&g.level),
                 ))
                 .execute($conn)
                 .await?;
@@ -245,6 +269,7 @@ macro_rules! replace_access_groups {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel_migrations::embed_migrations;
 
     #[test]
     fn unknown_scheme_is_a_config_error() {
@@ -255,10 +280,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn sqlite_file_connects_and_migrates_once() {
+        const SET: Migrations = Migrations {
+            postgres: embed_migrations!("src/testdata/migrations"),
+            sqlite: embed_migrations!("src/testdata/migrations"),
+        };
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url, 2).await.unwrap();
-        assert_eq!(db.migrate().await.unwrap(), 4);
-        assert_eq!(db.migrate().await.unwrap(), 0);
+        assert_eq!(db.migrate(SET).await.unwrap(), 1);
+        assert_eq!(db.migrate(SET).await.unwrap(), 0);
     }
 }

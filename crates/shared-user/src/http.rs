@@ -240,28 +240,6 @@ impl IntoResponse for FieldErrors {
     }
 }
 
-/// Reads a bearer token the way SimpleJWT's `JWTAuthentication` does: the header split on
-/// whitespace, the scheme compared case-sensitively against `types`.
-///
-/// `Ok(None)`: no credentials (no header, or another scheme). `Err`: the scheme matched but
-/// the header does not have exactly two parts (`bad_authorization_header`).
-pub fn bearer_token<'a>(
-    headers: &'a axum::http::HeaderMap,
-    name: &str,
-    types: &[String],
-) -> Result<Option<&'a str>, ErrorDetail> {
-    let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let mut words = value.split_whitespace();
-    let Some(scheme) = words.next() else { return Ok(None) };
-    if !types.iter().any(|t| t == scheme) {
-        return Ok(None);
-    }
-    match (words.next(), words.next()) {
-        (Some(token), None) => Ok(Some(token)),
-        _ => Err(ErrorDetail::with_code(msg::BAD_HEADER, "bad_authorization_header")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

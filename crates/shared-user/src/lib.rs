@@ -1,5 +1,10 @@
-//! Types shared by the Gatehouse auth-service and every client-service: the user and its access
-//! groups, the wire error bodies, token checking, the diesel schema and the database handle.
+//! What the Gatehouse auth-service and every client-service both need, and nothing only one side
+//! uses: the user and its access groups as they travel on the wire ([`user`]), DRF/SimpleJWT
+//! error bodies ([`wire`], [`http`] with the `axum` feature), token checking ([`token`]) and
+//! JWKS parsing ([`jwks`]), the one parser per kind of setting ([`settings`]), and the database
+//! handle ([`Db`]: SQLite or PostgreSQL by URL, migrated with the [`Migrations`] set each side
+//! owns). Each side keeps its own diesel schema and migrations: the auth-service its tables,
+//! a client its `gatehouse_` mirror tables inside its host's database.
 
 pub mod db;
 #[cfg(feature = "axum")]
@@ -7,7 +12,6 @@ pub mod http;
 pub mod jwks;
 #[cfg(feature = "server")]
 pub mod runtime;
-pub mod schema;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -15,7 +19,7 @@ pub mod token;
 pub mod user;
 pub mod wire;
 
-pub use db::{Db, DbError};
+pub use db::{Db, DbError, Migrations};
 pub use token::{Claims, TokenError, TokenType, Verifier, VerifySettings};
 pub use user::{AccessGroup, User};
 pub use wire::ErrorDetail;

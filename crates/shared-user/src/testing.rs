@@ -1,12 +1,39 @@
 //! Fresh databases for tests: a SQLite file in a temp dir, or a PostgreSQL database per test
 //! created on the server named by `GATEHOUSE_TEST_POSTGRES_URL` (dropped afterwards).
+//!
+//! Without that variable a PostgreSQL test prints `skipped: ...` and passes, except under CI
+//! (`CI=true`), where it fails: a suite that cannot reach its database must not look green.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
-use crate::db::Db;
+use crate::db::{Db, Migrations};
 
 /// Environment variable naming the PostgreSQL server used by tests.
 pub const PG_ENV: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+/// Whether the tests run under CI (`CI` set to anything but empty, `0` or `false`).
+pub fn under_ci() -> bool {
+    ci_means_on(std::env::var("CI").ok().as_deref())
+}
+
+fn ci_means_on(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
+}
+
+/// The PostgreSQL server URL for `test`, or `None` after printing a "skipped" line.
+///
+/// # Panics
+/// Under CI ([`under_ci`]) when [`PG_ENV`] is unset: the test fails instead of skipping.
+pub fn pg_admin_url(test: &str) -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if under_ci() => panic!("{test} on PostgreSQL: {PG_ENV} is not set, and CI=true forbids skipping"),
+        _ => {
+            eprintln!("skipped: {test} on PostgreSQL ({PG_ENV} is not set)");
+            None
+        }
+    }
+}
 
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,28 +61,30 @@ impl std::fmt::Debug for TestDb {
 }
 
 impl TestDb {
-    /// A fresh database on `backend`, or `None` (with a "skipped" line on stderr) when the
-    /// PostgreSQL server is not configured.
-    pub async fn new(backend: Backend, test: &str) -> Option<TestDb> {
+    /// A fresh database on `backend` migrated with `set`, or `None` (with a "skipped" line on
+    /// stderr) when the PostgreSQL server is not configured; see [`pg_admin_url`] for CI.
+    pub async fn new(backend: Backend, test: &str, set: Migrations) -> Option<TestDb> {
+        let db = Self::empty(backend, test).await?;
+        db.db.migrate(set).await.expect("migrate");
+        Some(db)
+    }
+
+    /// A fresh database on `backend` with no table at all, or `None` as for [`TestDb::new`].
+    pub async fn empty(backend: Backend, test: &str) -> Option<TestDb> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
                 let db = Db::connect(&url, 4).await.expect("sqlite connect");
-                db.migrate().await.expect("sqlite migrate");
                 Some(TestDb { url, db, _dir: Some(dir), pg_drop: None })
             }
             Backend::Postgres => {
-                let Ok(admin) = std::env::var(PG_ENV) else {
-                    eprintln!("skipped: {test} on PostgreSQL ({PG_ENV} is not set)");
-                    return None;
-                };
+                let admin = pg_admin_url(test)?;
                 let name = format!("gh_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = AsyncPgConnection::establish(&admin).await.expect("postgres admin connect");
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
                 let url = crate::db::with_database_name(&admin, &name);
                 let db = Db::connect(&url, 4).await.expect("postgres connect");
-                db.migrate().await.expect("postgres migrate");
                 Some(TestDb { url, db, _dir: None, pg_drop: Some((admin, name)) })
             }
         }
@@ -112,6 +141,16 @@ pub use crate::paste_free_both;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ci_is_on_unless_unset_empty_zero_or_false() {
+        for on in ["true", "1", "yes", "TRUE"] {
+            assert!(super::ci_means_on(Some(on)), "{on}");
+        }
+        for off in [None, Some(""), Some("0"), Some("false"), Some("False")] {
+            assert!(!super::ci_means_on(off), "{off:?}");
+        }
+    }
+
     #[test]
     fn database_name_is_replaced() {
         assert_eq!(crate::db::with_database_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");

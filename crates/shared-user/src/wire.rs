@@ -36,19 +36,6 @@ impl ErrorDetail {
     pub fn with_code(detail: impl Into<String>, code: impl Into<String>) -> Self {
         Self { detail: detail.into(), code: Some(code.into()), messages: None }
     }
-
-    /// The body JWTAuthentication answers when a bearer token is refused.
-    pub fn invalid_bearer(reason: &str) -> Self {
-        Self {
-            detail: "Given token not valid for any token type".into(),
-            code: Some("token_not_valid".into()),
-            messages: Some(vec![TokenMessage {
-                token_class: "AccessToken".into(),
-                token_type: "access".into(),
-                message: reason.into(),
-            }]),
-        }
-    }
 }
 
 /// Messages used verbatim by the reference implementation.
@@ -57,8 +44,6 @@ pub mod msg {
     pub const NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
     /// No Authorization header on a protected endpoint.
     pub const NOT_PROVIDED: &str = "Authentication credentials were not provided.";
-    /// `Bearer` with no token, or more than two parts.
-    pub const BAD_HEADER: &str = "Authorization header must contain two space-delimited values";
     /// Authenticated but not allowed.
     pub const PERMISSION_DENIED: &str = "You do not have permission to perform this action.";
     /// Unknown object.

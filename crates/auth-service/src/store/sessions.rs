@@ -2,10 +2,10 @@
 //! them: each writes its refresh-token revocations, its watermark and its audit event in one
 //! transaction, then logs the event.
 
+use crate::schema::{refresh_tokens, users};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::{refresh_tokens, users};
 use shared_user::user::{format_datetime, now_utc};
 use shared_user::{DbError, with_conn};
 

@@ -3,11 +3,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::signing_keys;
 use shared_user::user::now_utc;
 use shared_user::{DbError, with_conn};
 
 use super::Store;
+use crate::schema::signing_keys;
 
 /// A stored signing key (its private PEM never leaves the auth-service).
 #[derive(Debug, Clone, Queryable)]

@@ -4,10 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::schema::login_throttle;
 use shared_user::{DbError, with_conn};
 
 use super::Store;
+use crate::schema::login_throttle;
 
 /// Policy of one counter family.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use auth_service::config::{ClaimsPreset, CreateUserPolicy, HashArgs};
+use auth_service::schema::users;
 use auth_service::store::NewUser;
 use auth_service::{AppState, Settings, app};
 use axum::Router;
@@ -14,7 +15,6 @@ use diesel_async::RunQueryDsl;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared_user::jsonwebtoken::{Algorithm, EncodingKey, Header};
-use shared_user::schema::users;
 use shared_user::testing::{Backend, TestDb};
 use shared_user::{AccessGroup, DbError, with_conn};
 use tower::ServiceExt;
@@ -135,7 +135,7 @@ impl Reply {
 impl TestApp {
     /// `None` when the backend is not available (the test is then skipped).
     pub async fn new(backend: Backend, extra: impl Tweak) -> Option<TestApp> {
-        let db = TestDb::new(backend, "auth-service test").await?;
+        let db = TestDb::new(backend, "auth-service test", auth_service::MIGRATIONS).await?;
         Some(Self::with_db(db, extra).await)
     }
 

@@ -1,7 +1,10 @@
-//! Diesel schema of the tables both services keep (one migration set per backend, identical names).
+//! Diesel schema of the auth-service's own database (`migrations/auth/{sqlite,postgres}`, identical
+//! directory names per backend). Client mirrors use their own `gatehouse_` tables.
 
 diesel::table! {
-    /// Users: the source of truth on the auth-service, a mirror on each client-service.
+    /// Users: the source of truth for every client-service's mirror.
+    /// (`synced_at` is unused here: a column of the original shared schema, kept so deployed
+    /// databases need no migration.)
     users (id) {
         id -> BigInt,
         email -> Text,

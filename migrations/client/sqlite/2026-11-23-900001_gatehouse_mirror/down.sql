@@ -1,0 +1,2 @@
+DROP TABLE gatehouse_access_groups;
+DROP TABLE gatehouse_users;
