@@ -159,7 +159,8 @@ pub struct SettingsArgs {
     /// Brute-force protection on token obtain (429 with Retry-After when locked).
     #[arg(long, env = "LOGIN_THROTTLE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub login_throttle: bool,
-    /// Take the client address from the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    /// Replaced by TRUSTED_PROXIES: `true` without TRUSTED_PROXIES is a startup error (it used
+    /// to believe any caller's `X-Forwarded-For`); with TRUSTED_PROXIES set it changes nothing.
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub trust_x_forwarded_for: bool,
     /// How often replicas reload asymmetric signing keys from the database.
@@ -189,6 +190,15 @@ pub struct SettingsArgs {
     /// Whole-request timeout.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (the client-services, load balancers):
+    /// comma-separated addresses or CIDR networks. The caller is the right-most hop that is not
+    /// one of them. Default: none (the socket peer is the caller).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Sign-ups allowed per client address per hour, on every path (REST, GraphQL, Hasura);
+    /// 0 = unlimited. Needs LOGIN_THROTTLE.
+    #[arg(long, env = "SIGNUP_THROTTLE_PER_HOUR", default_value_t = 10)]
+    pub signup_throttle_per_hour: u32,
 }
 
 /// `createsuperuser` options.
@@ -353,6 +363,12 @@ impl SettingsArgs {
         if self.hasura_action_secret.as_deref().is_some_and(str::is_empty) {
             return Err("HASURA_ACTION_SECRET is set but empty; unset it or set a random secret".into());
         }
+        if self.trust_x_forwarded_for && self.trusted_proxies()?.is_empty() {
+            return Err("TRUST_X_FORWARDED_FOR is replaced by TRUSTED_PROXIES: list the addresses or CIDR networks of \
+                        your proxies (e.g. TRUSTED_PROXIES=10.0.0.0/8) instead"
+                .into());
+        }
+        self.trusted_proxies()?;
         let h = &self.hashing;
         argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
@@ -362,6 +378,11 @@ impl SettingsArgs {
     /// `AUTH_HEADER_TYPES` trimmed, empty entries dropped; at least one, each a single word.
     pub fn header_types(&self) -> Result<Vec<String>, String> {
         Ok(shared_user::settings::parse_header_types(&self.auth_header_types)?)
+    }
+
+    /// `TRUSTED_PROXIES` as networks.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        crate::throttle::parse_trusted_proxies(&self.trusted_proxies)
     }
 
     /// `AUTH_HEADER_NAME` as a lowercase HTTP header name (`HTTP_AUTHORIZATION` accepted).

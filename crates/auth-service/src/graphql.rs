@@ -545,7 +545,7 @@ impl Mutation {
         body.insert("password".into(), Value::from(password));
         body.insert("first_name".into(), Value::from(first_name.unwrap_or_default()));
         body.insert("last_name".into(), Value::from(last_name.unwrap_or_default()));
-        let user = service::register(state, &Body(body)).await.map_err(fail)?;
+        let user = service::register(state, &Body(body), caller(ctx).ip).await.map_err(fail)?;
         let session = service::start_session(state, user).await.map_err(fail)?;
         Ok(Some(CreateUser {
             user: session.user.into(),

@@ -176,6 +176,7 @@ fn alias(input: &mut Map<String, Value>, ours: &str, theirs: &str) {
 /// `POST /hasura/actions/signup`: creates a user (as `ALLOW_CREATE_USER` permits) -> `{"id","email"}`.
 pub async fn signup_action(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ActionError> {
@@ -193,7 +194,7 @@ pub async fn signup_action(
     }
     alias(&mut call.input, "first_name", "firstName");
     alias(&mut call.input, "last_name", "lastName");
-    let user = service::register(&state, &Body(call.input)).await?;
+    let user = service::register(&state, &Body(call.input), ip).await?;
     Ok(shared_user::http::json(StatusCode::OK, json!({"id": user.id, "email": user.email})))
 }
 

@@ -57,14 +57,14 @@ pub struct Config {
     pub allow_create_user: CreateUserPolicy,
     /// Whole-request timeout.
     pub request_timeout: Duration,
-    /// Take the client address from `X-Forwarded-For`.
-    pub trust_x_forwarded_for: bool,
     /// Extra claims in access tokens.
     pub claims_preset: ClaimsPreset,
     /// `x-hasura-default-role` of the Hasura preset.
     pub hasura_default_role: String,
     /// Shared secret the Hasura action handlers require, when set.
     pub hasura_action_secret: Option<Redacted>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -148,12 +148,14 @@ impl AppState {
             update_last_login: settings.update_last_login,
             allow_create_user: settings.allow_create_user,
             request_timeout: settings.request_timeout,
-            trust_x_forwarded_for: settings.trust_x_forwarded_for,
             claims_preset: settings.claims_preset,
             hasura_default_role: settings.hasura_default_role.trim().to_owned(),
             hasura_action_secret: settings.hasura_action_secret.clone().map(Redacted),
+            trusted_proxies: settings.trusted_proxies()?,
         };
-        let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
+        let signup = (settings.signup_throttle_per_hour > 0)
+            .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));
+        let throttle = Throttle { enabled: settings.login_throttle, signup, ..Throttle::default() };
         Ok(Self {
             store: Store::new(db),
             keys: Arc::new(keys),
@@ -170,10 +172,10 @@ pub fn app(state: AppState) -> Router {
     // 401 answers name the first accepted scheme (SimpleJWT's `AUTH_HEADER_TYPES[0]`).
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
-    let trust_xff = state.config.trust_x_forwarded_for;
+    let trusted = throttle::TrustedProxies(state.config.trusted_proxies.clone().into());
     let mut router = routes::router(state);
-    if trust_xff {
-        router = router.layer(axum::Extension(throttle::TrustForwardedFor));
+    if !trusted.0.is_empty() {
+        router = router.layer(axum::Extension(trusted));
     }
     if let Some(challenge) = challenge.filter(|c| c != error::WWW_AUTHENTICATE) {
         router = router.layer(map_response(move |mut response: Response| {

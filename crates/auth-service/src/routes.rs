@@ -120,8 +120,13 @@ pub async fn get_user(
 /// `POST /auth/create-user/`: registration, as `ALLOW_CREATE_USER` permits -> 201 user JSON.
 /// The email is trimmed and lowercased whole (EasyJWT's manager); the password must pass
 /// Django's default validators, whose messages are all listed under `"password"`.
-pub async fn create_user(State(state): State<AppState>, _: MayCreateUsers, body: Body) -> Result<Response, ApiError> {
-    let user = service::register(&state, &body).await?;
+pub async fn create_user(
+    State(state): State<AppState>,
+    _: MayCreateUsers,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let user = service::register(&state, &body, ip).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 

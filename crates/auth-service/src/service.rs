@@ -94,22 +94,25 @@ pub fn field_summary(errors: &FieldErrors) -> String {
 /// The active user with this exact email and password, if any. An unknown email costs a dummy
 /// hash check so it takes as long as a wrong password.
 ///
-/// Brute-force protection runs here, so every login path and password change share it: a
-/// locked client gets 429 before any hash work, and every failure is counted.
+/// Brute-force protection runs here, so every login path and password change share it: every
+/// attempt is counted before any hash work, a locked client gets 429, and a success refunds.
 pub async fn authenticate(
     state: &AppState,
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ApiError> {
-    state.throttle.check(&state.store, email, ip).await?;
+    // No account has a longer email: refuse it before anything is written (throttle keys).
+    if email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
+        return Err(field_error("email", &[&too_long(validators::MAX_EMAIL_LENGTH)]).into());
+    }
+    // Counted before the hash, so parallel guesses cannot pass the limit.
+    let attempt = state.throttle.reserve(&state.store, email, ip).await?;
     let found = state.store.find_by_email(email).await?;
     let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
     let result = found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked));
     if result.is_some() {
-        state.throttle.succeeded(&state.store, email, ip).await?;
-    } else {
-        state.throttle.failed(&state.store, email, ip).await?;
+        state.throttle.succeeded(&state.store, &attempt).await?;
     }
     Ok(result)
 }
@@ -238,7 +241,10 @@ pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ApiError> {
 /// Django's default validators, whose messages are all listed under `"password"`; a taken
 /// email is `{"email":["This email already exists."]}`. Every problem is reported at once as
 /// [`ApiError::Fields`]. The caller decides whether registration is allowed at all.
-pub async fn register(state: &AppState, body: &Body) -> Result<User, ApiError> {
+///
+/// Sign-ups are counted per client address `ip` (after validation, before hashing), so every
+/// path shares the `SIGNUP_THROTTLE_PER_HOUR` allowance.
+pub async fn register(state: &AppState, body: &Body, ip: Option<IpAddr>) -> Result<User, ApiError> {
     let mut fields = body.fields();
     let raw_email = fields.required("email");
     let password = fields.required("password");
@@ -273,6 +279,7 @@ pub async fn register(state: &AppState, body: &Body) -> Result<User, ApiError> {
     }
     fields.finish()?;
     let email = email.ok_or_else(|| ApiError::Internal("validated email missing".into()))?;
+    state.throttle.reserve_signup(&state.store, ip).await?;
 
     let password_hash = state.hasher.hash(password).await?;
     let new =

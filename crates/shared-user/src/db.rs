@@ -258,7 +258,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url, 2).await.unwrap();
-        assert_eq!(db.migrate().await.unwrap(), 3);
+        assert_eq!(db.migrate().await.unwrap(), 4);
         assert_eq!(db.migrate().await.unwrap(), 0);
     }
 }

@@ -294,3 +294,14 @@ pub fn bearer_not_valid(message: &str) -> String {
 pub fn field_error(field: &str, message: &str) -> String {
     json!({ field: [message] }).to_string()
 }
+
+/// Every key of the login counters (`login_throttle`).
+pub async fn throttle_keys(app: &TestApp) -> Vec<String> {
+    use shared_user::schema::login_throttle;
+    let db = &app.db.db;
+    let keys: Result<Vec<String>, DbError> = async {
+        with_conn!(db, |conn| Ok(login_throttle::table.select(login_throttle::key).load(conn).await?))
+    }
+    .await;
+    keys.unwrap()
+}
