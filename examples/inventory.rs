@@ -58,6 +58,9 @@ async fn main() -> anyhow::Result<()> {
     let bind = std::env::var("INVENTORY_BIND").unwrap_or_else(|_| "127.0.0.1:8002".into());
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("inventory service on http://{bind}: GET /inventory/items/, POST /inventory/items/add/ (group warehouse)");
-    axum::serve(listener, app).with_graceful_shutdown(client_service::shutdown_signal()).await?;
+    // The shared listener: request-head and idle timeouts, a connection cap, and the peer
+    // address the token proxy forwards to the auth-service.
+    let limits = client_service::shared_user::server::Limits::default();
+    client_service::shared_user::server::serve(listener, app, limits, client_service::shutdown_signal()).await?;
     Ok(())
 }

@@ -36,7 +36,17 @@ async fn main() -> anyhow::Result<()> {
 
     // A fresh secret per run, shared in-process: the client verifies tokens locally with it.
     let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let argv = ["auth-service", "serve", "--signing-key", key.as_str(), "--rotate-refresh-tokens", "true"];
+    // The client-service runs on loopback too: trust it to forward its callers' addresses.
+    let argv = [
+        "auth-service",
+        "serve",
+        "--signing-key",
+        key.as_str(),
+        "--rotate-refresh-tokens",
+        "true",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ];
     let Command::Serve(serve) = Cli::try_parse_from(argv)?.command else { unreachable!() };
     let auth =
         auth_service::AppState::new(&serve.settings, open(&dir.join("auth.db")).await?).map_err(anyhow::Error::msg)?;
@@ -91,11 +101,12 @@ Seeded user: {EMAIL} / {PASSWORD} (access group billing:admin)
 Ctrl-C stops both services.
 "#
     );
-    let auth_server =
-        axum::serve(auth_listener, auth_service::app(auth)).with_graceful_shutdown(auth_service::shutdown_signal());
-    let client_server = axum::serve(client_listener, client_service::demo::app(client))
-        .with_graceful_shutdown(client_service::shutdown_signal());
-    let (a, c) = tokio::join!(auth_server.into_future(), client_server.into_future());
+    use client_service::shared_user::server::{self, Limits};
+    let limits = serve.limits().map_err(anyhow::Error::msg)?;
+    let auth_server = server::serve(auth_listener, auth_service::app(auth), limits, auth_service::shutdown_signal());
+    let client_server =
+        server::serve(client_listener, client_service::demo::app(client), Limits::default(), client_service::shutdown_signal());
+    let (a, c) = tokio::join!(auth_server, client_server);
     a?;
     c?;
     Ok(())

@@ -160,12 +160,12 @@ impl Server {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("serve");
+            let limits = shared_user::server::Limits::default();
+            shared_user::server::serve(listener, router, limits, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
         });
         Server { addr, shutdown: Some(tx), task: Some(task) }
     }

@@ -45,6 +45,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Validate every setting before touching the database.
     args.settings.validate().map_err(anyhow::Error::msg)?;
+    let limits = args.limits().map_err(anyhow::Error::msg)?;
     let db = open_db(&args.db).await?;
     let state = AppState::build(&args.settings, db).await.map_err(anyhow::Error::msg)?;
     if args.settings.dev && args.settings.signing_key.is_none() {
@@ -83,9 +84,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
     tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    shared_user::server::serve(listener, app(state), limits, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -81,6 +81,33 @@ pub struct ServeArgs {
     /// Token and password settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
+    /// Longest wait for a complete request head; also closes kept-alive connections that send
+    /// no request for this long.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed (longer than
+    /// REQUEST_TIMEOUT).
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl ServeArgs {
+    /// The listener limits, validated.
+    pub fn limits(&self) -> Result<shared_user::server::Limits, String> {
+        let limits = shared_user::server::Limits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        };
+        limits.validate()?;
+        if self.idle_timeout <= self.settings.request_timeout {
+            return Err("IDLE_TIMEOUT must be longer than REQUEST_TIMEOUT".into());
+        }
+        Ok(limits)
+    }
 }
 
 /// Who may call `POST /auth/create-user/`.

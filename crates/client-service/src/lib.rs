@@ -23,7 +23,10 @@
 //!     .route("/api/me/", get(|AuthUser(user): AuthUser| async move { user.email.clone() }))
 //!     .with_state(state.clone())
 //!     .merge(client_service::router(state));
-//! axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8001").await?, app).await?;
+//! // Serve with peer addresses (here through the shared listener with its connection limits),
+//! // so the token proxy can forward the caller's address to the auth-service.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await?;
+//! client_service::shared_user::server::serve(listener, app, Default::default(), client_service::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
 

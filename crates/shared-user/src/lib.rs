@@ -8,6 +8,8 @@ pub mod jwks;
 #[cfg(feature = "server")]
 pub mod runtime;
 pub mod schema;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
