@@ -65,6 +65,9 @@ impl From<crate::passwords::HashError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 503 (the database is restarting or unreachable): a short wait.
+const RETRY_UNAVAILABLE_SECS: u64 = 2;
+
 /// The `WWW-Authenticate` value of our 401 answers.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
@@ -94,7 +97,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
-                detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.")
+                let mut r = detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.");
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, RETRY_UNAVAILABLE_SECS.into());
+                r
             }
             ApiError::Internal(reason) => {
                 tracing::error!(%reason, "internal error");
