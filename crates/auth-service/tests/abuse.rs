@@ -179,7 +179,54 @@ async fn the_sign_up_limit_can_be_lifted(backend: Backend) {
     }
 }
 
+const REFRESH_WITHOUT_BLACKLIST: [&str; 4] =
+    ["--rotate-refresh-tokens", "true", "--blacklist-after-rotation", "false"];
+
+async fn a_refresh_that_read_its_token_before_a_password_change_mints_nothing(backend: Backend) {
+    let Some(app) = common::TestApp::new(backend, &REFRESH_WITHOUT_BLACKLIST).await else { return };
+    let id = app.add_user(OWNER, PW, false, &[]).await;
+    let (refresh, _) = app.login(OWNER, PW).await;
+    // The refresh has checked its token...
+    let record = auth_service::service::live_refresh(&app.state, &refresh).await.unwrap();
+    // ...when the password change lands...
+    let hash = app.state.hasher.hash("Another-long-pass-42".into()).await.unwrap();
+    app.state.store.change_password(id, &hash).await.unwrap();
+    // ...so its rotation must not record a live successor.
+    let exp = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+    let outcome = app.state.store.rotate_refresh(&record, "0123456789abcdef0123456789abcdef", exp, false).await;
+    assert_eq!(outcome.unwrap(), auth_service::store::Rotation::AlreadyUsed);
+    assert!(app.state.store.find_refresh("0123456789abcdef0123456789abcdef").await.unwrap().is_none());
+}
+
+async fn refreshes_racing_password_changes_leave_no_live_token(backend: Backend) {
+    let Some(app) = common::TestApp::new(backend, &REFRESH_WITHOUT_BLACKLIST).await else { return };
+    let id = app.add_user(OWNER, PW, false, &[]).await;
+    let app = Arc::new(app);
+    for round in 0..10 {
+        let (refresh, _) = app.login(OWNER, PW).await;
+        let hash = app.state.hasher.hash(format!("Another-long-pass-{round}")).await.unwrap();
+        let refresher = {
+            let app = app.clone();
+            let body = json!({"refresh": refresh}).to_string();
+            tokio::spawn(async move { app.post("/auth/token/refresh/", &body).await })
+        };
+        app.state.store.change_password(id, &hash).await.unwrap();
+        let r = refresher.await.unwrap();
+        if r.status == axum::http::StatusCode::OK {
+            // The refresh won the race: the password change then revoked its new token too.
+            let new = r.json()["refresh"].as_str().unwrap().to_owned();
+            let again = app.post("/auth/token/refresh/", &json!({"refresh": new}).to_string()).await;
+            assert_eq!(again.status, 401, "round {round}: a token minted around a password change lives: {}", again.text);
+        }
+        // Set the known password back for the next login.
+        let hash = app.state.hasher.hash(PW.to_owned()).await.unwrap();
+        app.state.store.set_password(id, &hash).await.unwrap();
+    }
+}
+
 both_backends!(
+    a_refresh_that_read_its_token_before_a_password_change_mints_nothing,
+    refreshes_racing_password_changes_leave_no_live_token,
     forty_parallel_guesses_from_one_address_pass_at_most_the_limit,
     a_hundred_and_fifty_parallel_guesses_pass_at_most_the_limit,
     parallel_guesses_from_sixty_addresses_pass_at_most_the_account_limit,
