@@ -283,6 +283,10 @@ async fn serve_refuses_a_weak_or_short_signing_key(backend: Backend) {
         ("secret", "development placeholder"),
         ("django-insecure-0123456789abcdefghijklmnopqrstuvwxyz", "development placeholder"),
         ("only-twenty-bytes-ok", "shorter than 32 bytes"),
+        ("x", "shorter than 32 bytes"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "repeats a 1-byte pattern"),
+        ("changemechangemechangemechangemechangeme", "repeats a 8-byte pattern"),
+        ("abcdefabcdefabcdefabcdefabcdefabcdefX", "distinct characters"),
     ] {
         let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", key)], None);
         let line = out.failed();
@@ -301,6 +305,11 @@ async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backen
         ("ACCESS_TOKEN_LIFETIME", "0", "lifetimes"),
         ("REQUEST_TIMEOUT", "0s", "REQUEST_TIMEOUT"),
         ("USER_ID_CLAIM", " ", "USER_ID_CLAIM"),
+        ("TRUST_X_FORWARDED_FOR", "true", "TRUSTED_PROXIES"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", "TRUSTED_PROXIES"),
+        ("IDLE_TIMEOUT", "5s", "IDLE_TIMEOUT"),
+        ("MAX_CONNECTIONS", "0", "MAX_CONNECTIONS"),
+        ("HEADER_READ_TIMEOUT", "0s", "HEADER_READ_TIMEOUT"),
     ] {
         let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", KEY), (name, value)], None);
         let line = out.failed();
