@@ -28,6 +28,9 @@ use tokio::task::JoinHandle;
 
 /// Signing key shared by the auth-service and (in local mode) the client.
 pub const KEY: &str = "e2e-signing-key-0123456789abcdef0123456789";
+/// Key sealing the auth-service's asymmetric private keys (base64 of 32 bytes).
+pub const KEK: &str = "ZTJlLWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE=";
+
 /// Password of every seeded user.
 pub const PASSWORD: &str = "correct horse battery";
 /// `WWW-Authenticate` of every 401.
@@ -337,6 +340,8 @@ impl Pair {
         let mut argv = vec!["auth-service", "serve", "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
         if !asymmetric {
             argv.extend(["--signing-key", KEY]);
+        } else {
+            argv.extend(["--key-encryption-key", KEK]);
         }
         argv.extend(options.auth_flags.iter().copied());
         let Command::Serve(serve) = Cli::try_parse_from(argv).expect("auth-service flags").command else {
@@ -502,4 +507,18 @@ fn pair_of(r: &Reply) -> (String, String) {
     assert_eq!(r.status, 200, "login failed: {}", r.text);
     let v = r.json();
     (v["refresh"].as_str().expect("refresh").to_owned(), v["access"].as_str().expect("access").to_owned())
+}
+
+/// Reloads the auth-service's asymmetric keys from its database (what each replica does
+/// every `KEYS_RELOAD_INTERVAL`).
+pub async fn reload_auth_keys(pair: &Pair) {
+    let kek = auth_service::keys::KeyEncryptionKey::parse(KEK).expect("KEK");
+    let rows = auth_service::keys::load_rows(&pair.auth.store, Some(&kek)).await.expect("load keys");
+    pair.auth.keys.reload(&rows).expect("reload keys");
+}
+
+/// One key rotation step on the auth-service (`auth-service keys rotate`).
+pub async fn rotate_auth_key(pair: &Pair, alg: shared_user::jsonwebtoken::Algorithm) {
+    let kek = auth_service::keys::KeyEncryptionKey::parse(KEK).expect("KEK");
+    auth_service::keys::rotate_step(&pair.auth.store, alg, Some(&kek)).await.expect("rotate");
 }

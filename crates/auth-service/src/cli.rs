@@ -23,10 +23,24 @@ pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Migrate(db) => {
-            let db = Db::connect(&db.database_url, 1).await?;
+        Command::Migrate(args) => {
+            let db = Db::connect(&args.db.database_url, 1).await?;
             let n = db.migrate().await?;
             println!("{n} migration(s) applied");
+            let kek = args.kek.key_encryption_key.as_deref().map(crate::keys::KeyEncryptionKey::parse).transpose();
+            let store = Store::new(db);
+            match kek.map_err(anyhow::Error::msg)? {
+                Some(kek) => {
+                    let sealed = crate::keys::seal_plaintext_rows(&store, &kek).await.map_err(anyhow::Error::msg)?;
+                    println!("{sealed} plaintext signing key(s) encrypted");
+                }
+                None => {
+                    let plain = store.signing_keys().await?.iter().filter(|r| !crate::keys::is_sealed(&r.private_pem)).count();
+                    if plain > 0 {
+                        println!("{plain} signing key(s) stored unencrypted: run `migrate` with KEY_ENCRYPTION_KEY set");
+                    }
+                }
+            }
             Ok(())
         }
         Command::Createsuperuser(args) => createsuperuser(args).await,
@@ -53,12 +67,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.settings.is_asymmetric() {
         let (store, keys) = (state.store.clone(), state.keys.clone());
+        let kek = args.settings.key_encryption_key().map_err(anyhow::Error::msg)?;
         let every = args.settings.keys_reload_interval.max(std::time::Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                match store.signing_keys().await.map_err(|e| e.to_string()).and_then(|rows| keys.reload(&rows)) {
+                match crate::keys::load_rows(&store, kek.as_ref()).await.and_then(|rows| keys.reload(&rows)) {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys"),
                 }
@@ -192,14 +207,26 @@ fn found(ok: bool, email: &str) -> anyhow::Result<()> {
 
 async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Rotate { algorithm, db } => {
+        KeysCommand::Rotate { algorithm, kek, db } => {
+            let kek = kek.required().map_err(anyhow::Error::msg)?;
             let store = Store::new(open_db(&db).await?);
-            match crate::keys::rotate_step(&store, algorithm).await.map_err(anyhow::Error::msg)? {
+            match crate::keys::rotate_step(&store, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)? {
                 crate::store::signing_keys::KeyStep::Staged(kid) => {
                     println!("staged {kid} as next: published now, signs after the next `keys rotate`")
                 }
                 crate::store::signing_keys::KeyStep::Promoted(kid) => {
                     println!("{kid} is now current; the previous key stays published until its tokens expire")
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { kid, algorithm, kek, db } => {
+            let kek = kek.required().map_err(anyhow::Error::msg)?;
+            let store = Store::new(open_db(&db).await?);
+            match crate::keys::revoke(&store, &kid, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)? {
+                crate::keys::Revoked::Key => println!("{kid} revoked: unpublished, its tokens refused"),
+                crate::keys::Revoked::Current(next) => {
+                    println!("{kid} revoked: unpublished, its tokens refused; {next} signs now")
                 }
             }
             Ok(())

@@ -21,8 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (migrates the database first).
     Serve(ServeArgs),
-    /// Apply pending database migrations and exit.
-    Migrate(DbArgs),
+    /// Apply pending database migrations, seal plaintext private keys (with
+    /// KEY_ENCRYPTION_KEY), and exit.
+    Migrate(MigrateArgs),
     /// Create a superuser (staff + superuser) non-interactively.
     Createsuperuser(CreateSuperuserArgs),
     /// Manage users.
@@ -46,6 +47,25 @@ pub enum KeysCommand {
         /// Algorithm of a new key: EdDSA, ES256 or RS256.
         #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
         algorithm: Algorithm,
+        /// Key sealing private keys at rest.
+        #[command(flatten)]
+        kek: KekArgs,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a key at once: no longer published nor accepted (every replica at its next key
+    /// reload, clients at their next JWKS fetch). Revoking the signing key promotes the staged
+    /// key, or a new one of ALGORITHM.
+    Revoke {
+        /// The key id (`kid`), see `keys list`.
+        kid: String,
+        /// Algorithm of a replacement key when the signing key is revoked with none staged.
+        #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
+        algorithm: Algorithm,
+        /// Key sealing private keys at rest.
+        #[command(flatten)]
+        kek: KekArgs,
         /// Database.
         #[command(flatten)]
         db: DbArgs,
@@ -56,6 +76,44 @@ pub enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+/// `migrate` options.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Key sealing private keys at rest (plaintext ones are sealed when set).
+    #[command(flatten)]
+    pub kek: KekArgs,
+}
+
+/// The key sealing asymmetric private keys at rest, for the admin commands.
+#[derive(Debug, Clone, Args)]
+pub struct KekArgs {
+    /// 32 random bytes in base64 (AES-256-GCM); required to create keys outside --dev.
+    #[arg(long, env = "KEY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub key_encryption_key: Option<String>,
+    /// Development mode: new keys may be stored unsealed.
+    #[arg(long, env = "GATEHOUSE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: bool,
+}
+
+impl KekArgs {
+    /// The parsed key; `None` only in development mode.
+    pub fn required(&self) -> Result<Option<crate::keys::KeyEncryptionKey>, String> {
+        match parse_kek(self.key_encryption_key.as_deref())? {
+            None if !self.dev => Err("KEY_ENCRYPTION_KEY is not set: private keys are stored sealed with it \
+                 (32 random bytes in base64), or use --dev"
+                .into()),
+            kek => Ok(kek),
+        }
+    }
+}
+
+fn parse_kek(text: Option<&str>) -> Result<Option<crate::keys::KeyEncryptionKey>, String> {
+    text.map(crate::keys::KeyEncryptionKey::parse).transpose()
 }
 
 /// Database selection.
@@ -226,6 +284,10 @@ pub struct SettingsArgs {
     /// 0 = unlimited. Needs LOGIN_THROTTLE.
     #[arg(long, env = "SIGNUP_THROTTLE_PER_HOUR", default_value_t = 10)]
     pub signup_throttle_per_hour: u32,
+    /// Key sealing the asymmetric private keys in the database (AES-256-GCM): 32 random bytes
+    /// in base64. Required with EdDSA/ES256/RS256 outside --dev.
+    #[arg(long, env = "KEY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub key_encryption_key: Option<String>,
 }
 
 /// `createsuperuser` options.
@@ -390,6 +452,14 @@ impl SettingsArgs {
         if self.hasura_action_secret.as_deref().is_some_and(str::is_empty) {
             return Err("HASURA_ACTION_SECRET is set but empty; unset it or set a random secret".into());
         }
+        if self.is_asymmetric() && !self.dev && self.key_encryption_key.is_none() {
+            return Err(format!(
+                "KEY_ENCRYPTION_KEY is not set: ALGORITHM={:?} keeps private keys in the database, sealed with it \
+                 (32 random bytes in base64, e.g. `head -c 32 /dev/urandom | base64`)",
+                self.algorithm
+            ));
+        }
+        self.key_encryption_key()?;
         if self.trust_x_forwarded_for && self.trusted_proxies()?.is_empty() {
             return Err("TRUST_X_FORWARDED_FOR is replaced by TRUSTED_PROXIES: list the addresses or CIDR networks of \
                         your proxies (e.g. TRUSTED_PROXIES=10.0.0.0/8) instead"
@@ -405,6 +475,11 @@ impl SettingsArgs {
     /// `AUTH_HEADER_TYPES` trimmed, empty entries dropped; at least one, each a single word.
     pub fn header_types(&self) -> Result<Vec<String>, String> {
         Ok(shared_user::settings::parse_header_types(&self.auth_header_types)?)
+    }
+
+    /// `KEY_ENCRYPTION_KEY`, parsed.
+    pub fn key_encryption_key(&self) -> Result<Option<crate::keys::KeyEncryptionKey>, String> {
+        parse_kek(self.key_encryption_key.as_deref())
     }
 
     /// `TRUSTED_PROXIES` as networks.

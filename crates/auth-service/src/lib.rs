@@ -101,7 +101,8 @@ impl AppState {
         }
         settings.validate()?;
         let store = Store::new(db.clone());
-        let rows = keys::ensure_current(&store, settings.algorithm).await?;
+        let kek = settings.key_encryption_key()?;
+        let rows = keys::ensure_current(&store, settings.algorithm, kek.as_ref()).await?;
         let keys = Keys::from_rows(
             &rows,
             Self::verify_settings(settings),

@@ -22,6 +22,21 @@ use tower::ServiceExt;
 /// Signing key used by every test service.
 pub const KEY: &str = "test-signing-key-0123456789abcdef0123456789";
 
+/// Key sealing the asymmetric private keys of every test service (base64 of 32 bytes).
+pub const KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
+
+/// [`KEK`], parsed.
+pub fn kek() -> auth_service::keys::KeyEncryptionKey {
+    auth_service::keys::KeyEncryptionKey::parse(KEK).unwrap()
+}
+
+/// Reloads the service's asymmetric keys from the database (what each replica does every
+/// `KEYS_RELOAD_INTERVAL`).
+pub async fn reload_keys(app: &TestApp) {
+    let rows = auth_service::keys::load_rows(&app.state.store, Some(&kek())).await.unwrap();
+    app.state.keys.reload(&rows).unwrap();
+}
+
 /// Settings as `auth-service serve` would parse them from `extra` flags, with cheap argon2
 /// (and the test HMAC key unless `extra` picks an asymmetric `--algorithm`).
 pub fn settings(extra: &[&str]) -> SettingsArgs {
@@ -29,6 +44,8 @@ pub fn settings(extra: &[&str]) -> SettingsArgs {
     let mut argv = vec!["auth-service", "serve", "--argon2-memory-kib", "256", "--argon2-iterations", "1"];
     if !asymmetric {
         argv.extend_from_slice(&["--signing-key", KEY]);
+    } else if !extra.iter().any(|a| *a == "--key-encryption-key" || *a == "--dev") {
+        argv.extend_from_slice(&["--key-encryption-key", KEK]);
     }
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("settings parse").command {
