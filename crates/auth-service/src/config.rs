@@ -288,6 +288,11 @@ pub struct SettingsArgs {
     /// in base64. Required with EdDSA/ES256/RS256 outside --dev.
     #[arg(long, env = "KEY_ENCRYPTION_KEY", hide_env_values = true)]
     pub key_encryption_key: Option<String>,
+    /// Shortest answer time of a failed password check (`0s`: off). With imported Django
+    /// `pbkdf2` hashes, set it above their check time (e.g. `300ms`) so those accounts cannot
+    /// be found by timing until their first login upgrades them to argon2id.
+    #[arg(long, env = "LOGIN_FAILURE_MIN_TIME", default_value = "0s", value_parser = parse_duration)]
+    pub login_failure_min_time: Duration,
 }
 
 /// `createsuperuser` options.

@@ -156,7 +156,12 @@ impl AppState {
         };
         let signup = (settings.signup_throttle_per_hour > 0)
             .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));
-        let throttle = Throttle { enabled: settings.login_throttle, signup, ..Throttle::default() };
+        let throttle = Throttle {
+            enabled: settings.login_throttle,
+            signup,
+            failure_floor: settings.login_failure_min_time,
+            ..Throttle::default()
+        };
         Ok(Self {
             store: Store::new(db),
             keys: Arc::new(keys),

@@ -106,6 +106,7 @@ pub async fn authenticate(
     if email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
         return Err(field_error("email", &[&too_long(validators::MAX_EMAIL_LENGTH)]).into());
     }
+    let started = tokio::time::Instant::now();
     // Counted before the hash, so parallel guesses cannot pass the limit.
     let attempt = state.throttle.reserve(&state.store, email, ip).await?;
     let found = state.store.find_by_email(email).await?;
@@ -113,6 +114,8 @@ pub async fn authenticate(
     let result = found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked));
     if result.is_some() {
         state.throttle.succeeded(&state.store, &attempt).await?;
+    } else {
+        state.throttle.pad_failure(started).await;
     }
     Ok(result)
 }

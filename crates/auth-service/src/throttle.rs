@@ -131,6 +131,10 @@ pub struct Throttle {
     pub account: Limit,
     /// Sign-ups per client IP (`None`: not limited).
     pub signup: Option<Limit>,
+    /// Shortest time a failed password check answers in (zero: no padding). Set above the
+    /// slowest stored hash (imported Django `pbkdf2` accounts) so failures for those accounts
+    /// cannot be told from unknown emails by timing.
+    pub failure_floor: std::time::Duration,
 }
 
 impl Default for Throttle {
@@ -143,6 +147,7 @@ impl Default for Throttle {
             account_ip: Limit { threshold: 5, base_lock: seconds(1), max_lock: minutes(15), window: minutes(15) },
             account: Limit { threshold: 50, base_lock: seconds(1), max_lock: seconds(60), window: minutes(15) },
             signup: Some(signups_per_hour(10)),
+            failure_floor: std::time::Duration::ZERO,
         }
     }
 }
@@ -222,6 +227,11 @@ impl Throttle {
             store.remember_address(&attempt.email, &ip.to_string(), now_utc()).await?;
         }
         Ok(())
+    }
+
+    /// Waits until `started + failure_floor` (a failed check answers no sooner).
+    pub async fn pad_failure(&self, started: tokio::time::Instant) {
+        tokio::time::sleep_until(started + self.failure_floor).await;
     }
 
     /// Counts a sign-up from `ip` before its password is hashed; `Err(429)` once the address

@@ -163,7 +163,22 @@ async fn an_overlong_email_is_refused_before_any_write(backend: Backend) {
     assert_eq!(keys.len(), 3, "only the 254-character attempt was counted: {keys:?}");
 }
 
+async fn failures_answer_no_sooner_than_the_configured_floor(backend: Backend) {
+    let floor = std::time::Duration::from_millis(400);
+    let Some(app) = TestApp::new(backend, &["--login-failure-min-time", "400ms"]).await else { return };
+    // An imported Django account (its pbkdf2 check is slower than argon2's).
+    let django = "pbkdf2_sha256$1000$Xq3vLm9TzR2pK8wN4bYc1e$3+2y/X0XTzwxi5rQ7TWARUzBexBDMEqAt5687gVgCyw=";
+    app.add_user_with_hash("django@example.com", django).await;
+    for email in ["django@example.com", "ghost@example.com"] {
+        let started = std::time::Instant::now();
+        let r = login_from(&app, "10.0.0.1", email, "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        assert!(started.elapsed() >= floor, "{email}: a failure answered before the floor");
+    }
+}
+
 both_backends!(
+    failures_answer_no_sooner_than_the_configured_floor,
     a_spoofed_left_most_hop_is_not_the_caller,
     forwarded_addresses_from_untrusted_peers_are_ignored,
     an_overlong_email_is_refused_before_any_write,
