@@ -104,8 +104,12 @@ Ctrl-C stops both services.
     use client_service::shared_user::server::{self, Limits};
     let limits = serve.limits().map_err(anyhow::Error::msg)?;
     let auth_server = server::serve(auth_listener, auth_service::app(auth), limits, auth_service::shutdown_signal());
-    let client_server =
-        server::serve(client_listener, client_service::demo::app(client), Limits::default(), client_service::shutdown_signal());
+    let client_server = server::serve(
+        client_listener,
+        client_service::demo::app(client),
+        Limits::default(),
+        client_service::shutdown_signal(),
+    );
     let (a, c) = tokio::join!(auth_server, client_server);
     a?;
     c?;

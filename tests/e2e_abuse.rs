@@ -17,8 +17,8 @@ const OWNER: &str = "owner@example.com";
 /// The client-service reaches the auth-service from 127.0.0.1; callers use other loopback
 /// addresses.
 async fn pair(backend: Backend) -> Option<Pair> {
-    let pair = Pair::start(backend, Options::new(VerifyMode::Local).auth_flags(&["--trusted-proxies", "127.0.0.1"]))
-        .await?;
+    let pair =
+        Pair::start(backend, Options::new(VerifyMode::Local).auth_flags(&["--trusted-proxies", "127.0.0.1"])).await?;
     pair.add_user(OWNER, &[]).await;
     Some(pair)
 }
@@ -30,7 +30,8 @@ async fn login_from(pair: &Pair, from: &str, email: &str, password: &str, header
         .timeout(std::time::Duration::from_secs(20))
         .build()
         .unwrap();
-    let mut req = http.post(format!("{}/auth/token/", pair.client_url)).json(&json!({"email": email, "password": password}));
+    let mut req =
+        http.post(format!("{}/auth/token/", pair.client_url)).json(&json!({"email": email, "password": password}));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

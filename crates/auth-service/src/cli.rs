@@ -35,9 +35,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     println!("{sealed} plaintext signing key(s) encrypted");
                 }
                 None => {
-                    let plain = store.signing_keys().await?.iter().filter(|r| !crate::keys::is_sealed(&r.private_pem)).count();
+                    let plain =
+                        store.signing_keys().await?.iter().filter(|r| !crate::keys::is_sealed(&r.private_pem)).count();
                     if plain > 0 {
-                        println!("{plain} signing key(s) stored unencrypted: run `migrate` with KEY_ENCRYPTION_KEY set");
+                        println!(
+                            "{plain} signing key(s) stored unencrypted: run `migrate` with KEY_ENCRYPTION_KEY set"
+                        );
                     }
                 }
             }
@@ -257,7 +260,8 @@ pub async fn housekeeping(
 ) -> Result<(usize, usize, usize), DbError> {
     let now = shared_user::user::now_utc();
     let tokens = store.purge_expired().await?;
-    let counters = store.throttle_purge(now - chrono::Duration::days(1)).await?;
+    let counters = store.throttle_purge(now - chrono::Duration::days(1)).await?
+        + store.forget_addresses(now - chrono::Duration::days(crate::throttle::KNOWN_ADDRESS_TTL_DAYS)).await?;
     let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or_else(|_| chrono::Duration::days(365));
     let keys = store.delete_retired_keys(now - lifetime - chrono::Duration::hours(1)).await?;
     Ok((tokens, counters, keys))

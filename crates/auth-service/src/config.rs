@@ -466,9 +466,11 @@ impl SettingsArgs {
         }
         self.key_encryption_key()?;
         if self.trust_x_forwarded_for && self.trusted_proxies()?.is_empty() {
-            return Err("TRUST_X_FORWARDED_FOR is replaced by TRUSTED_PROXIES: list the addresses or CIDR networks of \
+            return Err(
+                "TRUST_X_FORWARDED_FOR is replaced by TRUSTED_PROXIES: list the addresses or CIDR networks of \
                         your proxies (e.g. TRUSTED_PROXIES=10.0.0.0/8) instead"
-                .into());
+                    .into(),
+            );
         }
         self.trusted_proxies()?;
         let h = &self.hashing;

@@ -97,7 +97,8 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
-                let mut r = detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.");
+                let mut r =
+                    detail(StatusCode::SERVICE_UNAVAILABLE, "Service temporarily unavailable, try again later.");
                 r.headers_mut().insert(axum::http::header::RETRY_AFTER, RETRY_UNAVAILABLE_SECS.into());
                 r
             }

@@ -59,7 +59,8 @@ impl KeyEncryptionKey {
 
     /// Opens what [`KeyEncryptionKey::seal`] made for `kid`.
     pub fn open(&self, kid: &str, stored: &str) -> Result<String, String> {
-        let wrong = || format!("KEY_ENCRYPTION_KEY does not open signing key {kid} (wrong key, or the row was altered)");
+        let wrong =
+            || format!("KEY_ENCRYPTION_KEY does not open signing key {kid} (wrong key, or the row was altered)");
         let raw = stored.strip_prefix(SEALED_V1).and_then(|b| STANDARD.decode(b).ok()).ok_or_else(wrong)?;
         if raw.len() < NONCE_LEN {
             return Err(wrong());

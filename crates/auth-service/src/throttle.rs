@@ -96,7 +96,9 @@ pub fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
             e.parse::<IpNet>()
                 .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
                 .map(|net| match net {
-                    IpNet::V6(v6) if v6.prefix_len() == 128 && v6.addr().to_ipv4_mapped().is_some() => IpNet::from(canonical(IpAddr::V6(v6.addr()))),
+                    IpNet::V6(v6) if v6.prefix_len() == 128 && v6.addr().to_ipv4_mapped().is_some() => {
+                        IpNet::from(canonical(IpAddr::V6(v6.addr())))
+                    }
                     other => other,
                 })
                 .map_err(|_| format!("TRUSTED_PROXIES: {e:?} is not an address or a CIDR network"))

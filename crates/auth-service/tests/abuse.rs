@@ -168,9 +168,7 @@ async fn twenty_aliased_graphql_sign_ups_create_at_most_the_allowance(backend: B
 }
 
 async fn the_sign_up_limit_can_be_lifted(backend: Backend) {
-    let Some(s) =
-        serve(backend, &["--allow-create-user", "open", "--signup-throttle-per-hour", "0"]).await
-    else {
+    let Some(s) = serve(backend, &["--allow-create-user", "open", "--signup-throttle-per-hour", "0"]).await else {
         return;
     };
     for i in 0..12 {
@@ -179,8 +177,7 @@ async fn the_sign_up_limit_can_be_lifted(backend: Backend) {
     }
 }
 
-const REFRESH_WITHOUT_BLACKLIST: [&str; 4] =
-    ["--rotate-refresh-tokens", "true", "--blacklist-after-rotation", "false"];
+const REFRESH_WITHOUT_BLACKLIST: [&str; 4] = ["--rotate-refresh-tokens", "true", "--blacklist-after-rotation", "false"];
 
 async fn a_refresh_that_read_its_token_before_a_password_change_mints_nothing(backend: Backend) {
     let Some(app) = common::TestApp::new(backend, &REFRESH_WITHOUT_BLACKLIST).await else { return };
@@ -216,7 +213,11 @@ async fn refreshes_racing_password_changes_leave_no_live_token(backend: Backend)
             // The refresh won the race: the password change then revoked its new token too.
             let new = r.json()["refresh"].as_str().unwrap().to_owned();
             let again = app.post("/auth/token/refresh/", &json!({"refresh": new}).to_string()).await;
-            assert_eq!(again.status, 401, "round {round}: a token minted around a password change lives: {}", again.text);
+            assert_eq!(
+                again.status, 401,
+                "round {round}: a token minted around a password change lives: {}",
+                again.text
+            );
         }
         // Set the known password back for the next login.
         let hash = app.state.hasher.hash(PW.to_owned()).await.unwrap();
@@ -234,4 +235,3 @@ both_backends!(
     twenty_aliased_graphql_sign_ups_create_at_most_the_allowance,
     the_sign_up_limit_can_be_lifted,
 );
-

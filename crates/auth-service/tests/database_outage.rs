@@ -88,7 +88,8 @@ async fn terminated_connections_give_503_and_never_half_written_refreshes() {
     let refreshed = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
         .map(|i| {
-            let (base, done, unavailable, refreshed) = (base.clone(), done.clone(), unavailable.clone(), refreshed.clone());
+            let (base, done, unavailable, refreshed) =
+                (base.clone(), done.clone(), unavailable.clone(), refreshed.clone());
             tokio::spawn(async move {
                 let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
                 let login = json!({"email": format!("w{i}@example.com"), "password": PW});
@@ -102,7 +103,8 @@ async fn terminated_connections_give_503_and_never_half_written_refreshes() {
                         // A failed refresh must leave `refresh` usable: retry it until it works.
                         let mut tries = 0;
                         loop {
-                            let a = post(&http, &format!("{base}/auth/token/refresh/"), &json!({"refresh": refresh})).await;
+                            let a =
+                                post(&http, &format!("{base}/auth/token/refresh/"), &json!({"refresh": refresh})).await;
                             if accept(&a, 200, "refresh (retry of the same token)", &unavailable) {
                                 refresh = a.body["refresh"].as_str().unwrap().to_owned();
                                 refreshed.fetch_add(1, Ordering::Relaxed);

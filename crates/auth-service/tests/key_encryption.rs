@@ -76,11 +76,8 @@ async fn a_wrong_key_encryption_key_is_a_clear_startup_error(backend: Backend) {
     let settings = common::settings(&["--algorithm", "EdDSA", "--key-encryption-key", OTHER_KEK]);
     let err = auth_service::AppState::build(&settings, app.db.db.clone()).await.unwrap_err();
     assert_eq!(err, format!("KEY_ENCRYPTION_KEY does not open signing key {kid} (wrong key, or the row was altered)"));
-    let (ok, _, stderr) = cli(
-        &app,
-        &["serve", "--bind", "127.0.0.1:0"],
-        &[("ALGORITHM", "EdDSA"), ("KEY_ENCRYPTION_KEY", OTHER_KEK)],
-    );
+    let (ok, _, stderr) =
+        cli(&app, &["serve", "--bind", "127.0.0.1:0"], &[("ALGORITHM", "EdDSA"), ("KEY_ENCRYPTION_KEY", OTHER_KEK)]);
     assert!(!ok);
     assert_eq!(stderr.trim(), format!("auth-service: {err}"), "one clear line");
     let (ok, _, stderr) = cli(&app, &["serve", "--bind", "127.0.0.1:0"], &[("ALGORITHM", "EdDSA")]);

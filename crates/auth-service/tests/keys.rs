@@ -65,7 +65,8 @@ async fn rotation_publishes_the_next_key_first_and_keeps_old_tokens_valid(backen
     let first = jwks(&app).await;
 
     // Step 1: stage. The new key is published but does not sign yet.
-    let staged = auth_service::keys::rotate_step(&app.state.store, Algorithm::ES256, Some(&common::kek())).await.unwrap();
+    let staged =
+        auth_service::keys::rotate_step(&app.state.store, Algorithm::ES256, Some(&common::kek())).await.unwrap();
     common::reload_keys(&app).await;
     let published = jwks(&app).await;
     assert_eq!(published.keys.len(), 2, "{staged:?}");

@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 use common::{Reply, TestApp};
+use http_body_util::BodyExt;
 use serde_json::json;
 use shared_user::both_backends;
 use shared_user::testing::Backend;
+use tower::ServiceExt;
 
 const ALICE: &str = "alice@example.com";
 const PW: &str = "correct horse battery";

@@ -87,9 +87,7 @@ fn is_unavailable(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
         // diesel-async reports a connection without SQLSTATE (I/O error, closed socket) so.
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
-            true
-        }
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
         Error::DatabaseError(_, info) => {
             let message = info.message().to_ascii_lowercase();
             UNAVAILABLE_MESSAGES.iter().any(|m| message.contains(m))

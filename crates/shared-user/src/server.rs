@@ -262,7 +262,8 @@ mod tests {
         let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
         // A complete head announcing a body that never comes.
         stalled.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n").await.unwrap();
-        let answer = read_to_close(&mut stalled, Duration::from_secs(20)).await.expect("stalled client still connected");
+        let answer =
+            read_to_close(&mut stalled, Duration::from_secs(20)).await.expect("stalled client still connected");
         assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "the handler never ran");
     }
 

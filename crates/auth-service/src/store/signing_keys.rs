@@ -104,12 +104,10 @@ impl Store {
     /// Replaces the stored private key of `kid` when it still is `expected`; `false` otherwise.
     pub async fn replace_private_key(&self, kid: &str, expected: &str, stored: &str) -> Result<bool, DbError> {
         with_conn!(self.db(), |conn| {
-            let n = diesel::update(
-                signing_keys::table.find(kid).filter(signing_keys::private_pem.eq(expected)),
-            )
-            .set(signing_keys::private_pem.eq(stored))
-            .execute(conn)
-            .await?;
+            let n = diesel::update(signing_keys::table.find(kid).filter(signing_keys::private_pem.eq(expected)))
+                .set(signing_keys::private_pem.eq(stored))
+                .execute(conn)
+                .await?;
             Ok(n > 0)
         })
     }

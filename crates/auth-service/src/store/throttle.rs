@@ -125,12 +125,10 @@ impl Store {
                     .set(login_throttle::failures.eq(login_throttle::failures - 1))
                     .execute(conn)
                     .await?;
-                diesel::update(
-                    login_throttle::table.find(&key).filter(login_throttle::failures.lt(limit.threshold)),
-                )
-                .set(login_throttle::locked_until.eq(None::<NaiveDateTime>))
-                .execute(conn)
-                .await?;
+                diesel::update(login_throttle::table.find(&key).filter(login_throttle::failures.lt(limit.threshold)))
+                    .set(login_throttle::locked_until.eq(None::<NaiveDateTime>))
+                    .execute(conn)
+                    .await?;
                 Ok::<(), DbError>(())
             })
             .await

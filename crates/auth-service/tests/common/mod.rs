@@ -316,9 +316,7 @@ pub fn field_error(field: &str, message: &str) -> String {
 pub async fn throttle_keys(app: &TestApp) -> Vec<String> {
     use shared_user::schema::login_throttle;
     let db = &app.db.db;
-    let keys: Result<Vec<String>, DbError> = async {
-        with_conn!(db, |conn| Ok(login_throttle::table.select(login_throttle::key).load(conn).await?))
-    }
-    .await;
+    let keys: Result<Vec<String>, DbError> =
+        async { with_conn!(db, |conn| Ok(login_throttle::table.select(login_throttle::key).load(conn).await?)) }.await;
     keys.unwrap()
 }
