@@ -177,6 +177,26 @@ async fn the_sign_up_limit_can_be_lifted(backend: Backend) {
     }
 }
 
+async fn parallel_successes_and_failures_on_one_account_never_fail_the_server(backend: Backend) {
+    let Some(s) = serve(backend, &[]).await else { return };
+    s.add_owner().await;
+    let s = Arc::new(s);
+    let tasks: Vec<_> = (1..=40)
+        .map(|i| {
+            let s = s.clone();
+            let password = if i % 2 == 0 { PW } else { "wrong" };
+            tokio::spawn(
+                async move { (password, s.login_from(&format!("127.0.5.{}", i % 8 + 1), OWNER, password).await) },
+            )
+        })
+        .collect();
+    for t in tasks {
+        let (password, status) = t.await.unwrap();
+        let expected: &[u16] = if password == PW { &[200, 429] } else { &[401, 429] };
+        assert!(expected.contains(&status), "{password}: {status}");
+    }
+}
+
 const REFRESH_WITHOUT_BLACKLIST: [&str; 4] = ["--rotate-refresh-tokens", "true", "--blacklist-after-rotation", "false"];
 
 async fn a_refresh_that_read_its_token_before_a_password_change_mints_nothing(backend: Backend) {
@@ -226,6 +246,7 @@ async fn refreshes_racing_password_changes_leave_no_live_token(backend: Backend)
 }
 
 both_backends!(
+    parallel_successes_and_failures_on_one_account_never_fail_the_server,
     a_refresh_that_read_its_token_before_a_password_change_mints_nothing,
     refreshes_racing_password_changes_leave_no_live_token,
     forty_parallel_guesses_from_one_address_pass_at_most_the_limit,

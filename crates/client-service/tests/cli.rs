@@ -1,7 +1,9 @@
 //! The `client-service` binary refuses weak HMAC secrets and bad listener settings at start,
 //! with one line that never repeats the secret, before it touches its database.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_client-service");
 
@@ -50,4 +52,39 @@ fn bad_listener_limits_are_refused_at_start() {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains(name), "{name}: {lines:?}");
     }
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("client.db").display()))
+        .env("REMOTE_AUTH_SERVICE_URL", "http://127.0.0.1:9")
+        .env("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0")
+        .env("HEADER_READ_TIMEOUT", "300ms")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run client-service");
+    let addr = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_owned()));
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        panic!("serve never said where it listens");
+    };
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /api/test/ HTTP/1.1\r\nHost: x\r\nAuthoriz").unwrap();
+    // A bound far above the deadline, so a hang fails the test instead of blocking it.
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut rest = Vec::new();
+    let closed = slow.read_to_end(&mut rest);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(closed.is_ok(), "the server closed the stalled connection: {closed:?}");
 }

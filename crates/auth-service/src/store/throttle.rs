@@ -137,9 +137,18 @@ impl Store {
 
     /// Forgets the counters of `keys` (after a successful login).
     pub async fn throttle_clear(&self, keys: &[String]) -> Result<(), DbError> {
+        let mut keys = keys.to_vec();
+        // The lock order of `throttle_reserve`, so a clear and a reservation never deadlock.
+        keys.sort();
         with_conn!(self.db(), |conn| {
-            diesel::delete(login_throttle::table.filter(login_throttle::key.eq_any(keys))).execute(conn).await?;
-            Ok(())
+            let keys = keys.clone();
+            conn.transaction(async move |conn| {
+                for key in &keys {
+                    diesel::delete(login_throttle::table.find(key)).execute(conn).await?;
+                }
+                Ok::<(), DbError>(())
+            })
+            .await
         })
     }
 
