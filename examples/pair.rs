@@ -33,7 +33,13 @@ async fn main() -> anyhow::Result<()> {
 
     // A fresh secret per run, shared in-process: the client verifies tokens locally with it.
     let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let settings = Settings { signing_key: Some(key.clone()), rotate_refresh_tokens: true, ..Settings::default() };
+    // The client-service runs on loopback too: trust it to forward its callers' addresses.
+    let settings = Settings {
+        signing_key: Some(key.clone()),
+        rotate_refresh_tokens: true,
+        trusted_proxies: vec!["127.0.0.1".into()],
+        ..Settings::default()
+    };
     let auth_db = open(&dir.join("auth.db")).await?;
     auth_service::migrate(&auth_db).await?;
     let auth = auth_service::AppState::build(settings, auth_db).await.map_err(anyhow::Error::msg)?;
@@ -87,11 +93,16 @@ Seeded user: {EMAIL} / {PASSWORD} (access group billing:admin)
 Ctrl-C stops both services.
 "#
     );
+    use shared_user::server::{self, Limits};
     let auth_server =
-        axum::serve(auth_listener, auth_service::app(auth)).with_graceful_shutdown(auth_service::shutdown_signal());
-    let client_server = axum::serve(client_listener, client_service::demo::app(client))
-        .with_graceful_shutdown(client_service::shutdown_signal());
-    let (a, c) = tokio::join!(auth_server.into_future(), client_server.into_future());
+        server::serve(auth_listener, auth_service::app(auth), Limits::default(), auth_service::shutdown_signal());
+    let client_server = server::serve(
+        client_listener,
+        client_service::demo::app(client),
+        Limits::default(),
+        client_service::shutdown_signal(),
+    );
+    let (a, c) = tokio::join!(auth_server, client_server);
     a?;
     c?;
     Ok(())

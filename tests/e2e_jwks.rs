@@ -41,9 +41,9 @@ async fn rotated_keys_are_picked_up_on_the_first_unknown_kid(backend: Backend) {
     p.get("/api/test/", &old_access).await.expect_json(200, json!("success"));
     // The admin stages and promotes a new key without waiting for the client's cache.
     for _ in 0..2 {
-        auth_service::keys::rotate_step(&p.auth.store, Algorithm::EdDSA).await.unwrap();
+        common::rotate_auth_key(&p, Algorithm::EdDSA).await;
     }
-    p.auth.keys.reload(&p.auth.store.signing_keys().await.unwrap()).unwrap();
+    common::reload_auth_keys(&p).await;
     let (_, new_access) = p.login_direct("alice@example.com").await;
     p.counter.reset();
     p.get("/api/test/", &new_access).await.expect_json(200, json!("success"));

@@ -41,11 +41,11 @@ async fn a_withdrawn_key_stops_its_cached_tokens(backend: Backend) {
 
     // The admin rotates and then withdraws the old key at once (a leaked key, say).
     for _ in 0..2 {
-        auth_service::keys::rotate_step(&p.auth.store, Algorithm::EdDSA).await.unwrap();
+        common::rotate_auth_key(&p, Algorithm::EdDSA).await;
     }
     let far = shared_user::user::now_utc() + chrono::Duration::days(1);
     assert_eq!(p.auth.store.delete_retired_keys(far).await.unwrap(), 1);
-    p.auth.keys.reload(&p.auth.store.signing_keys().await.unwrap()).unwrap();
+    common::reload_auth_keys(&p).await;
 
     // Once the client's JWKS is refetched, the remembered verdict no longer counts.
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -26,6 +26,9 @@ use tokio::task::JoinHandle;
 
 /// Signing key shared by the auth-service and (in local mode) the client.
 pub const KEY: &str = "e2e-signing-key-0123456789abcdef0123456789";
+/// Key sealing the auth-service's asymmetric private keys (base64 of 32 bytes).
+pub const KEK: &str = "ZTJlLWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE=";
+
 /// Password of every seeded user.
 pub const PASSWORD: &str = "correct horse battery";
 /// `WWW-Authenticate` of the 401s the auth-service makes (and the client passes on from it).
@@ -184,12 +187,12 @@ impl Server {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .expect("serve");
+            let limits = shared_user::server::Limits::default();
+            shared_user::server::serve(listener, router, limits, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
         });
         Server { addr, shutdown: Some(tx), task: Some(task) }
     }
@@ -374,6 +377,7 @@ impl Pair {
         let asymmetric = settings.is_asymmetric();
         if asymmetric {
             settings.signing_key = None;
+            settings.key_encryption_key.get_or_insert_with(|| KEK.into());
         }
         let auth = AppState::build(settings, auth_db.db.clone()).await.expect("auth-service state");
         let counter = Counter::default();
@@ -538,4 +542,18 @@ fn pair_of(r: &Reply) -> (String, String) {
     assert_eq!(r.status, 200, "login failed: {}", r.text);
     let v = r.json();
     (v["refresh"].as_str().expect("refresh").to_owned(), v["access"].as_str().expect("access").to_owned())
+}
+
+/// Reloads the auth-service's asymmetric keys from its database (what each replica does
+/// every `KEYS_RELOAD_INTERVAL`).
+pub async fn reload_auth_keys(pair: &Pair) {
+    let kek = auth_service::keys::KeyEncryptionKey::parse(KEK).expect("KEK");
+    let rows = auth_service::keys::load_rows(&pair.auth.store, Some(&kek)).await.expect("load keys");
+    pair.auth.keys.reload(&rows).expect("reload keys");
+}
+
+/// One key rotation step on the auth-service (`auth-service keys rotate`).
+pub async fn rotate_auth_key(pair: &Pair, alg: shared_user::jsonwebtoken::Algorithm) {
+    let kek = auth_service::keys::KeyEncryptionKey::parse(KEK).expect("KEK");
+    auth_service::keys::rotate_step(&pair.auth.store, alg, Some(&kek)).await.expect("rotate");
 }

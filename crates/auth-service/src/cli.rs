@@ -24,10 +24,27 @@ pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Migrate(db) => {
-            let db = Db::connect(&db.database_url, 1).await?;
+        Command::Migrate(args) => {
+            let db = Db::connect(&args.db.database_url, 1).await?;
             let n = crate::migrate(&db).await?;
             println!("{n} migration(s) applied");
+            let kek = args.kek.key_encryption_key.as_deref().map(crate::keys::KeyEncryptionKey::parse).transpose();
+            let store = Store::new(db);
+            match kek.map_err(anyhow::Error::msg)? {
+                Some(kek) => {
+                    let sealed = crate::keys::seal_plaintext_rows(&store, &kek).await.map_err(anyhow::Error::msg)?;
+                    println!("{sealed} plaintext signing key(s) encrypted");
+                }
+                None => {
+                    let plain =
+                        store.signing_keys().await?.iter().filter(|r| !crate::keys::is_sealed(&r.private_pem)).count();
+                    if plain > 0 {
+                        println!(
+                            "{plain} signing key(s) stored unencrypted: run `migrate` with KEY_ENCRYPTION_KEY set"
+                        );
+                    }
+                }
+            }
             Ok(())
         }
         Command::Createsuperuser(args) => createsuperuser(args).await,
@@ -45,9 +62,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let limits = args.limits().map_err(anyhow::Error::msg)?;
     let settings = Settings::from(args.settings);
     // Validate every setting before touching the database.
     settings.validate().map_err(anyhow::Error::msg)?;
+    let kek = settings.key_encryption_key().map_err(anyhow::Error::msg)?;
     let db = open_db(&args.db).await?;
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
     let (keys_reload_interval, refresh_lifetime, audit_retention) =
@@ -63,7 +82,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                match store.signing_keys().await.map_err(|e| e.to_string()).and_then(|rows| keys.reload(&rows)) {
+                match crate::keys::load_rows(&store, kek.as_ref()).await.and_then(|rows| keys.reload(&rows)) {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys"),
                 }
@@ -95,9 +114,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
     tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    shared_user::server::serve(listener, app(state), limits, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -218,9 +235,10 @@ fn found(ok: bool, email: &str) -> anyhow::Result<()> {
 
 async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Rotate { algorithm, db } => {
+        KeysCommand::Rotate { algorithm, kek, db } => {
+            let kek = kek.required().map_err(anyhow::Error::msg)?;
             let store = Store::new(open_db(&db).await?);
-            let step = crate::keys::rotate_step(&store, algorithm).await.map_err(anyhow::Error::msg)?;
+            let step = crate::keys::rotate_step(&store, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
             let (what, kid) = match &step {
                 crate::store::signing_keys::KeyStep::Staged(kid) => ("staged", kid),
                 crate::store::signing_keys::KeyStep::Promoted(kid) => ("promoted", kid),
@@ -233,6 +251,17 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 }
                 crate::store::signing_keys::KeyStep::Promoted(kid) => {
                     println!("{kid} is now current; the previous key stays published until its tokens expire")
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { kid, algorithm, kek, db } => {
+            let kek = kek.required().map_err(anyhow::Error::msg)?;
+            let store = Store::new(open_db(&db).await?);
+            match crate::keys::revoke(&store, &kid, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)? {
+                crate::keys::Revoked::Key => println!("{kid} revoked: unpublished, its tokens refused"),
+                crate::keys::Revoked::Current(next) => {
+                    println!("{kid} revoked: unpublished, its tokens refused; {next} signs now")
                 }
             }
             Ok(())
@@ -263,7 +292,8 @@ pub async fn housekeeping(
 ) -> Result<(usize, usize, usize), DbError> {
     let now = shared_user::user::now_utc();
     let tokens = store.purge_expired().await?;
-    let counters = store.throttle_purge(now - chrono::Duration::days(1)).await?;
+    let counters = store.throttle_purge(now - chrono::Duration::days(1)).await?
+        + store.forget_addresses(now - chrono::Duration::days(crate::throttle::KNOWN_ADDRESS_TTL_DAYS)).await?;
     let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or_else(|_| chrono::Duration::days(365));
     let keys = store.delete_retired_keys(now - lifetime - chrono::Duration::hours(1)).await?;
     Ok((tokens, counters, keys))

@@ -23,8 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (migrates the database first).
     Serve(ServeArgs),
-    /// Apply pending database migrations and exit.
-    Migrate(DbArgs),
+    /// Apply pending database migrations, seal plaintext private keys (with
+    /// KEY_ENCRYPTION_KEY), and exit.
+    Migrate(MigrateArgs),
     /// Create a superuser (staff + superuser) non-interactively.
     Createsuperuser(CreateSuperuserArgs),
     /// Manage users.
@@ -75,6 +76,25 @@ pub enum KeysCommand {
         /// Algorithm of a new key: EdDSA, ES256 or RS256.
         #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
         algorithm: Algorithm,
+        /// Key sealing private keys at rest.
+        #[command(flatten)]
+        kek: KekArgs,
+        /// Database.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a key at once: no longer published nor accepted (every replica at its next key
+    /// reload, clients at their next JWKS fetch). Revoking the signing key promotes the staged
+    /// key, or a new one of ALGORITHM.
+    Revoke {
+        /// The key id (`kid`), see `keys list`.
+        kid: String,
+        /// Algorithm of a replacement key when the signing key is revoked with none staged.
+        #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
+        algorithm: Algorithm,
+        /// Key sealing private keys at rest.
+        #[command(flatten)]
+        kek: KekArgs,
         /// Database.
         #[command(flatten)]
         db: DbArgs,
@@ -85,6 +105,44 @@ pub enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+/// `migrate` options.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Key sealing private keys at rest (plaintext ones are sealed when set).
+    #[command(flatten)]
+    pub kek: KekArgs,
+}
+
+/// The key sealing asymmetric private keys at rest, for the admin commands.
+#[derive(Debug, Clone, Args)]
+pub struct KekArgs {
+    /// 32 random bytes in base64 (AES-256-GCM); required to create keys outside --dev.
+    #[arg(long, env = "KEY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub key_encryption_key: Option<String>,
+    /// Development mode: new keys may be stored unsealed.
+    #[arg(long, env = "GATEHOUSE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: bool,
+}
+
+impl KekArgs {
+    /// The parsed key; `None` only in development mode.
+    pub fn required(&self) -> Result<Option<crate::keys::KeyEncryptionKey>, String> {
+        match parse_kek(self.key_encryption_key.as_deref())? {
+            None if !self.dev => Err("KEY_ENCRYPTION_KEY is not set: private keys are stored sealed with it \
+                 (32 random bytes in base64), or use --dev"
+                .into()),
+            kek => Ok(kek),
+        }
+    }
+}
+
+pub(crate) fn parse_kek(text: Option<&str>) -> Result<Option<crate::keys::KeyEncryptionKey>, String> {
+    text.map(crate::keys::KeyEncryptionKey::parse).transpose()
 }
 
 /// Database selection.
@@ -110,6 +168,33 @@ pub struct ServeArgs {
     /// Token and password settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
+    /// Longest wait for a complete request head; also closes kept-alive connections that send
+    /// no request for this long.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed (longer than
+    /// REQUEST_TIMEOUT).
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl ServeArgs {
+    /// The listener limits, validated.
+    pub fn limits(&self) -> Result<shared_user::server::Limits, String> {
+        let limits = shared_user::server::Limits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        };
+        limits.validate()?;
+        if self.idle_timeout <= self.settings.request_timeout {
+            return Err("IDLE_TIMEOUT must be longer than REQUEST_TIMEOUT".into());
+        }
+        Ok(limits)
+    }
 }
 
 /// Who may call `POST /auth/create-user/`.
@@ -192,7 +277,8 @@ pub struct SettingsArgs {
     /// Brute-force protection on token obtain (429 with Retry-After when locked).
     #[arg(long, env = "LOGIN_THROTTLE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub login_throttle: bool,
-    /// Take the client address from the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    /// Replaced by TRUSTED_PROXIES: `true` without TRUSTED_PROXIES is a startup error (it used
+    /// to believe any caller's `X-Forwarded-For`); with TRUSTED_PROXIES set it changes nothing.
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub trust_x_forwarded_for: bool,
     /// How often replicas reload asymmetric signing keys from the database.
@@ -240,6 +326,24 @@ pub struct SettingsArgs {
     /// How long audit events are kept before the hourly housekeeping deletes them (default 90d).
     #[arg(long, env = "AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
     pub audit_retention: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (the client-services, load balancers):
+    /// comma-separated addresses or CIDR networks. The caller is the right-most hop that is not
+    /// one of them. Default: none (the socket peer is the caller).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Sign-ups allowed per client address per hour, on every path (REST, GraphQL, Hasura);
+    /// 0 = unlimited. Needs LOGIN_THROTTLE.
+    #[arg(long, env = "SIGNUP_THROTTLE_PER_HOUR", default_value_t = 10)]
+    pub signup_throttle_per_hour: u32,
+    /// Key sealing the asymmetric private keys in the database (AES-256-GCM): 32 random bytes
+    /// in base64. Required with EdDSA/ES256/RS256 outside --dev.
+    #[arg(long, env = "KEY_ENCRYPTION_KEY", hide_env_values = true)]
+    pub key_encryption_key: Option<String>,
+    /// Shortest answer time of a failed password check (`0s`: off). With imported Django
+    /// `pbkdf2` hashes, set it above their check time (e.g. `300ms`) so those accounts cannot
+    /// be found by timing until their first login upgrades them to argon2id.
+    #[arg(long, env = "LOGIN_FAILURE_MIN_TIME", default_value = "0s", value_parser = parse_duration)]
+    pub login_failure_min_time: Duration,
 }
 
 /// `createsuperuser` options.
@@ -397,6 +501,10 @@ impl From<SettingsArgs> for Settings {
             graphql_max_complexity: a.graphql_max_complexity,
             revocation_feed_token: a.revocation_feed_token,
             audit_retention: a.audit_retention,
+            trusted_proxies: a.trusted_proxies,
+            signup_throttle_per_hour: a.signup_throttle_per_hour,
+            key_encryption_key: a.key_encryption_key,
+            login_failure_min_time: a.login_failure_min_time,
         }
     }
 }

@@ -107,6 +107,9 @@ impl From<crate::passwords::HashError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 503 (the database is restarting or unreachable): a short wait.
+const RETRY_UNAVAILABLE_SECS: u64 = 2;
+
 /// The `WWW-Authenticate` value of our 401 answers.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
@@ -134,7 +137,11 @@ impl IntoResponse for ApiError {
                 r.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
                 r
             }
-            ApiError::Unavailable(reason) => detail(StatusCode::SERVICE_UNAVAILABLE, unavailable(&reason)),
+            ApiError::Unavailable(reason) => {
+                let mut r = detail(StatusCode::SERVICE_UNAVAILABLE, unavailable(&reason));
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, RETRY_UNAVAILABLE_SECS.into());
+                r
+            }
             ApiError::Internal(reason) => detail(StatusCode::INTERNAL_SERVER_ERROR, internal(&reason)),
         }
     }

@@ -78,8 +78,6 @@ pub struct Config {
     pub allow_create_user: CreateUserPolicy,
     /// Whole-request timeout.
     pub request_timeout: Duration,
-    /// Take the client address from `X-Forwarded-For`.
-    pub trust_x_forwarded_for: bool,
     /// Extra claims in access tokens.
     pub claims_preset: ClaimsPreset,
     /// `x-hasura-default-role` of the Hasura preset.
@@ -94,6 +92,8 @@ pub struct Config {
     pub graphql_max_complexity: usize,
     /// Shared secret the revocation feed requires in `X-Revocation-Feed-Token`; unset: no feed (404).
     pub revocation_feed_token: Option<Redacted>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -136,7 +136,8 @@ impl AppState {
         };
         let (access, refresh) = (settings.access_token_lifetime, settings.refresh_token_lifetime);
         let keys = if settings.is_asymmetric() {
-            let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm).await?;
+            let kek = settings.key_encryption_key()?;
+            let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref()).await?;
             Keys::from_rows(&rows, verify, access, refresh)?
         } else {
             Keys::hmac(&settings.resolve_signing_key()?, verify, access, refresh)
@@ -151,7 +152,6 @@ impl AppState {
             update_last_login: settings.update_last_login,
             allow_create_user: settings.allow_create_user,
             request_timeout: settings.request_timeout,
-            trust_x_forwarded_for: settings.trust_x_forwarded_for,
             claims_preset: settings.claims_preset,
             hasura_default_role: settings.hasura_default_role.trim().to_owned(),
             hasura_action_secret: settings.hasura_action_secret.clone().map(Redacted),
@@ -159,8 +159,16 @@ impl AppState {
             graphql_max_root_fields: settings.graphql_max_root_fields,
             graphql_max_complexity: settings.graphql_max_complexity,
             revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
+            trusted_proxies: settings.trusted_proxies()?,
         };
-        let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
+        let signup = (settings.signup_throttle_per_hour > 0)
+            .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));
+        let throttle = Throttle {
+            enabled: settings.login_throttle,
+            signup,
+            failure_floor: settings.login_failure_min_time,
+            ..Throttle::default()
+        };
         Ok(Self {
             store: Store::new(db),
             keys: Arc::new(keys),
@@ -177,10 +185,10 @@ pub fn app(state: AppState) -> Router {
     // 401 answers name the first accepted scheme (SimpleJWT's `AUTH_HEADER_TYPES[0]`).
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
-    let trust_xff = state.config.trust_x_forwarded_for;
+    let trusted = throttle::TrustedProxies(state.config.trusted_proxies.clone().into());
     let mut router = routes::router(state).layer(axum::middleware::from_fn(audit::capture_request_meta));
-    if trust_xff {
-        router = router.layer(axum::Extension(throttle::TrustForwardedFor));
+    if !trusted.0.is_empty() {
+        router = router.layer(axum::Extension(trusted));
     }
     if let Some(challenge) = challenge.filter(|c| c != error::WWW_AUTHENTICATE) {
         router = router.layer(map_response(move |mut response: Response| {

@@ -141,30 +141,39 @@ pub fn field_summary(errors: &FieldErrors) -> String {
 /// The active user with this exact email and password, if any. An unknown email costs a dummy
 /// hash check so it takes as long as a wrong password.
 ///
-/// Brute-force protection runs here, so every login path and password change share it: a
-/// locked client gets 429 before any hash work, and every failure is counted.
+/// Brute-force protection runs here, so every login path and password change share it: every
+/// attempt is counted before any hash work, a locked client gets 429, and a success refunds.
 pub async fn authenticate(
     state: &AppState,
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ServiceError> {
-    if let Err(e) = state.throttle.check(&state.store, email, ip).await {
-        if matches!(e, ServiceError::Throttled(_)) && crate::audit::should_record_throttled(email, ip) {
-            let user_id = state.store.find_by_email(email).await?.map(|c| c.user.id);
-            state.store.record_audit(&AuditEvent { user_id, ..AuditEvent::new(AuditKind::Throttled) }).await?;
-        }
-        return Err(e);
+    // No account has a longer email: refuse it before anything is written (throttle keys).
+    if email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
+        return Err(field_error("email", &[&too_long(validators::MAX_EMAIL_LENGTH)]).into());
     }
+    let started = tokio::time::Instant::now();
+    // Counted before the hash, so parallel guesses cannot pass the limit.
+    let attempt = match state.throttle.reserve(&state.store, email, ip).await {
+        Ok(attempt) => attempt,
+        Err(e) => {
+            if matches!(e, ServiceError::Throttled(_)) && crate::audit::should_record_throttled(email, ip) {
+                let user_id = state.store.find_by_email(email).await?.map(|c| c.user.id);
+                state.store.record_audit(&AuditEvent { user_id, ..AuditEvent::new(AuditKind::Throttled) }).await?;
+            }
+            return Err(e);
+        }
+    };
     let found = state.store.find_by_email(email).await?;
     let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
     let known_id = found.as_ref().map(|c| c.user.id);
     let result = found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked));
     if result.is_some() {
-        state.throttle.succeeded(&state.store, email, ip).await?;
+        state.throttle.succeeded(&state.store, &attempt).await?;
     } else {
-        state.throttle.failed(&state.store, email, ip).await?;
         state.store.record_audit(&AuditEvent { user_id: known_id, ..AuditEvent::new(AuditKind::LoginFailed) }).await?;
+        state.throttle.pad_failure(started).await;
     }
     Ok(result)
 }
@@ -257,7 +266,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     let family = record.family.clone();
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
-        state.store.touch_session(&record.family, record.expires_at).await?;
+        touch_session(state, &record.family, record.expires_at).await;
         return Ok(Refreshed { user, access, refresh: None, refresh_exp, family });
     }
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
@@ -269,8 +278,17 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         return Err(TokenError::Blacklisted.into());
     }
     let refresh_exp = refresh.exp;
-    state.store.touch_session(&record.family, epoch_to_naive(refresh_exp)).await?;
+    touch_session(state, &record.family, epoch_to_naive(refresh_exp)).await;
     Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp, family })
+}
+
+/// Records a session's last use, best effort: the refresh has happened (and a rotation is
+/// committed), so failing it now would send the client to retry with a token already rotated
+/// away.
+async fn touch_session(state: &AppState, family: &str, expires_at: chrono::NaiveDateTime) {
+    if let Err(e) = state.store.touch_session(family, expires_at).await {
+        tracing::warn!(error = %e, "session last use not recorded");
+    }
 }
 
 /// Revokes a live refresh token (logout). Revoking twice is [`TokenError::Blacklisted`].
@@ -419,6 +437,7 @@ pub async fn register(state: &AppState, input: Registration, ip: Option<IpAddr>)
     }
     fields.finish()?;
     let email = email.ok_or_else(|| ServiceError::Internal("validated email missing".into()))?;
+    state.throttle.reserve_signup(&state.store, ip).await?;
 
     let password_hash = state.hasher.hash(password).await?;
     let new =

@@ -85,6 +85,19 @@ pub struct Settings {
     /// `AUDIT_RETENTION` (90d): how long audit events are kept before the hourly housekeeping
     /// deletes them.
     pub audit_retention: Duration,
+    /// `TRUSTED_PROXIES` (none): proxies whose `X-Forwarded-For` is believed (the
+    /// client-services, load balancers), as addresses or CIDR networks. The caller is the
+    /// right-most hop that is not one of them; with none, the socket peer is the caller.
+    pub trusted_proxies: Vec<String>,
+    /// `SIGNUP_THROTTLE_PER_HOUR` (10): sign-ups allowed per client address per hour on every
+    /// path (REST, GraphQL, Hasura); 0 = unlimited. Needs `LOGIN_THROTTLE`.
+    pub signup_throttle_per_hour: u32,
+    /// `KEY_ENCRYPTION_KEY` (none): 32 random bytes in base64 sealing the asymmetric private
+    /// keys in the database (AES-256-GCM). Required with EdDSA/ES256/RS256 outside dev mode.
+    pub key_encryption_key: Option<String>,
+    /// `LOGIN_FAILURE_MIN_TIME` (0s: off): shortest answer time of a failed password check, so
+    /// imported Django `pbkdf2` accounts cannot be told from unknown emails by timing.
+    pub login_failure_min_time: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -120,6 +133,10 @@ impl std::fmt::Debug for Settings {
             .field("graphql_max_complexity", &self.graphql_max_complexity)
             .field("revocation_feed_token", &self.revocation_feed_token.as_ref().map(|_| "[redacted]"))
             .field("audit_retention", &self.audit_retention)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("signup_throttle_per_hour", &self.signup_throttle_per_hour)
+            .field("key_encryption_key", &self.key_encryption_key.as_ref().map(|_| "[redacted]"))
+            .field("login_failure_min_time", &self.login_failure_min_time)
             .finish()
     }
 }
@@ -158,6 +175,10 @@ impl Default for Settings {
             graphql_max_complexity: 500,
             revocation_feed_token: None,
             audit_retention: Duration::from_secs(90 * 86400),
+            trusted_proxies: Vec::new(),
+            signup_throttle_per_hour: 10,
+            key_encryption_key: None,
+            login_failure_min_time: Duration::ZERO,
         }
     }
 }
@@ -242,6 +263,22 @@ impl Settings {
         if self.graphql_max_root_fields == 0 || self.graphql_max_complexity == 0 {
             return Err("GRAPHQL_MAX_ROOT_FIELDS and GRAPHQL_MAX_COMPLEXITY must be positive".into());
         }
+        if self.is_asymmetric() && !self.dev && self.key_encryption_key.is_none() {
+            return Err(format!(
+                "KEY_ENCRYPTION_KEY is not set: ALGORITHM={:?} keeps private keys in the database, sealed with it \
+                 (32 random bytes in base64, e.g. `head -c 32 /dev/urandom | base64`)",
+                self.algorithm
+            ));
+        }
+        self.key_encryption_key()?;
+        self.trusted_proxies()?;
+        if self.trust_x_forwarded_for && self.trusted_proxies()?.is_empty() {
+            return Err(
+                "TRUST_X_FORWARDED_FOR is replaced by TRUSTED_PROXIES: list the addresses or CIDR networks of \
+                 your proxies (e.g. TRUSTED_PROXIES=10.0.0.0/8) instead"
+                    .into(),
+            );
+        }
         if self.revocation_feed_token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err("REVOCATION_FEED_TOKEN is shorter than 16 bytes; set a random secret (or unset it)".into());
         }
@@ -249,6 +286,16 @@ impl Settings {
         argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         Ok(())
+    }
+
+    /// `KEY_ENCRYPTION_KEY`, parsed.
+    pub fn key_encryption_key(&self) -> Result<Option<crate::keys::KeyEncryptionKey>, String> {
+        crate::config::parse_kek(self.key_encryption_key.as_deref())
+    }
+
+    /// `TRUSTED_PROXIES` as networks.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        crate::throttle::parse_trusted_proxies(&self.trusted_proxies)
     }
 
     /// `AUTH_HEADER_TYPES` trimmed, empty entries dropped; at least one, each a single word.

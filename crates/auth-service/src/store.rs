@@ -340,6 +340,29 @@ impl Store {
             let old = old.clone();
             let new_jti = new_jti.to_owned();
             conn.transaction(async move |conn| {
+                // Lock the user row first, as a password change or deactivation does: whichever
+                // runs second sees the other's result (revoked tokens, or the new token to revoke).
+                let active = diesel::update(users::table.find(old.user_id).filter(users::is_active.eq(true)))
+                    .set(users::is_active.eq(true))
+                    .execute(conn)
+                    .await?;
+                if active == 0 {
+                    return Ok::<Rotation, DbError>(Rotation::AlreadyUsed);
+                }
+                if !mark_replaced {
+                    // The old token stays usable, but only a live one may mint a successor.
+                    let live = diesel::update(
+                        refresh_tokens::table
+                            .filter(refresh_tokens::jti.eq(&old.jti))
+                            .filter(refresh_tokens::revoked_at.is_null()),
+                    )
+                    .set(refresh_tokens::revoked_at.eq(None::<NaiveDateTime>))
+                    .execute(conn)
+                    .await?;
+                    if live == 0 {
+                        return Ok(Rotation::AlreadyUsed);
+                    }
+                }
                 if mark_replaced {
                     let n = diesel::update(
                         refresh_tokens::table

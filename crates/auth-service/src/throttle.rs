@@ -1,48 +1,126 @@
-//! Brute-force protection on token obtain. Failures are counted in the database (shared by all
-//! replicas) under three keys: the client IP, the account from that IP, and the account alone.
-//! The account-wide limit is high and its lock short, so an attacker spraying one account from
-//! many addresses slows it down without locking its owner out for long; the owner's own address
-//! has its own counter.
+//! Brute-force protection on every password check and sign-up, and the caller's address it
+//! keys on.
+//!
+//! Attempts are counted in the database (shared by all replicas) *before* the password is
+//! hashed, so parallel guesses cannot pass a limit (see [`crate::store::throttle`]). Three
+//! counters per login: the client address, the account from that address, and the account
+//! alone. An address that signed in to the account successfully within
+//! [`KNOWN_ADDRESS_TTL_DAYS`] is judged by its own per-account counter only, so guessing from
+//! many addresses cannot lock the owner out, while strangers stay locked.
+//!
+//! The caller's address is the socket peer, or, when the peer is one of `TRUSTED_PROXIES`, the
+//! right-most `X-Forwarded-For` hop that is not a trusted proxy (hops left of it were written
+//! by the caller and prove nothing).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use ipnet::IpNet;
 use shared_user::user::now_utc;
 
 use crate::service::ServiceError;
 use crate::store::Store;
 use crate::store::throttle::Limit;
 
-/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the service
-/// is configured to trust its proxy.
+/// How long a successful sign-in makes an address "known" to that account.
+pub const KNOWN_ADDRESS_TTL_DAYS: i64 = 30;
+
+/// The client's address: the socket peer, or the right-most untrusted `X-Forwarded-For` hop
+/// when the peer is a trusted proxy. `None` when the service runs without peer addresses.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-/// Marker put in request extensions when `X-Forwarded-For` may be trusted.
-#[derive(Debug, Clone, Copy)]
-pub struct TrustForwardedFor;
+/// The proxies whose `X-Forwarded-For` is believed (request extension set by [`crate::app`]).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<[IpNet]>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The caller behind `peer`: `peer` itself unless it is trusted; then the right-most hop of
+    /// `X-Forwarded-For` (all its lines, in order) that is not trusted. A hop that is not an
+    /// address stops the walk at the last trusted hop, so garbage cannot stand for a caller.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = canonical(peer);
+        if !self.trusts(client) {
+            return client;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        for hop in hops.iter().rev() {
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4, so `::ffff:10.0.0.1` matches `10.0.0.0/8`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One `X-Forwarded-For` hop: an address, possibly with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    hop.parse::<SocketAddr>().ok().map(|s| canonical(s.ip()))
+}
+
+/// Parses `TRUSTED_PROXIES` entries: addresses or CIDR networks (`10.0.0.5`, `10.0.0.0/8`,
+/// `::1`, `fd00::/8`); empty entries are skipped.
+pub fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.parse::<IpNet>()
+                .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+                .map(|net| match net {
+                    IpNet::V6(v6) if v6.prefix_len() == 128 && v6.addr().to_ipv4_mapped().is_some() => {
+                        IpNet::from(canonical(IpAddr::V6(v6.addr())))
+                    }
+                    other => other,
+                })
+                .map_err(|_| format!("TRUSTED_PROXIES: {e:?} is not an address or a CIDR network"))
+        })
+        .collect()
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if parts.extensions.get::<TrustForwardedFor>().is_some() {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
-            if forwarded.is_some() {
-                return Ok(ClientIp(forwarded));
-            }
-        }
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+            return Ok(ClientIp(None));
+        };
+        Ok(ClientIp(Some(match parts.extensions.get::<TrustedProxies>() {
+            Some(trusted) => trusted.client(peer, &parts.headers),
+            None => canonical(peer),
+        })))
     }
 }
 
-/// Limits for the three counters.
+/// Limits of the login counters and of sign-ups.
 #[derive(Debug, Clone)]
 pub struct Throttle {
     /// Off: nothing is counted.
@@ -53,6 +131,12 @@ pub struct Throttle {
     pub account_ip: Limit,
     /// Per account from anywhere.
     pub account: Limit,
+    /// Sign-ups per client IP (`None`: not limited).
+    pub signup: Option<Limit>,
+    /// Shortest time a failed password check answers in (zero: no padding). Set above the
+    /// slowest stored hash (imported Django `pbkdf2` accounts) so failures for those accounts
+    /// cannot be told from unknown emails by timing.
+    pub failure_floor: std::time::Duration,
 }
 
 impl Default for Throttle {
@@ -64,66 +148,155 @@ impl Default for Throttle {
             ip: Limit { threshold: 20, base_lock: seconds(1), max_lock: minutes(15), window: minutes(15) },
             account_ip: Limit { threshold: 5, base_lock: seconds(1), max_lock: minutes(15), window: minutes(15) },
             account: Limit { threshold: 50, base_lock: seconds(1), max_lock: seconds(60), window: minutes(15) },
+            signup: Some(signups_per_hour(10)),
+            failure_floor: std::time::Duration::ZERO,
         }
     }
 }
 
-struct Keys {
-    ip: Option<String>,
-    account_ip: String,
-    account: String,
+/// The sign-up limit: `n` per address per hour (the address then waits up to an hour).
+pub fn signups_per_hour(n: u32) -> Limit {
+    Limit {
+        threshold: i32::try_from(n).unwrap_or(i32::MAX),
+        base_lock: chrono::Duration::hours(1),
+        max_lock: chrono::Duration::hours(1),
+        window: chrono::Duration::hours(1),
+    }
 }
 
-fn keys(email: &str, ip: Option<IpAddr>) -> Keys {
-    let email = email.trim().to_lowercase();
+/// A counted login attempt, to be settled with [`Throttle::succeeded`] when the password was right.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    email: String,
+    ip: Option<IpAddr>,
+    counted_ip: bool,
+}
+
+fn account_ip_key(email: &str, ip: Option<IpAddr>) -> String {
     let ip_text = ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
-    Keys {
-        ip: ip.map(|i| format!("ip:{i}")),
-        account_ip: format!("acct-ip:{ip_text}:{email}"),
-        account: format!("acct:{email}"),
-    }
+    format!("acct-ip:{ip_text}:{email}")
+}
+
+fn throttled(until: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -> ServiceError {
+    let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
+    ServiceError::Throttled(u64::try_from(secs.max(1)).unwrap_or(1))
 }
 
 impl Throttle {
-    /// `Err(429)` with the seconds to wait when any counter of this attempt is locked.
-    pub async fn check(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ServiceError> {
+    /// Counts a login attempt before its password is checked; `Err(429)` with the seconds to
+    /// wait when a counter of this attempt is locked (nothing is counted then). The caller has
+    /// already refused emails longer than any account's.
+    pub async fn reserve(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<Attempt, ServiceError> {
+        let email = email.trim().to_lowercase();
+        let mut attempt = Attempt { email, ip, counted_ip: false };
+        if !self.enabled {
+            return Ok(attempt);
+        }
+        let now = now_utc();
+        let mut counters = vec![(account_ip_key(&attempt.email, ip), self.account_ip)];
+        let known = match ip {
+            Some(ip) => {
+                let since = now - chrono::Duration::days(KNOWN_ADDRESS_TTL_DAYS);
+                store.is_known_address(&attempt.email, &ip.to_string(), since).await?
+            }
+            None => false,
+        };
+        if !known {
+            counters.push((format!("acct:{}", attempt.email), self.account));
+            if let Some(ip) = ip {
+                counters.push((format!("ip:{ip}"), self.ip));
+                attempt.counted_ip = true;
+            }
+        }
+        if let Some(until) = store.throttle_reserve(&counters, now).await? {
+            return Err(throttled(until, now));
+        }
+        Ok(attempt)
+    }
+
+    /// Settles a successful attempt: the account counters are cleared, the address's attempt
+    /// is refunded and the address becomes known to the account.
+    pub async fn succeeded(&self, store: &Store, attempt: &Attempt) -> Result<(), ServiceError> {
         if !self.enabled {
             return Ok(());
         }
-        let k = keys(email, ip);
-        let mut all = vec![k.account_ip, k.account];
-        all.extend(k.ip);
-        let now = now_utc();
-        if let Some(until) = store.throttle_locked_until(&all, now).await? {
-            let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
-            let secs = secs.max(1);
-            return Err(ServiceError::Throttled(u64::try_from(secs).unwrap_or(1)));
+        let keys = [account_ip_key(&attempt.email, attempt.ip), format!("acct:{}", attempt.email)];
+        store.throttle_clear(&keys).await?;
+        if let Some(ip) = attempt.ip {
+            if attempt.counted_ip {
+                store.throttle_refund(&format!("ip:{ip}"), self.ip).await?;
+            }
+            store.remember_address(&attempt.email, &ip.to_string(), now_utc()).await?;
         }
         Ok(())
     }
 
-    /// Counts a failed attempt.
-    pub async fn failed(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ServiceError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let k = keys(email, ip);
-        let now = now_utc();
-        if let Some(ip_key) = &k.ip {
-            store.throttle_fail(ip_key, self.ip, now).await?;
-        }
-        store.throttle_fail(&k.account_ip, self.account_ip, now).await?;
-        store.throttle_fail(&k.account, self.account, now).await?;
-        Ok(())
+    /// Waits until `started + failure_floor` (a failed check answers no sooner).
+    pub async fn pad_failure(&self, started: tokio::time::Instant) {
+        tokio::time::sleep_until(started + self.failure_floor).await;
     }
 
-    /// Clears the account counters after a successful login.
-    pub async fn succeeded(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<(), ServiceError> {
-        if !self.enabled {
-            return Ok(());
+    /// Counts a sign-up from `ip` before its password is hashed; `Err(429)` once the address
+    /// has used its allowance. Callers without an address (in-process tests) are not counted.
+    pub async fn reserve_signup(&self, store: &Store, ip: Option<IpAddr>) -> Result<(), ServiceError> {
+        let (true, Some(limit), Some(ip)) = (self.enabled, self.signup, ip) else { return Ok(()) };
+        let now = now_utc();
+        match store.throttle_reserve(&[(format!("signup:{ip}"), limit)], now).await? {
+            Some(until) => Err(throttled(until, now)),
+            None => Ok(()),
         }
-        let k = keys(email, ip);
-        store.throttle_clear(&[k.account_ip, k.account]).await?;
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    fn trusted(list: &[&str]) -> TrustedProxies {
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        TrustedProxies(parse_trusted_proxies(&list).unwrap().into())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let t = trusted(&["10.0.0.0/8"]);
+        assert_eq!(t.client(ip("203.0.113.9"), &xff(&["6.6.6.6"])), ip("203.0.113.9"));
+        assert_eq!(TrustedProxies::default().client(ip("10.0.0.1"), &xff(&["6.6.6.6"])), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_right_most_untrusted_hop_is_the_client() {
+        let t = trusted(&["10.0.0.0/8", "192.0.2.1"]);
+        let h = xff(&["6.6.6.6, 198.51.100.7", "10.0.0.99"]);
+        assert_eq!(t.client(ip("192.0.2.1"), &h), ip("198.51.100.7"), "spoofed left-most hop ignored");
+        assert_eq!(t.client(ip("10.0.0.3"), &xff(&["6.6.6.6, 10.0.0.99"])), ip("6.6.6.6"));
+        assert_eq!(t.client(ip("10.0.0.3"), &xff(&[])), ip("10.0.0.3"), "no header: the proxy itself");
+        assert_eq!(t.client(ip("10.0.0.3"), &xff(&["garbage, 10.0.0.7"])), ip("10.0.0.7"));
+        assert_eq!(t.client(ip("10.0.0.3"), &xff(&["[2001:db8::1]:443"])), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn mapped_addresses_match_ipv4_networks() {
+        let t = trusted(&["127.0.0.0/8"]);
+        assert_eq!(t.client(ip("::ffff:127.0.0.1"), &xff(&["192.0.2.5"])), ip("192.0.2.5"));
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let err = parse_trusted_proxies(&["10.0.0.0/8".into(), "proxy.local".into()]).unwrap_err();
+        assert!(err.contains("proxy.local"), "{err}");
+        assert_eq!(parse_trusted_proxies(&["".into(), " 10.1.2.3 ".into()]).unwrap().len(), 1);
     }
 }

@@ -148,7 +148,7 @@ impl Keys {
         let mut named = Vec::new();
         let mut jwks = JwkSet::default();
         for row in rows {
-            if row.status == "retired" && row.retired_at.is_none_or(|t| t < keep_after) {
+            if row.status == "revoked" || (row.status == "retired" && row.retired_at.is_none_or(|t| t < keep_after)) {
                 continue;
             }
             let alg = parse_signing_algorithm(&row.algorithm)?;

@@ -283,6 +283,10 @@ async fn serve_refuses_a_weak_or_short_signing_key(backend: Backend) {
         ("secret", "development placeholder"),
         ("django-insecure-0123456789abcdefghijklmnopqrstuvwxyz", "development placeholder"),
         ("only-twenty-bytes-ok", "shorter than 32 bytes"),
+        ("x", "shorter than 32 bytes"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "repeats a 1-byte pattern"),
+        ("changemechangemechangemechangemechangeme", "repeats a 8-byte pattern"),
+        ("abcdefabcdefabcdefabcdefabcdefabcdefX", "distinct characters"),
     ] {
         let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", key)], None);
         let line = out.failed();
@@ -301,6 +305,11 @@ async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backen
         ("ACCESS_TOKEN_LIFETIME", "0", "lifetimes"),
         ("REQUEST_TIMEOUT", "0s", "REQUEST_TIMEOUT"),
         ("USER_ID_CLAIM", " ", "USER_ID_CLAIM"),
+        ("TRUST_X_FORWARDED_FOR", "true", "TRUSTED_PROXIES"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", "TRUSTED_PROXIES"),
+        ("IDLE_TIMEOUT", "5s", "IDLE_TIMEOUT"),
+        ("MAX_CONNECTIONS", "0", "MAX_CONNECTIONS"),
+        ("HEADER_READ_TIMEOUT", "0s", "HEADER_READ_TIMEOUT"),
     ] {
         let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", KEY), (name, value)], None);
         let line = out.failed();
@@ -358,6 +367,33 @@ async fn serve_answers_and_stops_on_sigterm(backend: Backend) {
     });
 }
 
+async fn serve_cuts_off_a_client_that_never_finishes_its_request_head(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
+    let env = [("SIGNING_KEY", KEY), ("RUST_LOG", "info"), ("HEADER_READ_TIMEOUT", "300ms")];
+    let mut cmd = command(&db.url, &["serve", "--bind", "127.0.0.1:0"], &env);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    tokio::task::block_in_place(|| {
+        let addr = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_owned()));
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("serve never said where it listens");
+        };
+        let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+        slow.write_all(b"POST /auth/token/ HTTP/1.1\r\nHost: x\r\nContent-Ty").unwrap();
+        // A bound far above the deadline, so a hang fails the test instead of blocking it.
+        slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = Vec::new();
+        let closed = slow.read_to_end(&mut rest);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(closed.is_ok(), "the server closed the stalled connection: {closed:?}");
+    });
+}
+
 async fn help_documents_flags_with_their_environment_variables(backend: Backend) {
     let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let help = run(&db.url, &["serve", "--help"], &[], None);
@@ -385,6 +421,7 @@ both_backends!(
     commands_on_an_unknown_email_fail_with_one_line,
     createsuperuser_takes_the_password_from_the_environment_or_stdin,
     serve_refuses_to_start_without_a_signing_key,
+    serve_cuts_off_a_client_that_never_finishes_its_request_head,
     serve_refuses_a_weak_or_short_signing_key,
     serve_refuses_bad_settings_before_touching_the_database,
     a_bad_database_url_fails_with_one_line,

@@ -65,8 +65,9 @@ async fn rotation_publishes_the_next_key_first_and_keeps_old_tokens_valid(backen
     let first = jwks(&app).await;
 
     // Step 1: stage. The new key is published but does not sign yet.
-    let staged = auth_service::keys::rotate_step(&app.state.store, Algorithm::ES256).await.unwrap();
-    app.state.keys.reload(&app.state.store.signing_keys().await.unwrap()).unwrap();
+    let staged =
+        auth_service::keys::rotate_step(&app.state.store, Algorithm::ES256, Some(&common::kek())).await.unwrap();
+    common::reload_keys(&app).await;
     let published = jwks(&app).await;
     assert_eq!(published.keys.len(), 2, "{staged:?}");
     let (_, still_old) = app.login("alice@example.com", PW).await;
@@ -77,8 +78,8 @@ async fn rotation_publishes_the_next_key_first_and_keeps_old_tokens_valid(backen
     let client_view = verifier_from(&published);
 
     // Step 2: promote. New tokens carry the new kid; old ones still verify everywhere.
-    auth_service::keys::rotate_step(&app.state.store, Algorithm::ES256).await.unwrap();
-    app.state.keys.reload(&app.state.store.signing_keys().await.unwrap()).unwrap();
+    auth_service::keys::rotate_step(&app.state.store, Algorithm::ES256, Some(&common::kek())).await.unwrap();
+    common::reload_keys(&app).await;
     let (_, new_access) = app.login("alice@example.com", PW).await;
     assert_ne!(kid(&new_access), kid(&old_access));
     assert!(client_view.decode(&new_access, Some(TokenType::Access)).is_ok());
@@ -118,6 +119,7 @@ async fn keys_cli_stages_promotes_and_lists_without_private_material(backend: Ba
             .args(args)
             .env_clear()
             .env("DATABASE_URL", &app.db.url)
+            .env("KEY_ENCRYPTION_KEY", common::KEK)
             .env("RUST_LOG", "error")
             .output()
             .unwrap();

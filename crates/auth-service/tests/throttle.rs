@@ -3,24 +3,49 @@
 
 mod common;
 
-use axum::http::{Method, StatusCode};
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request, StatusCode};
 use common::{Reply, TestApp};
+use http_body_util::BodyExt;
 use serde_json::json;
 use shared_user::both_backends;
 use shared_user::testing::Backend;
+use tower::ServiceExt;
 
 const ALICE: &str = "alice@example.com";
 const PW: &str = "correct horse battery";
 
+/// The proxy every request of these tests comes through.
+const PROXY: &str = "10.255.0.1";
+
 async fn app(backend: Backend) -> Option<TestApp> {
-    let app = TestApp::new(backend, &["--trust-x-forwarded-for", "true"]).await?;
+    let app = TestApp::new(backend, &["--trusted-proxies", "10.255.0.0/24"]).await?;
     app.add_user(ALICE, PW, false, &[]).await;
     Some(app)
 }
 
+/// A request from a trusted proxy forwarding for `ip`.
+async fn send_via_proxy(app: &TestApp, path: &str, body: &str, ip: &str) -> Reply {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", ip)
+        .extension(ConnectInfo(SocketAddr::new(PROXY.parse().unwrap(), 40000)))
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
 async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Reply {
     let body = json!({"email": email, "password": password}).to_string();
-    app.send(Method::POST, "/auth/token/", Some(&body), &[("x-forwarded-for", ip)]).await
+    send_via_proxy(app, "/auth/token/", &body, ip).await
 }
 
 fn assert_throttled(r: &Reply) {
@@ -76,7 +101,7 @@ async fn password_change_shares_the_limiter(backend: Backend) {
     let Some(app) = app(backend).await else { return };
     let body = json!({"email": ALICE, "password": "wrong", "new_password": "Another-long-pass-42"}).to_string();
     for _ in 0..5 {
-        let r = app.send(Method::POST, "/auth/password-change/", Some(&body), &[("x-forwarded-for", "10.0.0.1")]).await;
+        let r = send_via_proxy(&app, "/auth/password-change/", &body, "10.0.0.1").await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     }
     assert_throttled(&login_from(&app, "10.0.0.1", ALICE, PW).await);
@@ -100,7 +125,63 @@ async fn unknown_email_and_wrong_password_each_cost_one_hash_check(backend: Back
     assert_eq!(app.state.hasher.checks(), before + 2, "wrong password runs one hash");
 }
 
+async fn a_spoofed_left_most_hop_is_not_the_caller(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    // The caller writes any left-most hop it likes; the proxy appends the real address.
+    for i in 0..5 {
+        let r = login_from(&app, &format!("6.6.6.{i}, 10.0.0.99"), ALICE, "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}: {}", r.text);
+    }
+    assert_throttled(&login_from(&app, "7.7.7.7, 10.0.0.99", ALICE, PW).await);
+    assert_eq!(login_from(&app, "10.0.0.98", ALICE, PW).await.status, StatusCode::OK);
+}
+
+async fn forwarded_addresses_from_untrusted_peers_are_ignored(backend: Backend) {
+    // No TRUSTED_PROXIES: the peer is the caller, whatever it forwards.
+    let Some(app) = TestApp::new(backend, &[]).await else { return };
+    app.add_user(ALICE, PW, false, &[]).await;
+    for i in 0..5 {
+        let r = login_from(&app, &format!("10.0.0.{i}"), ALICE, "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    assert_throttled(&login_from(&app, "10.0.0.200", ALICE, PW).await);
+}
+
+async fn an_overlong_email_is_refused_before_any_write(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let email = format!("{}@example.com", "a".repeat(60_000));
+    let r = login_from(&app, "10.0.0.1", &email, "x").await;
+    common::assert_json(
+        &r,
+        StatusCode::BAD_REQUEST,
+        r#"{"email":["Ensure this field has no more than 254 characters."]}"#,
+    );
+    let r = login_from(&app, "10.0.0.1", &format!("{}@example.com", "b".repeat(242)), "x").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "254 characters are still a login: {}", r.text);
+    let keys = common::throttle_keys(&app).await;
+    assert!(keys.iter().all(|k| k.len() < 300), "no counter keyed on the long email: {keys:?}");
+    assert_eq!(keys.len(), 3, "only the 254-character attempt was counted: {keys:?}");
+}
+
+async fn failures_answer_no_sooner_than_the_configured_floor(backend: Backend) {
+    let floor = std::time::Duration::from_millis(400);
+    let Some(app) = TestApp::new(backend, &["--login-failure-min-time", "400ms"]).await else { return };
+    // An imported Django account (its pbkdf2 check is slower than argon2's).
+    let django = "pbkdf2_sha256$1000$Xq3vLm9TzR2pK8wN4bYc1e$3+2y/X0XTzwxi5rQ7TWARUzBexBDMEqAt5687gVgCyw=";
+    app.add_user_with_hash("django@example.com", django).await;
+    for email in ["django@example.com", "ghost@example.com"] {
+        let started = std::time::Instant::now();
+        let r = login_from(&app, "10.0.0.1", email, "wrong").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        assert!(started.elapsed() >= floor, "{email}: a failure answered before the floor");
+    }
+}
+
 both_backends!(
+    failures_answer_no_sooner_than_the_configured_floor,
+    a_spoofed_left_most_hop_is_not_the_caller,
+    forwarded_addresses_from_untrusted_peers_are_ignored,
+    an_overlong_email_is_refused_before_any_write,
     repeated_failures_lock_the_account_from_that_address,
     unknown_emails_are_throttled_like_known_ones,
     one_address_spraying_many_accounts_is_throttled,

@@ -34,12 +34,22 @@ pub enum ClientError {
 
 impl From<DbError> for ClientError {
     fn from(e: DbError) -> Self {
-        ClientError::Internal(e.to_string())
+        match e {
+            // The mirror database is restarting or unreachable: worth a retry, not a bug.
+            DbError::Pool(reason) => {
+                tracing::warn!(%reason, "mirror database unavailable");
+                ClientError::Unavailable(DATABASE_UNAVAILABLE)
+            }
+            other => ClientError::Internal(other.to_string()),
+        }
     }
 }
 
 /// `WWW-Authenticate` of the 401s the client itself makes (the EasyJWT 1.1 client's: no realm).
 pub(crate) const WWW_AUTHENTICATE: &str = "Bearer";
+
+/// Detail of a 503 when the client's own database cannot be used.
+pub(crate) const DATABASE_UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
 
 /// Detail of a 503 when the auth-service does not answer (EasyJWT wording, modern status).
 pub(crate) const CONNECTION_ERROR: &str = "Authentication Service Connection Error.";
@@ -83,7 +93,11 @@ impl IntoResponse for ClientError {
                 with_www_authenticate(json(StatusCode::UNAUTHORIZED, body), WWW_AUTHENTICATE)
             }
             ClientError::Forbidden => detail(StatusCode::FORBIDDEN, msg::PERMISSION_DENIED),
-            ClientError::Unavailable(text) => detail(StatusCode::SERVICE_UNAVAILABLE, text),
+            ClientError::Unavailable(text) => {
+                let mut r = detail(StatusCode::SERVICE_UNAVAILABLE, text);
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+                r
+            }
             ClientError::BadUpstream(reason) => {
                 tracing::warn!(%reason, "auth-service answered outside the contract");
                 detail(StatusCode::BAD_GATEWAY, "Authentication service returned an error.")

@@ -1,9 +1,11 @@
 //! `client-service` binary: a runnable demo microservice mounting the client crate.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_service::{ClientArgs, ClientState, Db};
+use shared_user::server::{Limits, serve};
 
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
 #[derive(Debug, Parser)]
@@ -37,6 +39,16 @@ struct ServeArgs {
     db: DbArgs,
     #[command(flatten)]
     client: ClientArgs,
+    /// Longest wait for a complete request head; also closes kept-alive connections that send
+    /// no request for this long.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = shared_user::settings::parse_duration)]
+    header_read_timeout: Duration,
+    /// A connection with nothing read or written for this long is closed.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = shared_user::settings::parse_duration)]
+    idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,6 +58,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} migration(s) applied", client_service::migrate(&db).await?);
         }
         Command::Serve(args) => {
+            let limits = Limits {
+                header_read_timeout: args.header_read_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: args.max_connections,
+            };
+            limits.validate().map_err(anyhow::Error::msg)?;
             let config = args.client.into_config()?;
             let db = Db::connect(&args.db.database_url, 8).await?;
             client_service::migrate(&db).await?;
@@ -55,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
             tracing::info!(addr = %listener.local_addr()?, "client-service listening");
             let app = client_service::demo::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
-            axum::serve(listener, app).with_graceful_shutdown(client_service::shutdown_signal()).await?;
+            serve(listener, app, limits, client_service::shutdown_signal()).await?;
         }
     }
     Ok(())

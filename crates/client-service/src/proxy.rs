@@ -5,8 +5,11 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -41,7 +44,24 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Ro
     r.with_state(state)
 }
 
-fn request_headers(headers: &HeaderMap) -> HeaderMap {
+/// The caller's socket address, when the service is served with peer addresses
+/// (`shared_user::server::serve`, or axum's `into_make_service_with_connect_info`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The headers passed to the auth-service: content negotiation, credentials, and the caller's
+/// address appended to `X-Forwarded-For` (the auth-service believes it only from its
+/// `TRUSTED_PROXIES`, and only the hops those proxies appended). Without a peer address the
+/// caller's own `X-Forwarded-For` is dropped rather than passed on unchecked.
+fn request_headers(headers: &HeaderMap, peer: Peer) -> HeaderMap {
     let mut out = HeaderMap::new();
     // The user agent too, so the auth-service records the real client on the session.
     for name in [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT, header::USER_AGENT] {
@@ -49,8 +69,18 @@ fn request_headers(headers: &HeaderMap) -> HeaderMap {
             out.insert(name, v.clone());
         }
     }
+    if let Some(peer) = peer.0 {
+        let mut hops: Vec<&str> = headers.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+        let ip = peer.ip().to_string();
+        hops.push(&ip);
+        if let Ok(value) = HeaderValue::from_str(&hops.join(", ")) {
+            out.insert(X_FORWARDED_FOR, value);
+        }
+    }
     out
 }
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// The upstream answer, passed on; upstream 5xx other than 503 becomes 502.
 fn pass_on(reply: Reply) -> Response {
@@ -70,25 +100,27 @@ fn upstream_path(path: &str) -> String {
 /// Any proxied call: same method, path, body and relevant headers.
 pub(crate) async fn forward(
     State(state): State<ClientState>,
+    peer: Peer,
     method: Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match state.upstream().send(method, &upstream_path(uri.path()), &request_headers(&headers), body).await {
+    match state.upstream().send(method, &upstream_path(uri.path()), &request_headers(&headers, peer), body).await {
         Ok(reply) => pass_on(reply),
         Err(e) => e.into_response(),
     }
 }
 
 /// `POST /auth/token/`: proxied; on success the user is fetched and mirrored before answering.
-pub async fn obtain_token(State(state): State<ClientState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn obtain_token(State(state): State<ClientState>, peer: Peer, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(cookie) = &state.config().cookie
         && let Err(e) = check_csrf(cookie, &headers)
     {
         return e.into_response();
     }
-    let reply = match state.upstream().send(Method::POST, "/auth/token/", &request_headers(&headers), body).await {
+    let reply = match state.upstream().send(Method::POST, "/auth/token/", &request_headers(&headers, peer), body).await
+    {
         Ok(reply) => reply,
         Err(e) => return e.into_response(),
     };
@@ -132,10 +164,10 @@ pub async fn issue_csrf(State(state): State<ClientState>) -> Response {
 
 /// `POST /auth/token/refresh/`: proxied; in cookie mode the token comes from (and a rotated one
 /// goes back into) the cookie.
-pub async fn refresh_token(State(state): State<ClientState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn refresh_token(State(state): State<ClientState>, peer: Peer, headers: HeaderMap, body: Bytes) -> Response {
     let Some(cookie) = &state.config().cookie else {
-        return match state.upstream().send(Method::POST, "/auth/token/refresh/", &request_headers(&headers), body).await
-        {
+        let headers = request_headers(&headers, peer);
+        return match state.upstream().send(Method::POST, "/auth/token/refresh/", &headers, body).await {
             Ok(reply) => pass_on(reply),
             Err(e) => e.into_response(),
         };

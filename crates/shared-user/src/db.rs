@@ -56,7 +56,9 @@ pub enum DbError {
     /// `DATABASE_URL` is not usable.
     #[error("{0}")]
     Config(String),
-    /// No connection could be had from the pool.
+    /// The database cannot be used right now: no connection from the pool (timeout, server
+    /// down), the connection was lost mid-query, or the server is shutting down or starting
+    /// up. Worth a retry; the services answer 503.
     #[error("database unavailable: {0}")]
     Pool(String),
     /// A unique constraint was violated (duplicate email, ...).
@@ -81,8 +83,39 @@ impl From<diesel::result::Error> for DbError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => DbError::Unique,
+            other if is_unavailable(&other) => DbError::Pool(other.to_string()),
             other => DbError::Query(other),
         }
+    }
+}
+
+/// Server messages of the conditions that end or refuse a connection (SQLSTATE class 57P
+/// "operator intervention" and class 08 "connection exception"; diesel keeps the message but
+/// not the code) and SQLite's lock wait running out.
+const UNAVAILABLE_MESSAGES: [&str; 8] = [
+    "terminating connection due to administrator command",
+    "terminating connection because of crash of another server process",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "connection closed",
+    "database is locked",
+];
+
+/// Whether `e` says the database is unreachable for now rather than that the query is wrong.
+fn is_unavailable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        // diesel-async reports a connection without SQLSTATE (I/O error, closed socket) so.
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message().to_ascii_lowercase();
+            UNAVAILABLE_MESSAGES.iter().any(|m| message.contains(m))
+        }
+        // The connection broke inside a transaction and could not be rolled back.
+        Error::BrokenTransactionManager => true,
+        _ => false,
     }
 }
 
@@ -270,6 +303,26 @@ macro_rules! replace_access_groups {
 mod tests {
     use super::*;
     use diesel_migrations::embed_migrations;
+
+    #[test]
+    fn lost_connections_and_server_shutdowns_are_unavailability() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        let db = |kind, message: &str| DbError::from(Error::DatabaseError(kind, Box::new(message.to_owned())));
+        for (kind, message) in [
+            (Kind::ClosedConnection, "closed"),
+            (Kind::UnableToSendCommand, "connection closed"),
+            (Kind::Unknown, "terminating connection due to administrator command"),
+            (Kind::Unknown, "FATAL: the database system is shutting down"),
+            (Kind::Unknown, "the database system is starting up"),
+            (Kind::Unknown, "database is locked"),
+        ] {
+            assert!(matches!(db(kind, message), DbError::Pool(_)), "{message}");
+        }
+        assert!(matches!(DbError::from(Error::BrokenTransactionManager), DbError::Pool(_)));
+        assert!(matches!(db(Kind::Unknown, "syntax error at or near \"x\""), DbError::Query(_)));
+        assert!(matches!(db(Kind::UniqueViolation, "duplicate key"), DbError::Unique));
+        assert!(matches!(DbError::from(Error::NotFound), DbError::Query(_)));
+    }
 
     #[test]
     fn unknown_scheme_is_a_config_error() {

@@ -12,6 +12,8 @@ pub mod http;
 pub mod jwks;
 #[cfg(feature = "server")]
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -16,9 +16,11 @@ pub struct SigningKeyRow {
     pub kid: String,
     /// `EdDSA`, `ES256` or `RS256`.
     pub algorithm: String,
-    /// PKCS#8 PEM of the private key.
+    /// PKCS#8 PEM of the private key, as stored: sealed (see [`crate::keys`]) or, from before
+    /// encryption, plain.
     pub private_pem: String,
-    /// `next` (published, not yet signing), `current` (signing) or `retired`.
+    /// `next` (published, not yet signing), `current` (signing), `retired` (published until
+    /// its tokens expire) or `revoked` (neither published nor accepted).
     pub status: String,
     /// When it was created.
     pub created_at: NaiveDateTime,
@@ -96,6 +98,29 @@ impl Store {
                 Ok(true)
             })
             .await
+        })
+    }
+
+    /// Replaces the stored private key of `kid` when it still is `expected`; `false` otherwise.
+    pub async fn replace_private_key(&self, kid: &str, expected: &str, stored: &str) -> Result<bool, DbError> {
+        with_conn!(self.db(), |conn| {
+            let n = diesel::update(signing_keys::table.find(kid).filter(signing_keys::private_pem.eq(expected)))
+                .set(signing_keys::private_pem.eq(stored))
+                .execute(conn)
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Marks `kid` revoked (not published, its tokens refused); `false` when there is no such key.
+    pub async fn revoke_signing_key(&self, kid: &str) -> Result<bool, DbError> {
+        let now = now_utc();
+        with_conn!(self.db(), |conn| {
+            let n = diesel::update(signing_keys::table.find(kid))
+                .set((signing_keys::status.eq("revoked"), signing_keys::retired_at.eq(Some(now))))
+                .execute(conn)
+                .await?;
+            Ok(n > 0)
         })
     }
 

@@ -31,6 +31,21 @@ pub fn base_settings() -> Settings {
     }
 }
 
+/// Key sealing the asymmetric private keys of every test service (base64 of 32 bytes).
+pub const KEK: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
+
+/// [`KEK`], parsed.
+pub fn kek() -> auth_service::keys::KeyEncryptionKey {
+    auth_service::keys::KeyEncryptionKey::parse(KEK).unwrap()
+}
+
+/// Reloads the service's asymmetric keys from the database (what each replica does every
+/// `KEYS_RELOAD_INTERVAL`).
+pub async fn reload_keys(app: &TestApp) {
+    let rows = auth_service::keys::load_rows(&app.state.store, Some(&kek())).await.unwrap();
+    app.state.keys.reload(&rows).unwrap();
+}
+
 /// A change to [`base_settings`]: a closure over [`Settings`], or the shorthand of a list of
 /// `--flag value` pairs named like `auth-service serve`'s flags (set on the struct directly,
 /// no command line is parsed).
@@ -94,6 +109,12 @@ fn set_flag(s: &mut Settings, flag: &str, value: &str) {
         "--hasura-action-secret" => s.hasura_action_secret = Some(value.into()),
         "--users-reader-group" => s.users_reader_group = Some(value.into()),
         "--revocation-feed-token" => s.revocation_feed_token = Some(value.into()),
+        "--trusted-proxies" => s.trusted_proxies = value.split(',').map(str::to_owned).collect(),
+        "--signup-throttle-per-hour" => s.signup_throttle_per_hour = value.parse().expect("count"),
+        "--key-encryption-key" => s.key_encryption_key = Some(value.into()),
+        "--login-failure-min-time" => s.login_failure_min_time = duration(),
+        "--dev" => s.dev = boolean(),
+        "--graphql-max-root-fields" => s.graphql_max_root_fields = value.parse().expect("count"),
         other => panic!("unknown test flag {other}: set the Settings field in a closure instead"),
     }
 }
@@ -102,6 +123,10 @@ fn set_flag(s: &mut Settings, flag: &str, value: &str) {
 pub fn settings(extra: impl Tweak) -> Settings {
     let mut s = base_settings();
     extra.apply(&mut s);
+    // Asymmetric keys are sealed with the test KEK unless the test runs in dev mode without one.
+    if s.is_asymmetric() && !s.dev && s.key_encryption_key.is_none() {
+        s.key_encryption_key = Some(KEK.into());
+    }
     s
 }
 
@@ -358,4 +383,13 @@ pub fn bearer_not_valid(message: &str) -> String {
 /// `{"field":["message"]}`.
 pub fn field_error(field: &str, message: &str) -> String {
     json!({ field: [message] }).to_string()
+}
+
+/// Every key of the login counters (`login_throttle`).
+pub async fn throttle_keys(app: &TestApp) -> Vec<String> {
+    use auth_service::schema::login_throttle;
+    let db = &app.db.db;
+    let keys: Result<Vec<String>, DbError> =
+        async { with_conn!(db, |conn| Ok(login_throttle::table.select(login_throttle::key).load(conn).await?)) }.await;
+    keys.unwrap()
 }

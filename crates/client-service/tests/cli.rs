@@ -1,0 +1,90 @@
+//! The `client-service` binary refuses weak HMAC secrets and bad listener settings at start,
+//! with one line that never repeats the secret, before it touches its database.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_client-service");
+
+/// Runs `client-service serve` with `env`; returns the exit code and the non-empty stderr lines.
+fn serve(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let out = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("REMOTE_AUTH_SERVICE_URL", "http://127.0.0.1:9")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run client-service");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stderr.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+    (out.status.code(), lines, dir)
+}
+
+#[test]
+fn weak_signing_keys_are_refused_at_start() {
+    for (key, why) in [
+        ("x", "shorter than 32 bytes"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "repeats a 1-byte pattern"),
+        ("changemechangemechangemechangemechangeme", "repeats a 8-byte pattern"),
+        ("changeme", "development placeholder"),
+        ("abcdefabcdefabcdefabcdefabcdefabcdefX", "distinct characters"),
+    ] {
+        let (code, lines, dir) = serve(&[("SIGNING_KEY", key)]);
+        assert!(matches!(code, Some(c) if c != 0), "{key}: started anyway");
+        assert_eq!(lines.len(), 1, "{key}: one clear line: {lines:?}");
+        assert!(lines[0].starts_with("client-service: SIGNING_KEY") && lines[0].contains(why), "{key}: {lines:?}");
+        assert!(key == "changeme" || !lines[0].contains(key), "the key is never printed: {lines:?}");
+        assert!(!dir.path().join("client.db").exists(), "refused before the database was created");
+    }
+}
+
+#[test]
+fn bad_listener_limits_are_refused_at_start() {
+    let key = "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0";
+    for (name, value) in [("MAX_CONNECTIONS", "0"), ("HEADER_READ_TIMEOUT", "0s"), ("IDLE_TIMEOUT", "0s")] {
+        let (code, lines, _) = serve(&[("SIGNING_KEY", key), (name, value)]);
+        assert!(matches!(code, Some(c) if c != 0), "{name}={value}: started anyway");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains(name), "{name}: {lines:?}");
+    }
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_head_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("client.db").display()))
+        .env("REMOTE_AUTH_SERVICE_URL", "http://127.0.0.1:9")
+        .env("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0")
+        .env("HEADER_READ_TIMEOUT", "300ms")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run client-service");
+    let addr = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_owned()));
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        panic!("serve never said where it listens");
+    };
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /api/test/ HTTP/1.1\r\nHost: x\r\nAuthoriz").unwrap();
+    // A bound far above the deadline, so a hang fails the test instead of blocking it.
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut rest = Vec::new();
+    let closed = slow.read_to_end(&mut rest);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(closed.is_ok(), "the server closed the stalled connection: {closed:?}");
+}
