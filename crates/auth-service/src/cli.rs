@@ -58,8 +58,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             loop {
                 tick.tick().await;
                 match store.signing_keys().await.map_err(|e| e.to_string()).and_then(|rows| keys.reload(&rows)) {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys"),
+                    Ok(()) => metrics::counter!("gatehouse_key_reloads_total", "outcome" => "success").increment(1),
+                    Err(e) => {
+                        metrics::counter!("gatehouse_key_reloads_total", "outcome" => "failure").increment(1);
+                        tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys");
+                    }
                 }
             }
         });

@@ -189,6 +189,9 @@ pub struct SettingsArgs {
     /// Whole-request timeout.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+    /// Record Prometheus metrics and serve them at `GET /metrics` (`METRICS`, default true).
+    #[arg(long, env = "METRICS", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub metrics: bool,
 }
 
 /// `createsuperuser` options.

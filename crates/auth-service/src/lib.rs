@@ -12,6 +12,8 @@ pub mod error;
 pub mod graphql;
 pub mod hasura;
 pub mod keys;
+mod metrics;
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub mod service;
@@ -30,7 +32,6 @@ use axum::middleware::map_response;
 use axum::response::Response;
 use shared_user::{Db, VerifySettings};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::{ClaimsPreset, CreateUserPolicy, SettingsArgs};
 use crate::passwords::Hasher;
@@ -65,6 +66,8 @@ pub struct Config {
     pub hasura_default_role: String,
     /// Shared secret the Hasura action handlers require, when set.
     pub hasura_action_secret: Option<Redacted>,
+    /// Record Prometheus metrics and serve `GET /metrics`.
+    pub metrics: bool,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -152,6 +155,7 @@ impl AppState {
             claims_preset: settings.claims_preset,
             hasura_default_role: settings.hasura_default_role.trim().to_owned(),
             hasura_action_secret: settings.hasura_action_secret.clone().map(Redacted),
+            metrics: settings.metrics,
         };
         let throttle = Throttle { enabled: settings.login_throttle, ..Throttle::default() };
         Ok(Self {
@@ -171,7 +175,11 @@ pub fn app(state: AppState) -> Router {
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
     let trust_xff = state.config.trust_x_forwarded_for;
-    let mut router = routes::router(state);
+    let metrics = state.config.metrics;
+    let mut router = routes::router(state).merge(openapi::router());
+    if metrics {
+        router = router.merge(shared_user::ops::metrics::router());
+    }
     if trust_xff {
         router = router.layer(axum::Extension(throttle::TrustForwardedFor));
     }
@@ -186,10 +194,10 @@ pub fn app(state: AppState) -> Router {
             }
         }));
     }
-    router
+    let router = router
         .layer(DefaultBodyLimit::max(shared_user::http::MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(TraceLayer::new_for_http())
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));
+    shared_user::ops::instrument(router)
 }
 
 pub use shared_user::runtime::{init_tracing, shutdown_signal};

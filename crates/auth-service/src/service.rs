@@ -144,6 +144,7 @@ pub async fn log_in(state: &AppState, body: &Body, ip: Option<IpAddr>) -> Result
     fields.finish()?;
 
     let Some((creds, checked)) = authenticate(state, &email, &password, ip).await? else {
+        metrics::counter!("gatehouse_logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::BadCredentials);
     };
     let user = creds.user;
@@ -153,6 +154,7 @@ pub async fn log_in(state: &AppState, body: &Body, ip: Option<IpAddr>) -> Result
             Err(e) => tracing::warn!(error = %e, user_id = user.id, "password rehash failed"),
         }
     }
+    metrics::counter!("gatehouse_logins_total", "outcome" => "success").increment(1);
     start_session(state, user).await
 }
 
@@ -171,6 +173,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
         let grace = chrono::Duration::from_std(state.config.refresh_reuse_grace).unwrap_or_default();
         if now_utc() - replaced_at > grace {
             let revoked = state.store.revoke_family(&record.family).await?;
+            metrics::counter!("gatehouse_refresh_reuse_detected_total").increment(1);
             tracing::warn!(user_id = record.user_id, revoked, "rotated refresh token reused; family revoked");
         }
         return Err(TokenError::Blacklisted.into());
@@ -182,6 +185,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
 /// when `ROTATE_REFRESH_TOKENS`, a new refresh token. A missing or inactive user is
 /// [`ApiError::Unauthenticated`] `no_active_account`.
 pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed, ApiError> {
+    let counted = crate::metrics::RefreshOutcome::default();
     let record = live_refresh(state, token).await?;
     let user = match state.store.find_user(record.user_id).await? {
         Some(user) if user.is_active => user,
@@ -195,6 +199,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     let access = mint_access(state, &user)?;
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
+        counted.succeeded();
         return Ok(Refreshed { user, access, refresh: None, refresh_exp });
     }
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
@@ -206,6 +211,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         return Err(TokenError::Blacklisted.into());
     }
     let refresh_exp = refresh.exp;
+    counted.succeeded();
     Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp })
 }
 

@@ -97,6 +97,7 @@ impl Throttle {
         if let Some(until) = store.throttle_locked_until(&all, now).await? {
             let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
             let secs = secs.max(1);
+            metrics::counter!("gatehouse_throttled_total").increment(1);
             return Err(ApiError::Throttled(u64::try_from(secs).unwrap_or(1)));
         }
         Ok(())
