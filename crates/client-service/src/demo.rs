@@ -14,7 +14,8 @@ use crate::{AuthUser, ClientState, RequireAuthLayer, RequireGroupLayer};
 
 /// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
-/// plus the `/auth/*` proxy routes and `/healthz`.
+/// plus the `/auth/*` proxy routes, `/healthz`, `/metrics` and `/openapi.json`; instrumented
+/// with request ids, access logs and HTTP metrics ([`crate::instrument`]).
 pub fn app(state: ClientState) -> Router {
     let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
         .layer(RequireGroupLayer::new("billing", None))
@@ -22,12 +23,16 @@ pub fn app(state: ClientState) -> Router {
     let mut app = Router::<ClientState>::new();
     app = both_slashes(app, "/api/test/", get(test));
     app = both_slashes(app, "/api/me/", get(me));
-    app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+    let app = app
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(billing)
         .merge(crate::router(state.clone()))
+        .merge(crate::metrics_router())
+        .merge(crate::openapi::router(&crate::openapi::demo_document()))
         .with_state(state)
         .fallback(shared_user::http::not_found)
-        .method_not_allowed_fallback(shared_user::http::method_not_allowed)
+        .method_not_allowed_fallback(shared_user::http::method_not_allowed);
+    crate::instrument(app)
 }
 
 async fn test(_user: AuthUser) -> Json<Value> {

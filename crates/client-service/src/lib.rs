@@ -32,7 +32,9 @@ pub mod cookies;
 pub mod demo;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod mirror;
+pub mod openapi;
 pub mod proxy;
 mod tokens;
 pub mod upstream;
@@ -194,6 +196,7 @@ impl ClientState {
             return Ok(Arc::new(m.user.clone()));
         }
         let result = self.fetch_and_mirror(user_id, token).await;
+        metrics::mirror_fetch(&result);
         self.land(user_id);
         match (result, cached) {
             (Ok(user), _) => Ok(user),
@@ -237,6 +240,7 @@ impl ClientState {
         let flight = self.flight(user_id);
         let _guard = flight.lock().await;
         let result = self.fetch_and_mirror(user_id, access).await;
+        metrics::mirror_fetch(&result);
         self.land(user_id);
         result
     }
@@ -247,4 +251,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S>
     proxy::routes(state)
 }
 
+pub use shared_user::ops::instrument;
 pub use shared_user::runtime::{init_tracing, shutdown_signal};
+
+/// `GET /metrics` for the host's router: see [`metrics::router`].
+pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    metrics::router()
+}

@@ -3,6 +3,9 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
+pub mod logs;
+pub mod openapi;
+
 use crate::db::Db;
 
 /// Environment variable naming the PostgreSQL server used by tests.

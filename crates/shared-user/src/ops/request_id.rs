@@ -21,7 +21,9 @@ tokio::task_local! {
 pub fn is_valid(id: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LEN
-        && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=' | b'@'))
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=' | b'@'))
 }
 
 /// Removes an unusable `X-Request-Id` (bad characters, too long, repeated) so a fresh one is
