@@ -35,7 +35,10 @@ async fn a_request_id_follows_a_login_through_both_services(backend: Backend) {
     // user fetch the client makes to fill its mirror: one id across both services.
     let logins = lines.iter().filter(|(route, status)| route == "/auth/token/" && *status == 200).count();
     assert_eq!(logins, 2, "client and auth-service each log the login once: {lines:?}");
-    assert!(lines.iter().any(|(route, _)| route.starts_with("/auth/user")), "the mirror fetch carries the id: {lines:?}");
+    assert!(
+        lines.iter().any(|(route, _)| route.starts_with("/auth/user")),
+        "the mirror fetch carries the id: {lines:?}"
+    );
     assert!(
         logs.of_request(&id).iter().any(|l| l["fields"]["message"] == "token pair issued"),
         "the auth-service's own line of the login carries the id"
@@ -58,7 +61,8 @@ async fn neither_log_holds_a_token_or_a_password(backend: Backend) {
     let Some(pair) = Pair::start(backend, Options::new(VerifyMode::Remote)).await else { return };
     pair.add_user("ada@example.com", &[]).await;
     let (refresh, access) = pair.login("ada@example.com").await;
-    let wrong = pair.post("/auth/token/", &json!({"email": "ada@example.com", "password": "not-the-password-42"})).await;
+    let wrong =
+        pair.post("/auth/token/", &json!({"email": "ada@example.com", "password": "not-the-password-42"})).await;
     assert_eq!(wrong.status, 401);
     assert_eq!(pair.get("/api/me/", &access).await.status, 200);
     let refreshed = pair.post("/auth/token/refresh/", &json!({"refresh": refresh})).await;
@@ -137,6 +141,9 @@ async fn the_client_counts_upstream_failures() {
     pair.kill_auth().await;
     assert_eq!(pair.get("/api/me/", &access).await.status, 503);
     let text = pair.get_with("/metrics", &[]).await.text;
-    assert!(sample(&text, "gatehouse_upstream_requests_total", &[r#"outcome="connection""#]).is_some_and(|v| v >= 1.0), "{text}");
+    assert!(
+        sample(&text, "gatehouse_upstream_requests_total", &[r#"outcome="connection""#]).is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
     pair.finish().await;
 }

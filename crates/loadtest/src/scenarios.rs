@@ -78,6 +78,12 @@ pub struct Options {
     /// Worker threads of the load generator's runtime (default: cores).
     #[arg(long)]
     pub load_threads: Option<usize>,
+    /// Metrics on: the Prometheus recorder installed, the auth-service with `METRICS=true` and
+    /// the local-mode client router wrapped in `client_service::instrument` (request ids,
+    /// access log, HTTP metrics). Off (default): `METRICS=false` and the bare layer. The
+    /// recorder is process-wide, so compare two runs.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -135,6 +141,11 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     if !options.auth_args.is_empty() {
         println!("auth-service flags: {}", options.auth_args.join(" "));
     }
+    if options.metrics {
+        println!("metrics on: Prometheus recorder installed, local-mode router instrumented");
+    } else {
+        extra.extend(["--metrics", "false"]);
+    }
     let settings = setup::auth_settings(&key, &extra)?;
 
     let env = servers.block_on(async {
@@ -153,7 +164,12 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         )?;
         anyhow::Ok(Env {
             bare: setup::serve(setup::bare_router()).await?,
-            local: setup::serve(setup::protected_router(local)).await?,
+            local: setup::serve(if options.metrics {
+                client_service::instrument(setup::protected_router(local).merge(client_service::metrics_router()))
+            } else {
+                setup::protected_router(local)
+            })
+            .await?,
             remote: setup::serve(setup::protected_router(remote)).await?,
             demo: setup::serve(client_service::demo::app(demo)).await?,
             uncached: setup::serve(setup::protected_router(uncached)).await?,
