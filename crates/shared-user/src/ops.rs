@@ -61,7 +61,9 @@ async fn observe(request: Request, next: Next) -> Response {
     let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let id = request.headers().get(X_REQUEST_ID).cloned();
     let id_text = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-    let span = tracing::info_span!("request", request_id = %id_text);
+    // At ERROR level so the span, and with it the request id, is kept by any filter that keeps
+    // a line of the request (an `info` span would vanish from the warnings under RUST_LOG=warn).
+    let span = tracing::error_span!("request", request_id = %id_text);
     let response = request_id::scope(id, next.run(request).instrument(span.clone())).await;
     let latency = start.elapsed();
     let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
