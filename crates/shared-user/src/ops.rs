@@ -12,9 +12,8 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::{Next, from_fn, map_request};
+use axum::middleware::{Next, from_fn};
 use axum::response::Response;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
 use self::request_id::X_REQUEST_ID;
@@ -33,11 +32,8 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Call it last, on the finished router, so it also sees the fallback and the answers of the
 /// other layers (timeouts, body limits).
 pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router
-        .layer(from_fn(observe))
-        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeRequestUuid))
-        .layer(map_request(request_id::drop_invalid))
+    // One middleware rather than a stack of layers: each layer is cloned on every request.
+    router.layer(from_fn(observe))
 }
 
 /// A bounded method label: the standard methods by name, anything else `OTHER`.
@@ -54,21 +50,20 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let id = request.headers().get(X_REQUEST_ID).cloned();
-    let id_text = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let id = request_id::accept_or_generate(request.headers_mut());
     // At ERROR level so the span, and with it the request id, is kept by any filter that keeps
     // a line of the request (an `info` span would vanish from the warnings under RUST_LOG=warn).
-    let span = tracing::error_span!("request", request_id = %id_text);
-    let response = request_id::scope(id, next.run(request).instrument(span.clone())).await;
+    let span = tracing::error_span!("request", request_id = %id.to_str().unwrap_or("-"));
+    let mut response = request_id::scope(Some(id.clone()), next.run(request).instrument(span.clone())).await;
+    response.headers_mut().insert(X_REQUEST_ID, id);
     let latency = start.elapsed();
     let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
     let status = response.status().as_u16();
-    metrics::http_request(method, &route, status, latency);
     span.in_scope(|| {
         tracing::info!(
             target: "gatehouse::access",
@@ -80,5 +75,6 @@ async fn observe(request: Request, next: Next) -> Response {
             "request"
         );
     });
+    metrics::http_request(method, route, status, latency);
     response
 }

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Label, SharedString, Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Content type of the Prometheus text exposition format.
@@ -74,10 +74,40 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 /// Records one answered HTTP request.
-pub(crate) fn http_request(method: &'static str, route: &str, status: u16, latency: Duration) {
-    let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
-    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_DURATION, &labels).record(latency.as_secs_f64());
+pub(crate) fn http_request(method: &'static str, route: String, status: u16, latency: Duration) {
+    let labels = vec![
+        Label::from_static_parts("method", method),
+        Label::new("route", route),
+        Label::new("status", status_label(status)),
+    ];
+    metrics::histogram!(HTTP_DURATION, labels.iter()).record(latency.as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, labels).increment(1);
+}
+
+/// The status as a label value, without an allocation for the usual codes.
+fn status_label(status: u16) -> SharedString {
+    const COMMON: [(u16, &str); 16] = [
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (301, "301"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (408, "408"),
+        (413, "413"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+    ];
+    match COMMON.iter().find(|(code, _)| *code == status) {
+        Some((_, text)) => SharedString::const_str(text),
+        None => SharedString::from(status.to_string()),
+    }
 }
 
 /// Requests answered, by `method`, `route` (template, or `unmatched`) and `status`.

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 
-use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header: accepted from the caller when sane, else generated; returned on every answer.
@@ -26,16 +25,20 @@ pub fn is_valid(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=' | b'@'))
 }
 
-/// Removes an unusable `X-Request-Id` (bad characters, too long, repeated) so a fresh one is
-/// generated in its place.
-pub(crate) async fn drop_invalid(mut request: Request) -> Request {
-    let headers = request.headers_mut();
+/// The request's id: its one `X-Request-Id` when [`is_valid`], else a new UUID v4 (also when
+/// the header is repeated), which then replaces the header so inner handlers see the same id.
+pub(crate) fn accept_or_generate(headers: &mut HeaderMap) -> HeaderValue {
     let mut values = headers.get_all(X_REQUEST_ID).iter();
-    let keep = matches!((values.next(), values.next()), (Some(v), None) if is_valid(v.as_bytes()));
-    if !keep {
-        headers.remove(X_REQUEST_ID);
+    if let (Some(id), None) = (values.next(), values.next())
+        && is_valid(id.as_bytes())
+    {
+        return id.clone();
     }
-    request
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let generated = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    let id = HeaderValue::from_str(generated).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    headers.insert(X_REQUEST_ID, id.clone());
+    id
 }
 
 /// Runs `fut` as the request `id`, which [`current`] then returns.
