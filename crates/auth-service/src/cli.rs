@@ -83,8 +83,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             loop {
                 tick.tick().await;
                 match crate::keys::load_rows(&store, kek.as_ref()).await.and_then(|rows| keys.reload(&rows)) {
-                    Ok(()) => {}
-                    Err(e) => tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys"),
+                    Ok(()) => metrics::counter!("gatehouse_key_reloads_total", "outcome" => "success").increment(1),
+                    Err(e) => {
+                        metrics::counter!("gatehouse_key_reloads_total", "outcome" => "failure").increment(1);
+                        tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys");
+                    }
                 }
             }
         });

@@ -344,6 +344,9 @@ pub struct SettingsArgs {
     /// be found by timing until their first login upgrades them to argon2id.
     #[arg(long, env = "LOGIN_FAILURE_MIN_TIME", default_value = "0s", value_parser = parse_duration)]
     pub login_failure_min_time: Duration,
+    /// Record Prometheus metrics and serve them at `GET /metrics` (`METRICS`, default true).
+    #[arg(long, env = "METRICS", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
+    pub metrics: bool,
 }
 
 /// `createsuperuser` options.
@@ -505,6 +508,7 @@ impl From<SettingsArgs> for Settings {
             signup_throttle_per_hour: a.signup_throttle_per_hour,
             key_encryption_key: a.key_encryption_key,
             login_failure_min_time: a.login_failure_min_time,
+            metrics: a.metrics,
         }
     }
 }

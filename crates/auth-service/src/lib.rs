@@ -17,6 +17,8 @@ pub mod error;
 pub mod graphql;
 pub mod hasura;
 pub mod keys;
+mod metrics;
+pub mod openapi;
 pub mod passwords;
 pub mod roles;
 pub mod routes;
@@ -39,7 +41,6 @@ use axum::middleware::map_response;
 use axum::response::Response;
 use shared_user::{Db, VerifySettings};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::{ClaimsPreset, CreateUserPolicy};
 use crate::passwords::Hasher;
@@ -94,6 +95,8 @@ pub struct Config {
     pub revocation_feed_token: Option<Redacted>,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Record Prometheus metrics and serve `GET /metrics`.
+    pub metrics: bool,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -160,6 +163,7 @@ impl AppState {
             graphql_max_complexity: settings.graphql_max_complexity,
             revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
             trusted_proxies: settings.trusted_proxies()?,
+            metrics: settings.metrics,
         };
         let signup = (settings.signup_throttle_per_hour > 0)
             .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));
@@ -186,7 +190,12 @@ pub fn app(state: AppState) -> Router {
     let scheme = state.config.auth_header_types.first().map_or("Bearer", String::as_str);
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
     let trusted = throttle::TrustedProxies(state.config.trusted_proxies.clone().into());
-    let mut router = routes::router(state).layer(axum::middleware::from_fn(audit::capture_request_meta));
+    let metrics = state.config.metrics;
+    let mut router =
+        routes::router(state).layer(axum::middleware::from_fn(audit::capture_request_meta)).merge(openapi::router());
+    if metrics {
+        router = router.merge(shared_user::ops::metrics::router());
+    }
     if !trusted.0.is_empty() {
         router = router.layer(axum::Extension(trusted));
     }
@@ -201,10 +210,10 @@ pub fn app(state: AppState) -> Router {
             }
         }));
     }
-    router
+    let router = router
         .layer(DefaultBodyLimit::max(shared_user::http::MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(TraceLayer::new_for_http())
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout));
+    shared_user::ops::instrument(router)
 }
 
 pub use settings::Settings;

@@ -212,14 +212,19 @@ impl Hasher {
         &self,
         f: impl FnOnce(&Hasher, &mut Vec<Block>) -> R + Send + 'static,
     ) -> Result<R, HashError> {
+        let queued = crate::metrics::Queued::enter();
         let permit: OwnedSemaphorePermit =
             self.permits.clone().acquire_owned().await.map_err(|e| HashError(e.to_string()))?;
+        drop(queued);
         let (reply, answer) = oneshot::channel();
         let me = self.clone();
         let job: Job = Box::new(move |memory| {
             let _permit = permit;
             if !reply.is_closed() {
-                let _ = reply.send(f(&me, memory));
+                let started = std::time::Instant::now();
+                let out = f(&me, memory);
+                metrics::histogram!("gatehouse_hash_duration_seconds").record(started.elapsed().as_secs_f64());
+                let _ = reply.send(out);
             }
         });
         self.jobs.send(job).map_err(|_| HashError("the hashing threads are gone".into()))?;

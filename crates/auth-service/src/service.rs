@@ -214,6 +214,7 @@ pub async fn log_in(
     ip: Option<IpAddr>,
 ) -> Result<Session, ServiceError> {
     let Some((creds, checked)) = authenticate(state, email, password, ip).await? else {
+        metrics::counter!("gatehouse_logins_total", "outcome" => "failure").increment(1);
         return Err(ServiceError::BadCredentials);
     };
     let user = creds.user;
@@ -223,6 +224,7 @@ pub async fn log_in(
             Err(e) => tracing::warn!(error = %e, user_id = user.id, "password rehash failed"),
         }
     }
+    metrics::counter!("gatehouse_logins_total", "outcome" => "success").increment(1);
     start_session(state, user).await
 }
 
@@ -244,6 +246,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
                 .user(record.user_id)
                 .detail(serde_json::json!({"session": record.family}));
             let revoked = state.store.revoke_family_recorded(&record.family, &event).await?;
+            metrics::counter!("gatehouse_refresh_reuse_detected_total").increment(1);
             tracing::warn!(user_id = record.user_id, revoked, "rotated refresh token reused; family revoked");
         }
         return Err(TokenError::Blacklisted.into());
@@ -257,6 +260,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
 /// when `ROTATE_REFRESH_TOKENS`, a new refresh token. A missing or inactive user is
 /// [`ServiceError::NoActiveAccount`].
 pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed, ServiceError> {
+    let counted = crate::metrics::RefreshOutcome::default();
     let record = live_refresh(state, token).await?;
     let user = match state.store.find_user(record.user_id).await? {
         Some(user) if user.is_active => user,
@@ -267,6 +271,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
         touch_session(state, &record.family, record.expires_at).await;
+        counted.succeeded();
         return Ok(Refreshed { user, access, refresh: None, refresh_exp, family });
     }
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
@@ -279,6 +284,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     }
     let refresh_exp = refresh.exp;
     touch_session(state, &record.family, epoch_to_naive(refresh_exp)).await;
+    counted.succeeded();
     Ok(Refreshed { user, access, refresh: Some(refresh), refresh_exp, family })
 }
 

@@ -98,6 +98,8 @@ pub struct Settings {
     /// `LOGIN_FAILURE_MIN_TIME` (0s: off): shortest answer time of a failed password check, so
     /// imported Django `pbkdf2` accounts cannot be told from unknown emails by timing.
     pub login_failure_min_time: Duration,
+    /// `METRICS` (true): record Prometheus metrics and serve them at `GET /metrics`.
+    pub metrics: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -137,6 +139,7 @@ impl std::fmt::Debug for Settings {
             .field("signup_throttle_per_hour", &self.signup_throttle_per_hour)
             .field("key_encryption_key", &self.key_encryption_key.as_ref().map(|_| "[redacted]"))
             .field("login_failure_min_time", &self.login_failure_min_time)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -179,6 +182,7 @@ impl Default for Settings {
             signup_throttle_per_hour: 10,
             key_encryption_key: None,
             login_failure_min_time: Duration::ZERO,
+            metrics: true,
         }
     }
 }

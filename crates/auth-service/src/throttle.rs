@@ -179,6 +179,7 @@ fn account_ip_key(email: &str, ip: Option<IpAddr>) -> String {
 
 fn throttled(until: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -> ServiceError {
     let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
+    metrics::counter!("gatehouse_throttled_total").increment(1);
     ServiceError::Throttled(u64::try_from(secs.max(1)).unwrap_or(1))
 }
 

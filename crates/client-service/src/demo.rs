@@ -15,19 +15,24 @@ use crate::{AuthUser, ClientState, RequireAuthLayer};
 
 /// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
-/// plus the `/auth/*` proxy routes, `/healthz` and `/readyz`.
+/// plus the `/auth/*` proxy routes, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`;
+/// instrumented with request ids, access logs and HTTP metrics ([`crate::instrument`]).
 pub fn app(state: ClientState) -> Router {
     let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
         .layer(RequireAuthLayer::new(state.clone()).group("billing", None));
     let mut app = Router::<ClientState>::new();
     app = both_slashes(app, "/api/test/", get(test));
     app = both_slashes(app, "/api/me/", get(me));
-    app.merge(billing)
+    let app = app
+        .merge(billing)
         .merge(crate::health(state.clone()))
         .merge(crate::router(state.clone()))
+        .merge(crate::metrics_router())
+        .merge(crate::openapi::router(&crate::openapi::demo_document()))
         .with_state(state)
         .fallback(shared_user::http::not_found)
-        .method_not_allowed_fallback(shared_user::http::method_not_allowed)
+        .method_not_allowed_fallback(shared_user::http::method_not_allowed);
+    crate::instrument(app)
 }
 
 async fn test(_user: AuthUser) -> Json<Value> {

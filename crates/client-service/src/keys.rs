@@ -55,9 +55,10 @@ impl JwksCache {
 
     /// Fetches and installs the set; callers hold `gate`, so installs are serialised.
     async fn fetch(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
-        let set: JwkSet = upstream.get_json(&self.url).await?;
+        let set: JwkSet = upstream.get_json(&self.url).await.inspect_err(|_| jwks_fetch("failure"))?;
         let keys = shared_user::jwks::keys_from_set(&set);
         if keys.is_empty() {
+            jwks_fetch("failure");
             return Err(ClientError::BadUpstream("the JWKS holds no usable signing key".into()));
         }
         let mut settings = self.settings.clone();
@@ -67,6 +68,7 @@ impl JwksCache {
         let generation = current.as_ref().map_or(1, |(set, _)| set.generation + 1);
         let installed = KeySet { verifier: Arc::new(Verifier::new(settings, keys)), generation };
         *current = Some((installed.clone(), Instant::now()));
+        jwks_fetch("success");
         Ok(installed)
     }
 
@@ -117,4 +119,9 @@ impl JwksCache {
             }
         }
     }
+}
+
+/// One JWKS fetch in `gatehouse_jwks_fetches_total`.
+fn jwks_fetch(outcome: &'static str) {
+    metrics::counter!("gatehouse_jwks_fetches_total", "outcome" => outcome).increment(1);
 }

@@ -59,7 +59,9 @@ mod cookies;
 pub mod demo;
 mod error;
 mod keys;
+pub mod metrics;
 mod mirror;
+pub mod openapi;
 mod proxy;
 mod revocations;
 mod schema;
@@ -258,6 +260,7 @@ impl ClientState {
             return Ok(Arc::new(m.user.clone()));
         }
         let result = self.fetch_and_mirror(user_id, token).await;
+        metrics::mirror_fetch(&result);
         self.land(user_id);
         match (result, cached) {
             (Ok(user), _) => Ok(user),
@@ -301,6 +304,7 @@ impl ClientState {
         let flight = self.flight(user_id);
         let _guard = flight.lock().await;
         let result = self.fetch_and_mirror(user_id, access).await;
+        metrics::mirror_fetch(&result);
         self.land(user_id);
         result
     }
@@ -336,5 +340,12 @@ pub fn health<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S>
         .with_state(state)
 }
 
+pub use shared_user::ops::instrument;
+
 #[cfg(feature = "cli")]
 pub use shared_user::runtime::{init_tracing, shutdown_signal};
+
+/// `GET /metrics` for the host's router: see [`metrics::router`].
+pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    metrics::router()
+}

@@ -72,7 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
             tracing::info!(addr = %listener.local_addr()?, "client-service listening");
-            let app = client_service::demo::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
+            let app = client_service::demo::app(state);
             serve(listener, app, limits, client_service::shutdown_signal()).await?;
         }
     }

@@ -41,10 +41,15 @@ impl VerifiedTokens {
     /// The user (and `iat`) of `token` when it was verified against key set `generation` and has
     /// not expired since (the same expiry rule as the verifier's).
     pub(crate) fn user_of(&self, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
-        let entry = self.cache.get(token)?;
+        let Some(entry) = self.cache.get(token) else {
+            metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
+            return None;
+        };
         if entry.generation == generation && entry.exp > chrono::Utc::now().timestamp() - self.leeway {
+            metrics::counter!("gatehouse_token_cache_total", "result" => "hit").increment(1);
             return Some((entry.user_id, entry.iat));
         }
+        metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
         self.cache.remove(token);
         None
     }

@@ -7,6 +7,7 @@ use shared_user::wire::ErrorDetail;
 
 use crate::config::{ClientConfig, ConfigError};
 use crate::error::{CONNECTION_ERROR, ClientError, TIMED_OUT};
+use crate::metrics::upstream_call;
 
 /// An answer of the auth-service, as received.
 #[derive(Debug, Clone)]
@@ -41,6 +42,16 @@ fn transport(e: &reqwest::Error) -> ClientError {
     if e.is_timeout() { ClientError::Unavailable(TIMED_OUT) } else { ClientError::Unavailable(CONNECTION_ERROR) }
 }
 
+/// The metrics outcome of a call that failed at the transport level.
+fn failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() { "timeout" } else { "connection" }
+}
+
+/// The metrics outcome of an answer.
+fn answered(status: StatusCode) -> &'static str {
+    if status.is_server_error() { "server_error" } else { "ok" }
+}
+
 impl Upstream {
     /// A client for `config.remote_url`.
     pub(crate) fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
@@ -73,7 +84,10 @@ impl Upstream {
         for (name, value) in headers {
             req = req.header(name, value);
         }
+        req = with_request_id(req, headers);
+        let started = std::time::Instant::now();
         let resp = req.body(body).send().await.map_err(|e| {
+            upstream_call(started, failure(&e));
             tracing::warn!(error = %e, path, "auth-service call failed");
             transport(&e)
         })?;
@@ -84,7 +98,11 @@ impl Upstream {
                 out.insert(name, v.clone());
             }
         }
-        let body = resp.bytes().await.map_err(|e| transport(&e))?;
+        let body = resp.bytes().await.map_err(|e| {
+            upstream_call(started, failure(&e));
+            transport(&e)
+        })?;
+        upstream_call(started, answered(status));
         Ok(Reply { status, headers: out, body })
     }
 
@@ -102,7 +120,12 @@ impl Upstream {
         } else {
             format!("{}{}", self.base, url)
         };
-        let resp = self.http.get(full).send().await.map_err(|e| transport(&e))?;
+        let started = std::time::Instant::now();
+        let resp = with_request_id(self.http.get(full), &HeaderMap::new()).send().await.map_err(|e| {
+            upstream_call(started, failure(&e));
+            transport(&e)
+        })?;
+        upstream_call(started, answered(resp.status()));
         if !resp.status().is_success() {
             return Err(if resp.status().is_server_error() {
                 ClientError::Unavailable(CONNECTION_ERROR)
@@ -133,5 +156,16 @@ impl Upstream {
             return Err(ClientError::Unavailable(CONNECTION_ERROR));
         }
         Ok(Err(reply.detail().unwrap_or_else(|| ErrorDetail::new("Authentication service returned an error."))))
+    }
+}
+
+/// Carries the id of the request being served (see [`shared_user::ops::request_id`]) to the
+/// auth-service, unless the call's headers already hold one, so one id follows a login
+/// through both services' logs.
+fn with_request_id(req: reqwest::RequestBuilder, headers: &HeaderMap) -> reqwest::RequestBuilder {
+    use shared_user::ops::request_id::{X_REQUEST_ID, current};
+    match current() {
+        Some(id) if !headers.contains_key(X_REQUEST_ID) => req.header(X_REQUEST_ID, id),
+        _ => req,
     }
 }

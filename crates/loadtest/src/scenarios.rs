@@ -78,6 +78,12 @@ pub struct Options {
     /// Worker threads of the load generator's runtime (default: cores).
     #[arg(long)]
     pub load_threads: Option<usize>,
+    /// Metrics on: the Prometheus recorder installed, the auth-service with `METRICS=true` and
+    /// the local-mode client router wrapped in `client_service::instrument` (request ids,
+    /// access log, HTTP metrics). Off (default): `METRICS=false` and the bare layer. The
+    /// recorder is process-wide, so compare two runs.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -137,7 +143,14 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         let extra: Vec<&str> = options.auth_args.iter().map(String::as_str).collect();
         setup::auth_settings_with_flags(&key, &extra)?
     };
-    let settings = auth_service::Settings { revocation_feed_token: Some(FEED_TOKEN.to_owned()), ..settings };
+    if options.metrics {
+        println!("metrics on: Prometheus recorder installed, local-mode router instrumented");
+    }
+    let settings = auth_service::Settings {
+        revocation_feed_token: Some(FEED_TOKEN.to_owned()),
+        metrics: options.metrics,
+        ..settings
+    };
 
     let env = servers.block_on(async {
         let (auth, user_id) =
@@ -187,7 +200,12 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         anyhow::Ok(Env {
             revoking: setup::serve(setup::protected_router(revoking)).await?,
             bare: setup::serve(setup::bare_router()).await?,
-            local: setup::serve(setup::protected_router(local)).await?,
+            local: setup::serve(if options.metrics {
+                client_service::instrument(setup::protected_router(local).merge(client_service::metrics_router()))
+            } else {
+                setup::protected_router(local)
+            })
+            .await?,
             remote: setup::serve(setup::protected_router(remote)).await?,
             demo: setup::serve(client_service::demo::app(demo)).await?,
             uncached: setup::serve(setup::protected_router(uncached)).await?,

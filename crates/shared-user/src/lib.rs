@@ -10,6 +10,10 @@ pub mod db;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod jwks;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+#[cfg(feature = "ops")]
+pub mod ops;
 #[cfg(feature = "server")]
 pub mod runtime;
 #[cfg(feature = "server")]

@@ -6,6 +6,9 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
+pub mod logs;
+pub mod openapi;
+
 use crate::db::{Db, Migrations};
 
 /// Environment variable naming the PostgreSQL server used by tests.

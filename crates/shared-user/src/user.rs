@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// One access group of a user ("extra data"): a name such as `billing` and an optional level
 /// such as `admin` or `3`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessGroup {
     /// Group name, unique per user.
     pub name: String,
@@ -32,6 +33,7 @@ impl AccessGroup {
 
 /// A user without its password: what `/auth/user/` answers and what a client mirror holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Integer id, identical in the `user_id` claim, on the auth-service and in every mirror.
     pub id: i64,

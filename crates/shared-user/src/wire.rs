@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `{"detail": "...", "code": "...", "messages": [...]}` with `code` and `messages` optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Human readable message, byte-identical to the Django reference.
     pub detail: String,
@@ -17,6 +18,7 @@ pub struct ErrorDetail {
 
 /// One entry of `messages` in a "Given token not valid for any token type" body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenMessage {
     /// Always `AccessToken` here.
     pub token_class: String,

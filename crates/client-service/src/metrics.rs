@@ -1,0 +1,45 @@
+//! Prometheus metrics of the client crate: the `GET /metrics` route a host mounts, and the
+//! client-side measurements (token cache, mirror fetches, auth-service calls, JWKS fetches,
+//! revocation feed lag). Names and meaning: `shared_user::ops::metrics` and the README.
+//!
+//! Nothing is recorded until a recorder is installed: [`router`] installs the Prometheus one
+//! (once per process), as does the auth-service in the same process.
+
+use std::time::Instant;
+
+use axum::Router;
+
+use crate::error::ClientError;
+
+/// `GET /metrics`: this process's Prometheus text, ready to merge into the host's router
+/// (it takes no state). Building it installs the process-wide recorder.
+///
+/// ```no_run
+/// let app: axum::Router = axum::Router::new().merge(client_service::metrics::router());
+/// ```
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    shared_user::ops::metrics::router()
+}
+
+/// Sets `gatehouse_revocation_feed_lag_seconds`: how old the newest revocation state this
+/// client holds is (time since the feed was last read successfully).
+pub fn set_revocation_feed_lag(seconds: f64) {
+    metrics::gauge!("gatehouse_revocation_feed_lag_seconds").set(seconds);
+}
+
+/// One call to the auth-service: `gatehouse_upstream_requests_total` by outcome and its latency.
+pub(crate) fn upstream_call(started: Instant, outcome: &'static str) {
+    metrics::counter!("gatehouse_upstream_requests_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("gatehouse_upstream_request_duration_seconds").record(started.elapsed().as_secs_f64());
+}
+
+/// One user fetch into the mirror: `gatehouse_mirror_fetches_total` by outcome.
+pub(crate) fn mirror_fetch<T>(result: &Result<T, ClientError>) {
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(ClientError::Unauthenticated(_)) => "refused",
+        Err(ClientError::Unavailable(_)) => "unavailable",
+        Err(_) => "error",
+    };
+    metrics::counter!("gatehouse_mirror_fetches_total", "outcome" => outcome).increment(1);
+}

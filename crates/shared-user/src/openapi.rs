@@ -1,0 +1,82 @@
+//! OpenAPI schemas (feature `openapi`) of the wire bodies both the auth-service and the client
+//! crate's proxy speak; each service's document is built from them (`auth_service::openapi`,
+//! `client_service::openapi`).
+
+use utoipa::ToSchema;
+
+/// `POST /auth/token/` body (JSON or form).
+#[derive(ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery"}))]
+pub struct ObtainRequest {
+    /// The account's email (case-insensitive).
+    pub email: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A new token pair.
+#[derive(ToSchema)]
+#[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln", "access": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
+pub struct TokenPair {
+    /// Refresh token (long-lived).
+    pub refresh: String,
+    /// Access token (short-lived bearer).
+    pub access: String,
+}
+
+/// A body carrying one refresh token (refresh, blacklist).
+#[derive(ToSchema)]
+#[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln"}))]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh: String,
+}
+
+/// A refreshed access token, with a new refresh token when rotation is on.
+#[derive(ToSchema)]
+#[schema(example = json!({"access": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
+pub struct Refreshed {
+    /// New access token.
+    pub access: String,
+    /// New refresh token (only with `ROTATE_REFRESH_TOKENS`).
+    pub refresh: Option<String>,
+}
+
+/// `POST /auth/token/verify/` body.
+#[derive(ToSchema)]
+#[schema(example = json!({"token": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
+pub struct VerifyRequest {
+    /// Any token (access or refresh) of this service.
+    pub token: String,
+}
+
+/// `POST /auth/password-change/` body.
+#[derive(ToSchema)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "new_password": "staple tuna vessel"}))]
+pub struct PasswordChangeRequest {
+    /// The account's email.
+    pub email: String,
+    /// The current password.
+    pub password: String,
+    /// The new password (Django's default validators apply).
+    pub new_password: String,
+}
+
+/// An empty JSON object `{}`.
+#[derive(ToSchema)]
+#[schema(example = json!({}))]
+pub struct Empty {}
+
+/// Field errors in Django REST framework's shape: each field (or `non_field_errors`) with its
+/// messages.
+#[derive(ToSchema)]
+#[schema(example = json!({"email": ["This field is required."]}))]
+pub struct FieldErrors(pub std::collections::BTreeMap<String, Vec<String>>);
+
+/// A health answer.
+#[derive(ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct Health {
+    /// `ok`, or `unavailable` on a failed readiness check.
+    pub status: String,
+}

@@ -1,0 +1,160 @@
+//! The process-wide Prometheus recorder (the `metrics` crate's facade, rendered by
+//! `metrics-exporter-prometheus`), the `GET /metrics` route and the names of every Gatehouse
+//! metric with its help text.
+//!
+//! Installing a recorder is process-wide: [`install`] does it once and returns the same handle
+//! to every later caller (tests build many apps in one process). Until it runs, the `metrics`
+//! macros of both services cost next to nothing and record nothing.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics::{Label, SharedString, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Histogram buckets of every `*_seconds` metric: 0.5 ms to 10 s.
+const SECONDS_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder as the global `metrics` recorder, once per process, and
+/// returns its render handle. When the host already installed another recorder, the handle
+/// still renders (an empty page) and a warning is logged once.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; GET /metrics will be empty");
+            } else {
+                describe();
+                let upkeep = handle.clone();
+                // Samples wait in per-histogram queues until a render or an upkeep drains them.
+                let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+                }
+            }
+            handle
+        })
+        .clone()
+}
+
+/// `GET /metrics`: the Prometheus text of this process (installs the recorder when needed).
+/// Merge it into any router; it takes no state.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let handle = install();
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response() }
+        }),
+    )
+}
+
+/// Records one answered HTTP request.
+pub(crate) fn http_request(method: &'static str, route: String, status: u16, latency: Duration) {
+    let labels = vec![
+        Label::from_static_parts("method", method),
+        Label::new("route", route),
+        Label::new("status", status_label(status)),
+    ];
+    metrics::histogram!(HTTP_DURATION, labels.iter()).record(latency.as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, labels).increment(1);
+}
+
+/// The status as a label value, without an allocation for the usual codes.
+fn status_label(status: u16) -> SharedString {
+    const COMMON: [(u16, &str); 16] = [
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (301, "301"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (408, "408"),
+        (413, "413"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+    ];
+    match COMMON.iter().find(|(code, _)| *code == status) {
+        Some((_, text)) => SharedString::const_str(text),
+        None => SharedString::from(status.to_string()),
+    }
+}
+
+/// Requests answered, by `method`, `route` (template, or `unmatched`) and `status`.
+pub const HTTP_REQUESTS: &str = "gatehouse_http_requests_total";
+/// Request latency, same labels.
+pub const HTTP_DURATION: &str = "gatehouse_http_request_duration_seconds";
+/// Auth-service: token obtains (REST, GraphQL, Hasura) by `outcome`.
+pub const LOGINS: &str = "gatehouse_logins_total";
+/// Auth-service: refreshes by `outcome`.
+pub const REFRESHES: &str = "gatehouse_refreshes_total";
+/// Auth-service: rotated refresh tokens presented again (family revoked).
+pub const REUSE_DETECTED: &str = "gatehouse_refresh_reuse_detected_total";
+/// Auth-service: login attempts refused by the throttle.
+pub const THROTTLED: &str = "gatehouse_throttled_total";
+/// Auth-service: password hashes waiting for a hashing thread.
+pub const HASH_QUEUE: &str = "gatehouse_hash_queue_depth";
+/// Auth-service: time of one password hash or check on its thread.
+pub const HASH_DURATION: &str = "gatehouse_hash_duration_seconds";
+/// Auth-service: signing key reloads from the database by `outcome`.
+pub const KEY_RELOADS: &str = "gatehouse_key_reloads_total";
+/// Client: verified-token cache lookups by `result` (`hit`, `miss`).
+pub const TOKEN_CACHE: &str = "gatehouse_token_cache_total";
+/// Client: user fetches from the auth-service into the mirror by `outcome`.
+pub const MIRROR_FETCHES: &str = "gatehouse_mirror_fetches_total";
+/// Client: calls to the auth-service by `outcome` (`ok`, `timeout`, `connection`).
+pub const UPSTREAM_REQUESTS: &str = "gatehouse_upstream_requests_total";
+/// Client: latency of calls to the auth-service.
+pub const UPSTREAM_DURATION: &str = "gatehouse_upstream_request_duration_seconds";
+/// Client: JWKS fetches by `outcome`.
+pub const JWKS_FETCHES: &str = "gatehouse_jwks_fetches_total";
+/// Client: age of the newest revocation state the client holds.
+pub const REVOCATION_FEED_LAG: &str = "gatehouse_revocation_feed_lag_seconds";
+
+fn describe() {
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency, by method, route template and status");
+    describe_counter!(LOGINS, "Token obtains by outcome (success, bad_credentials, throttled, invalid)");
+    describe_counter!(REFRESHES, "Refresh token exchanges by outcome (success, rejected)");
+    describe_counter!(REUSE_DETECTED, "Rotated refresh tokens presented again (the family is revoked)");
+    describe_counter!(THROTTLED, "Login attempts refused by the brute-force throttle");
+    describe_gauge!(HASH_QUEUE, "Password hashes waiting for a hashing thread");
+    describe_histogram!(HASH_DURATION, Unit::Seconds, "Time of one password hash or check on its thread");
+    describe_counter!(KEY_RELOADS, "Signing key reloads from the database by outcome (success, failure)");
+    describe_counter!(TOKEN_CACHE, "Verified-token cache lookups by result (hit, miss)");
+    describe_counter!(MIRROR_FETCHES, "User fetches into the mirror by outcome (success, refused, unavailable, error)");
+    describe_counter!(UPSTREAM_REQUESTS, "Calls to the auth-service by outcome (ok, timeout, connection)");
+    describe_histogram!(UPSTREAM_DURATION, Unit::Seconds, "Latency of calls to the auth-service");
+    describe_counter!(JWKS_FETCHES, "JWKS fetches from the auth-service by outcome (success, failure)");
+    describe_gauge!(REVOCATION_FEED_LAG, Unit::Seconds, "Seconds since the revocation feed was last read");
+}
