@@ -4,11 +4,13 @@
 //! `app(state)` is the whole HTTP service; the binary only parses configuration, opens the
 //! database and serves it.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod graphql;
 pub mod hasura;
