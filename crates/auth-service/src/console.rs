@@ -327,6 +327,7 @@ async fn users_page(State(state): State<AppState>, admin: Admin, RawQuery(query)
     };
     match ops::list_users(&state, &admin.user, Some(&search), page).await {
         Ok(found) => render(StatusCode::OK, &pages::Users::new(&admin, search, found)),
+        Err(ServiceError::NotFound) => pages::message(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
         Err(e) => pages::failure(e),
     }
 }
