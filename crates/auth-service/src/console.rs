@@ -86,10 +86,7 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 async fn stylesheet() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
-        STYLESHEET,
-    )
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
         .into_response()
 }
 
@@ -147,6 +144,27 @@ fn same_token(a: &str, b: &str) -> bool {
     !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// Why a console request is refused before any work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The form's CSRF token is missing or wrong (403).
+    Csrf,
+    /// A read-only admin tried a change (403).
+    Forbidden,
+    /// The path names no user (404).
+    NoSuchUser,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Csrf => pages::csrf_failed(),
+            Refused::Forbidden => pages::forbidden(),
+            Refused::NoSuchUser => pages::message(StatusCode::NOT_FOUND, "Not found", "No such user."),
+        }
+    }
+}
+
 /// A signed-in console user: an active user who may read users, with a live console session.
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -166,9 +184,9 @@ impl Admin {
         may_change_users(&self.user)
     }
 
-    /// 403 unless the form's `csrf` field is this session's token.
-    fn check_csrf(&self, form: &Form) -> Result<(), Response> {
-        if same_token(form.get("csrf"), &self.csrf) { Ok(()) } else { Err(pages::csrf_failed()) }
+    /// [`Refused::Csrf`] unless the form's `csrf` field is this session's token.
+    fn check_csrf(&self, form: &Form) -> Result<(), Refused> {
+        if same_token(form.get("csrf"), &self.csrf) { Ok(()) } else { Err(Refused::Csrf) }
     }
 }
 
@@ -214,12 +232,11 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| pages::message(StatusCode::PAYLOAD_TOO_LARGE, "Request too large", "The form is too large."))?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| {
-            pages::message(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read.")
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
+            pages::message(StatusCode::PAYLOAD_TOO_LARGE, "Request too large", "The form is too large.")
         })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| pages::message(StatusCode::BAD_REQUEST, "Bad request", "The form could not be read."))?;
         Ok(Form(pairs))
     }
 }
@@ -306,7 +323,7 @@ async fn login(
 /// `POST /admin/logout/`: ends the console session and drops its cookie.
 async fn logout(State(state): State<AppState>, admin: Admin, form: Form) -> Response {
     if let Err(r) = admin.check_csrf(&form) {
-        return r;
+        return r.into_response();
     }
     match service::revoke_refresh(&state, &admin.token).await {
         Ok(()) | Err(ServiceError::Token(_)) => {}
@@ -333,8 +350,8 @@ async fn users_page(State(state): State<AppState>, admin: Admin, RawQuery(query)
 }
 
 /// Reads a user id from the path (digits only).
-fn user_id(raw: &str) -> Result<i64, Response> {
-    crate::admin::parse_id(raw).map_err(|_| pages::message(StatusCode::NOT_FOUND, "Not found", "No such user."))
+fn user_id(raw: &str) -> Result<i64, Refused> {
+    crate::admin::parse_id(raw).map_err(|_| Refused::NoSuchUser)
 }
 
 /// The user page, with `notice` and the errors of one form.
@@ -359,7 +376,7 @@ async fn user_page(
 ) -> Response {
     let id = match user_id(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let pairs = query_pairs(query.as_deref());
     let done = pairs.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
@@ -368,10 +385,10 @@ async fn user_page(
 }
 
 /// Checks session, CSRF and permission of a change form; the user id on success.
-fn change_allowed(admin: &Admin, form: &Form, raw_id: &str) -> Result<i64, Response> {
+fn change_allowed(admin: &Admin, form: &Form, raw_id: &str) -> Result<i64, Refused> {
     admin.check_csrf(form)?;
     if !admin.may_change() {
-        return Err(pages::forbidden());
+        return Err(Refused::Forbidden);
     }
     user_id(raw_id)
 }
@@ -395,7 +412,7 @@ async fn refused(state: &AppState, admin: &Admin, id: i64, e: ServiceError, view
 async fn save_user(State(state): State<AppState>, admin: Admin, Path(id): Path<String>, form: Form) -> Response {
     let id = match change_allowed(&admin, &form, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let groups_text = form.get("access_groups").to_owned();
     let mut groups = Vec::new();
@@ -435,10 +452,11 @@ async fn save_user(State(state): State<AppState>, admin: Admin, Path(id): Path<S
 async fn set_password(State(state): State<AppState>, admin: Admin, Path(id): Path<String>, form: Form) -> Response {
     let id = match change_allowed(&admin, &form, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if form.get("password") != form.get("password2") {
-        let view = pages::UserForms { errors: vec!["password: The two passwords differ.".into()], ..Default::default() };
+        let view =
+            pages::UserForms { errors: vec!["password: The two passwords differ.".into()], ..Default::default() };
         return show_user(&state, &admin, id, StatusCode::BAD_REQUEST, view).await;
     }
     match ops::set_password(&state, &admin.user, id, form.get("password")).await {
@@ -450,7 +468,7 @@ async fn set_password(State(state): State<AppState>, admin: Admin, Path(id): Pat
 async fn set_active(state: &AppState, admin: &Admin, raw_id: &str, form: &Form, active: bool) -> Response {
     let id = match change_allowed(admin, form, raw_id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let patch = UserPatch { is_active: Some(active), ..UserPatch::default() };
     match ops::update_user(state, &admin.user, id, patch).await {
@@ -473,7 +491,7 @@ async fn activate(State(state): State<AppState>, admin: Admin, Path(id): Path<St
 async fn end_all_sessions(State(state): State<AppState>, admin: Admin, Path(id): Path<String>, form: Form) -> Response {
     let id = match change_allowed(&admin, &form, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match ops::end_sessions(&state, &admin.user, id).await {
         Ok(()) => after(id, "sessions"),
@@ -490,7 +508,7 @@ async fn end_one_session(
 ) -> Response {
     let id = match change_allowed(&admin, &form, &id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match ops::end_session(&state, &admin.user, id, &session).await {
         Ok(()) => after(id, "session"),

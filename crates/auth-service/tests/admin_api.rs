@@ -64,7 +64,8 @@ async fn permissions_follow_staff_and_reader_roles(backend: Backend) {
         assert_json(&call(&app, Method::GET, path, &user, None).await, StatusCode::FORBIDDEN, FORBIDDEN);
     }
 
-    for path in ["/auth/admin/users", &format!("/auth/admin/users/{alice}"), &format!("/auth/admin/users/{alice}/sessions/")]
+    for path in
+        ["/auth/admin/users", &format!("/auth/admin/users/{alice}"), &format!("/auth/admin/users/{alice}/sessions/")]
     {
         let r = call(&app, Method::GET, path, &reader, None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
@@ -140,7 +141,8 @@ async fn users_are_created_with_signup_rules(backend: Backend) {
     let (_, staff) = app.login("staff@example.com", PW).await;
     let (_, root) = app.login("root@example.com", PW).await;
 
-    let r = call(&app, Method::POST, "/auth/admin/users/", &staff, Some(json!({"email": "bad", "password": "123"}))).await;
+    let r =
+        call(&app, Method::POST, "/auth/admin/users/", &staff, Some(json!({"email": "bad", "password": "123"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let v = r.json();
     assert_eq!(v["email"], json!(["Enter a valid email address."]));
@@ -158,17 +160,18 @@ async fn users_are_created_with_signup_rules(backend: Backend) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let v = r.json();
     assert_eq!(v["email"], json!("bob@example.com"));
-    assert_eq!(
-        v["access_groups"],
-        json!([{"name": "billing", "level": "admin"}, {"name": "support", "level": null}])
-    );
+    assert_eq!(v["access_groups"], json!([{"name": "billing", "level": "admin"}, {"name": "support", "level": null}]));
     let bob = v["id"].as_i64().unwrap();
     assert_eq!(audit_kinds(&app, bob).await, [("user_created".into(), None), ("user_updated".into(), Some(staff_id))]);
     let r = call(&app, Method::POST, "/auth/admin/users/", &staff, Some(body)).await;
     assert_json(&r, StatusCode::BAD_REQUEST, r#"{"email":["This email already exists."]}"#);
 
     let admin = json!({"email": "carol@example.com", "password": PW, "is_staff": true});
-    assert_json(&call(&app, Method::POST, "/auth/admin/users/", &staff, Some(admin.clone())).await, StatusCode::FORBIDDEN, FORBIDDEN);
+    assert_json(
+        &call(&app, Method::POST, "/auth/admin/users/", &staff, Some(admin.clone())).await,
+        StatusCode::FORBIDDEN,
+        FORBIDDEN,
+    );
     assert!(app.state.store.find_by_email("carol@example.com").await.unwrap().is_none());
     let r = call(&app, Method::POST, "/auth/admin/users", &root, Some(admin)).await;
     assert_eq!((r.status, r.json()["is_staff"].clone()), (StatusCode::CREATED, json!(true)), "{}", r.text);
@@ -187,7 +190,14 @@ async fn users_are_patched_and_deactivation_ends_sessions(backend: Backend) {
     let (_, root) = app.login("root@example.com", PW).await;
     let path = format!("/auth/admin/users/{alice}/");
 
-    let r = call(&app, Method::PATCH, &path, &staff, Some(json!({"last_name": "Liddell", "access_groups": ["manager:2"], "email": "ignored"}))).await;
+    let r = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &staff,
+        Some(json!({"last_name": "Liddell", "access_groups": ["manager:2"], "email": "ignored"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let v = r.json();
     assert_eq!((v["last_name"].clone(), v["email"].clone()), (json!("Liddell"), json!("alice@example.com")));
@@ -199,7 +209,14 @@ async fn users_are_patched_and_deactivation_ends_sessions(backend: Backend) {
         StatusCode::BAD_REQUEST,
         r#"{"first_name":["Not a valid string."],"is_active":["Must be a valid boolean."],"access_groups":["Expected a list of items but got type \"str\"."]}"#,
     );
-    let r = call(&app, Method::PATCH, &path, &staff, Some(json!({"access_groups": ["a", "a:1"], "last_name": "x".repeat(151)}))).await;
+    let r = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &staff,
+        Some(json!({"access_groups": ["a", "a:1"], "last_name": "x".repeat(151)})),
+    )
+    .await;
     assert_json(
         &r,
         StatusCode::BAD_REQUEST,
@@ -211,23 +228,34 @@ async fn users_are_patched_and_deactivation_ends_sessions(backend: Backend) {
     }
     // Unchanged flags are not a grant.
     assert_eq!(call(&app, Method::PATCH, &path, &staff, Some(json!({"is_staff": false}))).await.status, StatusCode::OK);
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{root_id}/"), &staff, Some(json!({"first_name": "R"}))).await;
+    let r =
+        call(&app, Method::PATCH, &format!("/auth/admin/users/{root_id}/"), &staff, Some(json!({"first_name": "R"})))
+            .await;
     assert_json(&r, StatusCode::FORBIDDEN, FORBIDDEN);
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{staff_id}/"), &staff, Some(json!({"is_active": false}))).await;
+    let r =
+        call(&app, Method::PATCH, &format!("/auth/admin/users/{staff_id}/"), &staff, Some(json!({"is_active": false})))
+            .await;
     assert_json(&r, StatusCode::BAD_REQUEST, r#"{"is_active":["You cannot deactivate your own account."]}"#);
     let r = call(&app, Method::PATCH, &path, &root, Some(json!({"is_staff": true}))).await;
     assert_eq!((r.status, r.json()["is_staff"].clone()), (StatusCode::OK, json!(true)));
 
     let r = call(&app, Method::PATCH, &path, &root, Some(json!({"is_active": false}))).await;
     assert_eq!((r.status, r.json()["is_active"].clone()), (StatusCode::OK, json!(false)));
-    assert_401(&app.get_bearer("/auth/user/", &alice_access).await, r#"{"detail":"User is inactive","code":"user_inactive"}"#);
+    assert_401(
+        &app.get_bearer("/auth/user/", &alice_access).await,
+        r#"{"detail":"User is inactive","code":"user_inactive"}"#,
+    );
     let r = app.post("/auth/token/refresh/", &json!({"refresh": alice_refresh}).to_string()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
     let r = call(&app, Method::GET, &format!("{path}sessions/"), &root, None).await;
     assert_eq!(r.json(), json!([]));
     // Reactivated, the old tokens stay dead.
     call(&app, Method::PATCH, &path, &root, Some(json!({"is_active": true}))).await;
-    assert_json(&app.post("/auth/token/refresh/", &json!({"refresh": alice_refresh}).to_string()).await, StatusCode::UNAUTHORIZED, BLACKLISTED);
+    assert_json(
+        &app.post("/auth/token/refresh/", &json!({"refresh": alice_refresh}).to_string()).await,
+        StatusCode::UNAUTHORIZED,
+        BLACKLISTED,
+    );
 
     let kinds = audit_kinds(&app, alice).await;
     assert!(kinds.contains(&("user_updated".into(), Some(staff_id))), "{kinds:?}");
@@ -244,15 +272,34 @@ async fn passwords_are_set_and_end_sessions(backend: Backend) {
     let (_, staff) = app.login("staff@example.com", PW).await;
     let path = format!("/auth/admin/users/{alice}/set-password/");
 
-    assert_json(&call(&app, Method::POST, &path, &staff, Some(json!({}))).await, StatusCode::BAD_REQUEST, r#"{"password":["This field is required."]}"#);
+    assert_json(
+        &call(&app, Method::POST, &path, &staff, Some(json!({}))).await,
+        StatusCode::BAD_REQUEST,
+        r#"{"password":["This field is required."]}"#,
+    );
     let r = call(&app, Method::POST, &path, &staff, Some(json!({"password": "alice@example.com"}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["password"][0].as_str().unwrap().contains("too similar"), "{}", r.text);
-    assert_eq!(call(&app, Method::POST, "/auth/admin/users/999999/set-password/", &staff, Some(json!({"password": "a fresh passphrase"}))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/auth/admin/users/999999/set-password/",
+            &staff,
+            Some(json!({"password": "a fresh passphrase"}))
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
 
     let r = call(&app, Method::POST, &path, &staff, Some(json!({"password": "a fresh passphrase"}))).await;
     assert_json(&r, StatusCode::OK, "{}");
-    assert_json(&app.post("/auth/token/refresh/", &json!({"refresh": alice_refresh}).to_string()).await, StatusCode::UNAUTHORIZED, BLACKLISTED);
+    assert_json(
+        &app.post("/auth/token/refresh/", &json!({"refresh": alice_refresh}).to_string()).await,
+        StatusCode::UNAUTHORIZED,
+        BLACKLISTED,
+    );
     app.login("alice@example.com", "a fresh passphrase").await;
     assert!(audit_kinds(&app, alice).await.contains(&("password_changed".into(), Some(staff_id))));
 }
@@ -274,13 +321,25 @@ async fn sessions_are_listed_and_ended(backend: Backend) {
 
     let r = call(&app, Method::DELETE, &format!("{path}{}/", jti_of(&r1)), &staff, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(call(&app, Method::DELETE, &format!("{path}{}/", jti_of(&r1)), &staff, None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.post("/auth/token/refresh/", &json!({"refresh": r1}).to_string()).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.post("/auth/token/refresh/", &json!({"refresh": r2.clone()}).to_string()).await.status, StatusCode::OK);
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("{path}{}/", jti_of(&r1)), &staff, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post("/auth/token/refresh/", &json!({"refresh": r1}).to_string()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post("/auth/token/refresh/", &json!({"refresh": r2.clone()}).to_string()).await.status,
+        StatusCode::OK
+    );
 
     assert_eq!(call(&app, Method::DELETE, &path, &staff, None).await.status, StatusCode::NO_CONTENT);
     assert_eq!(call(&app, Method::GET, &path, &staff, None).await.json(), json!([]));
-    assert_eq!(app.post("/auth/token/refresh/", &json!({"refresh": r2}).to_string()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.post("/auth/token/refresh/", &json!({"refresh": r2}).to_string()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 /// The audit log: newest first, filtered by user and kind, paged with `before`; bad filters
@@ -293,7 +352,9 @@ async fn audit_log_is_filtered_and_paged(backend: Backend) {
     app.login("alice@example.com", PW).await;
     let (_, staff) = app.login("staff@example.com", PW).await;
 
-    let r = call(&app, Method::GET, &format!("/auth/admin/audit/?user={alice}&kind=login_succeeded&limit=1"), &staff, None).await;
+    let r =
+        call(&app, Method::GET, &format!("/auth/admin/audit/?user={alice}&kind=login_succeeded&limit=1"), &staff, None)
+            .await;
     let v = r.json();
     assert_eq!(v["results"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["results"][0]["kind"], json!("login_succeeded"));

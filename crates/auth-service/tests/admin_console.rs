@@ -158,7 +158,13 @@ async fn sign_in_checks_csrf_credentials_and_role(backend: Backend) {
 
     let r = c.try_sign_in("staff@example.com", PW).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let session = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|v| v.starts_with("gatehouse_admin=")).unwrap();
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("gatehouse_admin="))
+        .unwrap();
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
         assert!(session.contains(attr), "{attr} in {session}");
     }
@@ -178,7 +184,13 @@ async fn cookies_are_secure_over_tls(backend: Backend) {
     let r = c.get("/admin/login/").await;
     assert!(r.header("set-cookie").unwrap().contains("Secure"));
     let r = c.try_sign_in("staff@example.com", PW).await;
-    let session = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).find(|v| v.starts_with("gatehouse_admin=")).unwrap();
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("gatehouse_admin="))
+        .unwrap();
     assert!(session.contains("Secure"), "{session}");
 }
 
@@ -204,7 +216,8 @@ async fn users_are_searched_and_paged(backend: Backend) {
         app.add_user_with_hash(&format!("user{i:02}@example.com"), "!").await;
     }
     let evil = app.add_user_with_hash("evil@example.com", "!").await;
-    let patch = auth_service::store::admin::UserPatch { first_name: Some("<script>x</script>".into()), ..Default::default() };
+    let patch =
+        auth_service::store::admin::UserPatch { first_name: Some("<script>x</script>".into()), ..Default::default() };
     let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::UserUpdated);
     app.state.store.patch_user(evil, &patch, &event).await.unwrap();
     let mut c = Client::new(&app);
@@ -215,7 +228,11 @@ async fn users_are_searched_and_paged(backend: Backend) {
     assert!(r.text.contains(r#"href="/admin/users/?page=2""#), "a next link");
     let r = c.get("/admin/users/?page=2").await;
     assert_page(&r, StatusCode::OK, "evil@example.com");
-    assert!(r.text.contains("&#60;script&#62;x&#60;/script&#62;") && !r.text.contains("<script>"), "escaped: {}", r.text);
+    assert!(
+        r.text.contains("&#60;script&#62;x&#60;/script&#62;") && !r.text.contains("<script>"),
+        "escaped: {}",
+        r.text
+    );
     let r = c.get("/admin/users/?search=USER1").await;
     assert_page(&r, StatusCode::OK, "(10)");
     assert!(r.text.contains("user15@example.com") && !r.text.contains("user20@example.com"));
@@ -257,14 +274,30 @@ async fn user_forms_save_and_show_errors(backend: Backend) {
     let user = app.state.store.find_user(alice).await.unwrap().unwrap();
     assert!(user.is_active && user.first_name.is_empty() && user.access_groups.len() == 1);
 
-    let r = c.post(&page, &[("csrf", &csrf), ("first_name", "Alice"), ("last_name", "L"), ("access_groups", "billing\nsupport:agent"), ("is_staff", "on")]).await;
+    let r = c
+        .post(
+            &page,
+            &[
+                ("csrf", &csrf),
+                ("first_name", "Alice"),
+                ("last_name", "L"),
+                ("access_groups", "billing\nsupport:agent"),
+                ("is_staff", "on"),
+            ],
+        )
+        .await;
     assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some(format!("{page}?done=saved").as_str())));
     let user = app.state.store.find_user(alice).await.unwrap().unwrap();
     assert_eq!((user.first_name.as_str(), user.is_staff), ("Alice", false), "flags ignored from staff");
-    assert_eq!(user.access_groups.iter().map(|g| (g.name.as_str(), g.level.as_deref())).collect::<Vec<_>>(), [("billing", None), ("support", Some("agent"))]);
+    assert_eq!(
+        user.access_groups.iter().map(|g| (g.name.as_str(), g.level.as_deref())).collect::<Vec<_>>(),
+        [("billing", None), ("support", Some("agent"))]
+    );
     assert_page(&c.get(&format!("{page}?done=saved")).await, StatusCode::OK, "Changes saved.");
 
-    let r = c.post(&page, &[("csrf", &csrf), ("first_name", "A"), ("last_name", ""), ("access_groups", "ops\n:lead")]).await;
+    let r = c
+        .post(&page, &[("csrf", &csrf), ("first_name", "A"), ("last_name", ""), ("access_groups", "ops\n:lead")])
+        .await;
     assert_page(&r, StatusCode::BAD_REQUEST, "the name is empty");
     assert!(r.text.contains("ops\n:lead</textarea>"), "the text typed is kept");
     let long = "x".repeat(151);
@@ -276,7 +309,8 @@ async fn user_forms_save_and_show_errors(backend: Backend) {
     assert_page(&r, StatusCode::BAD_REQUEST, "The two passwords differ.");
     let r = c.post(&pw, &[("csrf", &csrf), ("password", "123"), ("password2", "123")]).await;
     assert_page(&r, StatusCode::BAD_REQUEST, "This password is too short.");
-    let r = c.post(&pw, &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]).await;
+    let r =
+        c.post(&pw, &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     app.login("alice@example.com", "a fresh passphrase").await;
 
@@ -293,7 +327,12 @@ async fn superusers_grant_roles(backend: Backend) {
     let mut su = Client::new(&app);
     su.sign_in("root@example.com", PW).await;
     let csrf = su.csrf().await;
-    let r = su.post(&format!("/admin/users/{alice}/"), &[("csrf", &csrf), ("first_name", ""), ("last_name", ""), ("access_groups", ""), ("is_staff", "on")]).await;
+    let r = su
+        .post(
+            &format!("/admin/users/{alice}/"),
+            &[("csrf", &csrf), ("first_name", ""), ("last_name", ""), ("access_groups", ""), ("is_staff", "on")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert!(app.state.store.find_user(alice).await.unwrap().unwrap().is_staff);
 
@@ -302,7 +341,12 @@ async fn superusers_grant_roles(backend: Backend) {
     let csrf = staff.csrf().await;
     let r = staff.get(&format!("/admin/users/{root}/")).await;
     assert!(!r.text.contains("/password/"), "no change forms for a superuser's account");
-    let r = staff.post(&format!("/admin/users/{root}/password/"), &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]).await;
+    let r = staff
+        .post(
+            &format!("/admin/users/{root}/password/"),
+            &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")],
+        )
+        .await;
     assert_page(&r, StatusCode::FORBIDDEN, "do not have permission");
 }
 
@@ -327,16 +371,27 @@ async fn deactivation_ends_sessions_and_is_audited(backend: Backend) {
     let r = c.post(&format!("{page}sessions/{one}/end/"), &[("csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_page(&c.get(&format!("{page}?done=session")).await, StatusCode::OK, "(2)");
-    assert_page(&c.post(&format!("{page}sessions/{one}/end/"), &[("csrf", &csrf)]).await, StatusCode::NOT_FOUND, "No such record.");
+    assert_page(
+        &c.post(&format!("{page}sessions/{one}/end/"), &[("csrf", &csrf)]).await,
+        StatusCode::NOT_FOUND,
+        "No such record.",
+    );
 
     let r = c.post(&format!("{page}deactivate/"), &[("csrf", &csrf)]).await;
     assert_eq!(r.header("location"), Some(format!("{page}?done=deactivated").as_str()));
     let r = c.get(&format!("{page}?done=deactivated")).await;
     assert_page(&r, StatusCode::OK, "User deactivated");
     assert!(r.text.contains("No active session."));
-    assert_eq!(app.post("/auth/token/refresh/", &serde_json::json!({"refresh": bob_refresh}).to_string()).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.post("/auth/token/refresh/", &serde_json::json!({"refresh": bob_refresh}).to_string()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let r = bob_console.get("/admin/users/").await;
-    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/admin/login/")), "console session ended");
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some("/admin/login/")),
+        "console session ended"
+    );
 
     // Not oneself.
     let me = app.state.store.find_by_email("staff@example.com").await.unwrap().unwrap().user.id;
@@ -369,7 +424,10 @@ async fn readers_are_read_only(backend: Backend) {
     for (path, fields) in [
         (format!("/admin/users/{alice}/"), vec![("csrf", csrf.as_str()), ("first_name", "X")]),
         (format!("/admin/users/{alice}/deactivate/"), vec![("csrf", csrf.as_str())]),
-        (format!("/admin/users/{alice}/password/"), vec![("csrf", csrf.as_str()), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]),
+        (
+            format!("/admin/users/{alice}/password/"),
+            vec![("csrf", csrf.as_str()), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")],
+        ),
         (format!("/admin/users/{alice}/sessions/end-all/"), vec![("csrf", csrf.as_str())]),
     ] {
         assert_page(&c.post(&path, &fields).await, StatusCode::FORBIDDEN, "do not have permission");

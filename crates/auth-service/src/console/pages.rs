@@ -87,11 +87,9 @@ pub fn failure(e: ServiceError) -> Response {
     match e {
         ServiceError::Forbidden => forbidden(),
         ServiceError::NotFound => message(StatusCode::NOT_FOUND, "Not found", "No such record."),
-        ServiceError::Throttled(secs) => message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            &format!("Try again in {secs} seconds."),
-        ),
+        ServiceError::Throttled(secs) => {
+            message(StatusCode::TOO_MANY_REQUESTS, "Too many requests", &format!("Try again in {secs} seconds."))
+        }
         ServiceError::Fields(errors) => {
             message(StatusCode::BAD_REQUEST, "Invalid input", &error_lines(&errors).join(" "))
         }

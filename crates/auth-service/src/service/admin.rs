@@ -146,7 +146,8 @@ pub async fn create_user(state: &AppState, actor: &User, account: NewAccount) ->
         ..UserPatch::default()
     };
     if patch.is_empty() {
-        let event = AuditEvent::new(AuditKind::UserUpdated).user(user.id).actor(actor.id).detail(json!({"created": true}));
+        let event =
+            AuditEvent::new(AuditKind::UserUpdated).user(user.id).actor(actor.id).detail(json!({"created": true}));
         state.store.record_audit(&event).await?;
         return Ok(user);
     }
