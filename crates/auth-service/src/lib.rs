@@ -8,11 +8,13 @@
 //! admin CLI. What a client-service needs as well (user and wire types, token checking, the
 //! database handle, setting parsers) lives in `shared_user`.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod graphql;
 pub mod hasura;

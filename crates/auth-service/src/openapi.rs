@@ -19,6 +19,8 @@ const TOKENS: &str = "tokens";
 const USERS: &str = "users";
 const HASURA: &str = "hasura";
 const OPERATIONS: &str = "operations";
+const SESSIONS: &str = "sessions";
+const ADMIN: &str = "admin";
 
 /// `POST /auth/create-user/` body.
 #[derive(ToSchema)]
@@ -102,6 +104,90 @@ pub struct GraphqlResponse {
 pub struct Jwks {
     /// The keys.
     pub keys: Vec<Value>,
+}
+
+/// One live session (a refresh-token family) of `GET /auth/sessions/`.
+#[derive(ToSchema)]
+#[schema(example = json!({"id": "3f2c6a0e8b6d4c1f9a7e2b5d8c0f1a3e", "created": "2026-12-01T16:35:07Z", "last_used": "2026-12-01T16:40:07Z", "expires": "2026-12-02T16:40:07Z", "ip": "203.0.113.7", "user_agent": "curl/8.5.0"}))]
+pub struct SessionDoc {
+    /// Session id (the refresh-token family).
+    pub id: String,
+    /// Login time (UTC).
+    pub created: String,
+    /// Last refresh (UTC).
+    pub last_used: String,
+    /// When its current refresh token expires (UTC).
+    pub expires: String,
+    /// Client address at login.
+    pub ip: Option<String>,
+    /// User agent at login.
+    pub user_agent: Option<String>,
+}
+
+/// One revocation watermark: tokens of `user_id` with `iat < not_before` are dead.
+#[derive(ToSchema)]
+pub struct RevocationDoc {
+    /// The user.
+    pub user_id: i64,
+    /// Epoch seconds.
+    pub not_before: i64,
+}
+
+/// A page of the revocation feed.
+#[derive(ToSchema)]
+#[schema(example = json!({"cursor": 12, "revocations": [{"user_id": 7, "not_before": 1764606908}]}))]
+pub struct RevocationFeed {
+    /// Id of the last entry returned: ask again with `after=<cursor>`.
+    pub cursor: i64,
+    /// Entries after the requested cursor, oldest first (at most 1000).
+    pub revocations: Vec<RevocationDoc>,
+}
+
+/// A DRF page of users (`GET /auth/admin/users/`, 25 per page).
+#[derive(ToSchema)]
+pub struct UserPage {
+    /// Users matching the search.
+    pub count: i64,
+    /// Next page's URL.
+    pub next: Option<String>,
+    /// Previous page's URL.
+    pub previous: Option<String>,
+    /// This page.
+    pub results: Vec<User>,
+}
+
+/// `PATCH /auth/admin/users/{id}/` (and the optional fields of a creation): every field optional.
+#[derive(ToSchema)]
+#[schema(example = json!({"first_name": "Ada", "is_active": false, "access_groups": [{"name": "billing", "level": "admin"}]}))]
+pub struct UserPatchDoc {
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Active (false ends every session).
+    pub is_active: Option<bool>,
+    /// Staff (needs a superuser to grant or remove).
+    pub is_staff: Option<bool>,
+    /// Superuser (needs a superuser).
+    pub is_superuser: Option<bool>,
+    /// The whole list of access groups (replaces the user's).
+    pub access_groups: Option<Vec<AccessGroup>>,
+}
+
+/// `POST /auth/admin/users/{id}/set-password/` body.
+#[derive(ToSchema)]
+pub struct SetPasswordDoc {
+    /// New password (Django's default validators apply).
+    pub password: String,
+}
+
+/// A page of the audit log, newest first.
+#[derive(ToSchema)]
+pub struct AuditPage {
+    /// URL of the next (older) page.
+    pub next: Option<String>,
+    /// Events: `id`, `created`, `kind`, `user_id`, `actor_id`, `ip`, `user_agent`, `detail`.
+    pub results: Vec<Value>,
 }
 
 #[expect(dead_code, reason = "operation descriptions for utoipa; the handlers live in routes.rs")]
@@ -266,6 +352,169 @@ mod operations {
             example = json!("# TYPE gatehouse_logins_total counter\ngatehouse_logins_total{outcome=\"success\"} 3\n"))))]
     fn get_metrics() {}
 
+    /// The caller's live sessions, newest first.
+    #[utoipa::path(get, path = "/auth/sessions/", tag = SESSIONS, operation_id = "list_sessions",
+        security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Live sessions", body = Vec<SessionDoc>),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn list_sessions() {}
+
+    /// End one of the caller's sessions (its refresh tokens are revoked).
+    #[utoipa::path(delete, path = "/auth/sessions/{id}/", tag = SESSIONS, operation_id = "end_session",
+        security(("bearer" = [])),
+        params(("id" = String, Path, description = "Session id")),
+        responses(
+            (status = 204, description = "Ended"),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 404, description = "Not one of the caller's live sessions", body = ErrorDetail),
+        ))]
+    fn end_session() {}
+
+    /// End every session of the caller and refuse every access token issued before now.
+    #[utoipa::path(post, path = "/auth/logout-all/", tag = SESSIONS, operation_id = "logout_all",
+        security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Logged out everywhere", body = Empty),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn logout_all() {}
+
+    /// Revocation watermarks recorded after `after` (for local-mode clients).
+    #[utoipa::path(get, path = "/auth/revocations/", tag = SESSIONS, operation_id = "get_revocations",
+        params(
+            ("after" = Option<i64>, Query, description = "Cursor of the last entry seen (0: from the start)"),
+            ("X-Revocation-Feed-Token" = String, Header, description = "REVOCATION_FEED_TOKEN"),
+        ),
+        responses(
+            (status = 200, description = "Feed page", body = RevocationFeed),
+            (status = 400, description = "Bad cursor", body = FieldErrors),
+            (status = 403, description = "Missing or wrong feed token", body = ErrorDetail),
+            (status = 404, description = "The feed is off (no REVOCATION_FEED_TOKEN)", body = ErrorDetail),
+        ))]
+    fn get_revocations() {}
+
+    /// Users, searched (email, names) and paged (staff and the reader group).
+    #[utoipa::path(get, path = "/auth/admin/users/", tag = ADMIN, operation_id = "admin_list_users",
+        security(("bearer" = [])),
+        params(
+            ("search" = Option<String>, Query, description = "Part of an email or name"),
+            ("page" = Option<i64>, Query, description = "Page number (1 first)"),
+        ),
+        responses(
+            (status = 200, description = "A page", body = UserPage),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff or reader", body = ErrorDetail),
+            (status = 404, description = "Invalid page", body = ErrorDetail, example = json!({"detail": "Invalid page."})),
+        ))]
+    fn admin_list_users() {}
+
+    /// Create a user (staff; flags need a superuser).
+    #[utoipa::path(post, path = "/auth/admin/users/", tag = ADMIN, operation_id = "admin_create_user",
+        security(("bearer" = [])),
+        request_body(content = CreateUserRequest, description = "Plus any field of the patch body"),
+        responses(
+            (status = 201, description = "Created", body = User),
+            (status = 400, description = "Field errors", body = FieldErrors),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff", body = ErrorDetail),
+        ))]
+    fn admin_create_user() {}
+
+    /// One user (staff and the reader group).
+    #[utoipa::path(get, path = "/auth/admin/users/{id}/", tag = ADMIN, operation_id = "admin_get_user",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id")),
+        responses(
+            (status = 200, description = "The user", body = User),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff or reader", body = ErrorDetail),
+            (status = 404, description = "Unknown id", body = ErrorDetail),
+        ))]
+    fn admin_get_user() {}
+
+    /// Change a user's names, flags and access groups (staff; flags need a superuser).
+    #[utoipa::path(patch, path = "/auth/admin/users/{id}/", tag = ADMIN, operation_id = "admin_patch_user",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id")),
+        request_body = UserPatchDoc,
+        responses(
+            (status = 200, description = "The changed user", body = User),
+            (status = 400, description = "Field errors", body = FieldErrors),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not allowed", body = ErrorDetail),
+            (status = 404, description = "Unknown id", body = ErrorDetail),
+        ))]
+    fn admin_patch_user() {}
+
+    /// Set a user's password (staff); every session of the user ends.
+    #[utoipa::path(post, path = "/auth/admin/users/{id}/set-password/", tag = ADMIN, operation_id = "admin_set_password",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id")),
+        request_body = SetPasswordDoc,
+        responses(
+            (status = 200, description = "Set", body = Empty),
+            (status = 400, description = "A password Django's validators refuse", body = FieldErrors),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not allowed", body = ErrorDetail),
+            (status = 404, description = "Unknown id", body = ErrorDetail),
+        ))]
+    fn admin_set_password() {}
+
+    /// A user's live sessions (staff and the reader group).
+    #[utoipa::path(get, path = "/auth/admin/users/{id}/sessions/", tag = ADMIN, operation_id = "admin_list_sessions",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id")),
+        responses(
+            (status = 200, description = "Live sessions", body = Vec<SessionDoc>),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff or reader", body = ErrorDetail),
+            (status = 404, description = "Unknown id", body = ErrorDetail),
+        ))]
+    fn admin_list_sessions() {}
+
+    /// End every session of a user and refuse their earlier access tokens (staff).
+    #[utoipa::path(delete, path = "/auth/admin/users/{id}/sessions/", tag = ADMIN, operation_id = "admin_end_sessions",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id")),
+        responses(
+            (status = 204, description = "Ended"),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff", body = ErrorDetail),
+            (status = 404, description = "Unknown id", body = ErrorDetail),
+        ))]
+    fn admin_end_sessions() {}
+
+    /// End one session of a user (staff).
+    #[utoipa::path(delete, path = "/auth/admin/users/{id}/sessions/{session}/", tag = ADMIN, operation_id = "admin_end_session",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id"), ("session" = String, Path, description = "Session id")),
+        responses(
+            (status = 204, description = "Ended"),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff", body = ErrorDetail),
+            (status = 404, description = "Not one of the user's live sessions", body = ErrorDetail),
+        ))]
+    fn admin_end_session() {}
+
+    /// The audit log, newest first (staff and superusers).
+    #[utoipa::path(get, path = "/auth/admin/audit/", tag = ADMIN, operation_id = "admin_audit_log",
+        security(("bearer" = [])),
+        params(
+            ("user" = Option<i64>, Query, description = "Only this user's events"),
+            ("kind" = Option<String>, Query, description = "Only this kind (login_succeeded, ...)"),
+            ("before" = Option<i64>, Query, description = "Events older than this id (paging)"),
+            ("limit" = Option<i64>, Query, description = "At most this many (100 by default, 1000 at most)"),
+        ),
+        responses(
+            (status = 200, description = "A page", body = AuditPage),
+            (status = 400, description = "Bad filter", body = FieldErrors),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not staff", body = ErrorDetail),
+        ))]
+    fn admin_audit_log() {}
+
     /// This document.
     #[utoipa::path(get, path = "/openapi.json", tag = OPERATIONS, operation_id = "get_openapi",
         responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
@@ -288,6 +537,11 @@ mod operations {
         operations::change_password, operations::create_user, operations::hasura_signup,
         operations::hasura_login, operations::graphql, operations::get_jwks, operations::healthz,
         operations::readyz, operations::get_metrics, operations::get_openapi,
+        operations::list_sessions, operations::end_session, operations::logout_all,
+        operations::get_revocations, operations::admin_list_users, operations::admin_create_user,
+        operations::admin_get_user, operations::admin_patch_user, operations::admin_set_password,
+        operations::admin_list_sessions, operations::admin_end_sessions, operations::admin_end_session,
+        operations::admin_audit_log,
     ),
     components(schemas(User, AccessGroup, ErrorDetail, TokenMessage)),
     modifiers(&Common),
@@ -295,6 +549,8 @@ mod operations {
         (name = TOKENS, description = "Obtain, refresh, verify and revoke tokens"),
         (name = USERS, description = "Users and passwords"),
         (name = HASURA, description = "Hasura action handlers"),
+        (name = SESSIONS, description = "Sessions, logout everywhere and the revocation feed"),
+        (name = ADMIN, description = "Admin API (staff bearer token; the web console at /admin/ is HTML, not described here)"),
         (name = OPERATIONS, description = "Health, metrics and this document"),
     ),
 )]

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
     r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action));
     r = both_slashes(r, "/graphql/", graphql::route(&state));
     r = crate::sessions::routes(r);
+    r = crate::admin::routes(r).merge(crate::console::router());
     r.route("/.well-known/jwks.json", get(get_jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

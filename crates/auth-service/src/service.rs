@@ -4,6 +4,7 @@
 //! front end's request) and answer a [`ServiceError`]; each front end maps it once to its own
 //! wire shape.
 
+pub mod admin;
 mod error;
 
 use std::net::IpAddr;
@@ -29,7 +30,7 @@ pub const INVALID_CREDENTIALS: &str = "Invalid credentials.";
 /// A taken email on user creation (the EasyJWT user model's unique message).
 pub const EMAIL_TAKEN: &str = "This email already exists.";
 /// Longest first or last name (Django's `AbstractUser`).
-const MAX_NAME_LENGTH: usize = 150;
+pub(crate) const MAX_NAME_LENGTH: usize = 150;
 
 /// A signed-in session: a recorded refresh token and an access token.
 #[derive(Debug, Clone)]
@@ -104,7 +105,7 @@ fn mint_error(e: shared_user::jsonwebtoken::errors::Error) -> ServiceError {
     ServiceError::Internal(format!("signing failed: {e}"))
 }
 
-fn too_long(max: usize) -> String {
+pub(crate) fn too_long(max: usize) -> String {
     format!("Ensure this field has no more than {max} characters.")
 }
 

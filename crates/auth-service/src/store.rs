@@ -1,6 +1,7 @@
 //! All SQL of the auth-service: users, access groups and refresh-token records.
 //! Each query is written once and compiled for PostgreSQL and SQLite by `with_conn!`.
 
+pub mod admin;
 pub mod audit;
 pub mod revocations;
 pub mod sessions;

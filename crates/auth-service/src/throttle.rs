@@ -37,6 +37,16 @@ pub struct ClientIp(pub Option<IpAddr>);
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Arc<[IpNet]>);
 
+/// Whether the request came straight from a trusted proxy, whose forwarding headers
+/// (`X-Forwarded-For`, `X-Forwarded-Proto`) may then be believed.
+pub fn from_trusted_proxy(parts: &Parts) -> bool {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    match (parts.extensions.get::<TrustedProxies>(), peer) {
+        (Some(trusted), Some(peer)) => trusted.trusts(peer),
+        _ => false,
+    }
+}
+
 impl TrustedProxies {
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);

@@ -39,13 +39,20 @@ async fn every_routed_path_is_documented() {
     let doc = document(&app).await;
     let routed = routed_paths(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(routed.contains(&"/auth/token/".to_owned()) && routed.len() > 10, "the scan found {routed:?}");
+    // The web console under /admin/ answers HTML pages, not the JSON API this document describes.
+    let routed: Vec<String> = routed.into_iter().filter(|p| p != "/admin" && !p.starts_with("/admin/")).collect();
     let missing = undocumented(&doc, &routed);
     assert!(missing.is_empty(), "routed but missing from src/openapi.rs: {missing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_routed() {
-    let app = TestApp::new(Backend::Sqlite, &["--allow-create-user", "open"]).await.expect("sqlite");
+    let app = TestApp::new(
+        Backend::Sqlite,
+        &["--allow-create-user", "open", "--revocation-feed-token", "feed-token-0123456789"],
+    )
+    .await
+    .expect("sqlite");
     let doc = document(&app).await;
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {

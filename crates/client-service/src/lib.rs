@@ -44,10 +44,10 @@
 //!     .route("/api/billing/", get(|| async { "billing" }).layer(RequireAuthLayer::new(state.clone()).group("billing", None)))
 //!     .with_state(state.clone())
 //!     .merge(client_service::router(state));
-//! // Serve with peer addresses (here through the shared listener with its connection limits),
-//! // so the token proxy can forward the caller's address to the auth-service.
+//! // Serve with peer addresses, so the token proxy can forward the caller's address to the
+//! // auth-service (its throttle then counts each caller on its own).
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await?;
-//! client_service::shared_user::server::serve(listener, app, Default::default(), client_service::shutdown_signal()).await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
 //! # Ok(()) }
 //! ```
 

@@ -166,10 +166,51 @@ mod operations {
         ))]
     fn demo_billing() {}
 
-    /// Demo: liveness.
-    #[utoipa::path(get, path = "/healthz", tag = DEMO, operation_id = "demo_healthz",
+    /// Liveness: the process answers ([`crate::health`]).
+    #[utoipa::path(get, path = "/healthz", tag = OPERATIONS, operation_id = "healthz",
         responses((status = 200, description = "Alive", body = Health)))]
-    fn demo_healthz() {}
+    fn healthz() {}
+
+    /// Readiness: the mirror database answers ([`crate::health`]; the auth-service is not asked).
+    #[utoipa::path(get, path = "/readyz", tag = OPERATIONS, operation_id = "readyz",
+        responses(
+            (status = 200, description = "Ready", body = Health),
+            (status = 503, description = "Mirror database unreachable", body = Health, example = json!({"status": "unavailable"})),
+        ))]
+    fn readyz() {}
+
+    /// The caller's live sessions (proxied): `[{"id","created","last_used","expires","ip","user_agent"}]`.
+    #[utoipa::path(get, path = "/auth/sessions/", tag = PROXY, operation_id = "list_sessions",
+        security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Live sessions", body = Vec<Object>,
+                example = json!([{"id": "3f2c6a0e8b6d4c1f9a7e2b5d8c0f1a3e", "created": "2026-12-01T16:35:07Z", "last_used": "2026-12-01T16:40:07Z", "expires": "2026-12-02T16:40:07Z", "ip": "203.0.113.7", "user_agent": "curl/8.5.0"}])),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
+        ))]
+    fn list_sessions() {}
+
+    /// End one of the caller's sessions (proxied).
+    #[utoipa::path(delete, path = "/auth/sessions/{id}/", tag = PROXY, operation_id = "end_session",
+        security(("bearer" = [])),
+        params(("id" = String, Path, description = "Session id")),
+        responses(
+            (status = 204, description = "Ended"),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 404, description = "Not one of the caller's live sessions", body = ErrorDetail),
+            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
+        ))]
+    fn end_session() {}
+
+    /// End every session of the caller and refuse their earlier access tokens (proxied).
+    #[utoipa::path(post, path = "/auth/logout-all/", tag = PROXY, operation_id = "logout_all",
+        security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Logged out everywhere", body = Empty),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
+        ))]
+    fn logout_all() {}
 }
 
 /// The client crate's routes.
@@ -179,7 +220,7 @@ mod operations {
         title = "Gatehouse client-service",
         description = "Routes the client crate adds to a microservice: the `/auth/*` proxy to the \
             auth-service (status, body and relevant headers passed on 1:1; 503 when the \
-            auth-service is unreachable), and `GET /metrics`. Every path is also served without \
+            auth-service is unreachable), `GET /healthz`, `GET /readyz` and `GET /metrics`. Every path is also served without \
             its trailing slash. Every answer carries `X-Request-Id`, which is forwarded to the \
             auth-service.",
     ),
@@ -187,13 +228,14 @@ mod operations {
         operations::obtain_token, operations::refresh_token, operations::verify_token,
         operations::blacklist_token, operations::logout, operations::change_password,
         operations::get_current_user, operations::get_user, operations::issue_csrf,
-        operations::get_metrics, operations::get_openapi,
+        operations::get_metrics, operations::get_openapi, operations::healthz, operations::readyz,
+        operations::list_sessions, operations::end_session, operations::logout_all,
     ),
     components(schemas(User, ErrorDetail, TokenMessage)),
     modifiers(&Common),
     tags(
         (name = PROXY, description = "The auth-service's user-facing routes, proxied"),
-        (name = OPERATIONS, description = "Metrics and this document"),
+        (name = OPERATIONS, description = "Health, metrics and this document"),
     ),
 )]
 struct ClientDoc;
@@ -201,7 +243,7 @@ struct ClientDoc;
 /// The demo binary's own routes.
 #[derive(OpenApi)]
 #[openapi(
-    paths(operations::demo_test, operations::demo_me, operations::demo_billing, operations::demo_healthz),
+    paths(operations::demo_test, operations::demo_me, operations::demo_billing),
     modifiers(&Common),
     tags((name = DEMO, description = "Routes of the demo microservice (`client-service serve`)")),
 )]

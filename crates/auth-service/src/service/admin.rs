@@ -1,0 +1,281 @@
+//! The admin operations behind `/auth/admin/` and the `/admin/` console: one set of functions,
+//! each given the acting user, that checks what that user may do, writes the change with its
+//! audit event and ends the sessions a change must end.
+//!
+//! Who may do what:
+//! - reading users and their sessions: [`roles::may_read_users`] (staff, superusers and the
+//!   `USERS_READER_GROUP`);
+//! - the audit log and every change: staff and superusers;
+//! - granting or removing staff or superuser, and any change to a superuser's account: a
+//!   superuser only.
+
+use serde_json::json;
+use shared_user::http::FieldErrors;
+use shared_user::{AccessGroup, User};
+
+use super::{MAX_NAME_LENGTH, Registration, ServiceError, field_error, register, too_long};
+use crate::AppState;
+use crate::audit::{AuditEvent, AuditKind};
+use crate::roles;
+use crate::sessions::watermark_now;
+use crate::store::admin::UserPatch;
+use crate::store::audit::{AuditFilter, AuditRow};
+use crate::store::sessions::SessionRow;
+use crate::validators::{self, UserAttributes};
+
+/// Users on one page of a listing (DRF's `PAGE_SIZE`).
+pub const PAGE_SIZE: i64 = 25;
+/// Refusal of an admin deactivating their own account.
+pub const CANNOT_DEACTIVATE_SELF: &str = "You cannot deactivate your own account.";
+/// Longest access group name or level.
+pub const MAX_GROUP_LENGTH: usize = 150;
+
+/// One page of users.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// Matching users in all pages.
+    pub count: i64,
+    /// This page's number (from 1).
+    pub page: i64,
+    /// Whether a later page exists.
+    pub has_next: bool,
+    /// This page's users, by id.
+    pub users: Vec<User>,
+}
+
+/// A user an admin creates: the registration (same rules as signup) plus flags and groups.
+/// No `Debug`: it holds a password.
+#[derive(Clone, Default)]
+pub struct NewAccount {
+    /// Email, password and names, validated like every signup.
+    pub registration: Registration,
+    /// Staff flag (needs a superuser when set).
+    pub is_staff: bool,
+    /// Superuser flag (needs a superuser when set).
+    pub is_superuser: bool,
+    /// Access groups.
+    pub access_groups: Vec<AccessGroup>,
+}
+
+/// Whether `user` may change users (staff and superusers).
+pub fn may_change_users(user: &User) -> bool {
+    user.is_staff || user.is_superuser
+}
+
+fn require_read(state: &AppState, viewer: &User) -> Result<(), ServiceError> {
+    if roles::may_read_users(&state.config, viewer) { Ok(()) } else { Err(ServiceError::Forbidden) }
+}
+
+fn require_change(actor: &User) -> Result<(), ServiceError> {
+    if may_change_users(actor) { Ok(()) } else { Err(ServiceError::Forbidden) }
+}
+
+/// The user `id` for a change by `actor`: a superuser's account only a superuser may change.
+async fn target_for_change(state: &AppState, actor: &User, id: i64) -> Result<User, ServiceError> {
+    require_change(actor)?;
+    let user = state.store.find_user(id).await?.ok_or(ServiceError::NotFound)?;
+    if user.is_superuser && !actor.is_superuser {
+        return Err(ServiceError::Forbidden);
+    }
+    Ok(user)
+}
+
+/// Checks the problems of access groups an admin gives (empty or too long names and levels, a
+/// name given twice), as `{"access_groups": [...]}`.
+pub fn check_groups(groups: &[AccessGroup]) -> Result<(), FieldErrors> {
+    let mut problems: Vec<String> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        if g.name.trim().is_empty() {
+            problems.push("A group name may not be blank.".into());
+        } else if g.name.chars().count() > MAX_GROUP_LENGTH
+            || g.level.as_deref().is_some_and(|l| l.chars().count() > MAX_GROUP_LENGTH)
+        {
+            problems.push(format!("Group names and levels have at most {MAX_GROUP_LENGTH} characters."));
+        } else if groups[..i].iter().any(|o| o.name == g.name) {
+            problems.push(format!("The group {:?} is given twice.", g.name));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        let refs: Vec<&str> = problems.iter().map(String::as_str).collect();
+        Err(field_error("access_groups", &refs))
+    }
+}
+
+/// Page `page` (from 1) of the users matching `search` (email or names, case-insensitive;
+/// blank: everyone). A page past the last one (but page 1) is [`ServiceError::NotFound`].
+pub async fn list_users(
+    state: &AppState,
+    viewer: &User,
+    search: Option<&str>,
+    page: i64,
+) -> Result<UserPage, ServiceError> {
+    require_read(state, viewer)?;
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    if page < 1 {
+        return Err(ServiceError::NotFound);
+    }
+    let offset = (page - 1).saturating_mul(PAGE_SIZE);
+    let (count, users) = state.store.search_users(search, offset, PAGE_SIZE).await?;
+    if users.is_empty() && page > 1 {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(UserPage { count, page, has_next: offset + PAGE_SIZE < count, users })
+}
+
+/// The user `id`, for a viewer who may read users.
+pub async fn get_user(state: &AppState, viewer: &User, id: i64) -> Result<User, ServiceError> {
+    require_read(state, viewer)?;
+    state.store.find_user(id).await?.ok_or(ServiceError::NotFound)
+}
+
+/// Creates a user (registration rules of signup: email, password validators, names), with
+/// flags and groups, audited as `user_created` then `user_updated` by `actor`.
+pub async fn create_user(state: &AppState, actor: &User, account: NewAccount) -> Result<User, ServiceError> {
+    require_change(actor)?;
+    if (account.is_staff || account.is_superuser) && !actor.is_superuser {
+        return Err(ServiceError::Forbidden);
+    }
+    check_groups(&account.access_groups)?;
+    let user = register(state, account.registration, None).await?;
+    let patch = UserPatch {
+        is_staff: account.is_staff.then_some(true),
+        is_superuser: account.is_superuser.then_some(true),
+        access_groups: (!account.access_groups.is_empty()).then_some(account.access_groups),
+        ..UserPatch::default()
+    };
+    if patch.is_empty() {
+        let event =
+            AuditEvent::new(AuditKind::UserUpdated).user(user.id).actor(actor.id).detail(json!({"created": true}));
+        state.store.record_audit(&event).await?;
+        return Ok(user);
+    }
+    let event = AuditEvent::new(AuditKind::UserUpdated).user(user.id).actor(actor.id).detail(patch_detail(&patch));
+    state.store.patch_user(user.id, &patch, &event).await?;
+    state.store.find_user(user.id).await?.ok_or(ServiceError::NotFound)
+}
+
+/// What an audit event says about a patch: the fields written (names and flags with values,
+/// groups as `NAME[:LEVEL]`).
+fn patch_detail(patch: &UserPatch) -> serde_json::Value {
+    let mut detail = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        detail.insert(k.to_owned(), v);
+    };
+    if let Some(v) = &patch.first_name {
+        put("first_name", json!(v));
+    }
+    if let Some(v) = &patch.last_name {
+        put("last_name", json!(v));
+    }
+    if let Some(v) = patch.is_active {
+        put("is_active", json!(v));
+    }
+    if let Some(v) = patch.is_staff {
+        put("is_staff", json!(v));
+    }
+    if let Some(v) = patch.is_superuser {
+        put("is_superuser", json!(v));
+    }
+    if let Some(groups) = &patch.access_groups {
+        let names: Vec<String> = groups
+            .iter()
+            .map(|g| match &g.level {
+                Some(level) => format!("{}:{level}", g.name),
+                None => g.name.clone(),
+            })
+            .collect();
+        put("access_groups", json!(names));
+    }
+    serde_json::Value::Object(detail)
+}
+
+/// Changes user `id` as `patch` says, audited as `user_updated` by `actor`. Deactivation ends
+/// every session of the user and refuses their earlier access tokens. Names longer than 150
+/// characters, bad groups and an admin deactivating themself are field errors.
+pub async fn update_user(state: &AppState, actor: &User, id: i64, patch: UserPatch) -> Result<User, ServiceError> {
+    let user = target_for_change(state, actor, id).await?;
+    let flips = |new: Option<bool>, old: bool| new.is_some_and(|v| v != old);
+    if (flips(patch.is_staff, user.is_staff) || flips(patch.is_superuser, user.is_superuser)) && !actor.is_superuser {
+        return Err(ServiceError::Forbidden);
+    }
+    let mut errors = serde_json::Map::new();
+    for (field, value) in [("first_name", &patch.first_name), ("last_name", &patch.last_name)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > MAX_NAME_LENGTH) {
+            errors.insert(field.into(), json!([too_long(MAX_NAME_LENGTH)]));
+        }
+    }
+    if patch.is_active == Some(false) && user.id == actor.id {
+        errors.insert("is_active".into(), json!([CANNOT_DEACTIVATE_SELF]));
+    }
+    if let Some(groups) = &patch.access_groups
+        && let Err(FieldErrors(map)) = check_groups(groups)
+    {
+        errors.extend(map);
+    }
+    if !errors.is_empty() {
+        return Err(ServiceError::Fields(FieldErrors(errors)));
+    }
+    if patch.is_empty() {
+        return Ok(user);
+    }
+    let event = AuditEvent::new(AuditKind::UserUpdated).user(id).actor(actor.id).detail(patch_detail(&patch));
+    if !state.store.patch_user(id, &patch, &event).await? {
+        return Err(ServiceError::NotFound);
+    }
+    if patch.is_active == Some(false) && user.is_active {
+        let event = AuditEvent::new(AuditKind::LogoutAll).user(id).actor(actor.id).detail(json!({"deactivated": true}));
+        state.store.revoke_everything(id, watermark_now(), &event).await?;
+    }
+    state.store.find_user(id).await?.ok_or(ServiceError::NotFound)
+}
+
+/// Sets the password of user `id` (Django's validators, messages under `"password"`), ends
+/// every session of the user and refuses their earlier access tokens; audited as
+/// `password_changed` by `actor`.
+pub async fn set_password(state: &AppState, actor: &User, id: i64, password: &str) -> Result<(), ServiceError> {
+    let user = target_for_change(state, actor, id).await?;
+    if password.trim().is_empty() {
+        return Err(field_error("password", &[shared_user::wire::msg::FIELD_BLANK]).into());
+    }
+    let attributes = UserAttributes { first_name: &user.first_name, last_name: &user.last_name, email: &user.email };
+    let problems = validators::password_problems(password, &attributes);
+    if !problems.is_empty() {
+        return Err(field_error("password", &problems).into());
+    }
+    let hash = state.hasher.hash(password.to_owned()).await?;
+    let event = AuditEvent::new(AuditKind::PasswordChanged).user(id).actor(actor.id).detail(json!({"by_admin": true}));
+    state.store.change_password_everywhere(id, &hash, watermark_now(), &event).await?;
+    Ok(())
+}
+
+/// The live sessions of user `id`, newest first.
+pub async fn sessions(state: &AppState, viewer: &User, id: i64) -> Result<Vec<SessionRow>, ServiceError> {
+    let user = get_user(state, viewer, id).await?;
+    Ok(state.store.live_sessions(user.id).await?)
+}
+
+/// Ends every session of user `id` and refuses their earlier access tokens (`logout_all` by
+/// `actor`).
+pub async fn end_sessions(state: &AppState, actor: &User, id: i64) -> Result<(), ServiceError> {
+    let user = target_for_change(state, actor, id).await?;
+    let event = AuditEvent::new(AuditKind::LogoutAll).user(user.id).actor(actor.id);
+    state.store.revoke_everything(user.id, watermark_now(), &event).await?;
+    Ok(())
+}
+
+/// Ends session `session` of user `id`; [`ServiceError::NotFound`] when it is not one of
+/// their live sessions.
+pub async fn end_session(state: &AppState, actor: &User, id: i64, session: &str) -> Result<(), ServiceError> {
+    let user = target_for_change(state, actor, id).await?;
+    let event =
+        AuditEvent::new(AuditKind::SessionRevoked).user(user.id).actor(actor.id).detail(json!({"session": session}));
+    if state.store.end_session(user.id, session, &event).await? { Ok(()) } else { Err(ServiceError::NotFound) }
+}
+
+/// Audit events matching `filter`, newest first (staff and superusers only).
+pub async fn audit_log(state: &AppState, viewer: &User, filter: &AuditFilter) -> Result<Vec<AuditRow>, ServiceError> {
+    require_change(viewer)?;
+    Ok(state.store.list_audit(filter).await?)
+}

@@ -1,0 +1,139 @@
+//! SQL for the admin surface: a searched, paged user list and an admin's change to one user
+//! (names, flags, access groups) written with its audit event in one transaction.
+
+use crate::schema::{access_groups, users};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use shared_user::user::now_utc;
+use shared_user::{AccessGroup, DbError, User, load_access_groups, replace_access_groups, with_conn};
+
+use super::audit::insert_audit;
+use super::{Store, USER_COLUMNS, UserRow};
+use crate::audit::AuditEvent;
+
+diesel::define_sql_function! {
+    /// SQL `lower(text)` (ASCII case folding on SQLite, full on PostgreSQL).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// An admin's change to a user: every `Some` field is written, the others are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    /// New first name.
+    pub first_name: Option<String>,
+    /// New last name.
+    pub last_name: Option<String>,
+    /// New `is_active`.
+    pub is_active: Option<bool>,
+    /// New `is_staff`.
+    pub is_staff: Option<bool>,
+    /// New `is_superuser`.
+    pub is_superuser: Option<bool>,
+    /// The user's new access groups (replacing all of them).
+    pub access_groups: Option<Vec<AccessGroup>>,
+}
+
+impl UserPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == UserPatch::default()
+    }
+}
+
+/// `%term%` for `LIKE ... ESCAPE '\'`, lowercased, with the wildcards of `term` escaped.
+fn like_pattern(term: &str) -> String {
+    let mut out = String::from("%");
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Store {
+    /// Users whose email, first or last name contains `search` (case-insensitive; every user
+    /// when `None`), by id, `limit` of them from `offset`, with the total count of matches.
+    pub async fn search_users(
+        &self,
+        search: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<User>), DbError> {
+        let pattern = search.map(like_pattern);
+        with_conn!(self.db(), |conn| {
+            let matches = |p: &String| {
+                lower(users::email)
+                    .like(p.clone())
+                    .escape('\\')
+                    .or(lower(users::first_name).like(p.clone()).escape('\\'))
+                    .or(lower(users::last_name).like(p.clone()).escape('\\'))
+            };
+            let mut count_query = users::table.into_boxed();
+            let mut page_query = users::table.into_boxed();
+            if let Some(p) = &pattern {
+                count_query = count_query.filter(matches(p));
+                page_query = page_query.filter(matches(p));
+            }
+            let count: i64 = count_query.count().get_result(conn).await?;
+            let rows: Vec<UserRow> =
+                page_query.order(users::id.asc()).select(USER_COLUMNS).offset(offset).limit(limit).load(conn).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let groups = load_access_groups!(conn, access_groups, row.id)?;
+                out.push(row.into_user(groups).0);
+            }
+            Ok((count, out))
+        })
+    }
+
+    /// Writes `patch` to user `id` with `event`, in one transaction; `false` (nothing written)
+    /// when no such user. Ending sessions on deactivation is the caller's second step.
+    pub async fn patch_user(&self, id: i64, patch: &UserPatch, event: &AuditEvent) -> Result<bool, DbError> {
+        let now = now_utc();
+        let found = with_conn!(self.db(), |conn| {
+            conn.transaction(async move |conn| {
+                let exists: Option<i64> = users::table.find(id).select(users::id).first(conn).await.optional()?;
+                if exists.is_none() {
+                    return Ok::<bool, DbError>(false);
+                }
+                let target = users::table.find(id);
+                if let Some(v) = &patch.first_name {
+                    diesel::update(target).set(users::first_name.eq(v)).execute(conn).await?;
+                }
+                if let Some(v) = &patch.last_name {
+                    diesel::update(target).set(users::last_name.eq(v)).execute(conn).await?;
+                }
+                if let Some(v) = patch.is_active {
+                    diesel::update(target).set(users::is_active.eq(v)).execute(conn).await?;
+                }
+                if let Some(v) = patch.is_staff {
+                    diesel::update(target).set(users::is_staff.eq(v)).execute(conn).await?;
+                }
+                if let Some(v) = patch.is_superuser {
+                    diesel::update(target).set(users::is_superuser.eq(v)).execute(conn).await?;
+                }
+                if let Some(groups) = &patch.access_groups {
+                    replace_access_groups!(conn, access_groups, id, groups)?;
+                }
+                insert_audit!(conn, event, now)?;
+                Ok(true)
+            })
+            .await
+        })?;
+        if found {
+            event.log();
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(super::like_pattern("A_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+}

@@ -1,0 +1,212 @@
+//! The admin console in a real browser: Debian's Chromium, headless, driven over WebDriver by
+//! `fantoccini` through a chromedriver this test starts on a free port. An admin signs in,
+//! searches a user, adds a group, deactivates them and sees their session gone; screenshots
+//! (laptop and phone width) are saved as `target/admin-console.png` and
+//! `target/admin-console-phone.png`.
+//!
+//! Under `CI=true` a missing `/usr/bin/chromium` or `/usr/bin/chromedriver` fails the test;
+//! elsewhere the test is skipped with a printed reason.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use shared_user::testing::Backend;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const PW: &str = "correct horse battery";
+/// Longest wait for the browser or a page (a readiness bound, not a measurement).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A chromedriver process, killed on drop.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// Whether the browser packages are here; under `CI=true` their absence is a failure.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!("{missing:?} missing (apt-get install -y chromium chromium-driver)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {reason}");
+    }
+    eprintln!("skipped: {reason}");
+    false
+}
+
+/// Starts chromedriver and connects a headless Chromium with a fresh profile.
+async fn browser(profile: &Path) -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver(child);
+    let args = [
+        "--headless".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--no-first-run".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--window-size=1280,860".to_owned(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    let mut caps = fantoccini::wd::Capabilities::new();
+    caps.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+            Ok(client) => return (driver, client),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no WebDriver session: {e}"),
+        }
+    }
+}
+
+/// Waits until the page's URL contains `needle`.
+async fn wait_for_url(client: &Client, needle: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let url = client.current_url().await.unwrap();
+        if url.as_str().contains(needle) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still at {url}, waiting for {needle}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
+        panic!("no {css}: {e}");
+    })
+}
+
+/// The workspace's `target/` directory.
+fn target_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_signs_in_searches_adds_a_group_and_deactivates() {
+    if !browser_available() {
+        return;
+    }
+    let Some(app) = TestApp::new(Backend::Sqlite, &["--users-reader-group", "manager"]).await else { return };
+    app.add_user("admin@example.com", PW, true, &[]).await;
+    for (email, groups) in [
+        ("ada@example.com", &["billing:admin"][..]),
+        ("grace@example.com", &["manager"][..]),
+        ("linus@example.com", &[][..]),
+    ] {
+        app.add_user(email, PW, false, groups).await;
+    }
+    let dana = app.add_user("dana@example.com", PW, false, &["billing"]).await;
+    for (email, first, last) in [
+        ("ada@example.com", "Ada", "Lovelace"),
+        ("grace@example.com", "Grace", "Hopper"),
+        ("dana@example.com", "Dana", "Scully"),
+    ] {
+        let id = app.state.store.find_by_email(email).await.unwrap().unwrap().user.id;
+        let patch = auth_service::store::admin::UserPatch {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            ..Default::default()
+        };
+        let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::UserUpdated);
+        app.state.store.patch_user(id, &patch, &event).await.unwrap();
+    }
+    let (dana_refresh, _) = app.login("dana@example.com", PW).await;
+
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, client) = browser(profile.path()).await;
+
+    // Sign in.
+    client.goto(&format!("{base}/admin/")).await.unwrap();
+    wait_for(&client, "input[name=email]").await.send_keys("admin@example.com").await.unwrap();
+    client.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PW).await.unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+
+    // Search.
+    wait_for(&client, "input[name=search]").await.send_keys("DANA").await.unwrap();
+    client.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+    wait_for_url(&client, "search=DANA").await;
+    let rows = client.find_all(Locator::Css("table.users tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1, "one match");
+    client.find(Locator::LinkText("dana@example.com")).await.unwrap().click().await.unwrap();
+    wait_for_url(&client, &format!("/admin/users/{dana}/")).await;
+
+    // Add a group.
+    let groups = wait_for(&client, "textarea[name=access_groups]").await;
+    groups.send_keys("\nsupport:agent").await.unwrap();
+    client.find(Locator::Css("#details button[type=submit]")).await.unwrap().click().await.unwrap();
+    let notice = wait_for(&client, ".notice").await;
+    assert_eq!(notice.text().await.unwrap(), "Changes saved.");
+    let text = client.find(Locator::Css("textarea[name=access_groups]")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(text.as_deref(), Some("billing\nsupport:agent"));
+    let sessions = client.find(Locator::Css(".sessions")).await.unwrap().text().await.unwrap();
+    assert!(!sessions.is_empty(), "dana's session is listed");
+
+    // Deactivate: the session is gone.
+    client.find(Locator::Css("#deactivate")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "#activate").await;
+    let status = client.find(Locator::Css("#status")).await.unwrap().text().await.unwrap();
+    assert_eq!(status, "inactive");
+    let none = client.find(Locator::Css("#no-sessions")).await.unwrap().text().await.unwrap();
+    assert_eq!(none, "No active session.");
+
+    let user = app.state.store.find_user(dana).await.unwrap().unwrap();
+    assert!(!user.is_active);
+    assert!(user.has_group("support", Some("agent")));
+    let r = app.post("/auth/token/refresh/", &json!({"refresh": dana_refresh}).to_string()).await;
+    assert_eq!(r.status, axum::http::StatusCode::UNAUTHORIZED, "{}", r.text);
+
+    // Screenshots for people to look at: the user page on a laptop, the list on a phone.
+    let target = target_dir();
+    std::fs::write(target.join("admin-console.png"), client.screenshot().await.unwrap()).unwrap();
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{base}/admin/users/")).await.unwrap();
+    wait_for(&client, "table.users").await;
+    std::fs::write(target.join("admin-console-phone.png"), client.screenshot().await.unwrap()).unwrap();
+
+    client.close().await.unwrap();
+    server.abort();
+}

@@ -1,0 +1,478 @@
+//! The admin console at `/admin/` without a browser: sign-in (CSRF, throttle, staff only),
+//! cookies and security headers, every form and its error cases, read-only readers, sign-out,
+//! and that deactivation and sign-out end console sessions.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use auth_service::store::NewUser;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::*;
+use http_body_util::BodyExt;
+use shared_user::both_backends;
+use shared_user::testing::Backend;
+use tower::ServiceExt;
+
+const PW: &str = "correct horse battery";
+
+async fn app(backend: Backend) -> Option<TestApp> {
+    TestApp::new(backend, &["--users-reader-group", "manager"]).await
+}
+
+/// A cookie-keeping client of the test router.
+struct Client<'a> {
+    app: &'a TestApp,
+    jar: BTreeMap<String, String>,
+    extra: Vec<(&'static str, &'static str)>,
+    /// The socket peer the router sees (none: no peer address, as under `oneshot`).
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl<'a> Client<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Client { app, jar: BTreeMap::new(), extra: Vec::new(), peer: None }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if !self.jar.is_empty() {
+            let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header("cookie", cookies.join("; "));
+        }
+        for (k, v) in &self.extra {
+            req = req.header(*k, *v);
+        }
+        if let Some(peer) = self.peer {
+            req = req.extension(axum::extract::ConnectInfo(peer));
+        }
+        let body = match form {
+            Some(pairs) => {
+                req = req.header("content-type", "application/x-www-form-urlencoded");
+                Body::from(serde_urlencoded::to_string(pairs).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let resp = self.app.router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        for set in headers.get_all("set-cookie") {
+            let c = cookie::Cookie::parse(set.to_str().unwrap().to_owned()).unwrap();
+            if c.max_age().is_some_and(|a| a.is_zero()) {
+                self.jar.remove(c.name());
+            } else {
+                self.jar.insert(c.name().to_owned(), c.value().to_owned());
+            }
+        }
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        self.send(Method::POST, path, Some(form)).await
+    }
+
+    /// Signs in; panics unless redirected to the user list.
+    async fn sign_in(&mut self, email: &str, password: &str) {
+        let r = self.try_sign_in(email, password).await;
+        assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/admin/users/")), "{}", r.text);
+    }
+
+    async fn try_sign_in(&mut self, email: &str, password: &str) -> Reply {
+        let page = self.get("/admin/login/").await;
+        let csrf = csrf_of(&page.text);
+        self.post("/admin/login/", &[("csrf", &csrf), ("email", email), ("password", password)]).await
+    }
+
+    /// The CSRF token of a signed-in page.
+    async fn csrf(&mut self) -> String {
+        csrf_of(&self.get("/admin/users/").await.text)
+    }
+}
+
+/// The first form's CSRF token in `html`.
+fn csrf_of(html: &str) -> String {
+    let start = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+async fn add_superuser(app: &TestApp, email: &str) -> i64 {
+    let hash = app.state.hasher.hash(PW.to_owned()).await.unwrap();
+    let new = NewUser {
+        email: email.into(),
+        password_hash: hash,
+        first_name: String::new(),
+        last_name: String::new(),
+        is_staff: true,
+        is_superuser: true,
+        groups: Vec::new(),
+    };
+    app.state.store.create_user(new).await.unwrap().id
+}
+
+fn assert_page(r: &Reply, status: StatusCode, needle: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.content_type(), "text/html; charset=utf-8");
+    assert!(r.text.contains(needle), "{needle:?} not in {}", r.text);
+}
+
+/// Sign-in: CSRF on the form (missing or wrong: 403), wrong password and non-staff refused
+/// with the form again, cookie attributes, the security headers on every page, and the
+/// redirect of a stranger to the sign-in page.
+async fn sign_in_checks_csrf_credentials_and_role(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    app.add_user("alice@example.com", PW, false, &[]).await;
+    let mut c = Client::new(&app);
+
+    let r = c.get("/admin/users/").await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/admin/login/")));
+    let r = c.get("/admin/login/").await;
+    assert_page(&r, StatusCode::OK, "Sign in");
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'none'"), "{csp}");
+    assert!(!r.text.contains("<script"), "no script at all");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/admin"), "{set}");
+    let csrf = csrf_of(&r.text);
+
+    let r = c.post("/admin/login/", &[("email", "staff@example.com"), ("password", PW)]).await;
+    assert_page(&r, StatusCode::FORBIDDEN, "CSRF check failed");
+    let r = c.post("/admin/login/", &[("csrf", "forged"), ("email", "staff@example.com"), ("password", PW)]).await;
+    assert_page(&r, StatusCode::FORBIDDEN, "CSRF check failed");
+    // The token without its cookie (another browser) is refused too.
+    let mut stranger = Client::new(&app);
+    let r = stranger.post("/admin/login/", &[("csrf", &csrf), ("email", "staff@example.com"), ("password", PW)]).await;
+    assert_page(&r, StatusCode::FORBIDDEN, "CSRF check failed");
+
+    let r = c.try_sign_in("staff@example.com", "wrong").await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "Email or password is wrong");
+    assert!(r.text.contains(r#"value="staff@example.com""#));
+    let r = c.try_sign_in("alice@example.com", PW).await;
+    assert_page(&r, StatusCode::FORBIDDEN, "may not use the admin console");
+    assert!(!c.jar.contains_key("gatehouse_admin"));
+    let r = c.try_sign_in("", "").await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "Enter your email and password");
+
+    let r = c.try_sign_in("staff@example.com", PW).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("gatehouse_admin="))
+        .unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(session.contains(attr), "{attr} in {session}");
+    }
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+    assert_page(&c.get("/admin/users/").await, StatusCode::OK, "staff@example.com");
+    assert_eq!(c.get("/admin/login/").await.status, StatusCode::SEE_OTHER, "signed in already");
+    let css = c.get("/admin/static/console.css").await;
+    assert_eq!((css.status, css.content_type()), (StatusCode::OK, "text/css; charset=utf-8"));
+}
+
+/// Behind a trusted TLS proxy (`X-Forwarded-Proto: https`) the cookies are Secure.
+async fn cookies_are_secure_over_tls(backend: Backend) {
+    let Some(app) = TestApp::new(backend, &["--trusted-proxies", "10.255.0.1"]).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    // `X-Forwarded-Proto` from anyone but a trusted proxy is not believed.
+    let mut stranger = Client::new(&app);
+    stranger.extra.push(("x-forwarded-proto", "https"));
+    stranger.peer = Some("127.0.0.9:40000".parse().unwrap());
+    let r = stranger.get("/admin/login/").await;
+    assert!(!r.header("set-cookie").unwrap().contains("Secure"), "an untrusted peer's forwarded proto");
+    let mut c = Client::new(&app);
+    c.extra.push(("x-forwarded-proto", "https"));
+    c.peer = Some("10.255.0.1:40000".parse().unwrap());
+    let r = c.get("/admin/login/").await;
+    assert!(r.header("set-cookie").unwrap().contains("Secure"));
+    let r = c.try_sign_in("staff@example.com", PW).await;
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("gatehouse_admin="))
+        .unwrap();
+    assert!(session.contains("Secure"), "{session}");
+}
+
+/// Console sign-in is throttled like the login endpoint.
+async fn sign_in_is_throttled(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let mut c = Client::new(&app);
+    for _ in 0..5 {
+        assert_eq!(c.try_sign_in("staff@example.com", "wrong").await.status, StatusCode::BAD_REQUEST);
+    }
+    let r = c.try_sign_in("staff@example.com", PW).await;
+    assert_page(&r, StatusCode::TOO_MANY_REQUESTS, "Too many failed sign-ins");
+    assert!(r.header("retry-after").is_some());
+    assert!(!c.jar.contains_key("gatehouse_admin"));
+}
+
+/// The user list: search, pagination links, and escaping of what users typed.
+async fn users_are_searched_and_paged(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    for i in 0..30 {
+        app.add_user_with_hash(&format!("user{i:02}@example.com"), "!").await;
+    }
+    let evil = app.add_user_with_hash("evil@example.com", "!").await;
+    let patch =
+        auth_service::store::admin::UserPatch { first_name: Some("<script>x</script>".into()), ..Default::default() };
+    let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::UserUpdated);
+    app.state.store.patch_user(evil, &patch, &event).await.unwrap();
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+
+    let r = c.get("/admin/users/").await;
+    assert_page(&r, StatusCode::OK, "Users <span class=\"muted\">(32)</span>");
+    assert!(r.text.contains(r#"href="/admin/users/?page=2""#), "a next link");
+    let r = c.get("/admin/users/?page=2").await;
+    assert_page(&r, StatusCode::OK, "evil@example.com");
+    assert!(
+        r.text.contains("&#60;script&#62;x&#60;/script&#62;") && !r.text.contains("<script>"),
+        "escaped: {}",
+        r.text
+    );
+    let r = c.get("/admin/users/?search=USER1").await;
+    assert_page(&r, StatusCode::OK, "(10)");
+    assert!(r.text.contains("user15@example.com") && !r.text.contains("user20@example.com"));
+    let r = c.get("/admin/users/?search=%22%3E%3Cb%3E").await;
+    assert!(r.text.contains(r#"value="&#34;&#62;&#60;b&#62;""#), "{}", r.text);
+    assert_page(&c.get("/admin/users/?page=9").await, StatusCode::NOT_FOUND, "There is no such page.");
+}
+
+/// The user page's forms: details (names, groups) saved; bad groups and long names shown with
+/// the form again; flags only for superusers; set-password checks; CSRF missing or wrong on
+/// any form is 403 and changes nothing.
+async fn user_forms_save_and_show_errors(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &["billing"]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+    let page = format!("/admin/users/{alice}/");
+
+    let r = c.get(&page).await;
+    assert_page(&r, StatusCode::OK, "alice@example.com");
+    assert!(r.text.contains("<fieldset disabled>"), "flags are for superusers");
+
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (page.clone(), vec![("first_name", "Mallory"), ("access_groups", "")]),
+        (format!("{page}password/"), vec![("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]),
+        (format!("{page}deactivate/"), vec![]),
+        (format!("{page}sessions/end-all/"), vec![]),
+        ("/admin/logout/".to_owned(), vec![]),
+    ];
+    for (path, fields) in &forms {
+        let r = c.post(path, fields).await;
+        assert_page(&r, StatusCode::FORBIDDEN, "CSRF check failed");
+        let mut forged = fields.clone();
+        forged.push(("csrf", "not-the-token"));
+        assert_page(&c.post(path, &forged).await, StatusCode::FORBIDDEN, "CSRF check failed");
+    }
+    let user = app.state.store.find_user(alice).await.unwrap().unwrap();
+    assert!(user.is_active && user.first_name.is_empty() && user.access_groups.len() == 1);
+
+    let r = c
+        .post(
+            &page,
+            &[
+                ("csrf", &csrf),
+                ("first_name", "Alice"),
+                ("last_name", "L"),
+                ("access_groups", "billing\nsupport:agent"),
+                ("is_staff", "on"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some(format!("{page}?done=saved").as_str())));
+    let user = app.state.store.find_user(alice).await.unwrap().unwrap();
+    assert_eq!((user.first_name.as_str(), user.is_staff), ("Alice", false), "flags ignored from staff");
+    assert_eq!(
+        user.access_groups.iter().map(|g| (g.name.as_str(), g.level.as_deref())).collect::<Vec<_>>(),
+        [("billing", None), ("support", Some("agent"))]
+    );
+    assert_page(&c.get(&format!("{page}?done=saved")).await, StatusCode::OK, "Changes saved.");
+
+    let r = c
+        .post(&page, &[("csrf", &csrf), ("first_name", "A"), ("last_name", ""), ("access_groups", "ops\n:lead")])
+        .await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "the name is empty");
+    assert!(r.text.contains("ops\n:lead</textarea>"), "the text typed is kept");
+    let long = "x".repeat(151);
+    let r = c.post(&page, &[("csrf", &csrf), ("first_name", &long), ("last_name", ""), ("access_groups", "")]).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "first_name: Ensure this field has no more than 150 characters.");
+
+    let pw = format!("{page}password/");
+    let r = c.post(&pw, &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "another")]).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "The two passwords differ.");
+    let r = c.post(&pw, &[("csrf", &csrf), ("password", "123"), ("password2", "123")]).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "This password is too short.");
+    let r =
+        c.post(&pw, &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    app.login("alice@example.com", "a fresh passphrase").await;
+
+    assert_page(&c.get("/admin/users/abc/").await, StatusCode::NOT_FOUND, "No such user.");
+    assert_page(&c.get("/admin/users/999999/").await, StatusCode::NOT_FOUND, "No such record.");
+}
+
+/// Superusers set the flags; staff may not touch a superuser's account.
+async fn superusers_grant_roles(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let root = add_superuser(&app, "root@example.com").await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let mut su = Client::new(&app);
+    su.sign_in("root@example.com", PW).await;
+    let csrf = su.csrf().await;
+    let r = su
+        .post(
+            &format!("/admin/users/{alice}/"),
+            &[("csrf", &csrf), ("first_name", ""), ("last_name", ""), ("access_groups", ""), ("is_staff", "on")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(app.state.store.find_user(alice).await.unwrap().unwrap().is_staff);
+
+    let mut staff = Client::new(&app);
+    staff.sign_in("staff@example.com", PW).await;
+    let csrf = staff.csrf().await;
+    let r = staff.get(&format!("/admin/users/{root}/")).await;
+    assert!(!r.text.contains("/password/"), "no change forms for a superuser's account");
+    let r = staff
+        .post(
+            &format!("/admin/users/{root}/password/"),
+            &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")],
+        )
+        .await;
+    assert_page(&r, StatusCode::FORBIDDEN, "do not have permission");
+}
+
+/// Deactivation from the console ends the user's sessions (and their console session when
+/// they are an admin); sessions are listed and ended one by one; the audit log shows it.
+async fn deactivation_ends_sessions_and_is_audited(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let bob = app.add_user("bob@example.com", PW, true, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let (bob_refresh, _) = app.login("bob@example.com", PW).await;
+    let (other_refresh, _) = app.login("bob@example.com", PW).await;
+    let mut bob_console = Client::new(&app);
+    bob_console.sign_in("bob@example.com", PW).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+    let page = format!("/admin/users/{bob}/");
+
+    let r = c.get(&page).await;
+    assert_page(&r, StatusCode::OK, "Sessions <span class=\"muted\">(3)</span>");
+    let one = jti_of(&other_refresh);
+    let r = c.post(&format!("{page}sessions/{one}/end/"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_page(&c.get(&format!("{page}?done=session")).await, StatusCode::OK, "(2)");
+    assert_page(
+        &c.post(&format!("{page}sessions/{one}/end/"), &[("csrf", &csrf)]).await,
+        StatusCode::NOT_FOUND,
+        "No such record.",
+    );
+
+    let r = c.post(&format!("{page}deactivate/"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location"), Some(format!("{page}?done=deactivated").as_str()));
+    let r = c.get(&format!("{page}?done=deactivated")).await;
+    assert_page(&r, StatusCode::OK, "User deactivated");
+    assert!(r.text.contains("No active session."));
+    assert_eq!(
+        app.post("/auth/token/refresh/", &serde_json::json!({"refresh": bob_refresh}).to_string()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = bob_console.get("/admin/users/").await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some("/admin/login/")),
+        "console session ended"
+    );
+
+    // Not oneself.
+    let me = app.state.store.find_by_email("staff@example.com").await.unwrap().unwrap().user.id;
+    let r = c.post(&format!("/admin/users/{me}/deactivate/"), &[("csrf", &csrf)]).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "You cannot deactivate your own account.");
+
+    let r = c.get(&format!("/admin/audit/?user={bob}&kind=user_updated")).await;
+    assert_page(&r, StatusCode::OK, "&#34;is_active&#34;:false");
+    assert!(!r.text.contains(r#"<span class="tag">login_succeeded</span>"#), "filtered by kind");
+    let r = c.get("/admin/audit/?user=abc").await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "user: A valid integer is required.");
+    let r = c.post(&format!("{page}activate/"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(app.state.store.find_user(bob).await.unwrap().unwrap().is_active);
+}
+
+/// A reader (`USERS_READER_GROUP`) sees users and sessions without forms; every change is 403
+/// and the audit log is closed.
+async fn readers_are_read_only(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    app.add_user("manager@example.com", PW, false, &["manager"]).await;
+    let mut c = Client::new(&app);
+    c.sign_in("manager@example.com", PW).await;
+    let csrf = c.csrf().await;
+    let r = c.get(&format!("/admin/users/{alice}/")).await;
+    assert_page(&r, StatusCode::OK, "alice@example.com");
+    assert!(r.text.contains("read-only"));
+    assert!(!r.text.contains("/deactivate/") && !r.text.contains("/password/"), "no forms");
+    for (path, fields) in [
+        (format!("/admin/users/{alice}/"), vec![("csrf", csrf.as_str()), ("first_name", "X")]),
+        (format!("/admin/users/{alice}/deactivate/"), vec![("csrf", csrf.as_str())]),
+        (
+            format!("/admin/users/{alice}/password/"),
+            vec![("csrf", csrf.as_str()), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")],
+        ),
+        (format!("/admin/users/{alice}/sessions/end-all/"), vec![("csrf", csrf.as_str())]),
+    ] {
+        assert_page(&c.post(&path, &fields).await, StatusCode::FORBIDDEN, "do not have permission");
+    }
+    assert_page(&c.get("/admin/audit/").await, StatusCode::FORBIDDEN, "do not have permission");
+    assert!(app.state.store.find_user(alice).await.unwrap().unwrap().is_active);
+}
+
+/// Sign-out needs the CSRF token, ends the session server-side and drops the cookie: the old
+/// cookie no longer works.
+async fn sign_out_ends_the_session(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let old_cookie = c.jar.get("gatehouse_admin").unwrap().clone();
+    let csrf = c.csrf().await;
+    let r = c.post("/admin/logout/", &[("csrf", &csrf)]).await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/admin/login/")));
+    assert!(!c.jar.contains_key("gatehouse_admin"));
+    let mut replay = Client::new(&app);
+    replay.jar.insert("gatehouse_admin".into(), old_cookie);
+    assert_eq!(replay.get("/admin/users/").await.status, StatusCode::SEE_OTHER, "the cookie is dead server-side");
+}
+
+both_backends!(
+    sign_in_checks_csrf_credentials_and_role,
+    cookies_are_secure_over_tls,
+    sign_in_is_throttled,
+    users_are_searched_and_paged,
+    user_forms_save_and_show_errors,
+    superusers_grant_roles,
+    deactivation_ends_sessions_and_is_audited,
+    readers_are_read_only,
+    sign_out_ends_the_session,
+);
