@@ -93,17 +93,15 @@ impl From<TokenError> for ApiError {
 }
 
 impl From<DbError> for ApiError {
+    /// As the service layer judges it (unavailable or internal), mapped like any service error.
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Pool(m) => ApiError::Unavailable(m),
-            other => ApiError::Internal(other.to_string()),
-        }
+        ServiceError::from(e).into()
     }
 }
 
 impl From<crate::passwords::HashError> for ApiError {
     fn from(e: crate::passwords::HashError) -> Self {
-        ApiError::Internal(e.to_string())
+        ServiceError::from(e).into()
     }
 }
 
