@@ -137,12 +137,18 @@ pub enum Rotation {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// Users' revocation watermarks as last read, for [`revocations::WATERMARK_TTL`]: every
+    /// token check needs one, and a database read per request would cost more than the check.
+    watermarks: std::sync::Arc<revocations::WatermarkCache>,
 }
 
 impl Store {
     /// Wraps a connected, migrated database.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            watermarks: std::sync::Arc::new(revocations::WatermarkCache::new(revocations::WATERMARK_CACHE_SIZE)),
+        }
     }
 
     /// The underlying database.

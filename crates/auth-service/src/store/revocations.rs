@@ -69,16 +69,42 @@ pub struct RevocationRow {
     pub not_before: i64,
 }
 
+/// How long a watermark read from the database is used before it is read again. A revocation
+/// made by this process is seen at once (its entry is dropped); one made by another replica or
+/// the CLI within this time.
+pub const WATERMARK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Users whose watermark is kept in memory.
+pub const WATERMARK_CACHE_SIZE: usize = 100_000;
+
+/// User id -> (watermark, when it was read).
+pub type WatermarkCache = quick_cache::sync::Cache<i64, (Option<i64>, std::time::Instant)>;
+
 impl Store {
     /// The user's watermark: tokens with `iat` before it are dead (`None`: no revocation kept).
+    /// Read from the database at most once per [`WATERMARK_TTL`] per user.
     pub async fn not_before(&self, user_id: i64) -> Result<Option<i64>, DbError> {
-        with_conn!(self.db(), |conn| {
-            Ok(revocation_events::table
-                .filter(revocation_events::user_id.eq(user_id))
-                .select(diesel::dsl::max(revocation_events::not_before))
-                .first::<Option<i64>>(conn)
-                .await?)
-        })
+        if let Some((not_before, at)) = self.watermarks.get(&user_id)
+            && at.elapsed() < WATERMARK_TTL
+        {
+            return Ok(not_before);
+        }
+        let read_at = std::time::Instant::now();
+        let not_before = with_conn!(self.db(), |conn| {
+            Ok::<_, DbError>(
+                revocation_events::table
+                    .filter(revocation_events::user_id.eq(user_id))
+                    .select(diesel::dsl::max(revocation_events::not_before))
+                    .first::<Option<i64>>(conn)
+                    .await?,
+            )
+        })?;
+        self.watermarks.insert(user_id, (not_before, read_at));
+        Ok(not_before)
+    }
+
+    /// Forgets the cached watermark of `user_id` (after this process revoked the user).
+    pub(crate) fn forget_watermark(&self, user_id: i64) {
+        self.watermarks.remove(&user_id);
     }
 
     /// Feed entries after cursor `after`, oldest first, at most `limit`.

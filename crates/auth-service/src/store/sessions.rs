@@ -289,6 +289,7 @@ impl Store {
             })
             .await
         })?;
+        self.forget_watermark(user_id);
         revoked.1.log();
         Ok(revoked.0)
     }
