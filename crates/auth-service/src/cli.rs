@@ -116,8 +116,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
+    let shutdown = shutdown_signal();
     tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    shared_user::server::serve(listener, app(state), limits, shutdown_signal()).await?;
+    shared_user::server::serve(listener, app(state), limits, shutdown).await?;
     Ok(())
 }
 

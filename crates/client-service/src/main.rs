@@ -71,9 +71,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(args.bind)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
+            let shutdown = client_service::shutdown_signal();
             tracing::info!(addr = %listener.local_addr()?, "client-service listening");
             let app = client_service::demo::app(state);
-            serve(listener, app, limits, client_service::shutdown_signal()).await?;
+            serve(listener, app, limits, shutdown).await?;
         }
     }
     Ok(())
