@@ -137,9 +137,10 @@ pub enum Rotation {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
-    /// Users' revocation watermarks as last read, for [`revocations::WATERMARK_TTL`]: every
-    /// token check needs one, and a database read per request would cost more than the check.
-    watermarks: std::sync::Arc<revocations::WatermarkCache>,
+    /// Every user's revocation watermark, kept in step with the feed table (see
+    /// [`revocations::WatermarkIndex`]): every token check needs one, and a database read per
+    /// request would cost more than the check.
+    watermarks: std::sync::Arc<revocations::WatermarkIndex>,
 }
 
 impl Store {
@@ -147,7 +148,7 @@ impl Store {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            watermarks: std::sync::Arc::new(revocations::WatermarkCache::new(revocations::WATERMARK_CACHE_SIZE)),
+            watermarks: std::sync::Arc::default(),
         }
     }
 

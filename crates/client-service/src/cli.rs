@@ -55,12 +55,13 @@ pub struct ClientArgs {
     /// How long a mirrored user is used before it is fetched again (`300`, `5m`...).
     #[arg(long, env = "MIRROR_TTL", default_value = "5m", value_parser = parse_duration)]
     pub mirror_ttl: Duration,
-    /// Fresh mirrored users kept in memory, so a request needs no database read (0: off).
-    #[arg(long, env = "MIRROR_CACHE_SIZE", default_value_t = 10_000)]
-    pub mirror_cache_size: usize,
-    /// Verified access tokens kept in memory until they expire (local mode; 0: off).
-    #[arg(long, env = "TOKEN_CACHE_SIZE", default_value_t = 10_000)]
-    pub token_cache_size: usize,
+    /// Memory for mirrored users kept in memory, so a request needs no database read
+    /// (`64MiB`, `200MB`, bytes; 0: off).
+    #[arg(long, env = "MIRROR_CACHE_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
+    pub mirror_cache_memory: u64,
+    /// Memory for verified access tokens kept until they expire (local mode; 0: off).
+    #[arg(long, env = "TOKEN_CACHE_MEMORY", default_value = "32MiB", value_parser = parse_bytes)]
+    pub token_cache_memory: u64,
     /// Timeout of each call to the auth-service.
     #[arg(long, env = "REMOTE_AUTH_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub remote_auth_request_timeout: Duration,
@@ -105,6 +106,14 @@ fn parse_duration(s: &str) -> Result<Duration, SettingError> {
     shared_user::settings::parse_duration(s)
 }
 
+/// `64MiB`, `200 MB`, `1GiB` or a number of bytes.
+fn parse_bytes(s: &str) -> Result<u64, SettingError> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| SettingError::new(format!("not a size such as 64MiB ({e})")))
+}
+
 impl ClientArgs {
     /// Checks the settings and turns them into a [`ClientConfig`] (through its builder, so
     /// the flags and the library accept exactly the same values).
@@ -132,8 +141,8 @@ impl ClientArgs {
             .auth_header_name(self.auth_header_name)
             .auth_header_types(self.auth_header_types)
             .mirror_ttl(self.mirror_ttl)
-            .mirror_cache_size(self.mirror_cache_size)
-            .token_cache_size(self.token_cache_size)
+            .mirror_cache_memory(self.mirror_cache_memory)
+            .token_cache_memory(self.token_cache_memory)
             .request_timeout(self.remote_auth_request_timeout)
             .blacklist_on_logout(self.blacklist_on_logout)
             .revocation_poll_interval(self.revocation_poll_interval);

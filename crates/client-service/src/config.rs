@@ -90,8 +90,8 @@ pub struct ClientConfig {
     pub(crate) auth_header_name: String,
     pub(crate) auth_header_types: Vec<String>,
     pub(crate) mirror_ttl: Duration,
-    pub(crate) mirror_cache_size: usize,
-    pub(crate) token_cache_size: usize,
+    pub(crate) mirror_cache_memory: u64,
+    pub(crate) token_cache_memory: u64,
     pub(crate) request_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) blacklist_on_logout: bool,
@@ -102,6 +102,11 @@ pub struct ClientConfig {
     pub(crate) revocation_feed_token: Option<String>,
     pub(crate) revocation_poll_interval: Duration,
 }
+
+/// Default of [`ClientConfigBuilder::mirror_cache_memory`]: 64 MiB.
+pub const DEFAULT_MIRROR_CACHE_MEMORY: u64 = 64 << 20;
+/// Default of [`ClientConfigBuilder::token_cache_memory`]: 32 MiB.
+pub const DEFAULT_TOKEN_CACHE_MEMORY: u64 = 32 << 20;
 
 impl ClientConfig {
     /// A builder for an auth-service at `remote_url` (e.g. `http://127.0.0.1:8000`). Pick the
@@ -120,8 +125,8 @@ impl ClientConfig {
             auth_header_name: "Authorization".into(),
             auth_header_types: vec!["Bearer".into()],
             mirror_ttl: Duration::from_secs(300),
-            mirror_cache_size: 10_000,
-            token_cache_size: 10_000,
+            mirror_cache_memory: DEFAULT_MIRROR_CACHE_MEMORY,
+            token_cache_memory: DEFAULT_TOKEN_CACHE_MEMORY,
             request_timeout: Duration::from_secs(10),
             connect_timeout: None,
             blacklist_on_logout: true,
@@ -153,7 +158,7 @@ enum Mode {
 }
 
 /// Builds a [`ClientConfig`]; [`build`](Self::build) checks every setting. Defaults are those of
-/// the environment variables in the README (`MIRROR_TTL=5m`, `TOKEN_CACHE_SIZE=10000`, ...).
+/// the environment variables in the README (`MIRROR_TTL=5m`, `TOKEN_CACHE_MEMORY=32MiB`, ...).
 #[derive(Clone)]
 #[must_use]
 pub struct ClientConfigBuilder {
@@ -168,8 +173,8 @@ pub struct ClientConfigBuilder {
     auth_header_name: String,
     auth_header_types: Vec<String>,
     mirror_ttl: Duration,
-    mirror_cache_size: usize,
-    token_cache_size: usize,
+    mirror_cache_memory: u64,
+    token_cache_memory: u64,
     request_timeout: Duration,
     connect_timeout: Option<Duration>,
     blacklist_on_logout: bool,
@@ -277,17 +282,19 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Fresh mirrored users kept in memory (`MIRROR_CACHE_SIZE`, 10000; 0 turns the cache
-    /// off and every request reads the mirror database).
-    pub fn mirror_cache_size(mut self, size: usize) -> Self {
-        self.mirror_cache_size = size;
+    /// Memory for mirrored users kept in memory, in bytes (`MIRROR_CACHE_MEMORY`, 64 MiB:
+    /// about 200,000 users with a few access groups each). The least recently useful users
+    /// leave first; 0 turns the cache off and every request reads the mirror database.
+    pub fn mirror_cache_memory(mut self, bytes: u64) -> Self {
+        self.mirror_cache_memory = bytes;
         self
     }
 
-    /// Access tokens already verified in local mode, kept until they expire
-    /// (`TOKEN_CACHE_SIZE`, 10000; 0 turns the cache off).
-    pub fn token_cache_size(mut self, size: usize) -> Self {
-        self.token_cache_size = size;
+    /// Memory for access tokens already verified in local mode, kept until they expire, in
+    /// bytes (`TOKEN_CACHE_MEMORY`, 32 MiB: about 100,000 tokens of 200 characters); 0 turns
+    /// the cache off and every request checks the signature.
+    pub fn token_cache_memory(mut self, bytes: u64) -> Self {
+        self.token_cache_memory = bytes;
         self
     }
 
@@ -391,8 +398,8 @@ impl ClientConfigBuilder {
             auth_header_name: settings::parse_header_name(&self.auth_header_name)?,
             auth_header_types: settings::parse_header_types(&self.auth_header_types)?,
             mirror_ttl: self.mirror_ttl,
-            mirror_cache_size: self.mirror_cache_size,
-            token_cache_size: self.token_cache_size,
+            mirror_cache_memory: self.mirror_cache_memory,
+            token_cache_memory: self.token_cache_memory,
             request_timeout: self.request_timeout,
             connect_timeout,
             blacklist_on_logout: self.blacklist_on_logout,

@@ -110,7 +110,7 @@ struct Inner {
     keys: KeySource,
     /// Fresh mirror entries in memory: the common request reads no database. Writes still go
     /// to the mirror first; this only saves the read.
-    cache: Option<quick_cache::sync::Cache<i64, Cached>>,
+    cache: Option<quick_cache::sync::Cache<i64, Cached, CachedBytes>>,
     /// Access tokens verified locally (local mode only).
     tokens: Option<VerifiedTokens>,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
@@ -126,13 +126,39 @@ struct Inner {
 struct Cached {
     user: Arc<User>,
     synced_at: Option<chrono::NaiveDateTime>,
+    /// About the bytes this entry keeps alive (see [`CachedBytes`]).
+    bytes: u32,
+}
+
+impl Cached {
+    fn new(user: Arc<User>, synced_at: Option<chrono::NaiveDateTime>) -> Self {
+        // The user and its strings, each group and its strings, the Arc's counts, the cache's
+        // slot, and about 16 bytes of allocator rounding per allocation.
+        let groups: usize = user.access_groups.iter().map(|g| 64 + g.name.len() + g.level.as_ref().map_or(0, |l| 16 + l.len())).sum();
+        let strings = 48 + user.email.len() + user.first_name.len() + user.last_name.len();
+        let bytes = std::mem::size_of::<User>() + 16 + std::mem::size_of::<Self>() + 48 + strings + groups;
+        Self { user, synced_at, bytes: u32::try_from(bytes).unwrap_or(u32::MAX) }
+    }
 }
 
 impl From<Mirrored> for Cached {
     fn from(m: Mirrored) -> Self {
-        Self { user: Arc::new(m.user), synced_at: m.synced_at }
+        Self::new(Arc::new(m.user), m.synced_at)
     }
 }
+
+/// Weighs mirror-cache entries by their memory, so the cache follows a memory budget.
+#[derive(Clone, Copy)]
+struct CachedBytes;
+
+impl quick_cache::Weighter<i64, Cached> for CachedBytes {
+    fn weight(&self, _: &i64, entry: &Cached) -> u64 {
+        u64::from(entry.bytes)
+    }
+}
+
+/// A typical mirrored user's entry (one or two groups), to size the cache's table up front.
+const TYPICAL_USER_BYTES: u64 = 400;
 
 /// The client crate's state: configuration, the auth-service client, the mirror and the
 /// verifier. Cheap to clone; give it to your router and derive it with `FromRef`.
@@ -161,9 +187,13 @@ impl ClientState {
             (VerifyMode::Remote, _) => KeySource::None,
         };
         let upstream = Upstream::new(&config)?;
-        let cache = (config.mirror_cache_size > 0).then(|| quick_cache::sync::Cache::new(config.mirror_cache_size));
-        let tokens = (config.verify_mode == VerifyMode::Local && config.token_cache_size > 0)
-            .then(|| VerifiedTokens::new(config.token_cache_size, config.verify.leeway));
+        let budget = config.mirror_cache_memory;
+        let cache = (budget > 0).then(|| {
+            let estimated = usize::try_from(budget / TYPICAL_USER_BYTES).unwrap_or(usize::MAX).max(16);
+            quick_cache::sync::Cache::with_weighter(estimated, budget, CachedBytes)
+        });
+        let tokens = (config.verify_mode == VerifyMode::Local && config.token_cache_memory > 0)
+            .then(|| VerifiedTokens::new(config.token_cache_memory, config.verify.leeway));
         let poll = config.verify_mode == VerifyMode::Local && config.revocation_feed_token.is_some();
         if !poll && config.verify_mode == VerifyMode::Local {
             tracing::info!("REVOCATION_FEED_TOKEN not set: revocations reach this client only when tokens expire");
@@ -235,40 +265,61 @@ impl ClientState {
         flights.remove(&user_id);
     }
 
-    /// The user `user_id` (whose valid access token is `token`): from the mirror when fresh,
-    /// else fetched once from the auth-service and mirrored. When the auth-service is down a
-    /// stale mirror entry is used.
+    /// The user `user_id` (whose valid access token is `token`): from memory or the mirror
+    /// when fresh, else fetched once from the auth-service and mirrored. When the auth-service
+    /// is down a stale mirror entry is used.
     pub(crate) async fn user_for(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
-        if let Some(m) = self.inner.cache.as_ref().and_then(|c| c.get(&user_id))
-            && self.is_fresh(m.synced_at)
-        {
-            return Ok(m.user);
+        if let Some(user) = self.fresh_in_memory(user_id) {
+            return Ok(user);
         }
-        if let Some(m) = self.mirror().find(user_id).await?
-            && self.is_fresh(m.synced_at)
-        {
-            let m = Cached::from(m);
-            self.remember(m.clone());
+        if let Some(m) = self.fresh_in_mirror(user_id).await? {
             return Ok(m.user);
         }
         let flight = self.flight(user_id);
         let _guard = flight.lock().await;
-        let cached = self.mirror().find(user_id).await?;
-        if let Some(m) = &cached
-            && self.is_fresh(m.synced_at)
-        {
-            return Ok(Arc::new(m.user.clone()));
+        // Whoever held the flight before us may have fetched the user meanwhile.
+        if let Some(user) = self.fresh_in_memory(user_id) {
+            return Ok(user);
+        }
+        if let Some(m) = self.fresh_in_mirror(user_id).await? {
+            return Ok(m.user);
         }
         let result = self.fetch_and_mirror(user_id, token).await;
         metrics::mirror_fetch(&result);
         self.land(user_id);
-        match (result, cached) {
-            (Ok(user), _) => Ok(user),
-            (Err(ClientError::Unavailable(why)), Some(stale)) => {
-                tracing::warn!(user_id, why, "auth-service unavailable; serving the mirrored user");
-                Ok(Arc::new(stale.user))
+        match result {
+            Ok(user) => Ok(user),
+            Err(ClientError::Unavailable(why)) => match self.mirror().find(user_id).await? {
+                // A stale copy (or one another process sharing this database wrote).
+                Some(stale) => {
+                    tracing::warn!(user_id, why, "auth-service unavailable; serving the mirrored user");
+                    Ok(Arc::new(stale.user))
+                }
+                None => Err(ClientError::Unavailable(why)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The user from the memory cache, when there and fresh.
+    fn fresh_in_memory(&self, user_id: i64) -> Option<Arc<User>> {
+        let m = self.inner.cache.as_ref()?.get(&user_id)?;
+        self.is_fresh(m.synced_at).then_some(m.user)
+    }
+
+    /// The user from the mirror database, when there and fresh (remembered in memory); no read
+    /// at all when the mirror surely has no row for it.
+    async fn fresh_in_mirror(&self, user_id: i64) -> Result<Option<Cached>, ClientError> {
+        if !self.mirror().may_hold(user_id) {
+            return Ok(None);
+        }
+        match self.mirror().find(user_id).await? {
+            Some(m) if self.is_fresh(m.synced_at) => {
+                let m = Cached::from(m);
+                self.remember(m.clone());
+                Ok(Some(m))
             }
-            (Err(e), _) => Err(e),
+            _ => Ok(None),
         }
     }
 
@@ -277,7 +328,7 @@ impl ClientState {
             Ok(user) if user.id == user_id => {
                 self.mirror().upsert(&user).await?;
                 let user = Arc::new(user);
-                self.remember(Cached { user: user.clone(), synced_at: Some(shared_user::user::now_utc()) });
+                self.remember(Cached::new(user.clone(), Some(shared_user::user::now_utc())));
                 Ok(user)
             }
             Ok(user) => Err(ClientError::BadUpstream(format!("asked for user {user_id}, got {}", user.id))),

@@ -43,3 +43,13 @@ pub(crate) fn mirror_fetch<T>(result: &Result<T, ClientError>) {
     };
     metrics::counter!("gatehouse_mirror_fetches_total", "outcome" => outcome).increment(1);
 }
+
+/// A token-cache lookup that found a usable entry: `gatehouse_token_cache_total{result="hit"}`.
+pub(crate) fn token_cache_hit() {
+    metrics::counter!("gatehouse_token_cache_total", "result" => "hit").increment(1);
+}
+
+/// A token-cache lookup that did not: `gatehouse_token_cache_total{result="miss"}`.
+pub(crate) fn token_cache_miss() {
+    metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
+}

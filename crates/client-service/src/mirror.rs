@@ -1,15 +1,38 @@
 //! The local user mirror (`gatehouse_users`, `gatehouse_access_groups`): users and access
 //! groups overwritten from the auth-service's JSON. All SQL of the client crate is here.
+//!
+//! Built for many users:
+//! - **Writes are group-committed.** [`Mirror::upsert`] hands the user to one writer task and
+//!   waits until it is committed; the writer puts every user waiting at that moment in one
+//!   transaction, so a burst of first requests costs one commit, not one each.
+//! - **SQLite work runs in one blocking call.** diesel's SQLite connection is synchronous and
+//!   each query of the async wrapper is a hop to the blocking pool; a read (user and groups) or
+//!   a whole write batch is one hop instead, with diesel's prepared-statement cache.
+//! - **An index of the mirrored ids** (read once at first use, then kept up to date by this
+//!   process's writes) answers "not mirrored" without a database read, so a user seen for the
+//!   first time goes straight to the auth-service. Rows written by another process sharing the
+//!   database are not in it: such a user is fetched rather than read, which is correct, only
+//!   slower; when the auth-service is down the database is read anyway.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
-use shared_user::{Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
+use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::schema::{gatehouse_access_groups, gatehouse_users as users};
 
 type Row = (i64, String, String, String, NaiveDateTime, Option<NaiveDateTime>, bool, bool, bool, NaiveDateTime);
+
+/// Users waiting for the writer at most (a full queue makes writers wait their turn).
+const QUEUE: usize = 4096;
+/// Users per transaction at most.
+const BATCH: usize = 512;
 
 /// A mirrored user and when it was last fetched.
 #[derive(Debug, Clone)]
@@ -20,16 +43,46 @@ pub(crate) struct Mirrored {
     pub(crate) synced_at: Option<NaiveDateTime>,
 }
 
+/// One user for the writer, and who waits for the commit.
+struct Pending {
+    user: User,
+    done: oneshot::Sender<Result<(), DbError>>,
+}
+
+/// Ids with a row in the mirror, as far as this process knows.
+#[derive(Debug, Default)]
+struct Known {
+    ids: RwLock<HashSet<i64>>,
+    /// The ids already in the database have been read.
+    loaded: AtomicBool,
+}
+
+impl Known {
+    fn add(&self, id: i64) {
+        self.ids.write().unwrap_or_else(|p| p.into_inner()).insert(id);
+    }
+
+    /// `false` only when the mirror surely has no row for `id`.
+    fn may_hold(&self, id: i64) -> bool {
+        !AtomicBool::load(&self.loaded, Ordering::Acquire) || self.ids.read().unwrap_or_else(|p| p.into_inner()).contains(&id)
+    }
+}
+
 /// All SQL of the client-service.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Mirror {
     db: Db,
+    known: Arc<Known>,
+    /// The writer's queue, started at the first write (a tokio runtime is there then).
+    writer: OnceLock<mpsc::Sender<Pending>>,
+    /// The index load, started at the first read.
+    indexing: std::sync::Once,
 }
 
 impl Mirror {
     /// Wraps a connected, migrated database.
     pub(crate) fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, known: Arc::default(), writer: OnceLock::new(), indexing: std::sync::Once::new() }
     }
 
     /// The underlying database.
@@ -37,56 +90,41 @@ impl Mirror {
         &self.db
     }
 
+    /// `false` when the mirror surely holds no row for `id` (no read needed). Starts reading
+    /// the index on first use.
+    pub(crate) fn may_hold(&self, id: i64) -> bool {
+        self.indexing.call_once(|| {
+            let (db, known) = (self.db.clone(), self.known.clone());
+            tokio::spawn(async move {
+                match mirrored_ids(&db).await {
+                    Ok(ids) => {
+                        known.ids.write().unwrap_or_else(|p| p.into_inner()).extend(ids);
+                        known.loaded.store(true, Ordering::Release);
+                    }
+                    // Without the index every miss reads the database, as before.
+                    Err(e) => tracing::warn!(error = %e, "could not read the mirrored ids; reading the mirror on every miss"),
+                }
+            });
+        });
+        self.known.may_hold(id)
+    }
+
     /// The mirrored user with this id.
     pub(crate) async fn find(&self, id: i64) -> Result<Option<Mirrored>, DbError> {
-        with_conn!(&self.db, |conn| {
-            let row: Option<Row> = users::table
-                .find(id)
-                .select((
-                    users::id,
-                    users::email,
-                    users::first_name,
-                    users::last_name,
-                    users::date_joined,
-                    users::last_login,
-                    users::is_active,
-                    users::is_staff,
-                    users::is_superuser,
-                    users::synced_at,
-                ))
-                .first(conn)
-                .await
-                .optional()?;
-            let Some((
-                id,
-                email,
-                first_name,
-                last_name,
-                date_joined,
-                last_login,
-                is_active,
-                is_staff,
-                is_superuser,
-                synced_at,
-            )) = row
-            else {
-                return Ok(None);
-            };
-            let access_groups = load_access_groups!(conn, gatehouse_access_groups, id)?;
-            let user = User {
-                id,
-                email,
-                first_name,
-                last_name,
-                date_joined,
-                last_login,
-                is_active,
-                is_staff,
-                is_superuser,
-                access_groups,
-            };
-            Ok(Some(Mirrored { user, synced_at: Some(synced_at) }))
-        })
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let mut conn = pool.get().await?;
+                Ok(conn.spawn_blocking(move |c| sync::find(c, id)).await?)
+            }
+            Db::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let conn = &mut *pooled;
+                let row: Option<Row> = users::table.find(id).select(COLUMNS).first(conn).await.optional()?;
+                let Some(row) = row else { return Ok(None) };
+                let groups = load_access_groups!(conn, gatehouse_access_groups, id)?;
+                Ok(Some(mirrored(row, groups)))
+            }
+        }
     }
 
     /// Marks a mirrored user inactive (the auth-service refused them), as of now.
@@ -101,48 +139,215 @@ impl Mirror {
         })
     }
 
-    /// Overwrites the mirror of `user` (row and groups) in one transaction. The auth-service is
-    /// the source of truth: a local row holding the same email under another id is removed.
+    /// Overwrites the mirror of `user` (row and groups) and returns once it is committed. The
+    /// auth-service is the source of truth: a local row holding the same email under another
+    /// id is removed.
     pub(crate) async fn upsert(&self, user: &User) -> Result<(), DbError> {
-        let now = now_utc();
-        with_conn!(&self.db, |conn| {
-            let user = user.clone();
+        let writer = self.writer.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(write_batches(self.db.clone(), self.known.clone(), rx));
+            tx
+        });
+        let (done, committed) = oneshot::channel();
+        let stopped = || DbError::Pool("the mirror writer stopped".into());
+        writer.send(Pending { user: user.clone(), done }).await.map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
+    }
+}
+
+/// The columns of [`Row`].
+const COLUMNS: (
+    users::id,
+    users::email,
+    users::first_name,
+    users::last_name,
+    users::date_joined,
+    users::last_login,
+    users::is_active,
+    users::is_staff,
+    users::is_superuser,
+    users::synced_at,
+) = (
+    users::id,
+    users::email,
+    users::first_name,
+    users::last_name,
+    users::date_joined,
+    users::last_login,
+    users::is_active,
+    users::is_staff,
+    users::is_superuser,
+    users::synced_at,
+);
+
+fn mirrored(row: Row, access_groups: Vec<AccessGroup>) -> Mirrored {
+    let (id, email, first_name, last_name, date_joined, last_login, is_active, is_staff, is_superuser, synced_at) = row;
+    let user =
+        User { id, email, first_name, last_name, date_joined, last_login, is_active, is_staff, is_superuser, access_groups };
+    Mirrored { user, synced_at: Some(synced_at) }
+}
+
+/// Every id in the mirror.
+async fn mirrored_ids(db: &Db) -> Result<Vec<i64>, DbError> {
+    with_conn!(db, |conn| Ok(users::table.select(users::id).load::<i64>(conn).await?))
+}
+
+/// The writer: takes every user waiting, commits them in one transaction, answers each. When
+/// the batch fails (a unique conflict between two of its users, say), each user is written in
+/// its own transaction so one bad row fails only its own request.
+async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let users: Vec<User> = batch.iter().map(|p| p.user.clone()).collect();
+        let result = write(&db, users).await;
+        let results: Vec<Result<(), DbError>> = match result {
+            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+            Err(_) if batch.len() > 1 => {
+                let mut each = Vec::with_capacity(batch.len());
+                for p in &batch {
+                    each.push(write(&db, vec![p.user.clone()]).await);
+                }
+                each
+            }
+            Err(e) => vec![Err(e)],
+        };
+        for (p, r) in batch.drain(..).zip(results) {
+            if r.is_ok() {
+                known.add(p.user.id);
+            }
+            let _ = p.done.send(r);
+        }
+    }
+}
+
+/// Writes `users` in one transaction, synced as of now.
+async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
+    let now = now_utc();
+    match db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.get().await?;
+            Ok(conn.spawn_blocking(move |c| c.transaction(|c| users.iter().try_for_each(|u| sync::upsert(c, u, now)))).await?)
+        }
+        Db::Postgres(pool) => {
+            let mut pooled = pool.get().await?;
+            let conn = &mut *pooled;
             conn.transaction(async move |conn| {
-                diesel::delete(users::table.filter(users::email.eq(&user.email)).filter(users::id.ne(user.id)))
-                    .execute(conn)
-                    .await?;
-                diesel::insert_into(users::table)
-                    .values((
-                        users::id.eq(user.id),
-                        users::email.eq(&user.email),
-                        users::first_name.eq(&user.first_name),
-                        users::last_name.eq(&user.last_name),
-                        users::date_joined.eq(user.date_joined),
-                        users::last_login.eq(user.last_login),
-                        users::is_active.eq(user.is_active),
-                        users::is_staff.eq(user.is_staff),
-                        users::is_superuser.eq(user.is_superuser),
-                        users::synced_at.eq(now),
-                    ))
-                    .on_conflict(users::id)
-                    .do_update()
-                    .set((
-                        users::email.eq(&user.email),
-                        users::first_name.eq(&user.first_name),
-                        users::last_name.eq(&user.last_name),
-                        users::date_joined.eq(user.date_joined),
-                        users::last_login.eq(user.last_login),
-                        users::is_active.eq(user.is_active),
-                        users::is_staff.eq(user.is_staff),
-                        users::is_superuser.eq(user.is_superuser),
-                        users::synced_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                replace_access_groups!(conn, gatehouse_access_groups, user.id, &user.access_groups)?;
+                for user in &users {
+                    upsert_one(conn, user, now).await?;
+                }
                 Ok::<(), DbError>(())
             })
             .await
-        })
+        }
+    }
+}
+
+/// One user's row and groups, inside the caller's transaction (PostgreSQL).
+async fn upsert_one(conn: &mut shared_user::db::PgConn, user: &User, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::delete(users::table.filter(users::email.eq(&user.email)).filter(users::id.ne(user.id)))
+        .execute(conn)
+        .await?;
+    diesel::insert_into(users::table)
+        .values(values(user, now))
+        .on_conflict(users::id)
+        .do_update()
+        .set(changes(user, now))
+        .execute(conn)
+        .await?;
+    replace_access_groups!(conn, gatehouse_access_groups, user.id, &user.access_groups)?;
+    Ok(())
+}
+
+/// The row of `user`, synced at `now`.
+#[allow(clippy::type_complexity)]
+fn values(
+    user: &User,
+    now: NaiveDateTime,
+) -> (
+    diesel::dsl::Eq<users::id, i64>,
+    diesel::dsl::Eq<users::email, &String>,
+    diesel::dsl::Eq<users::first_name, &String>,
+    diesel::dsl::Eq<users::last_name, &String>,
+    diesel::dsl::Eq<users::date_joined, NaiveDateTime>,
+    diesel::dsl::Eq<users::last_login, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<users::is_active, bool>,
+    diesel::dsl::Eq<users::is_staff, bool>,
+    diesel::dsl::Eq<users::is_superuser, bool>,
+    diesel::dsl::Eq<users::synced_at, NaiveDateTime>,
+) {
+    (
+        users::id.eq(user.id),
+        users::email.eq(&user.email),
+        users::first_name.eq(&user.first_name),
+        users::last_name.eq(&user.last_name),
+        users::date_joined.eq(user.date_joined),
+        users::last_login.eq(user.last_login),
+        users::is_active.eq(user.is_active),
+        users::is_staff.eq(user.is_staff),
+        users::is_superuser.eq(user.is_superuser),
+        users::synced_at.eq(now),
+    )
+}
+
+/// Everything but the id, for the conflict branch of the upsert.
+#[allow(clippy::type_complexity)]
+fn changes(
+    user: &User,
+    now: NaiveDateTime,
+) -> (
+    diesel::dsl::Eq<users::email, &String>,
+    diesel::dsl::Eq<users::first_name, &String>,
+    diesel::dsl::Eq<users::last_name, &String>,
+    diesel::dsl::Eq<users::date_joined, NaiveDateTime>,
+    diesel::dsl::Eq<users::last_login, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<users::is_active, bool>,
+    diesel::dsl::Eq<users::is_staff, bool>,
+    diesel::dsl::Eq<users::is_superuser, bool>,
+    diesel::dsl::Eq<users::synced_at, NaiveDateTime>,
+) {
+    let (_, email, first, last, joined, login, active, staff, superuser, synced) = values(user, now);
+    (email, first, last, joined, login, active, staff, superuser, synced)
+}
+
+/// The same queries on diesel's synchronous SQLite connection, run inside one blocking call.
+mod sync {
+    use diesel::prelude::*;
+    use diesel::{QueryResult, SqliteConnection};
+
+    use super::{COLUMNS, Mirrored, Row, changes, mirrored, users, values};
+    use crate::schema::gatehouse_access_groups as groups;
+    use shared_user::{AccessGroup, User};
+
+    pub(super) fn find(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<Mirrored>> {
+        let Some(row) = users::table.find(id).select(COLUMNS).first::<Row>(conn).optional()? else {
+            return Ok(None);
+        };
+        let access_groups = groups::table
+            .filter(groups::user_id.eq(id))
+            .order(groups::name.asc())
+            .select((groups::name, groups::level))
+            .load::<(String, Option<String>)>(conn)?
+            .into_iter()
+            .map(|(name, level)| AccessGroup { name, level })
+            .collect();
+        Ok(Some(mirrored(row, access_groups)))
+    }
+
+    pub(super) fn upsert(conn: &mut SqliteConnection, user: &User, now: chrono::NaiveDateTime) -> QueryResult<()> {
+        diesel::delete(users::table.filter(users::email.eq(&user.email)).filter(users::id.ne(user.id)))
+            .execute(conn)?;
+        diesel::insert_into(users::table)
+            .values(values(user, now))
+            .on_conflict(users::id)
+            .do_update()
+            .set(changes(user, now))
+            .execute(conn)?;
+        diesel::delete(groups::table.filter(groups::user_id.eq(user.id))).execute(conn)?;
+        for g in &user.access_groups {
+            diesel::insert_into(groups::table)
+                .values((groups::user_id.eq(user.id), groups::name.eq(&g.name), groups::level.eq(&g.level)))
+                .execute(conn)?;
+        }
+        Ok(())
     }
 }

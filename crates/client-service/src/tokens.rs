@@ -6,6 +6,7 @@
 //! holds (`exp`); the user itself still comes from the mirror on every request, so deactivation
 //! and group changes are seen exactly as without the cache.
 
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 /// What a successful check of one token concluded.
@@ -20,9 +21,25 @@ struct Verified {
     generation: u64,
 }
 
-/// Bounded map from a verified token (the exact string) to its user id.
+/// Bytes an entry holds besides its token: the value, the key's pointer and length, the
+/// cache's bookkeeping and the allocator's rounding.
+const ENTRY_OVERHEAD: u64 = (std::mem::size_of::<Verified>() + std::mem::size_of::<Box<str>>() + 48) as u64;
+/// A typical token (HS256, the default claims), to size the cache's table up front.
+const TYPICAL_TOKEN: u64 = 200;
+
+/// An entry's weight: about the bytes it keeps alive.
+#[derive(Debug, Clone, Copy)]
+struct Bytes;
+
+impl Weighter<Box<str>, Verified> for Bytes {
+    fn weight(&self, token: &Box<str>, _: &Verified) -> u64 {
+        token.len() as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// Map from a verified token (the exact string) to its user id, bounded by memory.
 pub(crate) struct VerifiedTokens {
-    cache: Cache<Box<str>, Verified>,
+    cache: Cache<Box<str>, Verified, Bytes>,
     leeway: i64,
 }
 
@@ -33,23 +50,27 @@ impl std::fmt::Debug for VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    /// A cache of at most `capacity` tokens; `leeway` is the verifier's clock-skew allowance.
-    pub(crate) fn new(capacity: usize, leeway: u64) -> Self {
-        Self { cache: Cache::new(capacity), leeway: i64::try_from(leeway).unwrap_or(i64::MAX / 4) }
+    /// A cache holding about `bytes` of tokens; `leeway` is the verifier's clock-skew allowance.
+    pub(crate) fn new(bytes: u64, leeway: u64) -> Self {
+        let estimated = usize::try_from(bytes / (TYPICAL_TOKEN + ENTRY_OVERHEAD)).unwrap_or(usize::MAX).max(16);
+        Self {
+            cache: Cache::with_weighter(estimated, bytes, Bytes),
+            leeway: i64::try_from(leeway).unwrap_or(i64::MAX / 4),
+        }
     }
 
     /// The user (and `iat`) of `token` when it was verified against key set `generation` and has
     /// not expired since (the same expiry rule as the verifier's).
     pub(crate) fn user_of(&self, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
         let Some(entry) = self.cache.get(token) else {
-            metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
+            crate::metrics::token_cache_miss();
             return None;
         };
         if entry.generation == generation && entry.exp > chrono::Utc::now().timestamp() - self.leeway {
-            metrics::counter!("gatehouse_token_cache_total", "result" => "hit").increment(1);
+            crate::metrics::token_cache_hit();
             return Some((entry.user_id, entry.iat));
         }
-        metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
+        crate::metrics::token_cache_miss();
         self.cache.remove(token);
         None
     }
@@ -67,7 +88,7 @@ mod tests {
     #[test]
     fn hits_until_expiry_and_only_for_the_same_key_set() {
         let now = chrono::Utc::now().timestamp();
-        let tokens = VerifiedTokens::new(10, 0);
+        let tokens = VerifiedTokens::new(10_000, 0);
         tokens.remember("a.b.c", 7, Some(now), now + 60, 1);
         assert_eq!(tokens.user_of("a.b.c", 1), Some((7, Some(now))));
         assert_eq!(tokens.user_of("a.b.x", 1), None);
@@ -76,8 +97,20 @@ mod tests {
 
         tokens.remember("old", 8, None, now, 1);
         assert_eq!(tokens.user_of("old", 1), None, "exp == now is expired, as in the verifier");
-        let lenient = VerifiedTokens::new(10, 30);
+        let lenient = VerifiedTokens::new(10_000, 30);
         lenient.remember("old", 8, None, now - 10, 1);
         assert_eq!(lenient.user_of("old", 1), Some((8, None)), "leeway applies as in the verifier");
+    }
+
+    #[test]
+    fn the_memory_budget_bounds_the_entries() {
+        let now = chrono::Utc::now().timestamp();
+        let budget = 100 * (TYPICAL_TOKEN + ENTRY_OVERHEAD);
+        let tokens = VerifiedTokens::new(budget, 0);
+        for i in 0..1_000 {
+            tokens.remember(&format!("{i:0200}"), i, Some(now), now + 60, 1);
+        }
+        let held = (0..1_000).filter(|i| tokens.user_of(&format!("{i:0200}"), 1).is_some()).count();
+        assert!((50..=100).contains(&held), "about 100 tokens of 200 bytes fit, {held} held");
     }
 }

@@ -18,8 +18,8 @@ fn client(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = loadtest::setup::signing_key();
-    let state_with = |token_cache_size: usize, mirror_cache_size: usize| {
-        let db_name = format!("mirror-{token_cache_size}-{mirror_cache_size}.db");
+    let state_with = |token_cache_memory: u64, mirror_cache_memory: u64| {
+        let db_name = format!("mirror-{token_cache_memory}-{mirror_cache_memory}.db");
         rt.block_on(async {
             let db = loadtest::setup::sqlite(dir.path(), &db_name, 8, client_service::MIGRATIONS).await.unwrap();
             // The user as a login through the proxy would have mirrored it.
@@ -40,15 +40,15 @@ fn client(c: &mut Criterion) {
             let config = ClientConfig::builder("http://127.0.0.1:9")
                 .local_hmac(key.as_bytes())
                 .mirror_ttl(Duration::from_secs(3600))
-                .token_cache_size(token_cache_size)
-                .mirror_cache_size(mirror_cache_size)
+                .token_cache_memory(token_cache_memory)
+                .mirror_cache_memory(mirror_cache_memory)
                 .build()
                 .unwrap();
             ClientState::new(config, db).unwrap()
         })
     };
-    let state = state_with(10_000, 10_000);
-    let uncached = state_with(0, 10_000);
+    let state = state_with(1 << 20, 1 << 20);
+    let uncached = state_with(0, 1 << 20);
     let no_caches = state_with(0, 0);
     let now = chrono::Utc::now().timestamp();
     let claims = serde_json::json!({
@@ -69,7 +69,7 @@ fn client(c: &mut Criterion) {
     g.bench_function("authenticate (token cache hit + mirror)", |b| {
         b.to_async(&rt).iter(|| async { state.authenticate(black_box(&headers)).await.unwrap() })
     });
-    g.bench_function("authenticate (TOKEN_CACHE_SIZE=0: verify + mirror)", |b| {
+    g.bench_function("authenticate (TOKEN_CACHE_MEMORY=0: verify + mirror)", |b| {
         b.to_async(&rt).iter(|| async { uncached.authenticate(black_box(&headers)).await.unwrap() })
     });
     let verifier = Verifier::hmac(VerifySettings::default(), key.as_bytes());

@@ -7,6 +7,7 @@
 //!   records latencies in an HDR histogram.
 //! - [`scenarios`]: what the binary runs and prints, compared with DESIGN.md's targets.
 //! - [`rss`]: runs the release binaries as child processes and reads their resident memory.
+//! - [`users`]: many distinct users (cold pass, steady pass) against the release binaries.
 //!
 //! Everything here talks to loopback addresses only, and every loop stops by itself after a
 //! duration and a request count.
@@ -15,3 +16,4 @@ pub mod load;
 pub mod rss;
 pub mod scenarios;
 pub mod setup;
+pub mod users;

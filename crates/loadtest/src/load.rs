@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +39,9 @@ pub struct Target {
     pub path: String,
     /// `Authorization` header value, if any.
     pub authorization: Option<HeaderValue>,
+    /// `Authorization` header values taken in turn, one per request, all workers sharing one
+    /// cursor from the first (many distinct users); overrides `authorization`.
+    pub rotation: Option<Arc<[HeaderValue]>>,
     /// Body.
     pub payload: Payload,
     /// Status counted as success.
@@ -54,6 +57,7 @@ impl Target {
             method: Method::GET,
             path: path.to_owned(),
             authorization,
+            rotation: None,
             payload: Payload::Empty,
             expect: StatusCode::OK,
         }
@@ -66,6 +70,7 @@ impl Target {
             method: Method::POST,
             path: path.to_owned(),
             authorization: None,
+            rotation: None,
             payload: Payload::Json(Bytes::from(body.to_string())),
             expect: StatusCode::OK,
         }
@@ -187,9 +192,11 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     Ok(sender)
 }
 
-fn build(target: &Target, host: &HeaderValue, refresh: Option<&str>) -> Request<Full<Bytes>> {
+fn build(target: &Target, host: &HeaderValue, refresh: Option<&str>, turn: usize) -> Request<Full<Bytes>> {
     let mut builder = Request::builder().method(target.method.clone()).uri(target.path.as_str()).header(HOST, host);
-    if let Some(auth) = &target.authorization {
+    if let Some(rotation) = target.rotation.as_ref().filter(|r| !r.is_empty()) {
+        builder = builder.header(AUTHORIZATION, &rotation[turn % rotation.len()]);
+    } else if let Some(auth) = &target.authorization {
         builder = builder.header(AUTHORIZATION, auth);
     }
     let body = match (&target.payload, refresh) {
@@ -208,7 +215,7 @@ fn build(target: &Target, host: &HeaderValue, refresh: Option<&str>) -> Request<
 pub async fn request_once(target: &Target) -> anyhow::Result<(StatusCode, Bytes)> {
     let mut sender = connect(target.addr).await?;
     let host = HeaderValue::from_str(&target.addr.to_string())?;
-    let resp = sender.send_request(build(target, &host, None)).await?;
+    let resp = sender.send_request(build(target, &host, None, 0)).await?;
     let status = resp.status();
     Ok((status, resp.into_body().collect().await?.to_bytes()))
 }
@@ -227,6 +234,8 @@ struct Shared {
     target: Target,
     limits: Limits,
     budget: AtomicU64,
+    /// Next entry of `target.rotation`.
+    turn: AtomicUsize,
     measure_from: Instant,
     deadline: Instant,
 }
@@ -279,7 +288,8 @@ async fn worker(shared: Arc<Shared>, index: usize) -> WorkerResult {
             result.errors += u64::from(measured);
             continue;
         }
-        let request = build(&shared.target, &host, refresh.as_deref());
+        let turn = if shared.target.rotation.is_some() { shared.turn.fetch_add(1, Ordering::Relaxed) } else { 0 };
+        let request = build(&shared.target, &host, refresh.as_deref(), turn);
         let start = Instant::now();
         let answer = match s.send_request(request).await {
             Ok(resp) => {
@@ -327,6 +337,7 @@ pub async fn run(target: Target, limits: Limits) -> anyhow::Result<Outcome> {
         target,
         limits,
         budget: AtomicU64::new(limits.max_requests),
+        turn: AtomicUsize::new(0),
         measure_from,
         deadline: measure_from + limits.duration,
     });

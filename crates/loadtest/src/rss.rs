@@ -59,12 +59,12 @@ pub struct Report {
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
-struct Service {
-    child: Child,
+pub(crate) struct Service {
+    pub(crate) child: Child,
 }
 
 impl Service {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -85,12 +85,12 @@ impl Drop for Service {
     }
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?)
 }
 
-fn command(bin: &Path, env: &[(&str, String)], extra: &[(String, String)]) -> Command {
+pub(crate) fn command(bin: &Path, env: &[(&str, String)], extra: &[(String, String)]) -> Command {
     let mut c = Command::new(bin);
     // Only what we set: no DATABASE_URL or SIGNING_KEY of the caller leaks in.
     c.env_clear().env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
@@ -103,7 +103,7 @@ fn command(bin: &Path, env: &[(&str, String)], extra: &[(String, String)]) -> Co
     c
 }
 
-async fn wait_healthy(addr: SocketAddr, service: &mut Service) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(addr: SocketAddr, service: &mut Service) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(20);
     let health = Target::get(addr, "/healthz", None);
     while Instant::now() < until {

@@ -27,6 +27,9 @@ pub enum Scenario {
     Login,
     /// `POST /auth/token/refresh/` with rotation (PostgreSQL with --postgres, else SQLite).
     Refresh,
+    /// Many distinct users (`--users`) against the release binaries: cold pass, steady pass,
+    /// client RSS (not part of `all`).
+    Users,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -84,6 +87,10 @@ pub struct Options {
     /// recorder is process-wide, so compare two runs.
     #[arg(long)]
     pub metrics: bool,
+    /// Populations of the `users` scenario (comma-separated), each run on fresh databases and
+    /// fresh processes: SQLite, or PostgreSQL for both services with --postgres.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 20_000, 100_000])]
+    pub users: Vec<usize>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -105,7 +112,7 @@ impl Options {
     }
 
     fn wants(&self, s: Scenario) -> bool {
-        self.scenario == Scenario::All || self.scenario == s
+        (self.scenario == Scenario::All && s != Scenario::Users) || self.scenario == s
     }
 }
 
@@ -133,6 +140,9 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     );
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average before: {}", load.trim());
+    }
+    if options.scenario == Scenario::Users {
+        return users_rows(options, loadgen);
     }
     let dir = tempfile::tempdir()?;
     let key = setup::signing_key();
@@ -178,7 +188,7 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
             &auth_url,
             Some(&key),
             setup::sqlite(dir.path(), "uncached.db", 8, client_service::MIGRATIONS).await?,
-            |config| config.token_cache_size(0),
+            |config| config.token_cache_memory(0),
         )?;
         // Watermarks for other users, so the feed-on row really looks its user up in a filled map.
         for other in 0..REVOKED_USERS {
@@ -342,7 +352,7 @@ fn client_rows(
         ("GET /bare + RequireAuthLayer, local", Target::get(env.local, "/bare", Some(&env.access))),
         ("GET /bare + RequireAuthLayer, remote", Target::get(env.remote, "/bare", Some(&env.access))),
         (
-            "GET /bare + RequireAuthLayer, local, TOKEN_CACHE_SIZE=0",
+            "GET /bare + RequireAuthLayer, local, TOKEN_CACHE_MEMORY=0",
             Target::get(env.uncached, "/bare", Some(&env.access)),
         ),
         (
@@ -532,6 +542,68 @@ fn refresh_rows(
         servers.block_on(pg.drop_now())?;
     }
     rows.push(Row { name: format!("POST /auth/token/refresh/ rotating, {label}"), connections: c, outcome: result? });
+    Ok(())
+}
+
+/// The `users` scenario: one fresh pair of binaries per population, printed as it finishes.
+fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
+    let bin_dir = options.bin_dir.clone().unwrap_or_else(crate::rss::default_bin_dir);
+    let backend = if options.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    println!(
+        "\nMany users: auth-service and client-service release binaries, {backend}, local HS256 verification, \
+         GET /api/test/ with one token per user in turn"
+    );
+    println!(
+        "{:>8} {:<7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>10} {:>10}",
+        "users", "pass", "req/s", "p50 µs", "p99 µs", "errors", "vs /healthz", "RSS MiB", "peak MiB"
+    );
+    let mut checks = Vec::new();
+    for &n in &options.users {
+        let r = loadgen.block_on(crate::users::run(
+            &bin_dir,
+            n,
+            options.postgres.as_deref(),
+            options.connections,
+            options.seconds,
+            &options.child_env,
+        ))?;
+        let line = |pass: &str, o: &Outcome, rss: Option<&crate::rss::Memory>| {
+            let ratio = if pass == "healthz" { String::new() } else { format!("{:.1} %", 100.0 * o.rps() / r.healthz.rps()) };
+            println!(
+                "{:>8} {:<7} {:>10.0} {:>10.1} {:>10.1} {:>7} {:>12} {:>10} {:>10}",
+                n,
+                pass,
+                o.rps(),
+                o.p50_us(),
+                o.p99_us(),
+                o.errors,
+                ratio,
+                rss.map(|m| format!("{:.1}", kib_to_mb(m.rss_kib))).unwrap_or_default(),
+                rss.map(|m| format!("{:.1}", kib_to_mb(m.hwm_kib))).unwrap_or_default(),
+            );
+        };
+        line("healthz", &r.healthz, None);
+        line("cold", &r.cold, Some(&r.rss_cold));
+        line("steady", &r.steady, Some(&r.rss_steady));
+        if n == options.users.iter().copied().max().unwrap_or(n) {
+            checks.push(Check::at_least("steady vs /healthz, most users", 100.0 * r.steady.rps() / r.healthz.rps(), 50.0, "%"));
+            checks.push(Check::at_most("steady p99, most users", r.steady.p99_us() / 1000.0, 5.0, "ms"));
+            checks.push(Check::at_least("cold: new users/s", r.cold.rps(), 5_000.0, "/s"));
+            checks.push(Check::at_most("client peak RSS, most users", kib_to_mb(r.rss_steady.hwm_kib), 100.0, "MiB"));
+        }
+    }
+    println!("\nTargets (issue #16)");
+    for c in &checks {
+        println!(
+            "  {:<44} {:>12.1} {:<6} target {} {:<10} {}",
+            c.name,
+            c.value,
+            c.unit,
+            if c.at_least { ">=" } else { "<" },
+            c.target,
+            if c.met() { "met" } else { "MISSED" }
+        );
+    }
     Ok(())
 }
 

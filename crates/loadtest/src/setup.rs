@@ -94,7 +94,7 @@ pub fn client_state(auth_url: &str, key: Option<&str>, db: Db) -> anyhow::Result
     client_state_with(auth_url, key, db, |c| c)
 }
 
-/// [`client_state`] with settings changed by `adjust` (e.g. `token_cache_size(0)`).
+/// [`client_state`] with settings changed by `adjust` (e.g. `token_cache_memory(0)`).
 pub fn client_state_with(
     auth_url: &str,
     key: Option<&str>,

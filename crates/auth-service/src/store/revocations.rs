@@ -69,42 +69,124 @@ pub struct RevocationRow {
     pub not_before: i64,
 }
 
-/// How long a watermark read from the database is used before it is read again. A revocation
-/// made by this process is seen at once (its entry is dropped); one made by another replica or
-/// the CLI within this time.
+/// How long the in-memory watermarks are used before the feed table is read again for what
+/// is new. A revocation made by this process is seen at once (it makes the next check read);
+/// one made by another replica or the CLI within this time.
 pub const WATERMARK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
-/// Users whose watermark is kept in memory.
-pub const WATERMARK_CACHE_SIZE: usize = 100_000;
+/// Entries read per query when catching up with the feed.
+const PAGE: i64 = 10_000;
+/// How often the whole map is rebuilt, so watermarks purged from the table leave memory too.
+const REBUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// User id -> (watermark, when it was read).
-pub type WatermarkCache = quick_cache::sync::Cache<i64, (Option<i64>, std::time::Instant)>;
+/// Every user's watermark in memory, kept in step with the feed table: read whole at first
+/// use (and every [`REBUILD_EVERY`]), then only the entries after the last one seen, at most
+/// once per [`WATERMARK_TTL`] and by one request at a time. A token check reads no database,
+/// whatever the number of distinct users (a per-user cache would read once per user and
+/// second). The feed's ids become visible in id order (see the module doc), so following the
+/// cursor misses nothing.
+#[derive(Debug)]
+pub struct WatermarkIndex {
+    /// User id -> largest `not_before`.
+    map: std::sync::RwLock<std::collections::HashMap<i64, i64>>,
+    /// Held by the request that reads the feed; the others wait for it.
+    reader: tokio::sync::Mutex<Cursor>,
+    /// The map is current until `base + valid_until_ns` (0: read before use).
+    valid_until_ns: std::sync::atomic::AtomicU64,
+    base: std::time::Instant,
+}
+
+/// Where the last read stopped.
+#[derive(Debug, Default)]
+struct Cursor {
+    after: i64,
+    rebuilt: Option<std::time::Instant>,
+}
+
+impl Default for WatermarkIndex {
+    fn default() -> Self {
+        Self {
+            map: std::sync::RwLock::default(),
+            reader: tokio::sync::Mutex::default(),
+            valid_until_ns: std::sync::atomic::AtomicU64::new(0),
+            base: std::time::Instant::now(),
+        }
+    }
+}
+
+impl WatermarkIndex {
+    fn is_current(&self) -> bool {
+        let until = std::sync::atomic::AtomicU64::load(&self.valid_until_ns, std::sync::atomic::Ordering::Acquire);
+        until != 0 && (self.base.elapsed().as_nanos() as u64) < until
+    }
+
+    /// Makes the next check read the feed first (after this process wrote to it).
+    pub(crate) fn invalidate(&self) {
+        self.valid_until_ns.store(0, std::sync::atomic::Ordering::Release);
+    }
+
+    fn get(&self, user_id: i64) -> Option<i64> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).get(&user_id).copied()
+    }
+}
 
 impl Store {
     /// The user's watermark: tokens with `iat` before it are dead (`None`: no revocation kept).
-    /// Read from the database at most once per [`WATERMARK_TTL`] per user.
+    /// From memory; the feed table is read at most once per [`WATERMARK_TTL`] for all users.
     pub async fn not_before(&self, user_id: i64) -> Result<Option<i64>, DbError> {
-        if let Some((not_before, at)) = self.watermarks.get(&user_id)
-            && at.elapsed() < WATERMARK_TTL
-        {
-            return Ok(not_before);
+        let index = &self.watermarks;
+        if !index.is_current() {
+            let mut cursor = index.reader.lock().await;
+            if !index.is_current() {
+                self.catch_up(&mut cursor).await?;
+            }
         }
-        let read_at = std::time::Instant::now();
-        let not_before = with_conn!(self.db(), |conn| {
-            Ok::<_, DbError>(
-                revocation_events::table
-                    .filter(revocation_events::user_id.eq(user_id))
-                    .select(diesel::dsl::max(revocation_events::not_before))
-                    .first::<Option<i64>>(conn)
-                    .await?,
-            )
-        })?;
-        self.watermarks.insert(user_id, (not_before, read_at));
-        Ok(not_before)
+        Ok(index.get(user_id))
     }
 
-    /// Forgets the cached watermark of `user_id` (after this process revoked the user).
-    pub(crate) fn forget_watermark(&self, user_id: i64) {
-        self.watermarks.remove(&user_id);
+    /// Reads the feed entries after the cursor into the map (all of them, into a new map,
+    /// when it is time to rebuild), then marks the map current for [`WATERMARK_TTL`] from
+    /// the moment the read started.
+    async fn catch_up(&self, cursor: &mut Cursor) -> Result<(), DbError> {
+        let index = &self.watermarks;
+        let started = index.base.elapsed();
+        let rebuild = cursor.rebuilt.is_none_or(|at| at.elapsed() >= REBUILD_EVERY);
+        let mut after = if rebuild { 0 } else { cursor.after };
+        let mut fresh = std::collections::HashMap::new();
+        loop {
+            let rows = self.revocations_after(after, PAGE).await?;
+            for r in &rows {
+                let mark = fresh.entry(r.user_id).or_insert(r.not_before);
+                *mark = (*mark).max(r.not_before);
+                after = after.max(r.id);
+            }
+            if (rows.len() as i64) < PAGE {
+                break;
+            }
+        }
+        {
+            let mut map = index.map.write().unwrap_or_else(|p| p.into_inner());
+            if rebuild {
+                *map = fresh;
+            } else {
+                for (user, not_before) in fresh {
+                    let mark = map.entry(user).or_insert(not_before);
+                    *mark = (*mark).max(not_before);
+                }
+            }
+        }
+        cursor.after = after;
+        if rebuild {
+            cursor.rebuilt = Some(std::time::Instant::now());
+        }
+        let until = (started + WATERMARK_TTL).as_nanos() as u64;
+        index.valid_until_ns.store(until.max(1), std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes the next token check read the feed (after this process revoked `_user_id`), so
+    /// its own revocation applies at once.
+    pub(crate) fn forget_watermark(&self, _user_id: i64) {
+        self.watermarks.invalidate();
     }
 
     /// Feed entries after cursor `after`, oldest first, at most `limit`.

@@ -1,0 +1,204 @@
+//! Many distinct users against the real binaries: `auth-service serve` and `client-service
+//! serve` (local HS256 verification) as child processes, N users created in the auth database
+//! in bulk, one access token minted per user, and `GET /api/test/` sent with those tokens in
+//! turn. The cold pass sends each user once (each request is that user's first: a fetch from
+//! the auth-service and a mirror write); the steady pass then cycles through all of them again
+//! (every user mirrored, each seen again only after the N − 1 others). The reference is the
+//! same client process's `GET /healthz` (same server stack, no authentication).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::SimpleAsyncConnection;
+use hyper::header::HeaderValue;
+use shared_user::{Db, TokenType};
+
+use crate::load::{self, Limits, Outcome, Target};
+use crate::rss::{self, Memory, Service};
+use crate::setup::{self, PgDatabase};
+
+/// Ids of the generated users start here.
+const FIRST_ID: i64 = 1_000_000;
+/// Rows per INSERT statement of the bulk load.
+const CHUNK: usize = 500;
+
+/// What one population measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Distinct users.
+    pub users: usize,
+    /// `SQLite` or `PostgreSQL` (both services' databases).
+    pub backend: &'static str,
+    /// `GET /healthz` on the client, the reference.
+    pub healthz: Outcome,
+    /// Each user's first request.
+    pub cold: Outcome,
+    /// Every user again, in turn.
+    pub steady: Outcome,
+    /// Client memory after the cold pass.
+    pub rss_cold: Memory,
+    /// Client memory after the steady pass (`hwm_kib`: peak since start).
+    pub rss_steady: Memory,
+}
+
+/// Inserts `count` users (ids from [`FIRST_ID`], one access group each, an unusable password)
+/// into a migrated auth database, in chunks inside one transaction.
+async fn create_users(db: &Db, count: usize) -> anyhow::Result<()> {
+    let mut statements = String::from("BEGIN;\n");
+    for start in (0..count).step_by(CHUNK) {
+        let end = (start + CHUNK).min(count);
+        let users: Vec<String> = (start..end)
+            .map(|i| {
+                let id = FIRST_ID + i as i64;
+                format!(
+                    "({id}, 'user{i}@load.example', '!', 'User', '{i}', '2026-01-01 00:00:00', NULL, TRUE, FALSE, FALSE)"
+                )
+            })
+            .collect();
+        statements.push_str(&format!(
+            "INSERT INTO users (id, email, password, first_name, last_name, date_joined, last_login, is_active, \
+             is_staff, is_superuser) VALUES {};\n",
+            users.join(",")
+        ));
+        let groups: Vec<String> =
+            (start..end).map(|i| format!("({}, 'billing', '{}')", FIRST_ID + i as i64, ["admin", "user"][i % 2])).collect();
+        statements.push_str(&format!("INSERT INTO access_groups (user_id, name, level) VALUES {};\n", groups.join(",")));
+    }
+    statements.push_str("COMMIT;");
+    shared_user::with_conn!(db, |conn| {
+        conn.batch_execute(&statements).await.map_err(shared_user::DbError::from)?;
+        anyhow::Ok(())
+    })
+}
+
+/// `Bearer <access>` for each generated user, minted with the auth-service's own code.
+async fn mint_tokens(settings: &auth_service::Settings, db: Db, count: usize) -> anyhow::Result<Arc<[HeaderValue]>> {
+    let state = auth_service::AppState::build(settings.clone(), db).await.map_err(anyhow::Error::msg)?;
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let token = state.keys.mint(TokenType::Access, FIRST_ID + i as i64)?.token;
+        out.push(HeaderValue::from_str(&format!("Bearer {token}"))?);
+    }
+    Ok(out.into())
+}
+
+/// The databases of one run: SQLite files in `dir`, or two fresh PostgreSQL databases.
+struct Databases {
+    auth: String,
+    mirror: String,
+    pg: Vec<PgDatabase>,
+}
+
+impl Databases {
+    async fn new(dir: &Path, postgres: Option<&str>) -> anyhow::Result<Self> {
+        match postgres {
+            None => Ok(Self {
+                auth: format!("sqlite://{}", dir.join("auth.db").display()),
+                mirror: format!("sqlite://{}", dir.join("mirror.db").display()),
+                pg: Vec::new(),
+            }),
+            Some(admin) => {
+                let auth = PgDatabase::create(admin).await?;
+                let mirror = PgDatabase::create(admin).await?;
+                Ok(Self { auth: auth.url.clone(), mirror: mirror.url.clone(), pg: vec![auth, mirror] })
+            }
+        }
+    }
+
+    async fn drop_now(self) {
+        for pg in self.pg {
+            if let Err(e) = pg.drop_now().await {
+                eprintln!("loadtest: could not drop a PostgreSQL database: {e:#}");
+            }
+        }
+    }
+}
+
+/// Runs the cold and steady passes for `users` distinct users with `connections` connections
+/// (`seconds` measured for the reference and the steady pass), binaries from `bin_dir`.
+pub async fn run(
+    bin_dir: &Path,
+    users: usize,
+    postgres: Option<&str>,
+    connections: usize,
+    seconds: u64,
+    extra: &[(String, String)],
+) -> anyhow::Result<Report> {
+    let dir = tempfile::tempdir()?;
+    let dbs = Databases::new(dir.path(), postgres).await?;
+    let result = passes(bin_dir, users, &dbs, connections, seconds, extra).await;
+    dbs.drop_now().await;
+    result.map(|(healthz, cold, steady, rss_cold, rss_steady)| Report {
+        users,
+        backend: if postgres.is_some() { "PostgreSQL" } else { "SQLite" },
+        healthz,
+        cold,
+        steady,
+        rss_cold,
+        rss_steady,
+    })
+}
+
+type Passes = (Outcome, Outcome, Outcome, Memory, Memory);
+
+async fn passes(
+    bin_dir: &Path,
+    users: usize,
+    dbs: &Databases,
+    connections: usize,
+    seconds: u64,
+    extra: &[(String, String)],
+) -> anyhow::Result<Passes> {
+    let auth_bin = bin_dir.join("auth-service");
+    let client_bin = bin_dir.join("client-service");
+    for bin in [&auth_bin, &client_bin] {
+        anyhow::ensure!(bin.exists(), "{} not found: run `cargo build --release --workspace` first", bin.display());
+    }
+    let key = setup::signing_key();
+    let settings = setup::auth_settings(&key);
+    let db = Db::connect(&dbs.auth, 2).await?;
+    auth_service::migrate(&db).await?;
+    create_users(&db, users).await?;
+    let tokens = mint_tokens(&settings, db, users).await?;
+
+    let auth_addr = rss::free_port()?;
+    let auth_env = [
+        ("DATABASE_URL", dbs.auth.clone()),
+        ("SIGNING_KEY", key.clone()),
+        ("BIND", auth_addr.to_string()),
+        ("ACCESS_TOKEN_LIFETIME", "1h".to_owned()),
+    ];
+    let mut auth = Service { child: rss::command(&auth_bin, &auth_env, extra).arg("serve").spawn()? };
+    rss::wait_healthy(auth_addr, &mut auth).await?;
+    let client_addr = rss::free_port()?;
+    let client_env = [
+        ("DATABASE_URL", dbs.mirror.clone()),
+        ("SIGNING_KEY", key),
+        ("BIND", client_addr.to_string()),
+        ("REMOTE_AUTH_SERVICE_URL", format!("http://{auth_addr}")),
+        ("VERIFY_MODE", "local".to_owned()),
+    ];
+    let mut client = Service { child: rss::command(&client_bin, &client_env, extra).arg("serve").spawn()? };
+    rss::wait_healthy(client_addr, &mut client).await?;
+
+    let measured = |warmup: f64| Limits {
+        connections,
+        duration: Duration::from_secs(seconds.max(1)),
+        max_requests: 50_000_000,
+        warmup: Duration::from_secs_f64(warmup),
+        pace: None,
+    };
+    let healthz = load::run(Target::get(client_addr, "/healthz", None), measured(1.0)).await?;
+    let api = Target { rotation: Some(tokens), ..Target::get(client_addr, "/api/test/", None) };
+    // Exactly one request per user, however long it takes (bounded at 10 minutes).
+    let cold_limits =
+        Limits { duration: Duration::from_secs(600), max_requests: users as u64, warmup: Duration::ZERO, ..measured(0.0) };
+    let cold = load::run(api.clone(), cold_limits).await?;
+    let rss_cold = rss::memory(client.pid())?;
+    let steady = load::run(api, measured(1.0)).await?;
+    let rss_steady = rss::memory(client.pid())?;
+    drop(client);
+    drop(auth);
+    Ok((healthz, cold, steady, rss_cold, rss_steady))
+}
