@@ -120,7 +120,76 @@ async fn concurrent_first_requests_fetch_the_user_once(backend: Backend, mode: V
     pair.finish().await;
 }
 
+/// 120 users the client has never seen, each with its first request, all at once: every
+/// request answers, each user is fetched exactly once, and all of them land in the mirror with
+/// their groups (the writer commits them together, and no write is lost or mixed up).
+async fn many_new_users_at_once_are_all_mirrored(backend: Backend, mode: VerifyMode) {
+    const USERS: usize = 120;
+    let Some(pair) = Pair::start(backend, Options::new(mode)).await else { return };
+    let mut expected = Vec::new();
+    for i in 0..USERS {
+        let email = format!("user{i:03}@example.com");
+        let group = format!("team{}:{}", i % 7, i);
+        let id = pair.add_user(&email, &[group.as_str()]).await;
+        let access = pair.auth.keys.mint(shared_user::TokenType::Access, id).expect("mint").token;
+        expected.push((id, email, access, format!("team{}", i % 7), i.to_string()));
+    }
+    pair.counter.reset();
+    let mut requests = tokio::task::JoinSet::new();
+    for (id, _, access, _, _) in &expected {
+        let (http, url, access, id) = (pair.http.clone(), format!("{}/api/me/", pair.client_url), access.clone(), *id);
+        requests.spawn(async move {
+            let resp = http.get(url).bearer_auth(access).send().await.expect("request");
+            (id, resp.status().as_u16(), resp.json::<serde_json::Value>().await.expect("json body"))
+        });
+    }
+    while let Some(done) = requests.join_next().await {
+        let (id, status, body) = done.expect("task");
+        assert_eq!(status, 200, "{mode:?} user {id}: {body}");
+        assert_eq!(body["id"], json!(id), "{mode:?}: each request gets its own user");
+    }
+    let counts = pair.counter.snapshot();
+    assert_eq!(pair.counter.get("/auth/user/"), USERS, "{mode:?}: one fetch per user: {counts:?}");
+    let rows = pair.mirror().await;
+    let users: Vec<_> = expected.iter().map(|(id, email, ..)| (*id, email.clone(), true)).collect();
+    let groups: Vec<_> = expected.iter().map(|(id, _, _, name, level)| (*id, name.clone(), Some(level.clone()))).collect();
+    assert_eq!(rows.users, users, "{mode:?}");
+    assert_eq!(rows.groups, groups, "{mode:?}");
+    pair.finish().await;
+}
+
+/// A user written to the shared mirror by another replica (so unknown to this process's
+/// index of mirrored ids) is still served from the mirror while the auth-service is down.
+async fn a_row_another_replica_mirrored_serves_during_an_outage(backend: Backend) {
+    let Some(mut pair) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    let bob = pair.add_user("bob@example.com", &["billing:admin"]).await;
+    let (_, alice) = pair.login("alice@example.com").await;
+    // This process has read the mirror's ids by now (at its first lookups).
+    pair.get("/api/test/", &alice).await.expect_json(200, json!("success"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another replica sharing the database mirrors bob.
+    let sql = format!(
+        "INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, is_active, is_staff, \
+         is_superuser, synced_at) VALUES ({bob}, 'bob@example.com', 'Bob', 'B', CURRENT_TIMESTAMP, TRUE, FALSE, \
+         FALSE, CURRENT_TIMESTAMP); INSERT INTO gatehouse_access_groups (user_id, name, level) VALUES ({bob}, \
+         'billing', 'admin');"
+    );
+    shared_user::with_conn!(&pair.client_db.db, |conn| {
+        diesel_async::SimpleAsyncConnection::batch_execute(conn, &sql).await?;
+        Ok::<(), shared_user::DbError>(())
+    })
+    .expect("insert bob's mirror row");
+    let bob_access = pair.auth.keys.mint(shared_user::TokenType::Access, bob).expect("mint").token;
+    pair.kill_auth().await;
+    let r = pair.get("/api/billing/", &bob_access).await;
+    r.expect_json(200, json!({"detail": "Welcome to billing, bob@example.com."}));
+    pair.finish().await;
+}
+
 per_mode!(
+    many_new_users_at_once_are_all_mirrored => many_new_users_at_once_are_all_mirrored_local,
+        many_new_users_at_once_are_all_mirrored_remote;
     mirror_follows_the_auth_service => mirror_follows_the_auth_service_local, mirror_follows_the_auth_service_remote;
     auth_calls_per_request => local_mode_makes_no_auth_call_per_request, remote_mode_calls_verify_once_per_request;
     concurrent_first_requests_fetch_the_user_once => concurrent_first_requests_fetch_the_user_once_local,
@@ -128,6 +197,9 @@ per_mode!(
 );
 
 both_backends!(
+    many_new_users_at_once_are_all_mirrored_local,
+    many_new_users_at_once_are_all_mirrored_remote,
+    a_row_another_replica_mirrored_serves_during_an_outage,
     mirror_follows_the_auth_service_local,
     mirror_follows_the_auth_service_remote,
     local_mode_makes_no_auth_call_per_request,

@@ -232,14 +232,63 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
             let mut pooled = pool.get().await?;
             let conn = &mut *pooled;
             conn.transaction(async move |conn| {
-                for user in &users {
-                    upsert_one(conn, user, now).await?;
+                if let [user] = users.as_slice() {
+                    upsert_one(conn, user, now).await
+                } else {
+                    upsert_many(conn, &users, now).await
                 }
-                Ok::<(), DbError>(())
             })
             .await
         }
     }
+}
+
+/// A batch in four statements, whatever its size (PostgreSQL: each statement is a round
+/// trip). Two users of the batch swapping emails make it fail on the unique email; the writer
+/// then writes each user alone.
+async fn upsert_many(conn: &mut shared_user::db::PgConn, batch: &[User], now: NaiveDateTime) -> Result<(), DbError> {
+    use diesel::upsert::excluded;
+    let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
+    let emails: Vec<&String> = batch.iter().map(|u| &u.email).collect();
+    diesel::delete(users::table.filter(users::email.eq_any(&emails)).filter(users::id.ne_all(&ids))).execute(conn).await?;
+    let rows: Vec<_> = batch.iter().map(|u| values(u, now)).collect();
+    diesel::insert_into(users::table)
+        .values(rows)
+        .on_conflict(users::id)
+        .do_update()
+        .set((
+            users::email.eq(excluded(users::email)),
+            users::first_name.eq(excluded(users::first_name)),
+            users::last_name.eq(excluded(users::last_name)),
+            users::date_joined.eq(excluded(users::date_joined)),
+            users::last_login.eq(excluded(users::last_login)),
+            users::is_active.eq(excluded(users::is_active)),
+            users::is_staff.eq(excluded(users::is_staff)),
+            users::is_superuser.eq(excluded(users::is_superuser)),
+            users::synced_at.eq(excluded(users::synced_at)),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::delete(gatehouse_access_groups::table.filter(gatehouse_access_groups::user_id.eq_any(&ids)))
+        .execute(conn)
+        .await?;
+    let groups: Vec<_> = batch
+        .iter()
+        .flat_map(|u| {
+            u.access_groups.iter().map(move |g| {
+                (
+                    gatehouse_access_groups::user_id.eq(u.id),
+                    gatehouse_access_groups::name.eq(&g.name),
+                    gatehouse_access_groups::level.eq(&g.level),
+                )
+            })
+        })
+        .collect();
+    // PostgreSQL takes at most 65,535 parameters per statement: 3 per group.
+    for chunk in groups.chunks(10_000) {
+        diesel::insert_into(gatehouse_access_groups::table).values(chunk).execute(conn).await?;
+    }
+    Ok(())
 }
 
 /// One user's row and groups, inside the caller's transaction (PostgreSQL).

@@ -55,6 +55,20 @@ fn bad_listener_limits_are_refused_at_start() {
 }
 
 #[test]
+fn cache_budgets_take_sizes_and_refuse_anything_else() {
+    let key = "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0";
+    for name in ["MIRROR_CACHE_MEMORY", "TOKEN_CACHE_MEMORY"] {
+        for value in ["lots", "-5MiB", "12 parsecs"] {
+            let (code, lines, _) = serve(&[("SIGNING_KEY", key), (name, value)]);
+            assert!(matches!(code, Some(c) if c != 0), "{name}={value}: started anyway");
+            let all = lines.join("\n");
+            assert!(all.contains(name) || all.contains(&name.to_ascii_lowercase().replace('_', "-")), "{name}: {all}");
+            assert!(all.contains("64MiB"), "the error shows the expected form: {all}");
+        }
+    }
+}
+
+#[test]
 fn a_client_that_never_finishes_its_request_head_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
