@@ -76,21 +76,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");
     }
     if asymmetric {
-        let (store, keys) = (state.store.clone(), state.keys.clone());
-        let every = keys_reload_interval.max(std::time::Duration::from_secs(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                match crate::keys::load_rows(&store, kek.as_ref()).await.and_then(|rows| keys.reload(&rows)) {
-                    Ok(()) => metrics::counter!("gatehouse_key_reloads_total", "outcome" => "success").increment(1),
-                    Err(e) => {
-                        metrics::counter!("gatehouse_key_reloads_total", "outcome" => "failure").increment(1);
-                        tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys");
-                    }
-                }
-            }
-        });
+        // Revocations within a second, rotations every KEYS_RELOAD_INTERVAL.
+        crate::keys::watch::KeyWatch::new(&state, kek, keys_reload_interval).spawn();
     }
     let purger = state.store.clone();
     tokio::spawn(async move {

@@ -83,9 +83,9 @@ pub enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Revoke a key at once: no longer published nor accepted (every replica at its next key
-    /// reload, clients at their next JWKS fetch). Revoking the signing key promotes the staged
-    /// key, or a new one of ALGORITHM.
+    /// Revoke a key at once: no longer published nor accepted (by every running replica within
+    /// about a second, by clients at their next JWKS fetch). Revoking the signing key promotes
+    /// the staged key, or a new one of ALGORITHM.
     Revoke {
         /// The key id (`kid`), see `keys list`.
         kid: String,
@@ -281,7 +281,8 @@ pub struct SettingsArgs {
     /// to believe any caller's `X-Forwarded-For`); with TRUSTED_PROXIES set it changes nothing.
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub trust_x_forwarded_for: bool,
-    /// How often replicas reload asymmetric signing keys from the database.
+    /// How often replicas reload asymmetric signing keys from the database (rotation; revoked
+    /// keys are dropped within a second regardless).
     #[arg(long, env = "KEYS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub keys_reload_interval: Duration,
     /// Who may create users over HTTP: off, open or admin.

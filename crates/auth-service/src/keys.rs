@@ -5,6 +5,11 @@
 //! `gatehouse-aead-v1:` + base64(nonce ‖ ciphertext ‖ tag), the key id bound as associated
 //! data (a sealed key cannot be moved to another row). Rows written before encryption existed
 //! hold a PEM and are recognised by it; `auth-service migrate` and `serve` seal them.
+//!
+//! How a running replica follows the stored keys (revocations within a second, rotations at
+//! `KEYS_RELOAD_INTERVAL`) is [`watch`].
+
+pub mod watch;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine;
@@ -177,9 +182,11 @@ pub enum Revoked {
     Current(String),
 }
 
-/// Revokes `kid`: no longer published, its tokens refused by every replica at its next key
-/// reload (`KEYS_RELOAD_INTERVAL`) and by clients at their next JWKS fetch. Revoking the
-/// signing key promotes the staged one, or creates a new key of `alg`.
+/// Revokes `kid` in the database: every running replica stops accepting its tokens and
+/// publishing it within about a second ([`watch::REVOKED_POLL_INTERVAL`], whatever
+/// `KEYS_RELOAD_INTERVAL` is), and local-mode clients refuse its tokens at their next JWKS
+/// fetch. Revoking the signing key first promotes the staged one, or creates a new key of
+/// `alg`; replicas sign with it as soon as they have seen the revocation.
 pub async fn revoke(
     store: &Store,
     kid: &str,

@@ -51,7 +51,8 @@ pub struct Settings {
     pub login_throttle: bool,
     /// `TRUST_X_FORWARDED_FOR` (false): client address from the first `X-Forwarded-For` hop.
     pub trust_x_forwarded_for: bool,
-    /// `KEYS_RELOAD_INTERVAL` (30s): how often replicas reload asymmetric keys.
+    /// `KEYS_RELOAD_INTERVAL` (30s): how often replicas reload asymmetric keys (rotation;
+    /// revoked keys are dropped within a second regardless, see [`crate::keys::watch`]).
     pub keys_reload_interval: Duration,
     /// `ALLOW_CREATE_USER` (off): who may create users over HTTP, GraphQL and Hasura.
     pub allow_create_user: CreateUserPolicy,

@@ -2,7 +2,8 @@
 //! (an HMAC secret, or asymmetric keys named by `kid` and rotated with an overlap), the JWKS we
 //! publish, and the shared [`Verifier`] used to check what comes back.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -51,6 +52,8 @@ struct Active {
     /// `verifier` refused a token (signature fine but expired, or a bad signature).
     diagnostic: Arc<Verifier>,
     jwks: Arc<JwkSet>,
+    /// The asymmetric keys `verifier` holds (empty with an HMAC secret).
+    named: Vec<NamedKey>,
 }
 
 fn diagnostic_settings(settings: &VerifySettings) -> VerifySettings {
@@ -60,6 +63,10 @@ fn diagnostic_settings(settings: &VerifySettings) -> VerifySettings {
 /// Signs tokens and checks them; asymmetric key sets can be swapped at run time.
 pub struct Keys {
     active: RwLock<Arc<Active>>,
+    /// Kids known to be revoked: never verified or published again, whatever rows a reload
+    /// brings (revocation is final). Also the lock every writer of `active` holds, so a reload
+    /// built from rows read before a revocation cannot bring the key back.
+    refused: Mutex<HashSet<String>>,
     settings: VerifySettings,
     access_lifetime: Duration,
     refresh_lifetime: Duration,
@@ -124,8 +131,10 @@ impl Keys {
             verifier: Arc::new(Verifier::hmac(settings.clone(), secret)),
             diagnostic: Arc::new(Verifier::hmac(diagnostic_settings(&settings), secret)),
             jwks: Arc::new(JwkSet::default()),
+            named: Vec::new(),
         };
-        Self { active: RwLock::new(Arc::new(active)), settings, access_lifetime, refresh_lifetime }
+        let refused = Mutex::default();
+        Self { active: RwLock::new(Arc::new(active)), refused, settings, access_lifetime, refresh_lifetime }
     }
 
     /// Asymmetric keys from stored rows: the `current` key signs; `next`, `current` and
@@ -136,11 +145,17 @@ impl Keys {
         access_lifetime: Duration,
         refresh_lifetime: Duration,
     ) -> Result<Self, String> {
-        let active = Self::build(rows, &settings, refresh_lifetime)?;
-        Ok(Self { active: RwLock::new(Arc::new(active)), settings, access_lifetime, refresh_lifetime })
+        let active = Self::build(rows, &settings, refresh_lifetime, &HashSet::new())?;
+        let refused = Mutex::default();
+        Ok(Self { active: RwLock::new(Arc::new(active)), refused, settings, access_lifetime, refresh_lifetime })
     }
 
-    fn build(rows: &[SigningKeyRow], settings: &VerifySettings, refresh_lifetime: Duration) -> Result<Active, String> {
+    fn build(
+        rows: &[SigningKeyRow],
+        settings: &VerifySettings,
+        refresh_lifetime: Duration,
+        refused: &HashSet<String>,
+    ) -> Result<Active, String> {
         let keep_after = shared_user::user::now_utc()
             - chrono::Duration::from_std(refresh_lifetime).unwrap_or_default()
             - chrono::Duration::seconds(i64::try_from(settings.leeway).unwrap_or(0));
@@ -148,7 +163,8 @@ impl Keys {
         let mut named = Vec::new();
         let mut jwks = JwkSet::default();
         for row in rows {
-            if row.status == "revoked" || (row.status == "retired" && row.retired_at.is_none_or(|t| t < keep_after)) {
+            let expired = row.status == "retired" && row.retired_at.is_none_or(|t| t < keep_after);
+            if row.status == "revoked" || expired || refused.contains(&row.kid) {
                 continue;
             }
             let alg = parse_signing_algorithm(&row.algorithm)?;
@@ -165,25 +181,65 @@ impl Keys {
             }
         }
         let (_, algorithm, encoding, kid) = signing.ok_or("no current signing key")?;
+        Ok(Self::assemble(settings, (algorithm, encoding, Some(kid)), named, jwks))
+    }
+
+    /// The key material in force: `signer` signs, `named` verify, `jwks` is published.
+    fn assemble(
+        settings: &VerifySettings,
+        signer: (Algorithm, EncodingKey, Option<String>),
+        named: Vec<NamedKey>,
+        jwks: JwkSet,
+    ) -> Active {
+        let (algorithm, encoding, kid) = signer;
         let mut settings = settings.clone();
         settings.algorithms = named.iter().map(|k| k.algorithm).collect();
         settings.algorithms.sort_by_key(|a| format!("{a:?}"));
         settings.algorithms.dedup();
-        Ok(Active {
+        Active {
             algorithm,
             encoding,
-            kid: Some(kid),
+            kid,
             diagnostic: Arc::new(Verifier::new(diagnostic_settings(&settings), named.clone())),
-            verifier: Arc::new(Verifier::new(settings, named)),
+            verifier: Arc::new(Verifier::new(settings, named.clone())),
             jwks: Arc::new(jwks),
-        })
+            named,
+        }
     }
 
-    /// Replaces the asymmetric key set after the stored rows changed (rotation).
+    fn refused(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the asymmetric key set after the stored rows changed (rotation). Kids already
+    /// [refused](Keys::refuse) stay out, even when `rows` were read before their revocation.
     pub fn reload(&self, rows: &[SigningKeyRow]) -> Result<(), String> {
-        let active = Self::build(rows, &self.settings, self.refresh_lifetime)?;
+        let refused = self.refused();
+        let active = Self::build(rows, &self.settings, self.refresh_lifetime, &refused)?;
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         Ok(())
+    }
+
+    /// Stops verifying and publishing the revoked `kids` at once, from the key material in
+    /// memory (no database read, no private key opened). `true` when a key in force was
+    /// dropped: the caller then reloads the stored set, so that signing moves to the successor
+    /// if the signing key was among them (until then it still signs, and its tokens are
+    /// refused here like everywhere else).
+    pub fn refuse<'a>(&self, kids: impl IntoIterator<Item = &'a str>) -> bool {
+        let mut refused = self.refused();
+        refused.extend(kids.into_iter().map(str::to_owned));
+        let active = self.current();
+        let in_force = |kid: &Option<String>| kid.as_ref().is_none_or(|k| !refused.contains(k));
+        if active.named.iter().all(|k| in_force(&k.kid)) {
+            return false;
+        }
+        let named: Vec<NamedKey> = active.named.iter().filter(|k| in_force(&k.kid)).cloned().collect();
+        let mut jwks = (*active.jwks).clone();
+        jwks.keys.retain(|k| in_force(&k.common.key_id));
+        let signer = (active.algorithm, active.encoding.clone(), active.kid.clone());
+        let next = Self::assemble(&self.settings, signer, named, jwks);
+        *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        true
     }
 
     fn current(&self) -> Arc<Active> {
@@ -341,6 +397,43 @@ mod tests {
         retired.retired_at = Some(now_utc() - chrono::Duration::seconds(601));
         keys.reload(&[retired, promoted]).unwrap();
         assert_eq!(keys.jwks().keys.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_kid_is_neither_verified_nor_published_even_after_a_stale_reload() {
+        let (access, refresh) = (Duration::from_secs(60), Duration::from_secs(600));
+        let old = row("old", "EdDSA", "current", None);
+        let keys = Keys::from_rows(std::slice::from_ref(&old), VerifySettings::default(), access, refresh).unwrap();
+        let by_old = keys.mint(TokenType::Access, 1).unwrap().token;
+        let mut retired = old.clone();
+        retired.status = "retired".into();
+        retired.retired_at = Some(now_utc());
+        let stale = [retired, row("cur", "EdDSA", "current", None)];
+        keys.reload(&stale).unwrap();
+        let by_cur = keys.mint(TokenType::Access, 1).unwrap().token;
+        let kids =
+            |keys: &Keys| -> Vec<String> { keys.jwks().keys.iter().filter_map(|k| k.common.key_id.clone()).collect() };
+        assert_eq!(kids(&keys), ["old", "cur"]);
+
+        assert!(keys.refuse(["old"]), "a key in force was dropped");
+        assert_eq!(
+            keys.verifier().decode(&by_old, None).unwrap_err(),
+            TokenError::UnknownKid("old".into()),
+            "refused at once"
+        );
+        assert!(keys.verifier().decode(&by_cur, None).is_ok(), "the other key still verifies");
+        assert_eq!(kids(&keys), ["cur"], "unpublished at once");
+        assert!(!keys.refuse(["old", "never-loaded"]), "nothing left to drop");
+
+        // Rows read before the revocation (the key still `retired` there) cannot bring it back.
+        keys.reload(&stale).unwrap();
+        assert!(keys.verifier().decode(&by_old, None).is_err(), "revocation is final");
+        assert_eq!(kids(&keys), ["cur"]);
+
+        // The signing key itself: refused at once, though it signs until the next reload.
+        assert!(keys.refuse(["cur"]));
+        assert!(keys.verifier().decode(&by_cur, None).is_err());
+        assert!(keys.jwks().keys.is_empty());
     }
 
     fn hs_keys(settings: VerifySettings) -> Keys {

@@ -124,6 +124,18 @@ impl Store {
         })
     }
 
+    /// The kids of revoked keys: one small read (revocations are rare and the table holds a
+    /// handful of rows), no private material. Every replica polls it each second.
+    pub async fn revoked_kids(&self) -> Result<Vec<String>, DbError> {
+        with_conn!(self.db(), |conn| {
+            Ok(signing_keys::table
+                .filter(signing_keys::status.eq("revoked"))
+                .select(signing_keys::kid)
+                .load::<String>(conn)
+                .await?)
+        })
+    }
+
     /// Deletes retired keys that stopped signing before `before` (their tokens have expired).
     pub async fn delete_retired_keys(&self, before: NaiveDateTime) -> Result<usize, DbError> {
         with_conn!(self.db(), |conn| {

@@ -1,0 +1,105 @@
+//! Keeps a replica's asymmetric keys in step with the database, which other replicas and the
+//! `keys` CLI write to.
+//!
+//! Two paces, because the two changes differ in urgency and cost:
+//! - **Revocation, within a second.** Every [`REVOKED_POLL_INTERVAL`] the replica reads the
+//!   revoked kids (one small query on a table of a handful of rows; no private key is read or
+//!   opened) and [refuses](Keys::refuse) them at once from the key material in memory: they are
+//!   no longer verified (verify, refresh, `/auth/user/`, GraphQL, Hasura all check through the
+//!   same verifier) nor published in the JWKS. When that dropped a key in force, the whole set
+//!   is reloaded right away too (the one time keys are decrypted), so signing moves to the
+//!   successor `keys revoke` promoted.
+//! - **Rotation, every `KEYS_RELOAD_INTERVAL`.** A staged key is published for at least the
+//!   clients' JWKS cache time before it signs, so a slow reload is harmless.
+//!
+//! A token check never reads the database. A replica that cannot read the database keeps its
+//! keys and says so once in its logs (and in `gatehouse_revoked_key_polls_total`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::{KeyEncryptionKey, load_rows};
+use crate::AppState;
+use crate::store::Store;
+use crate::tokens::Keys;
+
+/// How often each replica reads the revoked kids: the bound on how long a revoked key is still
+/// accepted by a replica that did not revoke it (plus one query).
+pub const REVOKED_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The background task of one replica (see the module doc).
+#[derive(Debug)]
+pub struct KeyWatch {
+    store: Store,
+    keys: Arc<Keys>,
+    kek: Option<KeyEncryptionKey>,
+    reload_every: Duration,
+}
+
+impl KeyWatch {
+    /// The watch of `state`'s keys; `kek` opens the stored private keys; the whole set is
+    /// reloaded every `reload_every` (`KEYS_RELOAD_INTERVAL`, at least a second).
+    pub fn new(state: &AppState, kek: Option<KeyEncryptionKey>, reload_every: Duration) -> Self {
+        let reload_every = reload_every.max(REVOKED_POLL_INTERVAL);
+        Self { store: state.store.clone(), keys: state.keys.clone(), kek, reload_every }
+    }
+
+    /// Runs the watch until the runtime stops (or the handle is aborted).
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let mut tick = tokio::time::interval(REVOKED_POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The state was built from the stored rows just now.
+        let mut last_reload = Instant::now();
+        let mut revoked_in_force = false;
+        let mut poll_failing = false;
+        loop {
+            tick.tick().await;
+            match self.store.revoked_kids().await {
+                Ok(kids) => {
+                    metrics::counter!("gatehouse_revoked_key_polls_total", "outcome" => "success").increment(1);
+                    if std::mem::take(&mut poll_failing) {
+                        tracing::info!("revoked signing keys readable again");
+                    }
+                    if self.keys.refuse(kids.iter().map(String::as_str)) {
+                        tracing::warn!(
+                            "a signing key in use was revoked: its tokens are refused and it is unpublished"
+                        );
+                        revoked_in_force = true;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("gatehouse_revoked_key_polls_total", "outcome" => "failure").increment(1);
+                    if !std::mem::replace(&mut poll_failing, true) {
+                        tracing::warn!(error = %e, "cannot read revoked signing keys; keeping the loaded keys");
+                    }
+                }
+            }
+            if revoked_in_force || last_reload.elapsed() >= self.reload_every {
+                last_reload = Instant::now();
+                // After a revocation, retried each second until the successor is loaded.
+                revoked_in_force &= !self.reload().await;
+            }
+        }
+    }
+
+    /// Reloads the whole stored set (opening the private keys); `true` when it worked.
+    async fn reload(&self) -> bool {
+        match load_rows(&self.store, self.kek.as_ref()).await.and_then(|rows| self.keys.reload(&rows)) {
+            Ok(()) => {
+                metrics::counter!("gatehouse_key_reloads_total", "outcome" => "success").increment(1);
+                true
+            }
+            Err(e) => {
+                metrics::counter!("gatehouse_key_reloads_total", "outcome" => "failure").increment(1);
+                tracing::warn!(error = %e, "signing key reload failed; keeping the loaded keys");
+                false
+            }
+        }
+    }
+}
