@@ -6,6 +6,7 @@ pub mod audit;
 pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
+mod sqlite_reads;
 pub mod throttle;
 
 use chrono::NaiveDateTime;
@@ -175,6 +176,10 @@ impl Store {
 
     /// Finds a user by id.
     pub async fn find_user(&self, id: i64) -> Result<Option<User>, DbError> {
+        if let Db::Sqlite(pool) = &self.db {
+            let mut conn = pool.get().await?;
+            return Ok(conn.spawn_blocking(move |c| sqlite_reads::find_user(c, id)).await?);
+        }
         with_conn!(&self.db, |conn| {
             let row: Option<UserRow> = users::table.find(id).select(USER_COLUMNS).first(conn).await.optional()?;
             match row {

@@ -60,7 +60,7 @@ pub struct ClientArgs {
     #[arg(long, env = "MIRROR_CACHE_MEMORY", default_value = "64MiB", value_parser = parse_bytes)]
     pub mirror_cache_memory: u64,
     /// Memory for verified access tokens kept until they expire (local mode; 0: off).
-    #[arg(long, env = "TOKEN_CACHE_MEMORY", default_value = "32MiB", value_parser = parse_bytes)]
+    #[arg(long, env = "TOKEN_CACHE_MEMORY", default_value = "16MiB", value_parser = parse_bytes)]
     pub token_cache_memory: u64,
     /// Timeout of each call to the auth-service.
     #[arg(long, env = "REMOTE_AUTH_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

@@ -105,8 +105,8 @@ pub struct ClientConfig {
 
 /// Default of [`ClientConfigBuilder::mirror_cache_memory`]: 64 MiB.
 pub const DEFAULT_MIRROR_CACHE_MEMORY: u64 = 64 << 20;
-/// Default of [`ClientConfigBuilder::token_cache_memory`]: 32 MiB.
-pub const DEFAULT_TOKEN_CACHE_MEMORY: u64 = 32 << 20;
+/// Default of [`ClientConfigBuilder::token_cache_memory`]: 16 MiB.
+pub const DEFAULT_TOKEN_CACHE_MEMORY: u64 = 16 << 20;
 
 impl ClientConfig {
     /// A builder for an auth-service at `remote_url` (e.g. `http://127.0.0.1:8000`). Pick the
@@ -158,7 +158,7 @@ enum Mode {
 }
 
 /// Builds a [`ClientConfig`]; [`build`](Self::build) checks every setting. Defaults are those of
-/// the environment variables in the README (`MIRROR_TTL=5m`, `TOKEN_CACHE_MEMORY=32MiB`, ...).
+/// the environment variables in the README (`MIRROR_TTL=5m`, `TOKEN_CACHE_MEMORY=16MiB`, ...).
 #[derive(Clone)]
 #[must_use]
 pub struct ClientConfigBuilder {
@@ -291,7 +291,7 @@ impl ClientConfigBuilder {
     }
 
     /// Memory for access tokens already verified in local mode, kept until they expire, in
-    /// bytes (`TOKEN_CACHE_MEMORY`, 32 MiB: about 100,000 tokens of 200 characters); 0 turns
+    /// bytes (`TOKEN_CACHE_MEMORY`, 16 MiB: about 150,000 tokens, whatever their length); 0 turns
     /// the cache off and every request checks the signature.
     pub fn token_cache_memory(mut self, bytes: u64) -> Self {
         self.token_cache_memory = bytes;

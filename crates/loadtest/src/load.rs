@@ -142,7 +142,7 @@ impl Outcome {
 /// Clock ticks per second of `/proc/*/stat` times (`USER_HZ`, 100 on Linux).
 const USER_HZ: u64 = 100;
 
-fn stat_ticks(stat: &str) -> Option<(String, u64)> {
+pub(crate) fn stat_ticks(stat: &str) -> Option<(String, u64)> {
     // `pid (comm) state ...`: comm may contain spaces, so split at the last ')'.
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
@@ -170,7 +170,7 @@ fn cpu_ticks() -> Option<(u64, u64)> {
     Some((total, load))
 }
 
-fn ticks(t: u64) -> Duration {
+pub(crate) fn ticks(t: u64) -> Duration {
     Duration::from_millis(t * 1000 / USER_HZ)
 }
 

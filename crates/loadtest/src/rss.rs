@@ -34,6 +34,13 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
     Ok(Memory { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
 }
 
+/// CPU time (user + system, all threads) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (_, ticks) = load::stat_ticks(&stat).ok_or_else(|| anyhow::anyhow!("unreadable /proc/{pid}/stat"))?;
+    Ok(load::ticks(ticks))
+}
+
 /// Memory of one service at the three moments measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServiceMemory {

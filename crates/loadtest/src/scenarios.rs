@@ -554,8 +554,18 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
          GET /api/test/ with one token per user in turn"
     );
     println!(
-        "{:>8} {:<7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>10} {:>10}",
-        "users", "pass", "req/s", "p50 µs", "p99 µs", "errors", "vs /healthz", "RSS MiB", "peak MiB"
+        "{:>8} {:<7} {:>10} {:>10} {:>10} {:>7} {:>12} {:>10} {:>10} {:>11} {:>11}",
+        "users",
+        "pass",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "errors",
+        "vs /healthz",
+        "RSS MiB",
+        "peak MiB",
+        "auth CPU µs",
+        "client µs"
     );
     let mut checks = Vec::new();
     for &n in &options.users {
@@ -567,10 +577,10 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
             options.seconds,
             &options.child_env,
         ))?;
-        let line = |pass: &str, o: &Outcome, rss: Option<&crate::rss::Memory>| {
+        let line = |pass: &str, o: &Outcome, rss: Option<&crate::rss::Memory>, cpu: Option<(f64, f64)>| {
             let ratio = if pass == "healthz" { String::new() } else { format!("{:.1} %", 100.0 * o.rps() / r.healthz.rps()) };
             println!(
-                "{:>8} {:<7} {:>10.0} {:>10.1} {:>10.1} {:>7} {:>12} {:>10} {:>10}",
+                "{:>8} {:<7} {:>10.0} {:>10.1} {:>10.1} {:>7} {:>12} {:>10} {:>10} {:>11} {:>11}",
                 n,
                 pass,
                 o.rps(),
@@ -580,11 +590,13 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
                 ratio,
                 rss.map(|m| format!("{:.1}", kib_to_mb(m.rss_kib))).unwrap_or_default(),
                 rss.map(|m| format!("{:.1}", kib_to_mb(m.hwm_kib))).unwrap_or_default(),
+                cpu.map(|c| format!("{:.1}", c.0)).unwrap_or_default(),
+                cpu.map(|c| format!("{:.1}", c.1)).unwrap_or_default(),
             );
         };
-        line("healthz", &r.healthz, None);
-        line("cold", &r.cold, Some(&r.rss_cold));
-        line("steady", &r.steady, Some(&r.rss_steady));
+        line("healthz", &r.healthz, None, None);
+        line("cold", &r.cold, Some(&r.rss_cold), Some(r.cold_cpu_us()));
+        line("steady", &r.steady, Some(&r.rss_steady), Some(r.steady_cpu_us()));
         if n == options.users.iter().copied().max().unwrap_or(n) {
             checks.push(Check::at_least("steady vs /healthz, most users", 100.0 * r.steady.rps() / r.healthz.rps(), 50.0, "%"));
             checks.push(Check::at_most("steady p99, most users", r.steady.p99_us() / 1000.0, 5.0, "ms"));

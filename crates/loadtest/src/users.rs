@@ -40,6 +40,29 @@ pub struct Report {
     pub rss_cold: Memory,
     /// Client memory after the steady pass (`hwm_kib`: peak since start).
     pub rss_steady: Memory,
+    /// CPU time of (auth-service, client-service) during the cold pass.
+    pub cpu_cold: (Duration, Duration),
+    /// CPU time of (auth-service, client-service) during the steady pass (warm-up included).
+    pub cpu_steady: (Duration, Duration),
+}
+
+impl Report {
+    /// CPU µs per request of (auth-service, client-service) in the cold pass.
+    pub fn cold_cpu_us(&self) -> (f64, f64) {
+        per_request(self.cpu_cold, self.cold.ok + self.cold.errors)
+    }
+
+    /// CPU µs per request of (auth-service, client-service) in the steady pass (the warm-up
+    /// second counted too, at the measured rate).
+    pub fn steady_cpu_us(&self) -> (f64, f64) {
+        let requests = self.steady.rps() * (self.steady.elapsed.as_secs_f64() + 1.0);
+        per_request(self.cpu_steady, requests as u64)
+    }
+}
+
+fn per_request((auth, client): (Duration, Duration), requests: u64) -> (f64, f64) {
+    let n = requests.max(1) as f64;
+    (auth.as_secs_f64() * 1e6 / n, client.as_secs_f64() * 1e6 / n)
 }
 
 /// Inserts `count` users (ids from [`FIRST_ID`], one access group each, an unusable password)
@@ -129,18 +152,38 @@ pub async fn run(
     let dbs = Databases::new(dir.path(), postgres).await?;
     let result = passes(bin_dir, users, &dbs, connections, seconds, extra).await;
     dbs.drop_now().await;
-    result.map(|(healthz, cold, steady, rss_cold, rss_steady)| Report {
+    result.map(|p| Report {
         users,
         backend: if postgres.is_some() { "PostgreSQL" } else { "SQLite" },
-        healthz,
-        cold,
-        steady,
-        rss_cold,
-        rss_steady,
+        healthz: p.healthz,
+        cold: p.cold,
+        steady: p.steady,
+        rss_cold: p.rss_cold,
+        rss_steady: p.rss_steady,
+        cpu_cold: p.cpu_cold,
+        cpu_steady: p.cpu_steady,
     })
 }
 
-type Passes = (Outcome, Outcome, Outcome, Memory, Memory);
+/// What [`passes`] measured.
+struct Passes {
+    healthz: Outcome,
+    cold: Outcome,
+    steady: Outcome,
+    rss_cold: Memory,
+    rss_steady: Memory,
+    cpu_cold: (Duration, Duration),
+    cpu_steady: (Duration, Duration),
+}
+
+/// CPU used so far by (auth-service, client-service).
+fn cpu_of(auth: &Service, client: &Service) -> anyhow::Result<(Duration, Duration)> {
+    Ok((rss::cpu_time(auth.pid())?, rss::cpu_time(client.pid())?))
+}
+
+fn spent(before: (Duration, Duration), after: (Duration, Duration)) -> (Duration, Duration) {
+    (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1))
+}
 
 async fn passes(
     bin_dir: &Path,
@@ -194,11 +237,14 @@ async fn passes(
     // Exactly one request per user, however long it takes (bounded at 10 minutes).
     let cold_limits =
         Limits { duration: Duration::from_secs(600), max_requests: users as u64, warmup: Duration::ZERO, ..measured(0.0) };
+    let before = cpu_of(&auth, &client)?;
     let cold = load::run(api.clone(), cold_limits).await?;
+    let after_cold = cpu_of(&auth, &client)?;
     let rss_cold = rss::memory(client.pid())?;
     let steady = load::run(api, measured(1.0)).await?;
+    let cpu_steady = spent(after_cold, cpu_of(&auth, &client)?);
     let rss_steady = rss::memory(client.pid())?;
     drop(client);
     drop(auth);
-    Ok((healthz, cold, steady, rss_cold, rss_steady))
+    Ok(Passes { healthz, cold, steady, rss_cold, rss_steady, cpu_cold: spent(before, after_cold), cpu_steady })
 }
