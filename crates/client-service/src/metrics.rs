@@ -8,6 +8,8 @@
 use std::time::Instant;
 
 use axum::Router;
+use metrics::Counter;
+use shared_user::ops::metrics::{Registered, TOKEN_CACHE};
 
 use crate::error::ClientError;
 
@@ -25,6 +27,26 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// client holds is (time since the feed was last read successfully).
 pub fn set_revocation_feed_lag(seconds: f64) {
     metrics::gauge!("gatehouse_revocation_feed_lag_seconds").set(seconds);
+}
+
+/// `gatehouse_token_cache_total{result="hit"}` and `{result="miss"}`, registered once (a
+/// lookup happens on every request in local mode).
+static TOKEN_CACHE_RESULTS: Registered<[Counter; 2]> = Registered::new(|| {
+    [metrics::counter!(TOKEN_CACHE, "result" => "hit"), metrics::counter!(TOKEN_CACHE, "result" => "miss")]
+});
+
+/// A verified-token cache lookup that found a valid entry.
+pub(crate) fn token_cache_hit() {
+    if let Some([hits, _]) = TOKEN_CACHE_RESULTS.get() {
+        hits.increment(1);
+    }
+}
+
+/// A verified-token cache lookup that found nothing usable (absent, expired, older key set).
+pub(crate) fn token_cache_miss() {
+    if let Some([_, misses]) = TOKEN_CACHE_RESULTS.get() {
+        misses.increment(1);
+    }
 }
 
 /// One call to the auth-service: `gatehouse_upstream_requests_total` by outcome and its latency.

@@ -42,14 +42,14 @@ impl VerifiedTokens {
     /// not expired since (the same expiry rule as the verifier's).
     pub(crate) fn user_of(&self, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
         let Some(entry) = self.cache.get(token) else {
-            metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
+            crate::metrics::token_cache_miss();
             return None;
         };
         if entry.generation == generation && entry.exp > chrono::Utc::now().timestamp() - self.leeway {
-            metrics::counter!("gatehouse_token_cache_total", "result" => "hit").increment(1);
+            crate::metrics::token_cache_hit();
             return Some((entry.user_id, entry.iat));
         }
-        metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
+        crate::metrics::token_cache_miss();
         self.cache.remove(token);
         None
     }
