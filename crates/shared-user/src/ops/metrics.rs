@@ -82,7 +82,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// Whether [`install`] has run in this process (whichever recorder won). The handles below are
 /// registered only from then on: a handle registered while no recorder is installed stays a
 /// no-op for good.
-pub fn installed() -> bool {
+fn installed() -> bool {
     HANDLE.get().is_some()
 }
 
