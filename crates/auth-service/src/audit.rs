@@ -6,16 +6,19 @@
 //! email typed at a failed login (users type passwords into that field).
 //!
 //! The client address and user agent of the request being served are captured once per request
-//! by [`capture_request_meta`] (a middleware of [`crate::app`]) in a task-local, so the service
+//! by [`CaptureRequestMeta`] (a layer of [`crate::app`]) in a task-local, so the service
 //! functions that record events need no extra parameters; outside a request (the CLI) they are
 //! empty.
 
+use std::convert::Infallible;
 use std::net::IpAddr;
+use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::header;
-use axum::middleware::Next;
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 
 use crate::throttle::ClientIp;
 
@@ -189,13 +192,32 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
+/// What [`CaptureRequestMeta`] keeps for the request: the address, and the user agent as it
+/// came (a reference-counted header value), turned into a [`RequestMeta`] only when an event
+/// asks for it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Captured {
+    ip: Option<IpAddr>,
+    user_agent: Option<HeaderValue>,
+}
+
 tokio::task_local! {
-    static REQUEST_META: RequestMeta;
+    static REQUEST_META: Captured;
 }
 
 /// The caller of the request being served (empty outside a request).
 pub fn request_meta() -> RequestMeta {
-    REQUEST_META.try_with(Clone::clone).unwrap_or_default()
+    REQUEST_META
+        .try_with(|captured| RequestMeta {
+            ip: captured.ip,
+            user_agent: captured
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(|v| cut(v.trim(), MAX_USER_AGENT))
+                .filter(|v| !v.is_empty()),
+        })
+        .unwrap_or_default()
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -206,15 +228,46 @@ fn cut(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-/// Middleware: records the caller's address and user agent for the rest of the request.
-pub async fn capture_request_meta(ClientIp(ip): ClientIp, req: Request, next: Next) -> Response {
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| cut(v.trim(), MAX_USER_AGENT))
-        .filter(|v| !v.is_empty());
-    REQUEST_META.scope(RequestMeta { ip, user_agent }, next.run(req)).await
+/// Layer: records the caller's address ([`ClientIp`]) and user agent for the rest of the
+/// request, read by [`request_meta`]. Hand-written rather than `from_fn`, which clones the
+/// whole inner layer stack and boxes twice on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CaptureRequestMeta;
+
+impl<S> Layer<S> for CaptureRequestMeta {
+    type Service = CapturingRequestMeta<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CapturingRequestMeta { inner }
+    }
+}
+
+/// The service of [`CaptureRequestMeta`].
+#[derive(Debug, Clone)]
+pub(crate) struct CapturingRequestMeta<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for CapturingRequestMeta<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TaskLocalFuture<Captured, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let ClientIp(ip) = ClientIp::of(request.extensions(), request.headers());
+        let user_agent = request.headers().get(header::USER_AGENT).cloned();
+        let captured = Captured { ip, user_agent };
+        // The inner call only builds its future; the handler runs when it is polled, in scope.
+        let answer = REQUEST_META.sync_scope(captured.clone(), || self.inner.call(request));
+        REQUEST_META.scope(captured, answer)
+    }
 }
 
 #[cfg(test)]

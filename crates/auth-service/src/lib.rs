@@ -193,8 +193,7 @@ pub fn app(state: AppState) -> Router {
     let challenge = HeaderValue::from_str(&format!("{scheme} realm=\"api\"")).ok();
     let trusted = throttle::TrustedProxies(state.config.trusted_proxies.clone().into());
     let metrics = state.config.metrics;
-    let mut router =
-        routes::router(state).layer(axum::middleware::from_fn(audit::capture_request_meta)).merge(openapi::router());
+    let mut router = routes::router(state).layer(audit::CaptureRequestMeta).merge(openapi::router());
     if metrics {
         router = router.merge(shared_user::ops::metrics::router());
     }

@@ -16,8 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use ipnet::IpNet;
 use shared_user::user::now_utc;
 
@@ -120,13 +120,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
-            return Ok(ClientIp(None));
+        Ok(ClientIp::of(&parts.extensions, &parts.headers))
+    }
+}
+
+impl ClientIp {
+    /// The client address of a request with these extensions and headers.
+    pub fn of(extensions: &Extensions, headers: &HeaderMap) -> Self {
+        let Some(peer) = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+            return ClientIp(None);
         };
-        Ok(ClientIp(Some(match parts.extensions.get::<TrustedProxies>() {
-            Some(trusted) => trusted.client(peer, &parts.headers),
+        ClientIp(Some(match extensions.get::<TrustedProxies>() {
+            Some(trusted) => trusted.client(peer, headers),
             None => canonical(peer),
-        })))
+        }))
     }
 }
 

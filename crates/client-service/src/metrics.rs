@@ -8,6 +8,8 @@
 use std::time::Instant;
 
 use axum::Router;
+use metrics::Counter;
+use shared_user::ops::metrics::{Registered, TOKEN_CACHE};
 
 use crate::error::ClientError;
 
@@ -27,6 +29,26 @@ pub fn set_revocation_feed_lag(seconds: f64) {
     metrics::gauge!("gatehouse_revocation_feed_lag_seconds").set(seconds);
 }
 
+/// `gatehouse_token_cache_total{result="hit"}` and `{result="miss"}`, registered once (a
+/// lookup happens on every request in local mode).
+static TOKEN_CACHE_RESULTS: Registered<[Counter; 2]> = Registered::new(|| {
+    [metrics::counter!(TOKEN_CACHE, "result" => "hit"), metrics::counter!(TOKEN_CACHE, "result" => "miss")]
+});
+
+/// A verified-token cache lookup that found a valid entry.
+pub(crate) fn token_cache_hit() {
+    if let Some([hits, _]) = TOKEN_CACHE_RESULTS.get() {
+        hits.increment(1);
+    }
+}
+
+/// A verified-token cache lookup that found nothing usable (absent, expired, older key set).
+pub(crate) fn token_cache_miss() {
+    if let Some([_, misses]) = TOKEN_CACHE_RESULTS.get() {
+        misses.increment(1);
+    }
+}
+
 /// One call to the auth-service: `gatehouse_upstream_requests_total` by outcome and its latency.
 pub(crate) fn upstream_call(started: Instant, outcome: &'static str) {
     metrics::counter!("gatehouse_upstream_requests_total", "outcome" => outcome).increment(1);
@@ -42,14 +64,4 @@ pub(crate) fn mirror_fetch<T>(result: &Result<T, ClientError>) {
         Err(_) => "error",
     };
     metrics::counter!("gatehouse_mirror_fetches_total", "outcome" => outcome).increment(1);
-}
-
-/// A token-cache lookup that found a usable entry: `gatehouse_token_cache_total{result="hit"}`.
-pub(crate) fn token_cache_hit() {
-    metrics::counter!("gatehouse_token_cache_total", "result" => "hit").increment(1);
-}
-
-/// A token-cache lookup that did not: `gatehouse_token_cache_total{result="miss"}`.
-pub(crate) fn token_cache_miss() {
-    metrics::counter!("gatehouse_token_cache_total", "result" => "miss").increment(1);
 }

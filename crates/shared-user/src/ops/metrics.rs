@@ -5,7 +5,13 @@
 //! Installing a recorder is process-wide: [`install`] does it once and returns the same handle
 //! to every later caller (tests build many apps in one process). Until it runs, the `metrics`
 //! macros of both services cost next to nothing and record nothing.
+//!
+//! Metrics recorded on every request use handles registered once ([`Registered`], and a
+//! per-thread map for the HTTP metrics) instead of the macros, which look the key up in the
+//! recorder's registry (hash, lock) on every call.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -13,7 +19,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use metrics::{Label, SharedString, Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Counter, Histogram, Label, SharedString, Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Content type of the Prometheus text exposition format.
@@ -73,15 +79,107 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     )
 }
 
-/// Records one answered HTTP request.
-pub(crate) fn http_request(method: &'static str, route: String, status: u16, latency: Duration) {
-    let labels = vec![
+/// Whether [`install`] has run in this process (whichever recorder won). The handles below are
+/// registered only from then on: a handle registered while no recorder is installed stays a
+/// no-op for good.
+fn installed() -> bool {
+    HANDLE.get().is_some()
+}
+
+/// Metric handles with labels known up front, registered once, on the first use after
+/// [`install`], and reused: recording is then an atomic add, with no registry lookup.
+///
+/// ```
+/// use metrics::Counter;
+/// use shared_user::ops::metrics::Registered;
+///
+/// static CACHE: Registered<[Counter; 2]> = Registered::new(|| {
+///     [metrics::counter!("cache_total", "result" => "hit"), metrics::counter!("cache_total", "result" => "miss")]
+/// });
+///
+/// if let Some([hits, _]) = CACHE.get() {
+///     hits.increment(1);
+/// }
+/// ```
+pub struct Registered<T> {
+    handles: OnceLock<T>,
+    register: fn() -> T,
+}
+
+impl<T> Registered<T> {
+    /// Handles that `register` creates (with the `metrics` macros) when first needed.
+    pub const fn new(register: fn() -> T) -> Self {
+        Self { handles: OnceLock::new(), register }
+    }
+
+    /// The handles, or `None` (one atomic load) while no recorder is installed.
+    pub fn get(&self) -> Option<&T> {
+        if !installed() {
+            return None;
+        }
+        Some(self.handles.get_or_init(self.register))
+    }
+}
+
+impl<T> std::fmt::Debug for Registered<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered").field("registered", &self.handles.get().is_some()).finish()
+    }
+}
+
+/// The request counter and latency histogram of one (method, route, status) label set.
+struct HttpHandles {
+    method: &'static str,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
+}
+
+thread_local! {
+    /// Route template -> handles of the (method, status) pairs seen with it. One map per worker
+    /// thread, so recording takes no lock; it is bounded because every label is (route
+    /// templates, the `unmatched` fallback, nine method labels, the statuses the app answers).
+    static HTTP_HANDLES: RefCell<HashMap<Box<str>, Vec<HttpHandles>>> = RefCell::new(HashMap::new());
+}
+
+/// Records one answered HTTP request (nothing until [`install`] has run).
+pub(crate) fn http_request(method: &'static str, route: &str, status: u16, latency: Duration) {
+    if !installed() {
+        return;
+    }
+    // `try_with`: a thread being torn down records nothing rather than panicking.
+    let _ = HTTP_HANDLES.try_with(|routes| {
+        let mut routes = routes.borrow_mut();
+        let sets = match routes.get_mut(route) {
+            Some(sets) => sets,
+            None => routes.entry(route.into()).or_default(),
+        };
+        let index = match sets.iter().position(|h| h.status == status && h.method == method) {
+            Some(index) => index,
+            None => {
+                sets.push(register_http(method, route, status));
+                sets.len() - 1
+            }
+        };
+        let handles = &sets[index];
+        handles.duration.record(latency.as_secs_f64());
+        handles.requests.increment(1);
+    });
+}
+
+/// Registers the HTTP metrics of one label set.
+fn register_http(method: &'static str, route: &str, status: u16) -> HttpHandles {
+    let labels = [
         Label::from_static_parts("method", method),
-        Label::new("route", route),
+        Label::new("route", route.to_owned()),
         Label::new("status", status_label(status)),
     ];
-    metrics::histogram!(HTTP_DURATION, labels.iter()).record(latency.as_secs_f64());
-    metrics::counter!(HTTP_REQUESTS, labels).increment(1);
+    HttpHandles {
+        method,
+        status,
+        requests: metrics::counter!(HTTP_REQUESTS, labels.iter()),
+        duration: metrics::histogram!(HTTP_DURATION, labels.iter()),
+    }
 }
 
 /// The status as a label value, without an allocation for the usual codes.
@@ -157,4 +255,55 @@ fn describe() {
     describe_histogram!(UPSTREAM_DURATION, Unit::Seconds, "Latency of calls to the auth-service");
     describe_counter!(JWKS_FETCHES, "JWKS fetches from the auth-service by outcome (success, failure)");
     describe_gauge!(REVOCATION_FEED_LAG, Unit::Seconds, "Seconds since the revocation feed was last read");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `text` for metric `name` (samples only, no `# HELP`/`# TYPE`).
+    fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(name)).collect()
+    }
+
+    #[test]
+    fn handles_registered_after_install_record_and_requests_are_counted_per_label_set() {
+        static EVENTS: Registered<Counter> = Registered::new(|| metrics::counter!("gatehouse_test_events_total"));
+        let handle = install();
+        let events = EVENTS.get().expect("the recorder is installed");
+        events.increment(1);
+        EVENTS.get().expect("same handles").increment(1);
+        for _ in 0..3 {
+            http_request("GET", "/things/{id}", 200, Duration::from_millis(2));
+        }
+        http_request("POST", "/things/{id}", 200, Duration::from_millis(2));
+        http_request("GET", "/things/{id}", 404, Duration::from_millis(2));
+        // Another thread has its own handles for the same label sets: same series.
+        std::thread::spawn(|| http_request("GET", "/things/{id}", 200, Duration::from_millis(2)))
+            .join()
+            .expect("thread");
+
+        let text = handle.render();
+        assert_eq!(samples(&text, "gatehouse_test_events_total"), ["gatehouse_test_events_total 2"], "{text}");
+        let requests = samples(&text, HTTP_REQUESTS);
+        let count = |labels: &str| {
+            requests
+                .iter()
+                .find(|l| l.contains(labels))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {labels} in {requests:?}"))
+        };
+        assert_eq!(count(r#"method="GET",route="/things/{id}",status="200""#), 4);
+        assert_eq!(count(r#"method="POST",route="/things/{id}",status="200""#), 1);
+        assert_eq!(count(r#"method="GET",route="/things/{id}",status="404""#), 1);
+        let durations = samples(&text, &format!("{HTTP_DURATION}_count"));
+        assert!(durations.iter().any(|l| l.contains(r#"status="200""#) && l.ends_with(" 4")), "{durations:?}");
+    }
+
+    #[test]
+    fn unusual_status_codes_get_their_own_label() {
+        assert_eq!(status_label(200).as_ref(), "200");
+        assert_eq!(status_label(418).as_ref(), "418");
+    }
 }

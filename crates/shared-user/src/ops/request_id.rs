@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header: accepted from the caller when sane, else generated; returned on every answer.
@@ -34,11 +35,18 @@ pub(crate) fn accept_or_generate(headers: &mut HeaderMap) -> HeaderValue {
     {
         return id.clone();
     }
-    let mut buffer = uuid::Uuid::encode_buffer();
-    let generated = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
-    let id = HeaderValue::from_str(generated).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    let id = generate();
     headers.insert(X_REQUEST_ID, id.clone());
     id
+}
+
+/// A new UUID v4 (uuid's thread-local fast RNG) as a header value. The text is written into a
+/// fixed buffer that the value then owns: one allocation, and the clones (request header,
+/// response header, task-local) only count references.
+fn generate() -> HeaderValue {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Runs `fut` as the request `id`, which [`current`] then returns.
@@ -63,13 +71,23 @@ pub fn forward(headers: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
-    use super::is_valid;
+    use super::{generate, is_valid};
 
     #[test]
     fn usual_ids_are_kept() {
         for id in ["3f2b8c1e-8a4b-4f0e-9a55-1d2f3c4b5a69", "01HZX3J5Q6", "abc+/=", "trace:span.1@host"] {
             assert!(is_valid(id.as_bytes()), "{id} should be kept");
         }
+    }
+
+    #[test]
+    fn generated_ids_are_lowercase_uuids_and_kept() {
+        let id = generate();
+        let text = id.to_str().expect("ASCII");
+        assert!(uuid::Uuid::parse_str(text).is_ok_and(|u| u.get_version_num() == 4), "{text}");
+        assert_eq!(text, text.to_lowercase());
+        assert!(is_valid(id.as_bytes()), "a generated id passes the caller-id check");
+        assert_ne!(generate(), id, "each request gets a new id");
     }
 
     #[test]
