@@ -81,10 +81,10 @@ pub struct Options {
     /// Worker threads of the load generator's runtime (default: cores).
     #[arg(long)]
     pub load_threads: Option<usize>,
-    /// Metrics on: the Prometheus recorder installed, the auth-service with `METRICS=true` and
-    /// the local-mode client router wrapped in `client_service::instrument` (request ids,
-    /// access log, HTTP metrics). Off (default): `METRICS=false` and the bare layer. The
-    /// recorder is process-wide, so compare two runs.
+    /// Metrics on: the Prometheus recorder installed (the client's `metrics_router()` mounted,
+    /// the auth-service with `METRICS=true`). Off (default): no recorder, `METRICS=false`. The
+    /// routers are the same either way (the `local` scenario has a plain and an instrumented
+    /// local-mode row), so two runs compare recording alone. The recorder is process-wide.
     #[arg(long)]
     pub metrics: bool,
     /// Populations of the `users` scenario (comma-separated), each run on fresh databases and
@@ -154,7 +154,7 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         setup::auth_settings_with_flags(&key, &extra)?
     };
     if options.metrics {
-        println!("metrics on: Prometheus recorder installed, local-mode router instrumented");
+        println!("metrics on: Prometheus recorder installed");
     }
     let settings = auth_service::Settings {
         revocation_feed_token: Some(FEED_TOKEN.to_owned()),
@@ -210,11 +210,12 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         anyhow::Ok(Env {
             revoking: setup::serve(setup::protected_router(revoking)).await?,
             bare: setup::serve(setup::bare_router()).await?,
-            local: setup::serve(if options.metrics {
-                client_service::instrument(setup::protected_router(local).merge(client_service::metrics_router()))
+            local: setup::serve(setup::protected_router(local.clone())).await?,
+            instrumented: setup::serve(client_service::instrument(if options.metrics {
+                setup::protected_router(local).merge(client_service::metrics_router())
             } else {
                 setup::protected_router(local)
-            })
+            }))
             .await?,
             remote: setup::serve(setup::protected_router(remote)).await?,
             demo: setup::serve(client_service::demo::app(demo)).await?,
@@ -235,13 +236,14 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         client_rows(options, loadgen, &env, &mut rows, &mut checks)?;
     }
     if options.scenario == Scenario::Local {
-        let target = Target::get(env.local, "/bare", Some(&env.access));
-        let o = loadgen.block_on(load::run(target, options.limits(options.connections)))?;
-        rows.push(Row {
-            name: "GET /bare + RequireAuthLayer, local".into(),
-            connections: options.connections,
-            outcome: o,
-        });
+        for (name, addr) in [
+            ("GET /bare + RequireAuthLayer, local", env.local),
+            ("GET /bare + RequireAuthLayer, local, instrumented", env.instrumented),
+        ] {
+            let target = Target::get(addr, "/bare", Some(&env.access));
+            let o = loadgen.block_on(load::run(target, options.limits(options.connections)))?;
+            rows.push(Row { name: name.into(), connections: options.connections, outcome: o });
+        }
     }
     if options.wants(Scenario::Verify) {
         let target = Target::post_json(env.auth_addr, "/auth/token/verify/", &json!({"token": env.access}));
@@ -297,6 +299,9 @@ struct Env {
     access: String,
     bare: std::net::SocketAddr,
     local: std::net::SocketAddr,
+    /// The same layer inside `client_service::instrument` (request ids, access log, HTTP
+    /// metrics when a recorder is installed).
+    instrumented: std::net::SocketAddr,
     remote: std::net::SocketAddr,
     demo: std::net::SocketAddr,
     /// Local mode with the verified-token cache off: every request checks the signature.
