@@ -152,7 +152,8 @@ async fn many_new_users_at_once_are_all_mirrored(backend: Backend, mode: VerifyM
     assert_eq!(pair.counter.get("/auth/user/"), USERS, "{mode:?}: one fetch per user: {counts:?}");
     let rows = pair.mirror().await;
     let users: Vec<_> = expected.iter().map(|(id, email, ..)| (*id, email.clone(), true)).collect();
-    let groups: Vec<_> = expected.iter().map(|(id, _, _, name, level)| (*id, name.clone(), Some(level.clone()))).collect();
+    let groups: Vec<_> =
+        expected.iter().map(|(id, _, _, name, level)| (*id, name.clone(), Some(level.clone()))).collect();
     assert_eq!(rows.users, users, "{mode:?}");
     assert_eq!(rows.groups, groups, "{mode:?}");
     pair.finish().await;
@@ -175,11 +176,13 @@ async fn a_row_another_replica_mirrored_serves_during_an_outage(backend: Backend
          FALSE, CURRENT_TIMESTAMP); INSERT INTO gatehouse_access_groups (user_id, name, level) VALUES ({bob}, \
          'billing', 'admin');"
     );
-    shared_user::with_conn!(&pair.client_db.db, |conn| {
-        diesel_async::SimpleAsyncConnection::batch_execute(conn, &sql).await?;
-        Ok::<(), shared_user::DbError>(())
-    })
-    .expect("insert bob's mirror row");
+    let insert = async {
+        shared_user::with_conn!(&pair.client_db.db, |conn| {
+            diesel_async::SimpleAsyncConnection::batch_execute(conn, &sql).await?;
+            Ok::<(), shared_user::DbError>(())
+        })
+    };
+    insert.await.expect("insert bob's mirror row");
     let bob_access = pair.auth.keys.mint(shared_user::TokenType::Access, bob).expect("mint").token;
     pair.kill_auth().await;
     let r = pair.get("/api/billing/", &bob_access).await;

@@ -147,10 +147,7 @@ pub struct Store {
 impl Store {
     /// Wraps a connected, migrated database.
     pub fn new(db: Db) -> Self {
-        Self {
-            db,
-            watermarks: std::sync::Arc::default(),
-        }
+        Self { db, watermarks: std::sync::Arc::default() }
     }
 
     /// The underlying database.

@@ -134,7 +134,8 @@ impl Cached {
     fn new(user: Arc<User>, synced_at: Option<chrono::NaiveDateTime>) -> Self {
         // The user and its strings, each group and its strings, the Arc's counts, the cache's
         // slot, and about 16 bytes of allocator rounding per allocation.
-        let groups: usize = user.access_groups.iter().map(|g| 64 + g.name.len() + g.level.as_ref().map_or(0, |l| 16 + l.len())).sum();
+        let groups: usize =
+            user.access_groups.iter().map(|g| 64 + g.name.len() + g.level.as_ref().map_or(0, |l| 16 + l.len())).sum();
         let strings = 48 + user.email.len() + user.first_name.len() + user.last_name.len();
         let bytes = std::mem::size_of::<User>() + 16 + std::mem::size_of::<Self>() + 48 + strings + groups;
         Self { user, synced_at, bytes: u32::try_from(bytes).unwrap_or(u32::MAX) }

@@ -64,7 +64,8 @@ impl Known {
 
     /// `false` only when the mirror surely has no row for `id`.
     fn may_hold(&self, id: i64) -> bool {
-        !AtomicBool::load(&self.loaded, Ordering::Acquire) || self.ids.read().unwrap_or_else(|p| p.into_inner()).contains(&id)
+        !AtomicBool::load(&self.loaded, Ordering::Acquire)
+            || self.ids.read().unwrap_or_else(|p| p.into_inner()).contains(&id)
     }
 }
 
@@ -102,7 +103,9 @@ impl Mirror {
                         known.loaded.store(true, Ordering::Release);
                     }
                     // Without the index every miss reads the database, as before.
-                    Err(e) => tracing::warn!(error = %e, "could not read the mirrored ids; reading the mirror on every miss"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read the mirrored ids; reading the mirror on every miss")
+                    }
                 }
             });
         });
@@ -182,8 +185,18 @@ const COLUMNS: (
 
 fn mirrored(row: Row, access_groups: Vec<AccessGroup>) -> Mirrored {
     let (id, email, first_name, last_name, date_joined, last_login, is_active, is_staff, is_superuser, synced_at) = row;
-    let user =
-        User { id, email, first_name, last_name, date_joined, last_login, is_active, is_staff, is_superuser, access_groups };
+    let user = User {
+        id,
+        email,
+        first_name,
+        last_name,
+        date_joined,
+        last_login,
+        is_active,
+        is_staff,
+        is_superuser,
+        access_groups,
+    };
     Mirrored { user, synced_at: Some(synced_at) }
 }
 
@@ -226,7 +239,9 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
     match db {
         Db::Sqlite(pool) => {
             let mut conn = pool.get().await?;
-            Ok(conn.spawn_blocking(move |c| c.transaction(|c| users.iter().try_for_each(|u| sync::upsert(c, u, now)))).await?)
+            Ok(conn
+                .spawn_blocking(move |c| c.transaction(|c| users.iter().try_for_each(|u| sync::upsert(c, u, now))))
+                .await?)
         }
         Db::Postgres(pool) => {
             let mut pooled = pool.get().await?;
@@ -250,7 +265,9 @@ async fn upsert_many(conn: &mut shared_user::db::PgConn, batch: &[User], now: Na
     use diesel::upsert::excluded;
     let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
     let emails: Vec<&String> = batch.iter().map(|u| &u.email).collect();
-    diesel::delete(users::table.filter(users::email.eq_any(&emails)).filter(users::id.ne_all(&ids))).execute(conn).await?;
+    diesel::delete(users::table.filter(users::email.eq_any(&emails)).filter(users::id.ne_all(&ids)))
+        .execute(conn)
+        .await?;
     let rows: Vec<_> = batch.iter().map(|u| values(u, now)).collect();
     diesel::insert_into(users::table)
         .values(rows)

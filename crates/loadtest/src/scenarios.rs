@@ -583,7 +583,8 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
             &options.child_env,
         ))?;
         let line = |pass: &str, o: &Outcome, rss: Option<&crate::rss::Memory>, cpu: Option<(f64, f64)>| {
-            let ratio = if pass == "healthz" { String::new() } else { format!("{:.1} %", 100.0 * o.rps() / r.healthz.rps()) };
+            let ratio =
+                if pass == "healthz" { String::new() } else { format!("{:.1} %", 100.0 * o.rps() / r.healthz.rps()) };
             println!(
                 "{:>8} {:<7} {:>10.0} {:>10.1} {:>10.1} {:>7} {:>12} {:>10} {:>10} {:>11} {:>11}",
                 n,
@@ -603,7 +604,12 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
         line("cold", &r.cold, Some(&r.rss_cold), Some(r.cold_cpu_us()));
         line("steady", &r.steady, Some(&r.rss_steady), Some(r.steady_cpu_us()));
         if n == options.users.iter().copied().max().unwrap_or(n) {
-            checks.push(Check::at_least("steady vs /healthz, most users", 100.0 * r.steady.rps() / r.healthz.rps(), 50.0, "%"));
+            checks.push(Check::at_least(
+                "steady vs /healthz, most users",
+                100.0 * r.steady.rps() / r.healthz.rps(),
+                50.0,
+                "%",
+            ));
             checks.push(Check::at_most("steady p99, most users", r.steady.p99_us() / 1000.0, 5.0, "ms"));
             checks.push(Check::at_least("cold: new users/s", r.cold.rps(), 5_000.0, "/s"));
             checks.push(Check::at_most("client peak RSS, most users", kib_to_mb(r.rss_steady.hwm_kib), 100.0, "MiB"));

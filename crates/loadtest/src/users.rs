@@ -84,9 +84,11 @@ async fn create_users(db: &Db, count: usize) -> anyhow::Result<()> {
              is_staff, is_superuser) VALUES {};\n",
             users.join(",")
         ));
-        let groups: Vec<String> =
-            (start..end).map(|i| format!("({}, 'billing', '{}')", FIRST_ID + i as i64, ["admin", "user"][i % 2])).collect();
-        statements.push_str(&format!("INSERT INTO access_groups (user_id, name, level) VALUES {};\n", groups.join(",")));
+        let groups: Vec<String> = (start..end)
+            .map(|i| format!("({}, 'billing', '{}')", FIRST_ID + i as i64, ["admin", "user"][i % 2]))
+            .collect();
+        statements
+            .push_str(&format!("INSERT INTO access_groups (user_id, name, level) VALUES {};\n", groups.join(",")));
     }
     statements.push_str("COMMIT;");
     shared_user::with_conn!(db, |conn| {
@@ -235,8 +237,12 @@ async fn passes(
     let healthz = load::run(Target::get(client_addr, "/healthz", None), measured(1.0)).await?;
     let api = Target { rotation: Some(tokens), ..Target::get(client_addr, "/api/test/", None) };
     // Exactly one request per user, however long it takes (bounded at 10 minutes).
-    let cold_limits =
-        Limits { duration: Duration::from_secs(600), max_requests: users as u64, warmup: Duration::ZERO, ..measured(0.0) };
+    let cold_limits = Limits {
+        duration: Duration::from_secs(600),
+        max_requests: users as u64,
+        warmup: Duration::ZERO,
+        ..measured(0.0)
+    };
     let before = cpu_of(&auth, &client)?;
     let cold = load::run(api.clone(), cold_limits).await?;
     let after_cold = cpu_of(&auth, &client)?;
