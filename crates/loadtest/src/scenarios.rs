@@ -91,6 +91,9 @@ pub struct Options {
     /// fresh processes: SQLite, or PostgreSQL for both services with --postgres.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 20_000, 100_000])]
     pub users: Vec<usize>,
+    /// `users` with --postgres: keep the auth-service on SQLite (only the mirror on PostgreSQL).
+    #[arg(long)]
+    pub auth_sqlite: bool,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -553,7 +556,11 @@ fn refresh_rows(
 /// The `users` scenario: one fresh pair of binaries per population, printed as it finishes.
 fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
     let bin_dir = options.bin_dir.clone().unwrap_or_else(crate::rss::default_bin_dir);
-    let backend = if options.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    let backend = match (&options.postgres, options.auth_sqlite) {
+        (None, _) => "SQLite",
+        (Some(_), true) => "mirror on PostgreSQL, auth-service on SQLite",
+        (Some(_), false) => "PostgreSQL",
+    };
     println!(
         "\nMany users: auth-service and client-service release binaries, {backend}, local HS256 verification, \
          GET /api/test/ with one token per user in turn"
@@ -578,6 +585,7 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
             &bin_dir,
             n,
             options.postgres.as_deref(),
+            options.auth_sqlite,
             options.connections,
             options.seconds,
             &options.child_env,

@@ -116,13 +116,14 @@ struct Databases {
 }
 
 impl Databases {
-    async fn new(dir: &Path, postgres: Option<&str>) -> anyhow::Result<Self> {
+    async fn new(dir: &Path, postgres: Option<&str>, auth_on_sqlite: bool) -> anyhow::Result<Self> {
+        let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
         match postgres {
-            None => Ok(Self {
-                auth: format!("sqlite://{}", dir.join("auth.db").display()),
-                mirror: format!("sqlite://{}", dir.join("mirror.db").display()),
-                pg: Vec::new(),
-            }),
+            None => Ok(Self { auth: sqlite("auth.db"), mirror: sqlite("mirror.db"), pg: Vec::new() }),
+            Some(admin) if auth_on_sqlite => {
+                let mirror = PgDatabase::create(admin).await?;
+                Ok(Self { auth: sqlite("auth.db"), mirror: mirror.url.clone(), pg: vec![mirror] })
+            }
             Some(admin) => {
                 let auth = PgDatabase::create(admin).await?;
                 let mirror = PgDatabase::create(admin).await?;
@@ -141,17 +142,20 @@ impl Databases {
 }
 
 /// Runs the cold and steady passes for `users` distinct users with `connections` connections
-/// (`seconds` measured for the reference and the steady pass), binaries from `bin_dir`.
+/// (`seconds` measured for the reference and the steady pass), binaries from `bin_dir`; with
+/// `postgres`, the mirror (and the auth database unless `auth_on_sqlite`) on that server.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     bin_dir: &Path,
     users: usize,
     postgres: Option<&str>,
+    auth_on_sqlite: bool,
     connections: usize,
     seconds: u64,
     extra: &[(String, String)],
 ) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
-    let dbs = Databases::new(dir.path(), postgres).await?;
+    let dbs = Databases::new(dir.path(), postgres, auth_on_sqlite).await?;
     let result = passes(bin_dir, users, &dbs, connections, seconds, extra).await;
     dbs.drop_now().await;
     result.map(|p| Report {

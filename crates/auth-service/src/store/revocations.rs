@@ -79,7 +79,7 @@ const PAGE: i64 = 10_000;
 const REBUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Every user's watermark in memory, kept in step with the feed table: read whole at first
-/// use (and every [`REBUILD_EVERY`]), then only the entries after the last one seen, at most
+/// use (and every hour), then only the entries after the last one seen, at most
 /// once per [`WATERMARK_TTL`] and by one request at a time. A token check reads no database,
 /// whatever the number of distinct users (a per-user cache would read once per user and
 /// second). The feed's ids become visible in id order (see the module doc), so following the
