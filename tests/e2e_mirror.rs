@@ -190,6 +190,32 @@ async fn a_row_another_replica_mirrored_serves_during_an_outage(backend: Backend
     pair.finish().await;
 }
 
+/// An email held in the mirror by another id (the account was deleted and created again on
+/// the auth-service) moves to the new id: the old row is removed, the request answers.
+async fn an_email_that_moved_to_a_new_id_replaces_the_old_row(backend: Backend) {
+    let Some(pair) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
+    let bob = pair.add_user("bob@example.com", &["ops"]).await;
+    let sql = "INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, is_active, is_staff, \
+               is_superuser, synced_at) VALUES (999999, 'bob@example.com', 'Old', 'Bob', CURRENT_TIMESTAMP, TRUE, \
+               FALSE, FALSE, CURRENT_TIMESTAMP); INSERT INTO gatehouse_access_groups (user_id, name, level) \
+               VALUES (999999, 'billing', 'admin');";
+    let insert = async {
+        shared_user::with_conn!(&pair.client_db.db, |conn| {
+            diesel_async::SimpleAsyncConnection::batch_execute(conn, sql).await?;
+            Ok::<(), shared_user::DbError>(())
+        })
+    };
+    insert.await.expect("insert the old row");
+    let access = pair.auth.keys.mint(shared_user::TokenType::Access, bob).expect("mint").token;
+    let r = pair.get("/api/me/", &access).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["id"], json!(bob));
+    let rows = pair.mirror().await;
+    assert_eq!(rows.users, vec![(bob, "bob@example.com".to_owned(), true)]);
+    assert_eq!(rows.groups, vec![(bob, "ops".to_owned(), None)], "the old row's groups went with it");
+    pair.finish().await;
+}
+
 per_mode!(
     many_new_users_at_once_are_all_mirrored => many_new_users_at_once_are_all_mirrored_local,
         many_new_users_at_once_are_all_mirrored_remote;
@@ -200,6 +226,7 @@ per_mode!(
 );
 
 both_backends!(
+    an_email_that_moved_to_a_new_id_replaces_the_old_row,
     many_new_users_at_once_are_all_mirrored_local,
     many_new_users_at_once_are_all_mirrored_remote,
     a_row_another_replica_mirrored_serves_during_an_outage,

@@ -4,7 +4,8 @@
 //! Built for many users:
 //! - **Writes are group-committed.** [`Mirror::upsert`] hands the user to one writer task and
 //!   waits until it is committed; the writer puts every user waiting at that moment in one
-//!   transaction, so a burst of first requests costs one commit, not one each.
+//!   transaction, so a burst of first requests costs one commit, not one each. On PostgreSQL
+//!   a batch is one statement (one round trip) whatever its size.
 //! - **SQLite work runs in one blocking call.** diesel's SQLite connection is synchronous and
 //!   each query of the async wrapper is a hop to the blocking pool; a read (user and groups) or
 //!   a whole write batch is one hop instead, with diesel's prepared-statement cache.
@@ -246,65 +247,71 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
         Db::Postgres(pool) => {
             let mut pooled = pool.get().await?;
             let conn = &mut *pooled;
-            conn.transaction(async move |conn| {
-                if let [user] = users.as_slice() {
-                    upsert_one(conn, user, now).await
-                } else {
-                    upsert_many(conn, &users, now).await
+            match upsert_statement(conn, &users, now).await {
+                // An email that moved to another id: delete the old holder first, user by user.
+                Err(DbError::Unique) => {
+                    conn.transaction(async move |conn| {
+                        for user in &users {
+                            upsert_one(conn, user, now).await?;
+                        }
+                        Ok::<(), DbError>(())
+                    })
+                    .await
                 }
-            })
-            .await
+                done => done,
+            }
         }
     }
 }
 
-/// A batch in four statements, whatever its size (PostgreSQL: each statement is a round
-/// trip). Two users of the batch swapping emails make it fail on the unique email; the writer
-/// then writes each user alone.
-async fn upsert_many(conn: &mut shared_user::db::PgConn, batch: &[User], now: NaiveDateTime) -> Result<(), DbError> {
-    use diesel::upsert::excluded;
-    let ids: Vec<i64> = batch.iter().map(|u| u.id).collect();
-    let emails: Vec<&String> = batch.iter().map(|u| &u.email).collect();
-    diesel::delete(users::table.filter(users::email.eq_any(&emails)).filter(users::id.ne_all(&ids)))
+/// The whole batch in one PostgreSQL statement (one round trip, atomic by itself): users
+/// upserted, their groups upserted, and their groups no longer listed deleted. The three parts
+/// touch different rows, so running them as one statement is safe; the groups' foreign key is
+/// checked at the end of the statement, when the users are there. An email held by another id
+/// in the mirror fails it with a unique violation.
+const UPSERT_BATCH: &str = "\
+WITH u AS (
+    INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, last_login, is_active, is_staff,
+                                 is_superuser, synced_at)
+    SELECT i.*, $10 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::timestamp[],
+                                $7::bool[], $8::bool[], $9::bool[]) AS i
+    ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
+        last_name = excluded.last_name, date_joined = excluded.date_joined, last_login = excluded.last_login,
+        is_active = excluded.is_active, is_staff = excluded.is_staff, is_superuser = excluded.is_superuser,
+        synced_at = excluded.synced_at
+    RETURNING 1
+), g AS (
+    INSERT INTO gatehouse_access_groups (user_id, name, level)
+    SELECT * FROM UNNEST($11::int8[], $12::text[], $13::text[])
+    ON CONFLICT (user_id, name) DO UPDATE SET level = excluded.level
+    RETURNING 1
+)
+DELETE FROM gatehouse_access_groups d
+WHERE d.user_id = ANY($1)
+  AND NOT EXISTS (SELECT 1 FROM UNNEST($11::int8[], $12::text[]) AS n(user_id, name)
+                  WHERE n.user_id = d.user_id AND n.name = d.name)";
+
+async fn upsert_statement(conn: &mut shared_user::db::PgConn, batch: &[User], now: NaiveDateTime) -> Result<(), DbError> {
+    use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+    let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
+    let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
+    let groups = || batch.iter().flat_map(|u| u.access_groups.iter().map(move |g| (u.id, g)));
+    diesel::sql_query(UPSERT_BATCH)
+        .bind::<Array<BigInt>, _>(batch.iter().map(|u| u.id).collect::<Vec<i64>>())
+        .bind::<Array<Text>, _>(column(|u| u.email.clone()))
+        .bind::<Array<Text>, _>(column(|u| u.first_name.clone()))
+        .bind::<Array<Text>, _>(column(|u| u.last_name.clone()))
+        .bind::<Array<Timestamp>, _>(batch.iter().map(|u| u.date_joined).collect::<Vec<NaiveDateTime>>())
+        .bind::<Array<Nullable<Timestamp>>, _>(batch.iter().map(|u| u.last_login).collect::<Vec<Option<NaiveDateTime>>>())
+        .bind::<Array<Bool>, _>(flag(|u| u.is_active))
+        .bind::<Array<Bool>, _>(flag(|u| u.is_staff))
+        .bind::<Array<Bool>, _>(flag(|u| u.is_superuser))
+        .bind::<Timestamp, _>(now)
+        .bind::<Array<BigInt>, _>(groups().map(|(id, _)| id).collect::<Vec<i64>>())
+        .bind::<Array<Text>, _>(groups().map(|(_, g)| g.name.clone()).collect::<Vec<String>>())
+        .bind::<Array<Nullable<Text>>, _>(groups().map(|(_, g)| g.level.clone()).collect::<Vec<Option<String>>>())
         .execute(conn)
         .await?;
-    let rows: Vec<_> = batch.iter().map(|u| values(u, now)).collect();
-    diesel::insert_into(users::table)
-        .values(rows)
-        .on_conflict(users::id)
-        .do_update()
-        .set((
-            users::email.eq(excluded(users::email)),
-            users::first_name.eq(excluded(users::first_name)),
-            users::last_name.eq(excluded(users::last_name)),
-            users::date_joined.eq(excluded(users::date_joined)),
-            users::last_login.eq(excluded(users::last_login)),
-            users::is_active.eq(excluded(users::is_active)),
-            users::is_staff.eq(excluded(users::is_staff)),
-            users::is_superuser.eq(excluded(users::is_superuser)),
-            users::synced_at.eq(excluded(users::synced_at)),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::delete(gatehouse_access_groups::table.filter(gatehouse_access_groups::user_id.eq_any(&ids)))
-        .execute(conn)
-        .await?;
-    let groups: Vec<_> = batch
-        .iter()
-        .flat_map(|u| {
-            u.access_groups.iter().map(move |g| {
-                (
-                    gatehouse_access_groups::user_id.eq(u.id),
-                    gatehouse_access_groups::name.eq(&g.name),
-                    gatehouse_access_groups::level.eq(&g.level),
-                )
-            })
-        })
-        .collect();
-    // PostgreSQL takes at most 65,535 parameters per statement: 3 per group.
-    for chunk in groups.chunks(10_000) {
-        diesel::insert_into(gatehouse_access_groups::table).values(chunk).execute(conn).await?;
-    }
     Ok(())
 }
 
