@@ -291,7 +291,11 @@ WHERE d.user_id = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM UNNEST($11::int8[], $12::text[]) AS n(user_id, name)
                   WHERE n.user_id = d.user_id AND n.name = d.name)";
 
-async fn upsert_statement(conn: &mut shared_user::db::PgConn, batch: &[User], now: NaiveDateTime) -> Result<(), DbError> {
+async fn upsert_statement(
+    conn: &mut shared_user::db::PgConn,
+    batch: &[User],
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
     use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
     let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
     let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
@@ -302,7 +306,9 @@ async fn upsert_statement(conn: &mut shared_user::db::PgConn, batch: &[User], no
         .bind::<Array<Text>, _>(column(|u| u.first_name.clone()))
         .bind::<Array<Text>, _>(column(|u| u.last_name.clone()))
         .bind::<Array<Timestamp>, _>(batch.iter().map(|u| u.date_joined).collect::<Vec<NaiveDateTime>>())
-        .bind::<Array<Nullable<Timestamp>>, _>(batch.iter().map(|u| u.last_login).collect::<Vec<Option<NaiveDateTime>>>())
+        .bind::<Array<Nullable<Timestamp>>, _>(
+            batch.iter().map(|u| u.last_login).collect::<Vec<Option<NaiveDateTime>>>(),
+        )
         .bind::<Array<Bool>, _>(flag(|u| u.is_active))
         .bind::<Array<Bool>, _>(flag(|u| u.is_staff))
         .bind::<Array<Bool>, _>(flag(|u| u.is_superuser))
