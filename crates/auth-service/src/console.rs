@@ -9,9 +9,11 @@
 //! says). Every request checks it like a refresh would (revoked, watermark, active user), so
 //! sign-out, deactivation, a password change and "end all sessions" end console sessions too.
 //!
-//! **CSRF.** Every form carries a token: for a signed-in admin, a hash of their session's id
-//! (which only the HttpOnly cookie carries); on the sign-in form, a random value also set in
-//! the cookie `gatehouse_admin_csrf`. A POST without the right token is refused with 403.
+//! **CSRF.** Every form carries a token: for a signed-in admin, an HMAC keyed by the whole
+//! session cookie (the signed refresh token, which only the browser and the server know; the
+//! session's id is shown to other admins, so it is no secret); on the sign-in form, a random
+//! value also set in the cookie `gatehouse_admin_csrf`. A POST without the right token is
+//! refused with 403.
 //!
 //! **Headers.** Every answer carries a strict Content-Security-Policy (`default-src 'self'`,
 //! no script at all, our own stylesheet only), `X-Frame-Options: DENY`, `nosniff`,
@@ -19,6 +21,7 @@
 
 mod pages;
 
+use aws_lc_rs::hmac;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
@@ -28,7 +31,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use cookie::{Cookie, SameSite};
-use sha2::{Digest, Sha256};
 use shared_user::User;
 use shared_user::http::both_slashes;
 use subtle::ConstantTimeEq;
@@ -134,10 +136,14 @@ fn removal_cookie(name: &'static str, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// The CSRF token of the session whose refresh token has `jti`.
-fn session_csrf(jti: &str) -> String {
-    let digest = Sha256::digest(format!("gatehouse-admin-csrf\0{jti}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+/// The CSRF token of the console session whose cookie holds `session_token`: an HMAC-SHA256
+/// keyed by the whole signed refresh token. Only the browser holding the HttpOnly cookie and
+/// the server know that token (its id alone is shown to other admins), and every replica
+/// derives the same value without a shared secret of its own.
+fn session_csrf(session_token: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, session_token.as_bytes());
+    let tag = hmac::sign(&key, b"gatehouse-admin-csrf");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
 }
 
 fn same_token(a: &str, b: &str) -> bool {
@@ -208,7 +214,7 @@ impl FromRequestParts<AppState> for Admin {
             Ok(_) => return Err(to_login()),
             Err(e) => return Err(pages::failure(e.into())),
         };
-        Ok(Admin { user, csrf: session_csrf(&record.jti), token, secure })
+        Ok(Admin { user, csrf: session_csrf(&token), token, secure })
     }
 }
 
