@@ -465,6 +465,244 @@ async fn sign_out_ends_the_session(backend: Backend) {
     assert_eq!(replay.get("/admin/users/").await.status, StatusCode::SEE_OTHER, "the cookie is dead server-side");
 }
 
+/// The path of the pager's "Older →" link in an audit page, unescaped.
+fn older_link(html: &str) -> Option<String> {
+    let start = html.find(r#"<nav class="pager"><a href=""#)? + r#"<nav class="pager"><a href=""#.len();
+    let end = start + html[start..].find('"')?;
+    assert!(html[end..].starts_with(r#"">Older →</a>"#), "the pager's link is Older →");
+    Some(html[start..end].replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+/// How many events an audit page lists.
+fn audit_rows(html: &str) -> usize {
+    html.matches(r#"<td data-label="Kind">"#).count()
+}
+
+/// The old, unkeyed CSRF formula: SHA-256 of a constant and the session's id.
+fn csrf_from_session_id(session_id: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("gatehouse-admin-csrf\0{session_id}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// The CSRF token cannot be computed from the session's id, which other admins see (on the
+/// user page of the session's owner): a form posted with the hash of the id is refused with
+/// 403 and changes nothing, the page's token works, and each console session has its own.
+async fn the_csrf_token_is_not_computable_from_the_session_id(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let staff = app.add_user("staff@example.com", PW, true, &[]).await;
+    app.add_user("peer@example.com", PW, true, &[]).await;
+    let (alice_refresh, _) = app.login("alice@example.com", PW).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let session_id = jti_of(c.jar.get("gatehouse_admin").expect("a session cookie"));
+    let mut peer = Client::new(&app);
+    peer.sign_in("peer@example.com", PW).await;
+    let r = peer.get(&format!("/admin/users/{staff}/")).await;
+    assert_page(&r, StatusCode::OK, &format!("/sessions/{session_id}/end/"));
+
+    let guessed = csrf_from_session_id(&session_id);
+    let real = c.csrf().await;
+    assert_ne!(real, guessed);
+    let page = format!("/admin/users/{alice}/");
+    let session = jti_of(&alice_refresh);
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (page.clone(), vec![("first_name", "Mallory"), ("access_groups", "")]),
+        (format!("{page}password/"), vec![("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]),
+        (format!("{page}deactivate/"), vec![]),
+        (format!("{page}sessions/end-all/"), vec![]),
+        (format!("{page}sessions/{session}/end/"), vec![]),
+        ("/admin/logout/".to_owned(), vec![]),
+    ];
+    for (path, fields) in &forms {
+        let mut forged = fields.clone();
+        forged.push(("csrf", guessed.as_str()));
+        assert_page(&c.post(path, &forged).await, StatusCode::FORBIDDEN, "CSRF check failed");
+    }
+    let user = app.state.store.find_user(alice).await.unwrap().unwrap();
+    assert!(user.is_active && user.first_name.is_empty(), "nothing changed");
+    assert_eq!(app.state.store.live_sessions(alice).await.unwrap().len(), 1, "alice's session lives");
+    assert_page(&c.get("/admin/users/").await, StatusCode::OK, "staff@example.com");
+
+    assert_eq!(c.csrf().await, real, "one token for the whole session");
+    assert_ne!(peer.csrf().await, real, "another session has another token");
+    let mut second = Client::new(&app);
+    second.sign_in("staff@example.com", PW).await;
+    assert_ne!(second.csrf().await, real, "so does another session of the same admin");
+
+    let r = c.post(&format!("{page}deactivate/"), &[("csrf", &real)]).await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some(format!("{page}?done=deactivated").as_str()))
+    );
+    assert!(!app.state.store.find_user(alice).await.unwrap().unwrap().is_active);
+}
+
+/// Activation and ending one session need the CSRF token too: missing or wrong is 403 and
+/// changes nothing; with it, the user is active again and the session is gone.
+async fn activate_and_end_one_session_check_csrf(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let bob = app.add_user("bob@example.com", PW, false, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let (alice_refresh, _) = app.login("alice@example.com", PW).await;
+    app.set_active(bob, false).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+
+    let activate = format!("/admin/users/{bob}/activate/");
+    let end_one = format!("/admin/users/{alice}/sessions/{}/end/", jti_of(&alice_refresh));
+    for path in [&activate, &end_one] {
+        assert_page(&c.post(path, &[]).await, StatusCode::FORBIDDEN, "CSRF check failed");
+        assert_page(&c.post(path, &[("csrf", "not-the-token")]).await, StatusCode::FORBIDDEN, "CSRF check failed");
+        assert_page(&c.post(path, &[("csrf", "")]).await, StatusCode::FORBIDDEN, "CSRF check failed");
+    }
+    assert!(!app.state.store.find_user(bob).await.unwrap().unwrap().is_active, "bob still inactive");
+    assert_eq!(app.state.store.live_sessions(alice).await.unwrap().len(), 1, "alice's session lives");
+
+    let r = c.post(&activate, &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location"), Some(format!("/admin/users/{bob}/?done=activated").as_str()), "{}", r.text);
+    assert!(app.state.store.find_user(bob).await.unwrap().unwrap().is_active);
+    assert_page(&c.get(&format!("/admin/users/{bob}/?done=activated")).await, StatusCode::OK, "User activated.");
+
+    let r = c.post(&end_one, &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location"), Some(format!("/admin/users/{alice}/?done=session").as_str()), "{}", r.text);
+    assert!(app.state.store.live_sessions(alice).await.unwrap().is_empty());
+    let r = app.post("/auth/token/refresh/", &serde_json::json!({"refresh": alice_refresh}).to_string()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+}
+
+/// "End all sessions": every session of the user ends (API sessions and their console
+/// session), refresh tokens die, the earlier access token is refused, the page says so and the
+/// audit log records it with its actor; the acting admin stays signed in.
+async fn end_all_sessions_ends_every_session(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let bob = app.add_user("bob@example.com", PW, true, &[]).await;
+    let staff = app.add_user("staff@example.com", PW, true, &[]).await;
+    let (phone_refresh, bob_access) = app.login("bob@example.com", PW).await;
+    let (laptop_refresh, _) = app.login("bob@example.com", PW).await;
+    let mut bob_console = Client::new(&app);
+    bob_console.sign_in("bob@example.com", PW).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+    let page = format!("/admin/users/{bob}/");
+    assert_page(&c.get(&page).await, StatusCode::OK, "Sessions <span class=\"muted\">(3)</span>");
+
+    let r = c.post(&format!("{page}sessions/end-all/"), &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some(format!("{page}?done=sessions").as_str()))
+    );
+    let r = c.get(&format!("{page}?done=sessions")).await;
+    assert_page(&r, StatusCode::OK, "Every session of the user was ended.");
+    assert!(r.text.contains("No active session."), "{}", r.text);
+    assert!(app.state.store.live_sessions(bob).await.unwrap().is_empty());
+    for refresh in [&phone_refresh, &laptop_refresh] {
+        let r = app.post("/auth/token/refresh/", &serde_json::json!({"refresh": refresh}).to_string()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    assert_401(&app.get_bearer("/auth/user/", &bob_access).await, &bearer_not_valid("Token is invalid or expired"));
+    let r = bob_console.get("/admin/users/").await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some("/admin/login/")),
+        "console session ended"
+    );
+    assert_page(&c.get("/admin/users/").await, StatusCode::OK, "bob@example.com");
+
+    let filter = auth_service::store::audit::AuditFilter { user_id: Some(bob), ..Default::default() };
+    let rows = app.state.store.list_audit(&filter).await.unwrap();
+    assert!(rows.iter().any(|r| r.kind == "logout_all" && r.actor_id == Some(staff)), "{rows:?}");
+    // Bob signs in again.
+    app.login("bob@example.com", PW).await;
+}
+
+/// The audit log shows 50 events a page, newest first; "Older →" keeps the filter and leads
+/// to the older events; the last page has no such link.
+async fn audit_log_pages_to_older_events(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let bob = app.add_user("bob@example.com", PW, false, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    for n in 0..60 {
+        let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::UserUpdated)
+            .user(alice)
+            .detail(serde_json::json!({ "n": n }));
+        app.state.store.record_audit(&event).await.unwrap();
+        let other = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::UserUpdated)
+            .user(bob)
+            .detail(serde_json::json!({ "bob": n }));
+        app.state.store.record_audit(&other).await.unwrap();
+    }
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let n = |i: i32| format!("{{&#34;n&#34;:{i}}}");
+
+    let r = c.get(&format!("/admin/audit/?user={alice}")).await;
+    assert_page(&r, StatusCode::OK, &n(59));
+    assert_eq!(audit_rows(&r.text), 50, "a full page");
+    assert!(r.text.find(&n(59)).unwrap() < r.text.find(&n(58)).unwrap(), "newest first");
+    assert!(r.text.contains(&n(10)) && !r.text.contains(&n(9)), "the 50 newest");
+    assert!(!r.text.contains("&#34;bob&#34;"), "filtered by user");
+    let older = older_link(&r.text).expect("an Older link");
+    assert!(older.starts_with("/admin/audit/?") && older.contains(&format!("user={alice}")), "{older}");
+
+    let r = c.get(&older).await;
+    assert_page(&r, StatusCode::OK, &n(9));
+    assert!((0..10).all(|i| r.text.contains(&n(i))), "the ten older ones: {}", r.text);
+    assert!(!r.text.contains(&n(10)), "nothing of the first page again");
+    assert!(r.text.contains(r#"<span class="tag">user_created</span>"#), "down to the first event");
+    assert_eq!(audit_rows(&r.text), 11);
+    assert!(!r.text.contains("&#34;bob&#34;"), "the filter is kept");
+    assert_eq!(older_link(&r.text), None, "the last page");
+}
+
+/// Setting a password from the console ends every session of the user: refresh tokens,
+/// the earlier access token and their own console session; the new password signs in.
+async fn console_set_password_ends_sessions(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let bob = app.add_user("bob@example.com", PW, true, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let (bob_refresh, bob_access) = app.login("bob@example.com", PW).await;
+    let mut bob_console = Client::new(&app);
+    bob_console.sign_in("bob@example.com", PW).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+    let page = format!("/admin/users/{bob}/");
+
+    let r = c
+        .post(
+            &format!("{page}password/"),
+            &[("csrf", &csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some(format!("{page}?done=password").as_str()))
+    );
+    let r = c.get(&format!("{page}?done=password")).await;
+    assert_page(&r, StatusCode::OK, "Password set; every session of the user was ended.");
+    assert!(r.text.contains("No active session."), "{}", r.text);
+    assert!(app.state.store.live_sessions(bob).await.unwrap().is_empty());
+    let r = app.post("/auth/token/refresh/", &serde_json::json!({"refresh": bob_refresh}).to_string()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert_401(&app.get_bearer("/auth/user/", &bob_access).await, &bearer_not_valid("Token is invalid or expired"));
+    let r = bob_console.get("/admin/users/").await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (StatusCode::SEE_OTHER, Some("/admin/login/")),
+        "console session ended"
+    );
+
+    assert_eq!(bob_console.try_sign_in("bob@example.com", PW).await.status, StatusCode::BAD_REQUEST, "old password");
+    bob_console.sign_in("bob@example.com", "a fresh passphrase").await;
+}
+
 both_backends!(
     sign_in_checks_csrf_credentials_and_role,
     cookies_are_secure_over_tls,
@@ -475,4 +713,9 @@ both_backends!(
     deactivation_ends_sessions_and_is_audited,
     readers_are_read_only,
     sign_out_ends_the_session,
+    the_csrf_token_is_not_computable_from_the_session_id,
+    activate_and_end_one_session_check_csrf,
+    end_all_sessions_ends_every_session,
+    audit_log_pages_to_older_events,
+    console_set_password_ends_sessions,
 );
