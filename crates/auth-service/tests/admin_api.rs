@@ -15,9 +15,19 @@ use shared_user::testing::Backend;
 const PW: &str = "correct horse battery";
 const FORBIDDEN: &str = r#"{"detail":"You do not have permission to perform this action."}"#;
 const BLACKLISTED: &str = r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#;
+const NO_CREDENTIALS: &str = r#"{"detail":"Authentication credentials were not provided."}"#;
+const INACTIVE: &str = r#"{"detail":"User is inactive","code":"user_inactive"}"#;
+const FEED_TOKEN: &str = "feed-token-0123456789abcdef";
 
 async fn app(backend: Backend) -> Option<TestApp> {
-    TestApp::new(backend, &["--users-reader-group", "manager"]).await
+    TestApp::new(backend, &["--users-reader-group", "manager", "--revocation-feed-token", FEED_TOKEN]).await
+}
+
+/// The user ids the revocation feed publishes, in order.
+async fn feed_users(app: &TestApp) -> Vec<i64> {
+    let r = app.get_with("/auth/revocations/?after=0", &[("x-revocation-feed-token", FEED_TOKEN)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json()["revocations"].as_array().expect("a list").iter().map(|e| e["user_id"].as_i64().unwrap()).collect()
 }
 
 /// Adds a superuser; returns its id.
@@ -373,6 +383,156 @@ async fn audit_log_is_filtered_and_paged(backend: Backend) {
     assert!(v["kind"][0].as_str().unwrap().starts_with("unknown audit event kind"));
 }
 
+/// Every admin route, with a body where it takes one (both slash forms are tested by the
+/// caller).
+fn every_route(user: i64, session: &str) -> Vec<(Method, String, Option<Value>)> {
+    let u = format!("/auth/admin/users/{user}");
+    vec![
+        (Method::GET, "/auth/admin/users/".into(), None),
+        (Method::POST, "/auth/admin/users/".into(), Some(json!({"email": "new@example.com", "password": PW}))),
+        (Method::GET, format!("{u}/"), None),
+        (Method::PATCH, format!("{u}/"), Some(json!({"first_name": "Eve"}))),
+        (Method::POST, format!("{u}/set-password/"), Some(json!({"password": "a fresh passphrase"}))),
+        (Method::GET, format!("{u}/sessions/"), None),
+        (Method::DELETE, format!("{u}/sessions/"), None),
+        (Method::DELETE, format!("{u}/sessions/{session}/"), None),
+        (Method::GET, "/auth/admin/audit/".into(), None),
+    ]
+}
+
+/// Every admin route, in both slash forms, answers 401 in DRF's shape (with
+/// `WWW-Authenticate`) without a token and with a bad one, and changes nothing.
+async fn every_route_needs_a_valid_token(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let (alice_refresh, _) = app.login("alice@example.com", PW).await;
+    let session = jti_of(&alice_refresh);
+    let invalid = bearer_not_valid("Token is invalid or expired");
+    let mut expired = claims("access", alice);
+    expired["exp"] = json!(now() - 3600);
+    let bad_tokens = ["Bearer garbage".to_owned(), format!("Bearer {}", craft(&expired))];
+
+    for (method, path, body) in every_route(alice, &session) {
+        let body = body.map(|b| b.to_string());
+        for path in [path.clone(), path.trim_end_matches('/').to_owned()] {
+            let r = app.send(method.clone(), &path, body.as_deref(), &[]).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path} without a token: {}", r.text);
+            assert_401(&r, NO_CREDENTIALS);
+            for bad in &bad_tokens {
+                let r = app.send(method.clone(), &path, body.as_deref(), &[("authorization", bad.as_str())]).await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path} with {bad}: {}", r.text);
+                assert_401(&r, &invalid);
+            }
+        }
+    }
+    let user = app.state.store.find_user(alice).await.unwrap().unwrap();
+    assert_eq!(user.first_name, "", "nothing changed");
+    assert!(app.state.store.find_by_email("new@example.com").await.unwrap().is_none(), "nobody created");
+    assert_eq!(
+        app.post("/auth/token/refresh/", &json!({"refresh": alice_refresh}).to_string()).await.status,
+        StatusCode::OK
+    );
+    app.login("alice@example.com", PW).await;
+}
+
+/// Granting or removing staff and superuser needs a superuser: a staff member may neither make
+/// someone a superuser nor take another staff member's staff flag (403 in DRF's shape, nothing
+/// written); a superuser may do both.
+async fn only_superusers_grant_and_remove_flags(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let colleague = app.add_user("colleague@example.com", PW, true, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let root_id = add_superuser(&app, "root@example.com").await;
+    let (_, staff) = app.login("staff@example.com", PW).await;
+    let (_, root) = app.login("root@example.com", PW).await;
+    let alice_path = format!("/auth/admin/users/{alice}/");
+    let colleague_path = format!("/auth/admin/users/{colleague}/");
+
+    let r = call(&app, Method::PATCH, &alice_path, &staff, Some(json!({"is_superuser": true}))).await;
+    assert_json(&r, StatusCode::FORBIDDEN, FORBIDDEN);
+    let r = call(&app, Method::PATCH, &colleague_path, &staff, Some(json!({"is_staff": false}))).await;
+    assert_json(&r, StatusCode::FORBIDDEN, FORBIDDEN);
+    let r = call(&app, Method::PATCH, &colleague_path, &staff, Some(json!({"is_superuser": true}))).await;
+    assert_json(&r, StatusCode::FORBIDDEN, FORBIDDEN);
+    let a = app.state.store.find_user(alice).await.unwrap().unwrap();
+    let c = app.state.store.find_user(colleague).await.unwrap().unwrap();
+    assert_eq!((a.is_superuser, c.is_staff, c.is_superuser), (false, true, false), "nothing written");
+
+    let r = call(&app, Method::PATCH, &alice_path, &root, Some(json!({"is_superuser": true}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json()["is_superuser"], json!(true));
+    assert!(app.state.store.find_user(alice).await.unwrap().unwrap().is_superuser);
+    // Now a superuser, alice is out of a staff member's reach.
+    let r = call(&app, Method::PATCH, &alice_path, &staff, Some(json!({"first_name": "A"}))).await;
+    assert_json(&r, StatusCode::FORBIDDEN, FORBIDDEN);
+
+    let r = call(&app, Method::PATCH, &colleague_path, &root, Some(json!({"is_staff": false}))).await;
+    assert_eq!((r.status, r.json()["is_staff"].clone()), (StatusCode::OK, json!(false)), "{}", r.text);
+    assert!(!app.state.store.find_user(colleague).await.unwrap().unwrap().is_staff);
+
+    let kinds = audit_kinds(&app, alice).await;
+    assert!(kinds.contains(&("user_updated".into(), Some(root_id))), "{kinds:?}");
+}
+
+/// Admin deactivation, set-password and ending all of a user's sessions each refuse the user's
+/// earlier access token on `/auth/user/` (the watermark, which outlives a reactivation) and
+/// publish the user in the revocation feed, in order; other users are untouched.
+async fn admin_revocations_refuse_access_tokens_and_reach_the_feed(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let bob = app.add_user("bob@example.com", PW, false, &[]).await;
+    let carol = app.add_user("carol@example.com", PW, false, &[]).await;
+    app.add_user("dave@example.com", PW, false, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let (_, alice_access) = app.login("alice@example.com", PW).await;
+    let (_, bob_access) = app.login("bob@example.com", PW).await;
+    let (_, carol_access) = app.login("carol@example.com", PW).await;
+    let (_, dave_access) = app.login("dave@example.com", PW).await;
+    let (_, staff) = app.login("staff@example.com", PW).await;
+    let invalid = bearer_not_valid("Token is invalid or expired");
+    assert_eq!(feed_users(&app).await, Vec::<i64>::new());
+
+    let r =
+        call(&app, Method::PATCH, &format!("/auth/admin/users/{alice}/"), &staff, Some(json!({"is_active": false})))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_401(&app.get_bearer("/auth/user/", &alice_access).await, INACTIVE);
+    assert_eq!(feed_users(&app).await, [alice], "deactivation is published");
+    // Reactivated, the old access token stays refused: the watermark, not only the flag.
+    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{alice}/"), &staff, Some(json!({"is_active": true})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_401(&app.get_bearer("/auth/user/", &alice_access).await, &invalid);
+
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/auth/admin/users/{bob}/set-password/"),
+        &staff,
+        Some(json!({"password": "a fresh passphrase"})),
+    )
+    .await;
+    assert_json(&r, StatusCode::OK, "{}");
+    assert_401(&app.get_bearer("/auth/user/", &bob_access).await, &invalid);
+    assert_eq!(feed_users(&app).await, [alice, bob], "set-password is published");
+
+    let r = call(&app, Method::DELETE, &format!("/auth/admin/users/{carol}/sessions/"), &staff, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_401(&app.get_bearer("/auth/user/", &carol_access).await, &invalid);
+    assert_eq!(feed_users(&app).await, [alice, bob, carol], "ending all sessions is published");
+
+    assert_eq!(app.get_bearer("/auth/user/", &dave_access).await.status, StatusCode::OK, "dave untouched");
+    assert_eq!(app.get_bearer("/auth/user/", &staff).await.status, StatusCode::OK, "the admin untouched");
+    // A new sign-in works again for each of them.
+    for (email, password) in
+        [("alice@example.com", PW), ("bob@example.com", "a fresh passphrase"), ("carol@example.com", PW)]
+    {
+        let (_, access) = app.login(email, password).await;
+        assert_eq!(app.get_bearer("/auth/user/", &access).await.status, StatusCode::OK, "{email} signs in again");
+    }
+}
+
 both_backends!(
     permissions_follow_staff_and_reader_roles,
     users_are_listed_searched_and_paged,
@@ -381,4 +541,7 @@ both_backends!(
     passwords_are_set_and_end_sessions,
     sessions_are_listed_and_ended,
     audit_log_is_filtered_and_paged,
+    every_route_needs_a_valid_token,
+    only_superusers_grant_and_remove_flags,
+    admin_revocations_refuse_access_tokens_and_reach_the_feed,
 );
