@@ -4,8 +4,8 @@
 //! (laptop and phone width) are saved as `target/admin-console.png` and
 //! `target/admin-console-phone.png`.
 //!
-//! Under `CI=true` a missing `/usr/bin/chromium` or `/usr/bin/chromedriver` fails the test;
-//! elsewhere the test is skipped with a printed reason.
+//! Under CI (`CI` set to anything but empty, `0` or `false`) a missing `/usr/bin/chromium` or
+//! `/usr/bin/chromedriver` fails the test; elsewhere the test is skipped with a printed reason.
 
 mod common;
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use shared_user::testing::Backend;
+use shared_user::testing::{Backend, under_ci};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -39,15 +39,16 @@ fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
-/// Whether the browser packages are here; under `CI=true` their absence is a failure.
+/// Whether the browser packages are here; under CI (`CI` set, not `0`/`false`) their absence
+/// is a failure.
 fn browser_available() -> bool {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
     if missing.is_empty() {
         return true;
     }
     let reason = format!("{missing:?} missing (apt-get install -y chromium chromium-driver)");
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and {reason}");
+    if under_ci() {
+        panic!("running under CI and {reason}");
     }
     eprintln!("skipped: {reason}");
     false
