@@ -7,17 +7,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use client_service::{AuthUser, ClientState, Db, DbError, RequireAuthLayer};
+use client_service::{AuthUser, ClientState, Db, DbError, Migrations, RequireAuthLayer, with_conn};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared_user::with_conn;
 
 /// This service's own migrations (`examples/inventory/migrations/`). Their versions
 /// (`2026-11-30-120000`) differ from the client crate's (`2026-11-23-9000NN`), so both sets
 /// share the database's one `__diesel_schema_migrations` table.
-pub const MIGRATIONS: shared_user::Migrations = shared_user::Migrations {
+pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("examples/inventory/migrations/postgres"),
     sqlite: diesel_migrations::embed_migrations!("examples/inventory/migrations/sqlite"),
 };

@@ -173,3 +173,36 @@ impl ClientArgs {
         builder.build()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        client: ClientArgs,
+    }
+
+    #[test]
+    fn the_revocation_feed_is_polled_every_two_seconds_by_default() {
+        let args =
+            ["client-service", "--signing-key", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0", "--revocation-feed-token", "t"];
+        let args = Command::try_parse_from(args).unwrap().client;
+        assert_eq!(args.revocation_poll_interval, Duration::from_secs(2), "REVOCATION_POLL_INTERVAL");
+        let config = args.into_config().unwrap();
+        assert_eq!(config.revocation_poll_interval, Duration::from_secs(2));
+        assert!(config.revocation_feed_token.is_some());
+    }
+
+    #[test]
+    fn the_django_meta_form_of_the_header_name_is_accepted() {
+        let args = ["client-service", "--signing-key", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0", "--auth-header-name"];
+        for (given, read) in [("HTTP_AUTHORIZATION", "authorization"), ("HTTP_X_AUTH", "x-auth")] {
+            let parsed = Command::try_parse_from(args.iter().copied().chain([given])).unwrap();
+            assert_eq!(parsed.client.into_config().unwrap().auth_header_name, read, "{given}");
+        }
+    }
+}

@@ -551,6 +551,14 @@ mod tests {
     }
 
     #[test]
+    fn the_revocation_feed_is_polled_every_two_seconds_by_default() {
+        let c = ClientConfig::builder("http://a").local_hmac(KEY).revocation_feed("feed-token").build().unwrap();
+        assert_eq!(c.revocation_poll_interval, Duration::from_secs(2));
+        let e = ClientConfig::builder("http://a").local_hmac(KEY).revocation_poll_interval(Duration::from_millis(99));
+        assert_eq!(e.build().unwrap_err(), ConfigError::PollInterval);
+    }
+
+    #[test]
     fn django_header_name_form_is_accepted() {
         let c = ClientConfig::builder("http://a").local_hmac(KEY).auth_header_name("HTTP_X_AUTH").build().unwrap();
         assert_eq!(c.auth_header_name, "x-auth");

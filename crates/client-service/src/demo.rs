@@ -27,7 +27,7 @@ pub fn app(state: ClientState) -> Router {
         .merge(billing)
         .merge(crate::health(state.clone()))
         .merge(crate::router(state.clone()))
-        .merge(crate::metrics_router())
+        .merge(crate::metrics::router())
         .merge(crate::openapi::router(&crate::openapi::demo_document()))
         .with_state(state)
         .fallback(shared_user::http::not_found)

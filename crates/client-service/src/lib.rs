@@ -12,7 +12,12 @@
 //!   `/auth/token/blacklist/`, `/auth/token/logout/`, `/auth/password-change/`, `/auth/user/`
 //!   and `/auth/users/{id}/`, `/auth/sessions/`, `/auth/sessions/{id}/` and `/auth/logout-all/`,
 //!   proxied 1:1 to the auth-service (both slash forms, no redirect); [`health`]: `/healthz` and
-//!   `/readyz`.
+//!   `/readyz`; [`metrics::router`]: `GET /metrics`; [`openapi`]: the routes' OpenAPI document;
+//!   [`instrument`]: request ids, access log and HTTP metrics around the host's router.
+//! - The shared types these hand out, re-exported so a host needs no `shared_user` dependency:
+//!   [`User`] and [`AccessGroup`], [`ErrorDetail`] (in [`ClientError`]), the database handle
+//!   [`Db`] with [`DbError`], [`Migrations`] (the type of [`MIGRATIONS`]) and [`with_conn!`] for
+//!   the host's own queries on the same handle.
 //!
 //! Each request: the bearer header read as the EasyJWT 1.1 client reads it, the token checked
 //! in-process (shared secret or the auth-service's JWKS) or by the auth-service, then the user
@@ -81,7 +86,7 @@ pub use cli::ClientArgs;
 pub use config::{ClientConfig, ClientConfigBuilder, ConfigError, CookieConfig, SameSite, VerifyMode};
 pub use error::ClientError;
 pub use revocations::RevocationStatus;
-pub use shared_user::{AccessGroup, Db, DbError, User};
+pub use shared_user::{AccessGroup, Db, DbError, ErrorDetail, Migrations, User, with_conn};
 pub use verify::{AuthUser, RequireAuth, RequireAuthLayer};
 
 use crate::keys::{JwksCache, KeySource};
@@ -92,7 +97,7 @@ use crate::upstream::Upstream;
 /// The mirror's tables (`migrations/client/{postgres,sqlite}`): `gatehouse_users` and
 /// `gatehouse_access_groups`, no password anywhere. Pass it to your own migration tooling, or
 /// call [`migrate`].
-pub const MIGRATIONS: shared_user::Migrations = shared_user::Migrations {
+pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("../../migrations/client/postgres"),
     sqlite: diesel_migrations::embed_migrations!("../../migrations/client/sqlite"),
 };
@@ -396,8 +401,3 @@ pub use shared_user::ops::instrument;
 
 #[cfg(feature = "cli")]
 pub use shared_user::runtime::{init_tracing, shutdown_signal};
-
-/// `GET /metrics` for the host's router: see [`metrics::router`].
-pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    metrics::router()
-}

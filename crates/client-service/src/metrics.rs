@@ -5,11 +5,11 @@
 //! Nothing is recorded until a recorder is installed: [`router`] installs the Prometheus one
 //! (once per process), as does the auth-service in the same process.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use metrics::Counter;
-use shared_user::ops::metrics::{Registered, TOKEN_CACHE};
+use shared_user::ops::metrics::{REVOCATION_FEED_LAG, Registered, TOKEN_CACHE};
 
 use crate::error::ClientError;
 
@@ -24,9 +24,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 /// Sets `gatehouse_revocation_feed_lag_seconds`: how old the newest revocation state this
-/// client holds is (time since the feed was last read successfully).
-pub fn set_revocation_feed_lag(seconds: f64) {
-    metrics::gauge!("gatehouse_revocation_feed_lag_seconds").set(seconds);
+/// client holds is (time since the feed was last read successfully). The revocation poller
+/// calls it after every poll; one process has one such gauge.
+pub(crate) fn set_revocation_feed_lag(lag: Duration) {
+    metrics::gauge!(REVOCATION_FEED_LAG).set(lag.as_secs_f64());
 }
 
 /// `gatehouse_token_cache_total{result="hit"}` and `{result="miss"}`, registered once (a

@@ -241,6 +241,7 @@ mod operations {
 struct ClientDoc;
 
 /// The demo binary's own routes.
+#[cfg(feature = "cli")]
 #[derive(OpenApi)]
 #[openapi(
     paths(operations::demo_test, operations::demo_me, operations::demo_billing),
@@ -260,14 +261,15 @@ impl Modify for Common {
     }
 }
 
-/// The OpenAPI 3.1 document of the routes this crate adds ([`crate::router`] and
-/// [`crate::metrics_router`]); add your own service's paths with
+/// The OpenAPI 3.1 document of the routes this crate adds ([`crate::router`],
+/// [`crate::health`] and [`crate::metrics::router`]); add your own service's paths with
 /// [`utoipa::openapi::OpenApi::merge`].
 pub fn document() -> openapi::OpenApi {
     ClientDoc::openapi()
 }
 
-/// The document of the demo binary: [`document`] plus the demo's routes.
+/// The document of the demo binary (`cli` feature): [`document`] plus the demo's routes.
+#[cfg(feature = "cli")]
 pub fn demo_document() -> openapi::OpenApi {
     let mut doc = document();
     doc.merge(DemoDoc::openapi());

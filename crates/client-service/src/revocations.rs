@@ -10,11 +10,14 @@
 //! cache keeps each token's `iat`).
 //!
 //! A client that cannot reach the feed keeps its last map, logs one warning per outage (and one
-//! line when the feed is back) and reports it in [`RevocationStatus`].
+//! line when the feed is back) and reports it in [`RevocationStatus`]. After every poll, failed
+//! or not, it sets `gatehouse_revocation_feed_lag_seconds` to the time since the feed was last
+//! read successfully (since the poller started, before the first success): about zero while
+//! the feed answers, growing during an outage.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -61,13 +64,20 @@ pub(crate) struct Watermarks {
     map: ArcSwap<HashMap<i64, i64>>,
     cursor: Mutex<i64>,
     status: Mutex<RevocationStatus>,
+    /// When the feed was last read successfully (at first: when polling was set up).
+    last_read: Mutex<Instant>,
 }
 
 impl Watermarks {
     /// Empty, with `status` (`Off` or `Starting`).
     pub(crate) fn new(enabled: bool) -> Self {
         let status = if enabled { RevocationStatus::Starting } else { RevocationStatus::Off };
-        Self { map: ArcSwap::from_pointee(HashMap::new()), cursor: Mutex::new(0), status: Mutex::new(status) }
+        Self {
+            map: ArcSwap::from_pointee(HashMap::new()),
+            cursor: Mutex::new(0),
+            status: Mutex::new(status),
+            last_read: Mutex::new(Instant::now()),
+        }
     }
 
     /// Whether a token of `user_id` issued at `iat` is dead (a token without `iat` is, once the
@@ -110,6 +120,15 @@ impl Watermarks {
     fn cursor(&self) -> i64 {
         *self.cursor.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn mark_read(&self) {
+        *self.last_read.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How old the newest revocation state held is: the time since the feed was last read.
+    fn lag(&self) -> Duration {
+        self.last_read.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+    }
 }
 
 /// One feed entry.
@@ -137,13 +156,19 @@ impl ClientState {
 
     /// Whether local verification refuses a token of `user_id` issued at `iat` because of a
     /// revocation the feed announced.
-    pub fn is_revoked(&self, user_id: i64, iat: Option<i64>) -> bool {
+    pub(crate) fn is_revoked(&self, user_id: i64, iat: Option<i64>) -> bool {
         self.inner.watermarks.refuses(user_id, iat)
     }
 
-    /// Polls the feed until it has nothing more, applying what it brings; on failure the
-    /// status says why and the known watermarks stay in force.
+    /// One poll: reads the feed until it has nothing more, applying what it brings (on failure
+    /// the status says why and the known watermarks stay in force), then sets the feed lag
+    /// metric.
     pub(crate) async fn poll_revocations(&self) {
+        self.read_feed().await;
+        crate::metrics::set_revocation_feed_lag(self.inner.watermarks.lag());
+    }
+
+    async fn read_feed(&self) {
         loop {
             match self.fetch_page().await {
                 Ok(page) => {
@@ -193,6 +218,7 @@ impl ClientState {
 
     async fn apply(&self, page: &Page) {
         let marks = &self.inner.watermarks;
+        marks.mark_read();
         let changed = marks.raise(&page.revocations);
         for user_id in &changed {
             if let Some(cache) = &self.inner.cache {

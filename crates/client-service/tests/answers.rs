@@ -1,12 +1,12 @@
 //! What a protected route of a client-service answers, case by case, as the EasyJWT 1.1 client
 //! does (reference cases C5–C8): `WWW-Authenticate: Bearer` without realm on every 401, the
 //! "Invalid basic header" messages, `"Token is invalid or expired"` plus `code`. Also the
-//! optional extractor and the layer's group requirements.
+//! optional extractor, the layer's group requirements and a configured header name.
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use client_service::{AuthUser, ClientConfig, ClientState, RequireAuthLayer};
+use client_service::{AuthUser, ClientConfig, ClientConfigBuilder, ClientState, RequireAuthLayer};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared_user::jsonwebtoken::{EncodingKey, Header, encode};
@@ -49,8 +49,13 @@ fn token(user_id: i64, token_type: &str, exp_offset: i64) -> String {
 }
 
 async fn service() -> (TestDb, Router) {
+    service_with(|config| config).await
+}
+
+/// [`service`] with a last change to the configuration.
+async fn service_with(configure: impl FnOnce(ClientConfigBuilder) -> ClientConfigBuilder) -> (TestDb, Router) {
     let db = TestDb::new(Backend::Sqlite, "answers", client_service::MIGRATIONS).await.unwrap();
-    let config = ClientConfig::builder(fake_auth_service().await).local_hmac(KEY).build().unwrap();
+    let config = configure(ClientConfig::builder(fake_auth_service().await).local_hmac(KEY)).build().unwrap();
     let state = ClientState::new(config, db.db.clone()).unwrap();
     let app = Router::new()
         .route("/api/me/", get(|AuthUser(user): AuthUser| async move { user.email.clone() }))
@@ -75,9 +80,14 @@ struct Answer {
 }
 
 async fn get_with(app: &Router, path: &str, authorization: Option<&str>) -> Answer {
+    let headers: Vec<(&str, &str)> = authorization.map(|a| ("authorization", a)).into_iter().collect();
+    get_headers(app, path, &headers).await
+}
+
+async fn get_headers(app: &Router, path: &str, headers: &[(&str, &str)]) -> Answer {
     let mut req = axum::http::Request::builder().uri(path);
-    if let Some(a) = authorization {
-        req = req.header("authorization", a);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let resp = app.clone().oneshot(req.body(axum::body::Body::empty()).unwrap()).await.unwrap();
     let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
@@ -161,4 +171,26 @@ async fn group_requirements_run_after_authentication_401_before_403() {
     assert_eq!((a.status, a.body.as_str()), (StatusCode::FORBIDDEN, forbidden), "not in the group");
     let a = get_with(&app, "/api/ops/", Some(&alice)).await;
     assert_eq!((a.status, a.body.as_str()), (StatusCode::FORBIDDEN, forbidden), "in another group");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_django_meta_header_name_reads_the_token_from_that_header_only() {
+    // `HTTP_X_AUTH` is how Django's `request.META` (and EasyJWT's AUTH_HEADER_NAME) names `X-Auth`.
+    let (_db, app) = service_with(|config| config.auth_header_name("HTTP_X_AUTH")).await;
+    let (good, other) = (format!("Bearer {}", token(7, "access", 300)), format!("Bearer {}", token(8, "access", 300)));
+    let a = get_headers(&app, "/api/me/", &[("x-auth", &good)]).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "u7@example.com"), "the token in X-Auth ({})", a.body);
+    let a = get_headers(&app, "/api/me/", &[("X-Auth", &good), ("authorization", &other)]).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (StatusCode::OK, "u7@example.com"),
+        "X-Auth wins; Authorization is not read"
+    );
+    assert_401(&get_headers(&app, "/api/me/", &[("authorization", &good)]).await, NOT_PROVIDED, "Authorization alone");
+    assert_401(&get_headers(&app, "/api/me/", &[("x-auth", "Bearer garbage")]).await, INVALID, "a bad token in X-Auth");
+    assert_401(
+        &get_headers(&app, "/api/me/", &[("x-auth", "Bearer garbage"), ("authorization", &good)]).await,
+        INVALID,
+        "a good Authorization does not rescue a bad X-Auth",
+    );
 }

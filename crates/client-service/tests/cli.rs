@@ -102,3 +102,59 @@ fn a_client_that_never_finishes_its_request_head_is_cut_off() {
     let _ = child.wait();
     assert!(closed.is_ok(), "the server closed the stalled connection: {closed:?}");
 }
+
+/// Starts `client-service serve` on an ephemeral port with `env`; returns the child and its
+/// address. Its stderr is drained in the background.
+fn spawn_serve(env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("client.db").display()))
+        .env("REMOTE_AUTH_SERVICE_URL", "http://127.0.0.1:9")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run client-service");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_owned()));
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        panic!("serve never said where it listens");
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr, dir)
+}
+
+/// `GET path` with extra header lines; returns the whole raw answer.
+fn raw_get(addr: &str, path: &str, headers: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn the_django_meta_form_of_auth_header_name_is_accepted() {
+    let (mut child, addr, _dir) =
+        spawn_serve(&[("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0"), ("AUTH_HEADER_NAME", "HTTP_AUTHORIZATION")]);
+    let with_token = raw_get(&addr, "/api/test/", "Authorization: Bearer garbage\r\n");
+    let without = raw_get(&addr, "/api/test/", "");
+    let _ = child.kill();
+    let _ = child.wait();
+    // The token was read from `Authorization` (and refused as a bad token), not ignored.
+    assert!(with_token.starts_with("HTTP/1.1 401"), "{with_token}");
+    assert!(
+        with_token.contains(r#"{"detail":"Token is invalid or expired","code":"token_not_valid"}"#),
+        "{with_token}"
+    );
+    assert!(without.contains(r#"{"detail":"Authentication credentials were not provided."}"#), "{without}");
+}

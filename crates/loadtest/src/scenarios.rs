@@ -81,7 +81,7 @@ pub struct Options {
     /// Worker threads of the load generator's runtime (default: cores).
     #[arg(long)]
     pub load_threads: Option<usize>,
-    /// Metrics on: the Prometheus recorder installed (the client's `metrics_router()` mounted,
+    /// Metrics on: the Prometheus recorder installed (the client's `metrics::router()` mounted,
     /// the auth-service with `METRICS=true`). Off (default): no recorder, `METRICS=false`. The
     /// routers are the same either way (the `local` scenario has a plain and an instrumented
     /// local-mode row), so two runs compare recording alone. The recorder is process-wide.
@@ -209,13 +209,16 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
             anyhow::ensure!(Instant::now() < poll_deadline, "the revocation feed was never polled");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        anyhow::ensure!(revoking.is_revoked(1_000_000, Some(0)), "the watermarks did not arrive");
+        anyhow::ensure!(
+            matches!(revoking.revocation_status(), client_service::RevocationStatus::Live { users, .. } if users >= REVOKED_USERS as usize),
+            "the watermarks did not arrive"
+        );
         anyhow::Ok(Env {
             revoking: setup::serve(setup::protected_router(revoking)).await?,
             bare: setup::serve(setup::bare_router()).await?,
             local: setup::serve(setup::protected_router(local.clone())).await?,
             instrumented: setup::serve(client_service::instrument(if options.metrics {
-                setup::protected_router(local).merge(client_service::metrics_router())
+                setup::protected_router(local).merge(client_service::metrics::router())
             } else {
                 setup::protected_router(local)
             }))

@@ -276,11 +276,6 @@ pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
     jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token).ok()
 }
 
-/// Parses an algorithm name as used by `ALGORITHM` (`HS256`, `EdDSA`, `ES256`, `RS256`, ...).
-pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
-    name.parse::<Algorithm>().map_err(|_| format!("unknown algorithm {name:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
