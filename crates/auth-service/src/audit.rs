@@ -142,6 +142,18 @@ impl AuditEvent {
         self
     }
 
+    /// Same, with `key` set to `value` in the detail object, the caller's other keys kept
+    /// (a detail that is not a JSON object becomes one).
+    pub fn with_detail(&self, key: &str, value: serde_json::Value) -> Self {
+        let mut detail = self
+            .detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(d).ok())
+            .unwrap_or_default();
+        detail.insert(key.to_owned(), value);
+        Self { detail: Some(serde_json::Value::Object(detail).to_string()), ..self.clone() }
+    }
+
     /// The one log line of the event (call once the row is committed).
     pub fn log(&self) {
         tracing::info!(
@@ -296,6 +308,16 @@ mod tests {
         assert!(!should_record_throttled("once@example.com", ip), "same pair within the minute");
         assert!(should_record_throttled("once@example.com", None), "another address");
         assert!(should_record_throttled("other@example.com", ip), "another account");
+    }
+
+    #[test]
+    fn a_detail_added_keeps_the_callers_keys() {
+        let event = AuditEvent::new(AuditKind::UserUpdated).detail(serde_json::json!({"is_active": false}));
+        let merged = event.with_detail("refresh_tokens_revoked", 2.into());
+        assert_eq!(merged.detail.as_deref(), Some(r#"{"is_active":false,"refresh_tokens_revoked":2}"#));
+        let bare = AuditEvent::new(AuditKind::LogoutAll).with_detail("refresh_tokens_revoked", 0.into());
+        assert_eq!(bare.detail.as_deref(), Some(r#"{"refresh_tokens_revoked":0}"#));
+        assert_eq!(bare.kind, AuditKind::LogoutAll);
     }
 
     #[test]

@@ -51,11 +51,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Users(cmd) => users(cmd).await,
         Command::Keys(cmd) => keys(cmd).await,
         Command::Audit(args) => audit(args).await,
-        Command::PurgeTokens(db) => {
-            let store = Store::new(open_db(&db).await?);
-            let n = store.purge_expired().await?;
-            let counters = store.throttle_purge(shared_user::user::now_utc() - chrono::Duration::days(1)).await?;
-            println!("{n} expired refresh token record(s) and {counters} idle login counter(s) deleted");
+        Command::PurgeTokens(args) => {
+            let store = Store::new(open_db(&args.db).await?);
+            let (tokens, counters, keys) = housekeeping(&store, args.refresh_token_lifetime).await?;
+            let (sessions, revocations, audit) =
+                housekeeping_sessions(&store, args.refresh_token_lifetime, args.audit_retention).await?;
+            println!(
+                "deleted: {tokens} expired refresh token record(s), {counters} idle login counter(s), \
+                 {keys} retired key(s), {sessions} session(s), {revocations} watermark(s), {audit} audit event(s)"
+            );
             Ok(())
         }
     }
@@ -188,17 +192,13 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::SetStaff { email, staff, db } => {
             let store = Store::new(open_db(&db).await?);
-            let ok = store.set_staff(&email, staff).await?;
-            record_update(&store, ok, &email, serde_json::json!({"is_staff": staff})).await?;
-            found(ok, &email)
+            // Audited as `user_updated` in the same transaction.
+            found(store.set_staff(&email, staff).await?, &email)
         }
         UsersCommand::SetGroups { email, groups, db } => {
             let store = Store::new(open_db(&db).await?);
             let groups = parse_groups(&groups)?;
-            let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-            let ok = store.set_groups(&email, groups).await?;
-            record_update(&store, ok, &email, serde_json::json!({"access_groups": names})).await?;
-            found(ok, &email)
+            found(store.set_groups(&email, groups).await?, &email)
         }
         UsersCommand::Deactivate { email, db } => {
             let store = Store::new(open_db(&db).await?);
@@ -230,12 +230,6 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             let kek = kek.required().map_err(anyhow::Error::msg)?;
             let store = Store::new(open_db(&db).await?);
             let step = crate::keys::rotate_step(&store, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
-            let (what, kid) = match &step {
-                crate::store::signing_keys::KeyStep::Staged(kid) => ("staged", kid),
-                crate::store::signing_keys::KeyStep::Promoted(kid) => ("promoted", kid),
-            };
-            let detail = serde_json::json!({"step": what, "kid": kid});
-            store.record_audit(&AuditEvent::new(AuditKind::KeyRotated).detail(detail)).await?;
             match step {
                 crate::store::signing_keys::KeyStep::Staged(kid) => {
                     println!("staged {kid} as next: published now, signs after the next `keys rotate`")
@@ -288,14 +282,6 @@ pub async fn housekeeping(
     let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or_else(|_| chrono::Duration::days(365));
     let keys = store.delete_retired_keys(now - lifetime - chrono::Duration::hours(1)).await?;
     Ok((tokens, counters, keys))
-}
-
-/// Records a `user_updated` event after an admin command changed the user with this email.
-async fn record_update(store: &Store, changed: bool, email: &str, detail: serde_json::Value) -> anyhow::Result<()> {
-    if let (true, Some(c)) = (changed, store.find_by_email(email).await?) {
-        store.record_audit(&AuditEvent::new(AuditKind::UserUpdated).user(c.user.id).detail(detail)).await?;
-    }
-    Ok(())
 }
 
 /// Deletes session rows whose tokens have expired, revocation watermarks older than every

@@ -31,8 +31,10 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// Delete refresh-token records that have expired.
-    PurgeTokens(DbArgs),
+    /// Run the housekeeping `serve` runs every hour, once: delete expired refresh-token records
+    /// and sessions, idle login counters, long-retired signing keys, watermarks older than every
+    /// token they refuse, and audit events older than AUDIT_RETENTION.
+    PurgeTokens(PurgeArgs),
     /// Manage asymmetric signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -60,6 +62,22 @@ pub struct AuditArgs {
     /// One JSON object per line instead of text columns.
     #[arg(long)]
     pub json: bool,
+    /// Database.
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// `purge-tokens` options: the lifetimes the purge depends on, from the same variables (and
+/// defaults) as `serve`, so set them as for the service.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    /// The service's refresh token lifetime: retired keys and watermarks are kept this long
+    /// (plus an hour) after they stop mattering.
+    #[arg(long, env = "REFRESH_TOKEN_LIFETIME", default_value = "1d", value_parser = parse_duration)]
+    pub refresh_token_lifetime: Duration,
+    /// How long audit events are kept.
+    #[arg(long, env = "AUDIT_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// Database.
     #[command(flatten)]
     pub db: DbArgs,

@@ -155,21 +155,22 @@ pub async fn ensure_current(
     load_rows(store, kek).await
 }
 
-/// One rotation step: stage a `next` key of `alg`, or promote the staged one.
+/// One rotation step: stage a `next` key of `alg`, or promote the staged one; the step is
+/// audited as `key_rotated` in the same transaction.
 pub async fn rotate_step(store: &Store, alg: Algorithm, kek: Option<&KeyEncryptionKey>) -> Result<KeyStep, String> {
     if !shared_user::jwks::is_asymmetric(alg) {
         return Err(format!("ALGORITHM={alg:?} uses SIGNING_KEY; only EdDSA, ES256 and RS256 keys rotate here"));
     }
     let rows = store.signing_keys().await.map_err(|e| e.to_string())?;
     if let Some(next) = rows.iter().find(|r| r.status == "next") {
-        let kid = next.kid.clone();
-        store.promote_next_key().await.map_err(|e| e.to_string())?;
-        return Ok(KeyStep::Promoted(kid));
+        let promoted = store.promote_next_key_rotated().await.map_err(|e| e.to_string())?;
+        // None: another rotation promoted it meanwhile (and recorded that).
+        return Ok(KeyStep::Promoted(promoted.unwrap_or_else(|| next.kid.clone())));
     }
     let kid = new_kid();
     let status = if rows.iter().any(|r| r.status == "current") { "next" } else { "current" };
     let stored = to_store(kek, &kid, &generate_private_pem(alg)?)?;
-    store.add_signing_key(&kid, &format!("{alg:?}"), &stored, status).await.map_err(|e| e.to_string())?;
+    store.add_signing_key_rotated(&kid, &format!("{alg:?}"), &stored, status).await.map_err(|e| e.to_string())?;
     Ok(if status == "current" { KeyStep::Promoted(kid) } else { KeyStep::Staged(kid) })
 }
 

@@ -75,6 +75,15 @@ pub struct Registration {
     pub read_errors: Option<FieldErrors>,
 }
 
+/// What an admin's creation adds to a [`Registration`]: flags, groups, and the
+/// `user_created` event to record with the new row (its user id is filled in).
+pub(crate) struct Grant {
+    pub(crate) is_staff: bool,
+    pub(crate) is_superuser: bool,
+    pub(crate) access_groups: Vec<shared_user::AccessGroup>,
+    pub(crate) event: AuditEvent,
+}
+
 /// A password change by the account's owner. No `Debug`: it holds passwords.
 #[derive(Clone)]
 pub struct PasswordChange {
@@ -407,6 +416,23 @@ pub async fn change_password(
 /// `read_errors`) is reported at once as [`ServiceError::Fields`]. The caller decides whether
 /// registration is allowed at all.
 pub async fn register(state: &AppState, input: Registration, ip: Option<IpAddr>) -> Result<User, ServiceError> {
+    let grant = Grant {
+        is_staff: false,
+        is_superuser: false,
+        access_groups: Vec::new(),
+        event: AuditEvent::new(AuditKind::UserCreated),
+    };
+    register_as(state, input, ip, grant).await
+}
+
+/// [`register`], with what an admin's creation adds (`grant`) written in the same
+/// transaction as the new user.
+pub(crate) async fn register_as(
+    state: &AppState,
+    input: Registration,
+    ip: Option<IpAddr>,
+    grant: Grant,
+) -> Result<User, ServiceError> {
     let Registration { email: raw_email, password, first_name, last_name, read_errors } = input;
     let mut fields = Fields(read_errors.map(|e| e.0).unwrap_or_default());
     // Required fields given blank (a front end that reads typed arguments reports nothing).
@@ -447,9 +473,9 @@ pub async fn register(state: &AppState, input: Registration, ip: Option<IpAddr>)
     state.throttle.reserve_signup(&state.store, ip).await?;
 
     let password_hash = state.hasher.hash(password).await?;
-    let new =
-        NewUser { email, password_hash, first_name, last_name, is_staff: false, is_superuser: false, groups: vec![] };
-    let user = match state.store.create_user(new).await {
+    let Grant { is_staff, is_superuser, access_groups, event } = grant;
+    let new = NewUser { email, password_hash, first_name, last_name, is_staff, is_superuser, groups: access_groups };
+    let user = match state.store.create_user_recorded(new, event).await {
         Ok(user) => user,
         // Lost a race with another registration of the same email.
         Err(shared_user::DbError::Unique) => return Err(field_error("email", &[EMAIL_TAKEN]).into()),

@@ -205,8 +205,13 @@ impl Store {
     /// Inserts a user and its groups in one transaction, with its `user_created` audit event.
     /// A taken email is [`DbError::Unique`].
     pub async fn create_user(&self, new: NewUser) -> Result<User, DbError> {
+        self.create_user_recorded(new, crate::audit::AuditEvent::new(crate::audit::AuditKind::UserCreated)).await
+    }
+
+    /// [`Store::create_user`] recording `event` (a `user_created` one, e.g. with the admin who
+    /// created the user as actor) about the new user.
+    pub async fn create_user_recorded(&self, new: NewUser, event: crate::audit::AuditEvent) -> Result<User, DbError> {
         let now = now_utc();
-        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserCreated);
         let id = with_conn!(&self.db, |conn| {
             let event = event.clone();
             let new = new.clone();
@@ -260,30 +265,53 @@ impl Store {
         })
     }
 
-    /// Sets the staff flag; `false` when no such user.
+    /// Sets the staff flag of the user with this email, with its `user_updated` event
+    /// (`{"is_staff":...}`, no actor: an operator's command) in one transaction; `false` when
+    /// no such user.
     pub async fn set_staff(&self, email: &str, staff: bool) -> Result<bool, DbError> {
-        with_conn!(&self.db, |conn| {
-            let n = diesel::update(users::table.filter(users::email.eq(email)))
-                .set(users::is_staff.eq(staff))
-                .execute(conn)
-                .await?;
-            Ok(n > 0)
-        })
-    }
-
-    /// Replaces a user's access groups; `false` when no such user.
-    pub async fn set_groups(&self, email: &str, groups: Vec<AccessGroup>) -> Result<bool, DbError> {
-        let Some(c) = self.find_by_email(email).await? else { return Ok(false) };
-        let id = c.user.id;
-        with_conn!(&self.db, |conn| {
-            let groups = groups.clone();
+        let now = now_utc();
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
+            .detail(serde_json::json!({"is_staff": staff}));
+        let changed = with_conn!(&self.db, |conn| {
+            let event = event.clone();
             conn.transaction(async move |conn| {
-                replace_access_groups!(conn, access_groups, id, &groups)?;
-                Ok::<(), DbError>(())
+                let id: Option<i64> = diesel::update(users::table.filter(users::email.eq(email)))
+                    .set(users::is_staff.eq(staff))
+                    .returning(users::id)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let Some(id) = id else { return Ok::<Option<crate::audit::AuditEvent>, DbError>(None) };
+                let event = crate::audit::AuditEvent { user_id: Some(id), ..event };
+                audit::insert_audit!(conn, &event, now)?;
+                Ok(Some(event))
             })
             .await
         })?;
-        Ok(true)
+        Ok(changed.inspect(crate::audit::AuditEvent::log).is_some())
+    }
+
+    /// Replaces the access groups of the user with this email, with its `user_updated` event
+    /// (`{"access_groups":[names]}`, no actor) in one transaction; `false` when no such user.
+    pub async fn set_groups(&self, email: &str, groups: Vec<AccessGroup>) -> Result<bool, DbError> {
+        let now = now_utc();
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
+            .detail(serde_json::json!({"access_groups": names}));
+        let changed = with_conn!(&self.db, |conn| {
+            let (event, groups) = (event.clone(), groups.clone());
+            conn.transaction(async move |conn| {
+                let id: Option<i64> =
+                    users::table.filter(users::email.eq(email)).select(users::id).first(conn).await.optional()?;
+                let Some(id) = id else { return Ok::<Option<crate::audit::AuditEvent>, DbError>(None) };
+                replace_access_groups!(conn, access_groups, id, &groups)?;
+                let event = crate::audit::AuditEvent { user_id: Some(id), ..event };
+                audit::insert_audit!(conn, &event, now)?;
+                Ok(Some(event))
+            })
+            .await
+        })?;
+        Ok(changed.inspect(crate::audit::AuditEvent::log).is_some())
     }
 
     /// Deactivates a user, revokes their refresh tokens and refuses every earlier access token

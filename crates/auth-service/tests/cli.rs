@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use auth_service::store::audit::AuditFilter;
 use axum::http::StatusCode;
 use common::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -210,6 +211,8 @@ async fn set_staff_grants_and_removes_staff(backend: Backend) {
     assert_eq!(list(&db.url)[0]["is_staff"], true);
     run(&db.url, &["users", "set-staff", "--email", "frank@example.com", "--staff", "false"], &[], None).ok();
     assert_eq!(list(&db.url)[0]["is_staff"], false);
+    let frank = list(&db.url)[0]["id"].as_i64().unwrap();
+    assert_eq!(updates(&db, frank).await, [json!({"is_staff": true}), json!({"is_staff": false})]);
 }
 
 async fn set_groups_replaces_the_access_groups(backend: Backend) {
@@ -223,6 +226,11 @@ async fn set_groups_replaces_the_access_groups(backend: Backend) {
     run(&db.url, &["users", "set-groups", "--email", "gina@example.com"], &[], None).ok();
     assert_eq!(list(&db.url)[0]["access_groups"], json!([]));
     assert_eq!(list(&db.url)[0]["accessgroup"], Value::Null);
+    let gina = list(&db.url)[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        updates(&db, gina).await,
+        [json!({"access_groups": ["reports", "billing"]}), json!({"access_groups": []})]
+    );
 }
 
 async fn deactivate_blocks_login_and_revokes_refresh_tokens(backend: Backend) {
@@ -237,6 +245,85 @@ async fn deactivate_blocks_login_and_revokes_refresh_tokens(backend: Backend) {
     assert_401(&r, r#"{"detail":"No active account found with the given credentials"}"#);
     let r = app.post("/auth/token/refresh/", &json!({"refresh": refresh}).to_string()).await;
     assert_401(&r, &token_not_valid("Token is blacklisted"));
+    let hank = list(&url)[0]["id"].as_i64().unwrap();
+    assert_eq!(updates(&app.db, hank).await, [json!({"is_active": false, "refresh_tokens_revoked": 1})]);
+    let watermarks = app.state.store.revocations_after(0, 10).await.unwrap();
+    assert_eq!(watermarks.iter().map(|w| w.user_id).collect::<Vec<_>>(), [hank], "in the same transaction");
+}
+
+/// `users revoke-sessions`: every session ends, the old refresh token is refused at once, and
+/// a running service (another process as far as the command knows) refuses the old access
+/// token within seconds; a new login works; audited as `logout_all`.
+async fn revoke_sessions_ends_every_session_and_old_tokens(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
+    let url = db.url.clone();
+    add_user(&url, "ivy@example.com", &[]).ok();
+    add_user(&url, "jack@example.com", &[]).ok();
+    let app = TestApp::with_db(db, &[]).await;
+    let (refresh, access) = app.login("ivy@example.com", PW).await;
+    app.login("ivy@example.com", PW).await;
+    let (_, jack) = app.login("jack@example.com", PW).await;
+    assert_eq!(app.get_bearer("/auth/user/", &access).await.status, StatusCode::OK);
+    let ivy = list(&url)[0]["id"].as_i64().unwrap();
+    assert_eq!(app.state.store.live_sessions(ivy).await.unwrap().len(), 2);
+
+    let args = ["users", "revoke-sessions", "--email", "ivy@example.com"];
+    assert_eq!(run(&url, &args, &[], None).ok().stdout, "ok\n");
+    assert!(app.state.store.live_sessions(ivy).await.unwrap().is_empty(), "every session ended");
+    let r = app.post("/auth/token/refresh/", &json!({"refresh": refresh}).to_string()).await;
+    assert_401(&r, &token_not_valid("Token is blacklisted"));
+    let until = Instant::now() + Duration::from_secs(5);
+    while app.get_bearer("/auth/user/", &access).await.status != StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < until, "the service still accepts the old access token after 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_401(&app.get_bearer("/auth/user/", &access).await, &bearer_not_valid("Token is invalid or expired"));
+    let r = app.post("/auth/token/verify/", &json!({"token": access}).to_string()).await;
+    assert_401(&r, &token_not_valid("Token is invalid or expired"));
+    assert_eq!(app.get_bearer("/auth/user/", &jack).await.status, StatusCode::OK, "another user is untouched");
+    let (_, fresh) = app.login("ivy@example.com", PW).await;
+    assert_eq!(app.get_bearer("/auth/user/", &fresh).await.status, StatusCode::OK, "a new login works");
+    let filter = AuditFilter { user_id: Some(ivy), kind: Some("logout_all".into()), ..Default::default() };
+    let rows = app.state.store.list_audit(&filter).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].detail.as_deref(), Some(r#"{"refresh_tokens_revoked":2}"#));
+}
+
+/// Each `keys rotate` step is a `key_rotated` event naming the step and the key.
+async fn keys_rotate_is_audited(backend: Backend) {
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
+    let env = [("KEY_ENCRYPTION_KEY", KEK), ("ALGORITHM", "EdDSA")];
+    let rotate = || run(&db.url, &["keys", "rotate"], &env, None).ok().stdout.clone();
+    let first = rotate();
+    let first = first.strip_suffix(" is now current; the previous key stays published until its tokens expire\n");
+    let first = first.unwrap_or_else(|| panic!("the first key is made current"));
+    let staged = rotate();
+    let staged = staged.strip_prefix("staged ").and_then(|s| s.split_whitespace().next()).unwrap().to_owned();
+    assert!(rotate().starts_with(&format!("{staged} is now current")));
+
+    let out = run(&db.url, &["audit", "--kind", "key_rotated", "--json"], &[], None);
+    let mut rows = out.ok().json_lines();
+    rows.reverse();
+    let details: Vec<Value> =
+        rows.iter().map(|r| serde_json::from_str(r["detail"].as_str().unwrap()).unwrap()).collect();
+    assert_eq!(
+        details,
+        [
+            json!({"step": "promoted", "kid": first}),
+            json!({"step": "staged", "kid": staged}),
+            json!({"step": "promoted", "kid": staged}),
+        ]
+    );
+    assert!(rows.iter().all(|r| r["user_id"].is_null() && r["actor_id"].is_null()), "{rows:?}");
+}
+
+/// The details of the user's `user_updated` events, oldest first.
+async fn updates(db: &TestDb, user_id: i64) -> Vec<Value> {
+    let store = auth_service::store::Store::new(db.db.clone());
+    let filter = AuditFilter { user_id: Some(user_id), kind: Some("user_updated".into()), ..Default::default() };
+    let rows = store.list_audit(&filter).await.unwrap();
+    assert!(rows.iter().all(|r| r.actor_id.is_none()), "an operator's command has no actor: {rows:?}");
+    rows.iter().rev().map(|r| serde_json::from_str(r.detail.as_deref().unwrap()).unwrap()).collect()
 }
 
 async fn commands_on_an_unknown_email_fail_with_one_line(backend: Backend) {
@@ -418,6 +505,8 @@ both_backends!(
     set_staff_grants_and_removes_staff,
     set_groups_replaces_the_access_groups,
     deactivate_blocks_login_and_revokes_refresh_tokens,
+    revoke_sessions_ends_every_session_and_old_tokens,
+    keys_rotate_is_audited,
     commands_on_an_unknown_email_fail_with_one_line,
     createsuperuser_takes_the_password_from_the_environment_or_stdin,
     serve_refuses_to_start_without_a_signing_key,

@@ -341,6 +341,330 @@ async fn graphql_sessions_and_logout_all(backend: Backend) {
     assert_eq!(app.get_bearer("/auth/user/", &access).await.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Sends a request to `router` (the service, or another replica of it) from `peer` when given,
+/// with a bearer token when given; the status and body.
+async fn call_router(
+    router: &axum::Router,
+    peer: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (StatusCode, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder().method(method).uri(path);
+    if let Some(peer) = peer {
+        req = req.extension(axum::extract::ConnectInfo(peer.parse::<std::net::SocketAddr>().unwrap()));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    if let Some(token) = token {
+        req = req.header("authorization", bearer(token));
+    }
+    let body = body.map(|b| axum::body::Body::from(b.to_string())).unwrap_or_else(axum::body::Body::empty);
+    let resp = router.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The user's audit events of `kind`, oldest first.
+async fn audit_rows(app: &TestApp, user_id: i64, kind: &str) -> Vec<auth_service::store::audit::AuditRow> {
+    let filter = auth_service::store::audit::AuditFilter {
+        user_id: Some(user_id),
+        kind: Some(kind.into()),
+        ..Default::default()
+    };
+    let mut rows = app.state.store.list_audit(&filter).await.unwrap();
+    rows.reverse();
+    rows
+}
+
+/// An audit row's detail, parsed.
+fn detail_of(row: &auth_service::store::audit::AuditRow) -> Value {
+    serde_json::from_str(row.detail.as_deref().unwrap_or("null")).unwrap()
+}
+
+fn time_of(session: &Value, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(session[key].as_str().unwrap()).unwrap()
+}
+
+/// Five seconds from now: the bound of every "eventually" below.
+fn deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(5)
+}
+
+/// Called while a condition does not hold yet: fails past `deadline`, else waits a little.
+async fn not_yet(deadline: std::time::Instant, what: &str) {
+    assert!(std::time::Instant::now() < deadline, "not within 5 s: {what}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
+/// A rotated refresh token presented again after the grace: refused, its family revoked, and
+/// one `refresh_reuse_detected` event names the user and the session.
+async fn a_reused_refresh_token_is_audited(backend: Backend) {
+    let flags = ["--rotate-refresh-tokens", "true", "--refresh-reuse-grace", "0"];
+    let Some(app) = TestApp::new(backend, &flags).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let (first, _) = app.login("alice@example.com", PW).await;
+    let r = refresh(&app, &first).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let second = r.json()["refresh"].as_str().unwrap().to_owned();
+    assert!(audit_rows(&app, alice, "refresh_reuse_detected").await.is_empty(), "a rotation is no reuse");
+
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await; // past the zero grace
+    assert_401(&refresh(&app, &first).await, &token_not_valid("Token is blacklisted"));
+    let rows = audit_rows(&app, alice, "refresh_reuse_detected").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].user_id, rows[0].actor_id), (Some(alice), None));
+    assert_eq!(detail_of(&rows[0]), json!({"session": jti_of(&first)}));
+    assert_401(&refresh(&app, &second).await, &token_not_valid("Token is blacklisted"));
+}
+
+/// A session keeps the client address and user agent of its login (the login event too);
+/// a refresh moves `last_used` and `expires` and keeps `created` and the login address.
+async fn a_session_records_the_callers_address_and_its_last_use(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let login = json!({"email": "alice@example.com", "password": PW});
+    let (status, text) =
+        call_router(&app.router, Some("203.0.113.7:40000"), Method::POST, "/auth/token/", Some(login), None).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let pair: Value = serde_json::from_str(&text).unwrap();
+    let (refresh_token, access) = (pair["refresh"].as_str().unwrap(), pair["access"].as_str().unwrap());
+
+    let before = sessions(&app, access).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["ip"], "203.0.113.7", "the caller's address");
+    assert_eq!(before[0]["created"], before[0]["last_used"], "not used since the login");
+    let login_event = audit_rows(&app, alice, "login_succeeded").await;
+    assert_eq!(login_event[0].ip.as_deref(), Some("203.0.113.7"));
+
+    // Expiries are whole seconds (the token's `exp`): refresh in a later second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let body = json!({"refresh": refresh_token});
+    let (status, text) =
+        call_router(&app.router, Some("198.51.100.9:40000"), Method::POST, "/auth/token/refresh/", Some(body), None)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let after = sessions(&app, access).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["id"], before[0]["id"]);
+    assert_eq!(after[0]["created"], before[0]["created"]);
+    assert!(time_of(&after[0], "last_used") > time_of(&before[0], "last_used"), "{before:?} -> {after:?}");
+    assert!(time_of(&after[0], "expires") > time_of(&before[0], "expires"), "the rotated token lives longer");
+    assert_eq!(after[0]["ip"], "203.0.113.7", "the address at login");
+}
+
+/// Every replica agrees: a logout-all, then an admin's deactivation, through one replica are
+/// refused by another replica on the same database (it reads new watermarks every second) on
+/// `/auth/user/` and verify, while another user's token keeps working there.
+async fn another_replica_refuses_revoked_tokens_within_seconds(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let replica =
+        auth_service::AppState::build(common::settings(&["--rotate-refresh-tokens", "true"]), app.db.db.clone())
+            .await
+            .unwrap();
+    let other = auth_service::app(replica);
+    app.add_user("alice@example.com", PW, false, &[]).await;
+    app.add_user("bob@example.com", PW, false, &[]).await;
+    let carol = app.add_user("carol@example.com", PW, false, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let (_, alice) = app.login("alice@example.com", PW).await;
+    let (_, bob) = app.login("bob@example.com", PW).await;
+    let (_, carol_access) = app.login("carol@example.com", PW).await;
+    let (_, staff) = app.login("staff@example.com", PW).await;
+    let user = |token: String| {
+        let other = &other;
+        async move { call_router(other, None, Method::GET, "/auth/user/", None, Some(&token)).await }
+    };
+    let verify = |token: String| {
+        let other = &other;
+        async move {
+            call_router(other, None, Method::POST, "/auth/token/verify/", Some(json!({"token": token})), None).await
+        }
+    };
+    for token in [&alice, &bob, &carol_access] {
+        assert_eq!(user(token.clone()).await.0, StatusCode::OK, "the other replica accepts it first");
+        assert_eq!(verify(token.clone()).await.0, StatusCode::OK);
+    }
+
+    let r = app.send(Method::POST, "/auth/logout-all/", None, &[("authorization", &bearer(&alice))]).await;
+    assert_json(&r, StatusCode::OK, "{}");
+    let until = deadline();
+    while user(alice.clone()).await.0 != StatusCode::UNAUTHORIZED
+        || verify(alice.clone()).await.0 != StatusCode::UNAUTHORIZED
+    {
+        not_yet(until, "the other replica refuses the token after logout-all").await;
+    }
+    assert_eq!(user(alice.clone()).await.1, bearer_not_valid("Token is invalid or expired"));
+    assert_eq!(verify(alice.clone()).await.1, INVALID);
+    assert_eq!(user(bob.clone()).await.0, StatusCode::OK, "bob untouched");
+    assert_eq!(verify(bob.clone()).await.0, StatusCode::OK, "bob untouched");
+
+    let r = app
+        .send(
+            Method::PATCH,
+            &format!("/auth/admin/users/{carol}/"),
+            Some(r#"{"is_active":false}"#),
+            &[("authorization", &bearer(&staff))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let until = deadline();
+    // Verify reads no user row: only the watermark refuses the token there.
+    while verify(carol_access.clone()).await.0 != StatusCode::UNAUTHORIZED {
+        not_yet(until, "the other replica refuses the token after deactivation").await;
+    }
+    assert_eq!(verify(carol_access.clone()).await.1, INVALID);
+    assert_eq!(user(carol_access.clone()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(user(bob.clone()).await.0, StatusCode::OK, "bob untouched");
+    assert_eq!(verify(bob.clone()).await.0, StatusCode::OK, "bob untouched");
+}
+
+/// Admin changes keep their own audit detail next to the count of revoked tokens; a
+/// deactivation writes its change, the revocations, the watermark and both events at once
+/// (and only once); a creation is one `user_created` event with its actor.
+async fn admin_changes_keep_their_audit_detail(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let staff = app.add_user("staff@example.com", PW, true, &[]).await;
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let (_, staff_access) = app.login("staff@example.com", PW).await;
+    app.login("alice@example.com", PW).await;
+    let admin = |method: Method, path: String, body: Value| {
+        let (app, auth) = (&app, bearer(&staff_access));
+        async move { app.send(method, &path, Some(&body.to_string()), &[("authorization", &auth)]).await }
+    };
+
+    let new_password = "a fresh passphrase";
+    let r = admin(Method::POST, format!("/auth/admin/users/{alice}/set-password/"), json!({"password": new_password}))
+        .await;
+    assert_json(&r, StatusCode::OK, "{}");
+    let rows = audit_rows(&app, alice, "password_changed").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].actor_id, Some(staff));
+    assert_eq!(detail_of(&rows[0]), json!({"by_admin": true, "refresh_tokens_revoked": 1}));
+
+    let (_, access) = app.login("alice@example.com", new_password).await;
+    let cursor = feed(&app, 0).await["cursor"].as_i64().unwrap();
+    for _ in 0..2 {
+        let r = admin(Method::PATCH, format!("/auth/admin/users/{alice}/"), json!({"is_active": false})).await;
+        assert_eq!((r.status, r.json()["is_active"].clone()), (StatusCode::OK, json!(false)), "{}", r.text);
+    }
+    let updated = audit_rows(&app, alice, "user_updated").await;
+    assert_eq!(updated.len(), 2, "one per PATCH: {updated:?}");
+    assert!(updated.iter().all(|r| r.actor_id == Some(staff) && detail_of(r) == json!({"is_active": false})));
+    let ended = audit_rows(&app, alice, "logout_all").await;
+    assert_eq!(ended.len(), 1, "only the PATCH that deactivated ends sessions: {ended:?}");
+    assert_eq!(ended[0].actor_id, Some(staff));
+    assert_eq!(detail_of(&ended[0]), json!({"deactivated": true, "refresh_tokens_revoked": 1}));
+    assert!(updated[0].id < ended[0].id && ended[0].id < updated[1].id, "the change, then its sessions");
+    let published = feed(&app, cursor).await["revocations"].clone();
+    assert_eq!(published.as_array().map(Vec::len), Some(1), "one watermark: {published}");
+    assert_eq!(published[0]["user_id"], json!(alice));
+    assert_401(&app.post("/auth/token/verify/", &json!({"token": access}).to_string()).await, INVALID);
+
+    let body = json!({"email": "new@example.com", "password": PW, "access_groups": ["support"]});
+    let r = admin(Method::POST, "/auth/admin/users/".into(), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let created = r.json()["id"].as_i64().unwrap();
+    let filter = auth_service::store::audit::AuditFilter { user_id: Some(created), ..Default::default() };
+    let rows = app.state.store.list_audit(&filter).await.unwrap();
+    assert_eq!(rows.len(), 1, "one event for a creation: {rows:?}");
+    assert_eq!((rows[0].kind.as_str(), rows[0].actor_id), ("user_created", Some(staff)));
+    assert_eq!(detail_of(&rows[0]), json!({"access_groups": ["support"]}));
+}
+
+/// Inserts what the housekeeping sorts, named with `tag`: audit events 100, 31 and 29 days
+/// old, an expired and a live session, and watermarks 3 days and 1 hour old.
+async fn seed_aged_rows(app: &TestApp, user_id: i64, tag: &str) {
+    use auth_service::store::audit::audit_events as a;
+    use auth_service::store::revocations::revocation_events as w;
+    use auth_service::store::sessions::sessions as s;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let now = shared_user::user::now_utc();
+    let (days, hours) = (chrono::Duration::days, chrono::Duration::hours);
+    let db = &app.db.db;
+    let done: Result<(), shared_user::DbError> = async {
+        shared_user::with_conn!(db, |conn| {
+            for age in [days(100), days(31), days(29)] {
+                diesel::insert_into(a::table)
+                    .values((a::created_at.eq(now - age), a::kind.eq("login_failed"), a::user_id.eq(user_id)))
+                    .execute(conn)
+                    .await?;
+            }
+            for (state, expires) in [("expired", now - hours(1)), ("live", now + hours(1))] {
+                diesel::insert_into(s::table)
+                    .values((
+                        s::id.eq(format!("{tag}-{state}")),
+                        s::user_id.eq(user_id),
+                        s::created_at.eq(now - days(2)),
+                        s::last_used_at.eq(now - days(2)),
+                        s::expires_at.eq(expires),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            for age in [days(3), hours(1)] {
+                diesel::insert_into(w::table)
+                    .values((w::user_id.eq(user_id), w::not_before.eq(0_i64), w::created_at.eq(now - age)))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+    .await;
+    done.unwrap();
+}
+
+/// What the housekeeping left: the user's `login_failed` events, every session id, and the
+/// number of watermarks.
+async fn kept_rows(app: &TestApp, user_id: i64) -> (usize, Vec<String>, usize) {
+    use auth_service::store::sessions::sessions as s;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let events = audit_rows(app, user_id, "login_failed").await.len();
+    let db = &app.db.db;
+    let ids: Result<Vec<String>, shared_user::DbError> =
+        async { shared_user::with_conn!(db, |conn| Ok(s::table.order(s::id.asc()).select(s::id).load(conn).await?)) }
+            .await;
+    let watermarks = app.state.store.revocations_after(0, 100).await.unwrap().len();
+    (events, ids.unwrap(), watermarks)
+}
+
+/// The hourly housekeeping deletes audit events older than `AUDIT_RETENTION`, expired
+/// sessions and watermarks older than every token they refuse, and keeps the rest;
+/// `auth-service purge-tokens` runs the same purge once.
+async fn the_housekeeping_and_purge_tokens_apply_the_retention(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    seed_aged_rows(&app, alice, "a").await;
+    let day = std::time::Duration::from_secs(86_400);
+    let purged = auth_service::cli::housekeeping_sessions(&app.state.store, day, 30 * day).await.unwrap();
+    assert_eq!(purged, (1, 1, 2), "(sessions, watermarks, audit events)");
+    assert_eq!(kept_rows(&app, alice).await, (1, vec!["a-live".to_owned()], 1));
+    assert_eq!(audit_kinds(&app, alice).await, ["user_created", "login_failed"], "recent events are kept");
+
+    seed_aged_rows(&app, alice, "b").await;
+    let out = Command::new(env!("CARGO_BIN_EXE_auth-service"))
+        .arg("purge-tokens")
+        .env_clear()
+        .env("DATABASE_URL", &app.db.url)
+        .env("AUDIT_RETENTION", "30d")
+        .env("REFRESH_TOKEN_LIFETIME", "1d")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("1 session(s), 1 watermark(s), 2 audit event(s)"), "{said}");
+    assert_eq!(kept_rows(&app, alice).await, (2, vec!["a-live".to_owned(), "b-live".to_owned()], 2));
+}
+
 both_backends!(
     sessions_are_listed_and_ended_one_by_one,
     a_session_is_ended_once_under_parallel_deletes,
@@ -350,4 +674,9 @@ both_backends!(
     the_feed_is_protected,
     logins_are_audited_and_the_cli_lists_them,
     graphql_sessions_and_logout_all,
+    a_reused_refresh_token_is_audited,
+    a_session_records_the_callers_address_and_its_last_use,
+    another_replica_refuses_revoked_tokens_within_seconds,
+    admin_changes_keep_their_audit_detail,
+    the_housekeeping_and_purge_tokens_apply_the_retention,
 );

@@ -13,7 +13,7 @@ use serde_json::json;
 use shared_user::http::FieldErrors;
 use shared_user::{AccessGroup, User};
 
-use super::{MAX_NAME_LENGTH, Registration, ServiceError, field_error, register, too_long};
+use super::{Grant, MAX_NAME_LENGTH, Registration, ServiceError, field_error, register_as, too_long};
 use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::roles;
@@ -131,29 +131,31 @@ pub async fn get_user(state: &AppState, viewer: &User, id: i64) -> Result<User, 
 }
 
 /// Creates a user (registration rules of signup: email, password validators, names), with
-/// flags and groups, audited as `user_created` then `user_updated` by `actor`.
+/// flags and groups, in one transaction with its `user_created` event by `actor` (detail: the
+/// flags and groups given).
 pub async fn create_user(state: &AppState, actor: &User, account: NewAccount) -> Result<User, ServiceError> {
     require_change(actor)?;
     if (account.is_staff || account.is_superuser) && !actor.is_superuser {
         return Err(ServiceError::Forbidden);
     }
     check_groups(&account.access_groups)?;
-    let user = register(state, account.registration, None).await?;
-    let patch = UserPatch {
+    let granted = UserPatch {
         is_staff: account.is_staff.then_some(true),
         is_superuser: account.is_superuser.then_some(true),
-        access_groups: (!account.access_groups.is_empty()).then_some(account.access_groups),
+        access_groups: (!account.access_groups.is_empty()).then(|| account.access_groups.clone()),
         ..UserPatch::default()
     };
-    if patch.is_empty() {
-        let event =
-            AuditEvent::new(AuditKind::UserUpdated).user(user.id).actor(actor.id).detail(json!({"created": true}));
-        state.store.record_audit(&event).await?;
-        return Ok(user);
+    let mut event = AuditEvent::new(AuditKind::UserCreated).actor(actor.id);
+    if !granted.is_empty() {
+        event = event.detail(patch_detail(&granted));
     }
-    let event = AuditEvent::new(AuditKind::UserUpdated).user(user.id).actor(actor.id).detail(patch_detail(&patch));
-    state.store.patch_user(user.id, &patch, &event).await?;
-    state.store.find_user(user.id).await?.ok_or(ServiceError::NotFound)
+    let grant = Grant {
+        is_staff: account.is_staff,
+        is_superuser: account.is_superuser,
+        access_groups: account.access_groups,
+        event,
+    };
+    register_as(state, account.registration, None, grant).await
 }
 
 /// What an audit event says about a patch: the fields written (names and flags with values,
@@ -221,12 +223,9 @@ pub async fn update_user(state: &AppState, actor: &User, id: i64, patch: UserPat
         return Ok(user);
     }
     let event = AuditEvent::new(AuditKind::UserUpdated).user(id).actor(actor.id).detail(patch_detail(&patch));
+    // A deactivation ends the sessions in the same transaction (see `Store::patch_user`).
     if !state.store.patch_user(id, &patch, &event).await? {
         return Err(ServiceError::NotFound);
-    }
-    if patch.is_active == Some(false) && user.is_active {
-        let event = AuditEvent::new(AuditKind::LogoutAll).user(id).actor(actor.id).detail(json!({"deactivated": true}));
-        state.store.revoke_everything(id, watermark_now(), &event).await?;
     }
     state.store.find_user(id).await?.ok_or(ServiceError::NotFound)
 }

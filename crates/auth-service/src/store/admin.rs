@@ -1,15 +1,17 @@
 //! SQL for the admin surface: a searched, paged user list and an admin's change to one user
-//! (names, flags, access groups) written with its audit event in one transaction.
+//! (names, flags, access groups) written with its audit event in one transaction; a
+//! deactivation also ends every session of the user in that transaction.
 
-use crate::schema::{access_groups, users};
+use crate::schema::{access_groups, refresh_tokens, users};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
 use shared_user::{AccessGroup, DbError, User, load_access_groups, replace_access_groups, with_conn};
 
 use super::audit::insert_audit;
+use super::revocations::insert_revocation;
 use super::{Store, USER_COLUMNS, UserRow};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditKind};
 
 diesel::define_sql_function! {
     /// SQL `lower(text)` (ASCII case folding on SQLite, full on PostgreSQL).
@@ -90,24 +92,43 @@ impl Store {
     }
 
     /// Writes `patch` to user `id` with `event`, in one transaction; `false` (nothing written)
-    /// when no such user. Ending sessions on deactivation is the caller's second step.
+    /// when no such user. When the patch deactivates an active user, the same transaction also
+    /// ends every session of the user and refuses their earlier access tokens: refresh tokens
+    /// revoked, watermark written, and a `logout_all` event (actor, address and agent of
+    /// `event`, detail `{"deactivated":true,"refresh_tokens_revoked":N}`) recorded after `event`.
+    /// A failure leaves the user as they were, never inactive with live tokens.
     pub async fn patch_user(&self, id: i64, patch: &UserPatch, event: &AuditEvent) -> Result<bool, DbError> {
         let now = now_utc();
-        let found = with_conn!(self.db(), |conn| {
+        let done = with_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let exists: Option<i64> = users::table.find(id).select(users::id).first(conn).await.optional()?;
+                // None: no such user; Some(None): patched; Some(Some(e)): patched and deactivated
+                // (`e` the `logout_all` event).
                 if exists.is_none() {
-                    return Ok::<bool, DbError>(false);
+                    return Ok::<Option<Option<AuditEvent>>, DbError>(None);
                 }
                 let target = users::table.find(id);
+                // Ends sessions only when this write is what deactivates the user (the row lock
+                // taken here orders it with refreshes, which lock the row first too).
+                let mut deactivated = false;
+                match patch.is_active {
+                    Some(false) => {
+                        deactivated = diesel::update(target.filter(users::is_active.eq(true)))
+                            .set(users::is_active.eq(false))
+                            .execute(conn)
+                            .await?
+                            > 0;
+                    }
+                    Some(true) => {
+                        diesel::update(target).set(users::is_active.eq(true)).execute(conn).await?;
+                    }
+                    None => {}
+                }
                 if let Some(v) = &patch.first_name {
                     diesel::update(target).set(users::first_name.eq(v)).execute(conn).await?;
                 }
                 if let Some(v) = &patch.last_name {
                     diesel::update(target).set(users::last_name.eq(v)).execute(conn).await?;
-                }
-                if let Some(v) = patch.is_active {
-                    diesel::update(target).set(users::is_active.eq(v)).execute(conn).await?;
                 }
                 if let Some(v) = patch.is_staff {
                     diesel::update(target).set(users::is_staff.eq(v)).execute(conn).await?;
@@ -119,14 +140,34 @@ impl Store {
                     replace_access_groups!(conn, access_groups, id, groups)?;
                 }
                 insert_audit!(conn, event, now)?;
-                Ok(true)
+                if !deactivated {
+                    return Ok(Some(None));
+                }
+                let revoked = diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::user_id.eq(id))
+                        .filter(refresh_tokens::revoked_at.is_null()),
+                )
+                .set(refresh_tokens::revoked_at.eq(Some(now)))
+                .execute(conn)
+                .await?;
+                let ended = AuditEvent { kind: AuditKind::LogoutAll, user_id: Some(id), detail: None, ..event.clone() }
+                    .with_detail("deactivated", true.into())
+                    .with_detail("refresh_tokens_revoked", revoked.into());
+                insert_audit!(conn, &ended, now)?;
+                // Dated inside the transaction, after the row lock: waiting for the lock leaves no gap.
+                insert_revocation!(conn, id, crate::sessions::watermark_now(), now)?;
+                Ok(Some(Some(ended)))
             })
             .await
         })?;
-        if found {
-            event.log();
+        let Some(ended) = done else { return Ok(false) };
+        event.log();
+        if let Some(ended) = ended {
+            self.forget_watermark(id);
+            ended.log();
         }
-        Ok(found)
+        Ok(true)
     }
 }
 

@@ -279,10 +279,7 @@ impl Store {
                 .set(refresh_tokens::revoked_at.eq(Some(now)))
                 .execute(conn)
                 .await?;
-                let event = AuditEvent {
-                    detail: Some(serde_json::json!({"refresh_tokens_revoked": revoked}).to_string()),
-                    ..event.clone()
-                };
+                let event = event.with_detail("refresh_tokens_revoked", revoked.into());
                 insert_audit!(conn, &event, now)?;
                 insert_revocation!(conn, user_id, not_before, now)?;
                 Ok::<(usize, AuditEvent), DbError>((revoked, event))

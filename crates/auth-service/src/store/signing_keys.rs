@@ -7,7 +7,14 @@ use shared_user::user::now_utc;
 use shared_user::{DbError, with_conn};
 
 use super::Store;
+use super::audit::insert_audit;
+use crate::audit::{AuditEvent, AuditKind};
 use crate::schema::signing_keys;
+
+/// The `key_rotated` event of a rotation step.
+fn rotated(step: &str, kid: &str) -> AuditEvent {
+    AuditEvent::new(AuditKind::KeyRotated).detail(serde_json::json!({"step": step, "kid": kid}))
+}
 
 /// A stored signing key (its private PEM never leaves the auth-service).
 #[derive(Debug, Clone, Queryable)]
@@ -55,29 +62,75 @@ impl Store {
         private_pem: &str,
         status: &str,
     ) -> Result<(), DbError> {
+        self.insert_signing_key(kid, algorithm, private_pem, status, false).await
+    }
+
+    /// [`Store::add_signing_key`] as a step of `keys rotate`: its `key_rotated` event
+    /// (`{"step":"staged"|"promoted","kid":KID}`) is recorded in the same transaction.
+    pub async fn add_signing_key_rotated(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        private_pem: &str,
+        status: &str,
+    ) -> Result<(), DbError> {
+        self.insert_signing_key(kid, algorithm, private_pem, status, true).await
+    }
+
+    async fn insert_signing_key(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        private_pem: &str,
+        status: &str,
+        audited: bool,
+    ) -> Result<(), DbError> {
         let now = now_utc();
         let activated = (status == "current").then_some(now);
+        let step = if status == "current" { "promoted" } else { "staged" };
+        let event = audited.then(|| rotated(step, kid));
         with_conn!(self.db(), |conn| {
-            diesel::insert_into(signing_keys::table)
-                .values((
-                    signing_keys::kid.eq(kid),
-                    signing_keys::algorithm.eq(algorithm),
-                    signing_keys::private_pem.eq(private_pem),
-                    signing_keys::status.eq(status),
-                    signing_keys::created_at.eq(now),
-                    signing_keys::activated_at.eq(activated),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+            let event = event.clone();
+            conn.transaction(async move |conn| {
+                diesel::insert_into(signing_keys::table)
+                    .values((
+                        signing_keys::kid.eq(kid),
+                        signing_keys::algorithm.eq(algorithm),
+                        signing_keys::private_pem.eq(private_pem),
+                        signing_keys::status.eq(status),
+                        signing_keys::created_at.eq(now),
+                        signing_keys::activated_at.eq(activated),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if let Some(event) = &event {
+                    insert_audit!(conn, event, now)?;
+                }
+                Ok::<(), DbError>(())
+            })
+            .await
+        })?;
+        if let Some(event) = event {
+            event.log();
+        }
+        Ok(())
     }
 
     /// Promotes the staged `next` key to `current` and retires the previous current key, in
     /// one transaction. `false` when nothing is staged.
     pub async fn promote_next_key(&self) -> Result<bool, DbError> {
+        Ok(self.promote_next(false).await?.is_some())
+    }
+
+    /// [`Store::promote_next_key`] as a step of `keys rotate`, with its `key_rotated` event in
+    /// the same transaction; the promoted kid, `None` when nothing is staged.
+    pub async fn promote_next_key_rotated(&self) -> Result<Option<String>, DbError> {
+        self.promote_next(true).await
+    }
+
+    async fn promote_next(&self, audited: bool) -> Result<Option<String>, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        let promoted = with_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let next: Option<String> = signing_keys::table
                     .filter(signing_keys::status.eq("next"))
@@ -86,7 +139,7 @@ impl Store {
                     .first(conn)
                     .await
                     .optional()?;
-                let Some(next) = next else { return Ok::<bool, DbError>(false) };
+                let Some(next) = next else { return Ok::<Option<(String, Option<AuditEvent>)>, DbError>(None) };
                 diesel::update(signing_keys::table.filter(signing_keys::status.eq("current")))
                     .set((signing_keys::status.eq("retired"), signing_keys::retired_at.eq(Some(now))))
                     .execute(conn)
@@ -95,10 +148,20 @@ impl Store {
                     .set((signing_keys::status.eq("current"), signing_keys::activated_at.eq(Some(now))))
                     .execute(conn)
                     .await?;
-                Ok(true)
+                let event = audited.then(|| rotated("promoted", &next));
+                if let Some(event) = &event {
+                    insert_audit!(conn, event, now)?;
+                }
+                Ok(Some((next, event)))
             })
             .await
-        })
+        })?;
+        Ok(promoted.map(|(kid, event)| {
+            if let Some(event) = event {
+                event.log();
+            }
+            kid
+        }))
     }
 
     /// Replaces the stored private key of `kid` when it still is `expected`; `false` otherwise.
