@@ -74,7 +74,8 @@ impl From<ServiceError> for ActionError {
             ServiceError::BadCredentials
             | ServiceError::Token(_)
             | ServiceError::Revoked
-            | ServiceError::NoActiveAccount => ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            | ServiceError::NoActiveAccount
+            | ServiceError::Unauthenticated(_) => ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
             ServiceError::Forbidden => ActionError::new(StatusCode::FORBIDDEN, PERMISSION_DENIED),
             ServiceError::NotFound => ActionError::new(StatusCode::NOT_FOUND, "Not found"),
             ServiceError::Throttled(secs) => ActionError {

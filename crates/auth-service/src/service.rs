@@ -16,7 +16,7 @@ use shared_user::user::now_utc;
 use shared_user::wire::msg;
 use shared_user::{Claims, TokenError, TokenType, User};
 
-pub use self::error::ServiceError;
+pub use self::error::{AccessRefused, ServiceError};
 use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Checked;
@@ -327,6 +327,28 @@ pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ServiceErro
         }
     }
     Ok(claims)
+}
+
+/// The active user a bearer access token signs in, with the token's claims: the one check
+/// behind the REST [`crate::auth::CurrentUser`] extractor and GraphQL's signed-in fields, each
+/// of which words the [`ServiceError::Unauthenticated`] reasons its own way. The account is
+/// checked before the revocation watermark, so a deactivated user is reported as
+/// [`AccessRefused::Inactive`], not as a revoked token.
+pub async fn authenticate_access(state: &AppState, token: &str) -> Result<(User, Claims), ServiceError> {
+    let refused = ServiceError::Unauthenticated;
+    let claims =
+        state.keys.verifier().decode(token, Some(TokenType::Access)).map_err(|e| refused(AccessRefused::Token(e)))?;
+    let user_id = claims.user_id.ok_or(refused(AccessRefused::NoUserId))?;
+    let user = match state.store.find_user(user_id).await? {
+        None => return Err(refused(AccessRefused::UnknownUser)),
+        Some(user) if !user.is_active => return Err(refused(AccessRefused::Inactive)),
+        Some(user) => user,
+    };
+    // Revoked (logout-all, password change, ...) after this token was issued.
+    if crate::sessions::is_revoked(state, user_id, claims.iat).await? {
+        return Err(refused(AccessRefused::Revoked));
+    }
+    Ok((user, claims))
 }
 
 /// Who `claims` (of a token [`verify`] accepted) belong to, and when their session began.
