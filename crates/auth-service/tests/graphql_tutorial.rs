@@ -200,9 +200,9 @@ async fn admin_is_refused_as_default_role_or_reader_group(backend: Backend) {
         return;
     };
     let bad = auth_service::AppState::build(settings(&["--hasura-default-role", "admin"]), db.db.clone()).await;
-    assert!(bad.unwrap_err().starts_with("HASURA_DEFAULT_ROLE must not be `admin`"));
+    assert!(bad.unwrap_err().to_string().starts_with("HASURA_DEFAULT_ROLE must not be `admin`"));
     let bad = auth_service::AppState::build(settings(&["--users-reader-group", "admin"]), db.db.clone()).await;
-    assert!(bad.unwrap_err().starts_with("USERS_READER_GROUP must not be `admin`"));
+    assert!(bad.unwrap_err().to_string().starts_with("USERS_READER_GROUP must not be `admin`"));
 }
 
 async fn the_tutorial_claims_preset_adds_username_and_sub_claims(backend: Backend) {
