@@ -15,8 +15,8 @@
 //! Differences from graphql-jwt, on purpose:
 //! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset);
 //!   `payload` holds those claims followed by graphql-jwt's `username` (the email) and
-//!   `origIat` (when the session began, kept across refreshes; for an access token given to
-//!   `verifyToken`, its own `iat`).
+//!   `origIat` (when the session began, kept across refreshes, also for the access tokens a
+//!   refresh mints: they record it in their `jti` rather than in an extra claim).
 //! - `refreshToken` takes our refresh token in either argument: `refreshToken` (long-running
 //!   style) or `token` (single-token style). An access token is not a refresh token
 //!   ("Invalid refresh token"): refreshing with a still-valid access token would let a stolen
