@@ -172,6 +172,50 @@ async fn the_reader_group_lists_users_and_is_the_default_role(backend: Backend) 
     assert_eq!(data(&v, "users").as_array().unwrap().len(), 3);
 }
 
+/// `createUser { profile { role } }` follows the role rule: a new user, in no group yet, has the
+/// configured default role. `createUser` cannot put a user in a group, so the reader-group
+/// branch is followed through the rest of the flow: an admin gives the created user the
+/// `manager` group, and the same user signing in then has the `manager` role (the Hasura
+/// default role of its token) and may list users.
+async fn a_created_user_put_in_the_reader_group_gets_its_role(backend: Backend) {
+    let Some(app) = TestApp::new(backend, |s: &mut auth_service::Settings| {
+        tutorial(s);
+        s.hasura_default_role = "member".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let create = format!(
+        r#"mutation {{ createUser(username: "ann@test.com", password: "{STRONG}", email: "ann@test.com") {{ token user {{ id }} profile {{ role }} }} }}"#
+    );
+    let v = gql(&app, &create, None).await;
+    let c = data(&v, "createUser");
+    assert_eq!(c["profile"], json!({"role": "member"}), "the configured default role: {c}");
+    assert_eq!(payload(c["token"].as_str().unwrap())[NS]["x-hasura-default-role"], "member", "the same rule");
+    let id = c["user"]["id"].as_str().unwrap().to_owned();
+    let v = gql(&app, "query { users { email } }", Some(&format!("JWT {}", c["token"].as_str().unwrap()))).await;
+    assert_eq!(only_error(&v), "You do not have permission to perform this action");
+
+    app.add_user("staff@test.com", STRONG, true, &[]).await;
+    let (_, staff) = app.login("staff@test.com", STRONG).await;
+    let patch = json!({"access_groups": ["manager"]}).to_string();
+    let auth = format!("Bearer {staff}");
+    let r =
+        app.send(Method::PATCH, &format!("/auth/admin/users/{id}/"), Some(&patch), &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let login = format!(
+        r#"mutation {{ tokenAuth(username: "ann@test.com", password: "{STRONG}") {{ token payload user {{ accessGroups {{ name }} }} }} }}"#
+    );
+    let v = gql(&app, &login, None).await;
+    let t = data(&v, "tokenAuth");
+    assert_eq!(t["user"]["accessGroups"], json!([{"name": "manager"}]));
+    assert_eq!(t["payload"][NS]["x-hasura-default-role"], "manager", "the reader group is the role: {}", t["payload"]);
+    let v = gql(&app, "query { users { email } }", Some(&format!("JWT {}", t["token"].as_str().unwrap()))).await;
+    assert_eq!(data(&v, "users"), &json!([{"email": "ann@test.com"}, {"email": "staff@test.com"}]));
+}
+
 async fn without_a_reader_group_only_staff_list_users(backend: Backend) {
     let Some(app) = TestApp::new(backend, &["--claims-preset", "hasura"]).await else { return };
     app.add_user("boss@test.com", STRONG, false, &["manager"]).await;
@@ -304,6 +348,7 @@ both_backends!(
     the_tutorial_documents_validate_against_the_schema,
     the_whole_tutorial_flow_runs,
     the_reader_group_lists_users_and_is_the_default_role,
+    a_created_user_put_in_the_reader_group_gets_its_role,
     without_a_reader_group_only_staff_list_users,
     a_group_named_admin_does_not_give_hasuras_admin_role,
     admin_is_refused_as_default_role_or_reader_group,
