@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use auth_service::config::HashArgs;
+use auth_service::settings::Hashing;
 use auth_service::store::NewUser;
 use auth_service::{AppState, Settings};
 use axum::Router;
@@ -100,7 +100,7 @@ impl Options {
             client_timeout: Duration::from_secs(2),
             auth: Settings {
                 signing_key: Some(KEY.into()),
-                hashing: HashArgs { argon2_memory_kib: 256, argon2_iterations: 1, ..HashArgs::default() },
+                hashing: Hashing { argon2_memory_kib: 256, argon2_iterations: 1, ..Hashing::default() },
                 ..Settings::default()
             },
             configure: None,

@@ -4,11 +4,12 @@
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use shared_user::wire::{ErrorDetail, TokenMessage, msg};
-use shared_user::{TokenType, User};
+use shared_user::{TokenError, User};
 
 use crate::AppState;
 use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
+use crate::service::{self, AccessRefused};
 
 /// The active user named by a valid access token in the configured header.
 #[derive(Debug, Clone)]
@@ -27,26 +28,7 @@ where
         let token = bearer_token(&parts.headers, &config.auth_header_name, &config.auth_header_types)
             .map_err(ApiError::Unauthenticated)?
             .ok_or_else(|| ApiError::Unauthenticated(ErrorDetail::new(msg::NOT_PROVIDED)))?;
-        let claims = state
-            .keys
-            .verifier()
-            .decode(token, Some(TokenType::Access))
-            .map_err(|e| ApiError::Unauthenticated(invalid_bearer(&e.to_string())))?;
-        let user_id = claims
-            .require_user_id()
-            .map_err(|e| ApiError::Unauthenticated(ErrorDetail::with_code(e.to_string(), "token_not_valid")))?;
-        let Some(user) = state.store.find_user(user_id).await? else {
-            return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User not found", "user_not_found")));
-        };
-        if !user.is_active {
-            return Err(ApiError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
-        }
-        // Refused like a bad token once the user's revocation watermark is past its `iat` (after
-        // the account checks, so a deactivated user is still reported as `user_inactive`).
-        if crate::sessions::is_revoked(&state, user_id, claims.iat).await? {
-            let reason = shared_user::TokenError::Invalid.to_string();
-            return Err(ApiError::Unauthenticated(invalid_bearer(&reason)));
-        }
+        let (user, _) = service::authenticate_access(&state, token).await?;
         Ok(CurrentUser(user))
     }
 }
@@ -73,6 +55,19 @@ fn bearer_token<'a>(
     match (words.next(), words.next()) {
         (Some(token), None) => Ok(Some(token)),
         _ => Err(ErrorDetail::with_code(BAD_HEADER, "bad_authorization_header")),
+    }
+}
+
+/// The REST answer to a refused bearer token: SimpleJWT's `JWTAuthentication` bodies (mapped
+/// once, for every route, by `From<ServiceError> for ApiError`).
+pub(crate) fn refusal(reason: AccessRefused) -> ErrorDetail {
+    match reason {
+        AccessRefused::Token(e) => invalid_bearer(&e.to_string()),
+        AccessRefused::NoUserId => ErrorDetail::with_code(TokenError::NoUserId.to_string(), "token_not_valid"),
+        AccessRefused::UnknownUser => ErrorDetail::with_code("User not found", "user_not_found"),
+        AccessRefused::Inactive => ErrorDetail::with_code("User is inactive", "user_inactive"),
+        // Refused like a bad token once the user's revocation watermark is past its `iat`.
+        AccessRefused::Revoked => invalid_bearer(&TokenError::Invalid.to_string()),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared_user::jsonwebtoken::Algorithm;
 
-use crate::settings::Settings;
+use crate::settings::{Hashing, Settings};
 
 /// Gatehouse auth-service: issues, refreshes, verifies and revokes JWTs (EasyJWT compatible).
 #[derive(Debug, Parser)]
@@ -388,8 +388,8 @@ pub struct CreateSuperuserArgs {
     pub hashing: HashArgs,
 }
 
-/// Password hashing parameters (`serve` and the admin commands that set passwords); also the
-/// plain `hashing` part of [`Settings`].
+/// Password hashing parameters (`serve` and the admin commands that set passwords); they
+/// convert into the plain [`Hashing`] settings.
 #[derive(Debug, Clone, Args)]
 pub struct HashArgs {
     /// argon2id memory cost in KiB (OWASP: 19456).
@@ -515,7 +515,7 @@ impl From<SettingsArgs> for Settings {
             claims_preset: a.claims_preset,
             hasura_default_role: a.hasura_default_role,
             hasura_action_secret: a.hasura_action_secret,
-            hashing: a.hashing,
+            hashing: a.hashing.into(),
             hash_concurrency: a.hash_concurrency,
             request_timeout: a.request_timeout,
             users_reader_group: a.users_reader_group,
@@ -528,6 +528,22 @@ impl From<SettingsArgs> for Settings {
             key_encryption_key: a.key_encryption_key,
             login_failure_min_time: a.login_failure_min_time,
             metrics: a.metrics,
+        }
+    }
+}
+
+impl From<HashArgs> for Hashing {
+    fn from(a: HashArgs) -> Self {
+        Hashing::from(&a)
+    }
+}
+
+impl From<&HashArgs> for Hashing {
+    fn from(a: &HashArgs) -> Self {
+        Hashing {
+            argon2_memory_kib: a.argon2_memory_kib,
+            argon2_iterations: a.argon2_iterations,
+            argon2_parallelism: a.argon2_parallelism,
         }
     }
 }

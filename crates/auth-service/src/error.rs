@@ -71,6 +71,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoActiveAccount => {
                 ApiError::Unauthenticated(ErrorDetail::with_code(msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN, "no_active_account"))
             }
+            ServiceError::Unauthenticated(reason) => ApiError::Unauthenticated(crate::auth::refusal(reason)),
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Throttled(secs) => ApiError::Throttled(secs),

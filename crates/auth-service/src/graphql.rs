@@ -15,8 +15,8 @@
 //! Differences from graphql-jwt, on purpose:
 //! - Tokens are ours (`token_type`, `exp`, `iat`, `jti`, `user_id`, plus the claim preset);
 //!   `payload` holds those claims followed by graphql-jwt's `username` (the email) and
-//!   `origIat` (when the session began, kept across refreshes; for an access token given to
-//!   `verifyToken`, its own `iat`).
+//!   `origIat` (when the session began, kept across refreshes, also for the access tokens a
+//!   refresh mints: they record it in their `jti` rather than in an extra claim).
 //! - `refreshToken` takes our refresh token in either argument: `refreshToken` (long-running
 //!   style) or `token` (single-token style). An access token is not a refresh token
 //!   ("Invalid refresh token"): refreshing with a still-valid access token would let a stolen
@@ -48,10 +48,10 @@ use chrono::NaiveDateTime;
 use serde_json::{Map, Value, json};
 use shared_user::http::MAX_BODY;
 use shared_user::user::format_datetime;
-use shared_user::{AccessGroup, TokenError, TokenType, User};
+use shared_user::{AccessGroup, TokenError, User};
 
 use crate::config::CreateUserPolicy;
-use crate::service::{self, EMAIL_TAKEN, Registration, ServiceError};
+use crate::service::{self, AccessRefused, EMAIL_TAKEN, Registration, ServiceError};
 use crate::throttle::ClientIp;
 use crate::tokens::Fault;
 use crate::{AppState, Config, roles};
@@ -418,6 +418,11 @@ fn fail(e: ServiceError) -> Error {
         ServiceError::BadCredentials => Error::new(INVALID_CREDENTIALS),
         ServiceError::Token(_) | ServiceError::Revoked => Error::new(INVALID_TOKEN),
         ServiceError::NoActiveAccount => Error::new(USER_DISABLED),
+        ServiceError::Unauthenticated(reason) => Error::new(match reason {
+            AccessRefused::UnknownUser => PERMISSION_DENIED,
+            AccessRefused::Inactive => USER_DISABLED,
+            AccessRefused::Token(_) | AccessRefused::NoUserId | AccessRefused::Revoked => INVALID_TOKEN,
+        }),
         ServiceError::Forbidden | ServiceError::NotFound => Error::new(PERMISSION_DENIED),
         ServiceError::Throttled(secs) => {
             Error::new(format!("Request was throttled. Expected available in {secs} seconds.")).extend_with(|_, ext| {
@@ -428,10 +433,6 @@ fn fail(e: ServiceError) -> Error {
         ServiceError::Unavailable(reason) => Error::new(crate::error::unavailable(&reason)),
         ServiceError::Internal(reason) => Error::new(crate::error::internal(&reason)),
     }
-}
-
-fn db_fail(e: shared_user::DbError) -> Error {
-    fail(e.into())
 }
 
 /// graphql-jwt's `payload`: the token's claims, then graphql-jwt's `username` (the email) and
@@ -473,21 +474,11 @@ async fn viewer(ctx: &Context<'_>) -> Result<User, Error> {
     let Some(token) = caller(ctx).token.as_deref() else {
         return Err(Error::new(PERMISSION_DENIED));
     };
-    let claims =
-        state.keys.verifier().decode(token, Some(TokenType::Access)).map_err(|e| token_error(state, token, &e))?;
-    let Some(user_id) = claims.user_id else {
-        return Err(Error::new(INVALID_TOKEN));
-    };
-    let user = match state.store.find_user(user_id).await.map_err(db_fail)? {
-        None => return Err(Error::new(PERMISSION_DENIED)),
-        Some(user) if !user.is_active => return Err(Error::new(USER_DISABLED)),
-        Some(user) => user,
-    };
-    // Revoked (logout-all, password change...) after this token was issued.
-    if crate::sessions::is_revoked(state, user_id, claims.iat).await.map_err(fail)? {
-        return Err(Error::new(INVALID_TOKEN));
+    match service::authenticate_access(state, token).await {
+        Ok((user, _)) => Ok(user),
+        Err(ServiceError::Unauthenticated(AccessRefused::Token(e))) => Err(token_error(state, token, &e)),
+        Err(e) => Err(fail(e)),
     }
-    Ok(user)
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {

@@ -32,7 +32,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::config::CreateUserPolicy;
-use crate::service::{self, EMAIL_TAKEN, ServiceError};
+use crate::service::{self, EMAIL_TAKEN, Registration, ServiceError};
 use crate::throttle::ClientIp;
 
 /// Header carrying the shared action secret.
@@ -74,7 +74,8 @@ impl From<ServiceError> for ActionError {
             ServiceError::BadCredentials
             | ServiceError::Token(_)
             | ServiceError::Revoked
-            | ServiceError::NoActiveAccount => ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            | ServiceError::NoActiveAccount
+            | ServiceError::Unauthenticated(_) => ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
             ServiceError::Forbidden => ActionError::new(StatusCode::FORBIDDEN, PERMISSION_DENIED),
             ServiceError::NotFound => ActionError::new(StatusCode::NOT_FOUND, "Not found"),
             ServiceError::Throttled(secs) => ActionError {
@@ -172,6 +173,22 @@ fn alias(input: &mut Map<String, Value>, ours: &str, theirs: &str) {
     }
 }
 
+/// The signup input of an action call as the service's [`Registration`]: `email` and
+/// `password` required, `first_name` (or `firstName`) and `last_name` (or `lastName`) optional.
+/// A missing, null or non-string field is handed on as a read error, reported together with
+/// the service's own findings.
+fn registration(mut input: Map<String, Value>) -> Registration {
+    alias(&mut input, "first_name", "firstName");
+    alias(&mut input, "last_name", "lastName");
+    let input = Body(input);
+    let mut fields = input.fields();
+    let email = fields.required("email");
+    let password = fields.required("password");
+    let first_name = fields.optional("first_name").unwrap_or_default();
+    let last_name = fields.optional("last_name").unwrap_or_default();
+    Registration { email, password, first_name, last_name, read_errors: fields.finish().err() }
+}
+
 /// `POST /hasura/actions/signup`: creates a user (as `ALLOW_CREATE_USER` permits) -> `{"id","email"}`.
 pub async fn signup_action(
     State(state): State<AppState>,
@@ -184,16 +201,14 @@ pub async fn signup_action(
     if policy == CreateUserPolicy::Off {
         return Err(ServiceError::NotFound.into());
     }
-    let mut call = parse_call(body)?;
+    let call = parse_call(body)?;
     if policy == CreateUserPolicy::Admin {
         let trusted = state.config.hasura_action_secret.is_some();
         if !trusted || session_role(&call.session_variables) != Some(ADMIN_ROLE) {
             return Err(ServiceError::Forbidden.into());
         }
     }
-    alias(&mut call.input, "first_name", "firstName");
-    alias(&mut call.input, "last_name", "lastName");
-    let user = service::register(&state, crate::routes::registration(&Body(call.input)), ip).await?;
+    let user = service::register(&state, registration(call.input), ip).await?;
     Ok(shared_user::http::json(StatusCode::OK, json!({"id": user.id, "email": user.email})))
 }
 

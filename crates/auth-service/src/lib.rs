@@ -126,12 +126,29 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
 }
 
+/// Why [`AppState::build`] could not build the state. The message is the one line the binary
+/// prints before it exits.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting is invalid: the message names it and says what to set instead.
+    #[error("{0}")]
+    Settings(String),
+    /// The asymmetric signing keys could not be loaded, generated or unsealed (an unreachable
+    /// database, a wrong `KEY_ENCRYPTION_KEY`, a stored key that does not parse).
+    #[error("{0}")]
+    Keys(String),
+    /// The password hashing threads could not start.
+    #[error("{0}")]
+    Hashing(String),
+}
+
 impl AppState {
     /// Builds the state from `settings` over a connected, migrated database, for every
     /// algorithm: the settings are validated first; with an asymmetric ALGORITHM the signing
     /// keys are loaded from the database (the first one is generated).
-    pub async fn build(settings: Settings, db: Db) -> Result<Self, String> {
-        settings.validate()?;
+    pub async fn build(settings: Settings, db: Db) -> Result<Self, BuildError> {
+        settings.validate().map_err(BuildError::Settings)?;
         let verify = VerifySettings {
             algorithms: vec![settings.algorithm],
             leeway: settings.leeway,
@@ -141,16 +158,18 @@ impl AppState {
         };
         let (access, refresh) = (settings.access_token_lifetime, settings.refresh_token_lifetime);
         let keys = if settings.is_asymmetric() {
-            let kek = settings.key_encryption_key()?;
-            let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref()).await?;
-            Keys::from_rows(&rows, verify, access, refresh)?
+            let kek = settings.key_encryption_key().map_err(BuildError::Settings)?;
+            let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref())
+                .await
+                .map_err(BuildError::Keys)?;
+            Keys::from_rows(&rows, verify, access, refresh).map_err(BuildError::Keys)?
         } else {
-            Keys::hmac(&settings.resolve_signing_key()?, verify, access, refresh)
+            Keys::hmac(&settings.resolve_signing_key().map_err(BuildError::Settings)?, verify, access, refresh)
         };
-        let hasher = Hasher::new(&settings.hashing, settings.hash_concurrency)?;
+        let hasher = Hasher::new(settings.hashing, settings.hash_concurrency).map_err(BuildError::Hashing)?;
         let config = Config {
-            auth_header_name: settings.header_name()?,
-            auth_header_types: settings.header_types()?,
+            auth_header_name: settings.header_name().map_err(BuildError::Settings)?,
+            auth_header_types: settings.header_types().map_err(BuildError::Settings)?,
             rotate_refresh_tokens: settings.rotate_refresh_tokens,
             blacklist_after_rotation: settings.blacklist_after_rotation,
             refresh_reuse_grace: settings.refresh_reuse_grace,
@@ -164,7 +183,7 @@ impl AppState {
             graphql_max_root_fields: settings.graphql_max_root_fields,
             graphql_max_complexity: settings.graphql_max_complexity,
             revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
-            trusted_proxies: settings.trusted_proxies()?,
+            trusted_proxies: settings.trusted_proxies().map_err(BuildError::Settings)?,
             metrics: settings.metrics,
         };
         let signup = (settings.signup_throttle_per_hour > 0)

@@ -18,7 +18,7 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::config::HashArgs;
+use crate::settings::Hashing;
 
 /// Outcome of a password check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +122,10 @@ fn with_memory<R>(
 }
 
 impl Hasher {
-    /// A hasher with the given argon2id parameters and `concurrency` hashing threads (default:
-    /// the number of cores).
-    pub fn new(args: &HashArgs, concurrency: Option<usize>) -> Result<Self, String> {
+    /// A hasher with the given argon2id parameters (a [`Hashing`], or the admin commands'
+    /// [`crate::config::HashArgs`]) and `concurrency` hashing threads (default: the number of cores).
+    pub fn new(args: impl Into<Hashing>, concurrency: Option<usize>) -> Result<Self, String> {
+        let args = args.into();
         let params = Params::new(args.argon2_memory_kib, args.argon2_iterations, args.argon2_parallelism, None)
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         let concurrency =
@@ -279,13 +280,13 @@ fn check_django_pbkdf2(password: &str, stored: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn cheap() -> HashArgs {
-        HashArgs { argon2_memory_kib: 64, argon2_iterations: 1, argon2_parallelism: 1 }
+    fn cheap() -> Hashing {
+        Hashing { argon2_memory_kib: 64, argon2_iterations: 1, argon2_parallelism: 1 }
     }
 
     #[tokio::test]
     async fn argon2_round_trip_and_rehash_on_parameter_change() {
-        let h = Hasher::new(&cheap(), Some(1)).unwrap();
+        let h = Hasher::new(cheap(), Some(1)).unwrap();
         let stored = h.hash("s3cret!pass".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
         assert_eq!(
@@ -293,7 +294,7 @@ mod tests {
             Checked { ok: true, needs_rehash: false }
         );
         assert!(!h.check("wrong".into(), Some(stored.clone())).await.unwrap().ok);
-        let stronger = Hasher::new(&HashArgs { argon2_memory_kib: 128, ..cheap() }, Some(1)).unwrap();
+        let stronger = Hasher::new(Hashing { argon2_memory_kib: 128, ..cheap() }, Some(1)).unwrap();
         assert_eq!(
             stronger.check("s3cret!pass".into(), Some(stored)).await.unwrap(),
             Checked { ok: true, needs_rehash: true }
@@ -304,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_standard_phc_strings_both_ways() {
         use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-        let h = Hasher::new(&cheap(), Some(2)).unwrap();
+        let h = Hasher::new(cheap(), Some(2)).unwrap();
         // Ours verifies with the argon2 crate's own verifier...
         let ours = h.hash("s3cret!pass".into()).await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
@@ -343,7 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn many_concurrent_checks_on_few_threads() {
-        let h = Hasher::new(&cheap(), Some(2)).unwrap();
+        let h = Hasher::new(cheap(), Some(2)).unwrap();
         let stored = h.hash("pw-123456".into()).await.unwrap();
         let mut checks = tokio::task::JoinSet::new();
         for i in 0..40 {
@@ -362,7 +363,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_fails_alone_and_the_thread_keeps_serving() {
-        let h = Hasher::new(&cheap(), Some(1)).unwrap();
+        let h = Hasher::new(cheap(), Some(1)).unwrap();
         let failed = h.run(|_, _| -> () { panic!("injected") }).await;
         assert!(failed.is_err());
         let stored = h.hash("still-works-1".into()).await.unwrap();

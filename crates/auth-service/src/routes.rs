@@ -146,9 +146,9 @@ pub async fn change_password(
     Ok(Json(json!({})).into_response())
 }
 
-/// The signup fields of a DRF-style body (`email`, `password`, `first_name`, `last_name`),
-/// with the problems of reading them; shared by `/auth/create-user/` and the Hasura action.
-pub fn registration(body: &Body) -> Registration {
+/// The signup fields of a REST body (`email`, `password`, `first_name`, `last_name`), with the
+/// problems of reading them: `/auth/create-user/` and the admin API's user creation.
+pub(crate) fn registration(body: &Body) -> Registration {
     let mut fields = body.fields();
     let email = fields.required("email");
     let password = fields.required("password");

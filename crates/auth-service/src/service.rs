@@ -10,18 +10,18 @@ mod error;
 use std::net::IpAddr;
 
 use chrono::DateTime;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use shared_user::http::FieldErrors;
 use shared_user::user::now_utc;
 use shared_user::wire::msg;
 use shared_user::{Claims, TokenError, TokenType, User};
 
-pub use self::error::ServiceError;
+pub use self::error::{AccessRefused, ServiceError};
 use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Checked;
 use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
-use crate::tokens::Minted;
+use crate::tokens::{self, Minted};
 use crate::validators::{self, UserAttributes};
 use crate::{claims, roles};
 
@@ -101,8 +101,9 @@ pub struct PasswordChange {
 pub struct TokenOrigin {
     /// The owner's email (the username), when the user still exists.
     pub username: Option<String>,
-    /// Epoch seconds: for a refresh token, when its family began (the sign-in, kept across
-    /// rotations); for an access token, its `iat` (access tokens do not name their session).
+    /// Epoch seconds: when the token's session began (the sign-in, kept across refreshes and
+    /// rotations). An access token records it in its `jti`; one that does not (minted by an
+    /// earlier version) reports its own `iat`.
     pub signed_in_at: i64,
 }
 
@@ -188,26 +189,31 @@ pub async fn authenticate(
     Ok(result)
 }
 
-/// An access token for `user`, with the configured claim preset (its default role is the
-/// user's [`roles::role`]).
-pub fn mint_access(state: &AppState, user: &User) -> Result<Minted, ServiceError> {
+/// An access token for `user` in the session that began at `session_started_ms` (epoch
+/// milliseconds, recorded in its `jti`: see [`crate::tokens::session_jti`]), with the
+/// configured claim preset (its default role is the user's [`roles::role`]).
+pub fn mint_access(state: &AppState, user: &User, session_started_ms: i64) -> Result<Minted, ServiceError> {
     let config = &state.config;
     let extra = claims::access_claims(config.claims_preset, user, roles::role(config, user));
-    state.keys.mint_with(TokenType::Access, user.id, &extra).map_err(mint_error)
+    state.keys.mint_in_session(TokenType::Access, user.id, &extra, session_started_ms).map_err(mint_error)
 }
 
 /// Starts a session for `user`: records a new refresh token family, mints both tokens and
 /// records the login (when `UPDATE_LAST_LOGIN`).
 pub async fn start_session(state: &AppState, user: User) -> Result<Session, ServiceError> {
     crate::sessions::wait_past_watermark(state, user.id).await?;
-    let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
+    // The sign-in time, recorded in the family id (the first refresh token's `jti`) and in
+    // every access token of the session.
+    let started_ms = chrono::Utc::now().timestamp_millis();
+    let refresh =
+        state.keys.mint_in_session(TokenType::Refresh, user.id, &Map::new(), started_ms).map_err(mint_error)?;
     let new = crate::store::sessions::NewSession {
         jti: refresh.jti.clone(),
         user_id: user.id,
         expires_at: epoch_to_naive(refresh.exp),
     };
     state.store.open_session(&new, &AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id)).await?;
-    let access = mint_access(state, &user)?;
+    let access = mint_access(state, &user, started_ms)?;
     if state.config.update_last_login {
         state.store.touch_last_login(user.id).await?;
     }
@@ -276,7 +282,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         Some(user) if user.is_active => user,
         _ => return Err(ServiceError::NoActiveAccount),
     };
-    let access = mint_access(state, &user)?;
+    let access = mint_access(state, &user, session_started_ms(state, &record.family).await?)?;
     let family = record.family.clone();
     if !state.config.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
@@ -338,6 +344,28 @@ pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ServiceErro
     Ok(claims)
 }
 
+/// The active user a bearer access token signs in, with the token's claims: the one check
+/// behind the REST [`crate::auth::CurrentUser`] extractor and GraphQL's signed-in fields, each
+/// of which words the [`ServiceError::Unauthenticated`] reasons its own way. The account is
+/// checked before the revocation watermark, so a deactivated user is reported as
+/// [`AccessRefused::Inactive`], not as a revoked token.
+pub async fn authenticate_access(state: &AppState, token: &str) -> Result<(User, Claims), ServiceError> {
+    let refused = ServiceError::Unauthenticated;
+    let claims =
+        state.keys.verifier().decode(token, Some(TokenType::Access)).map_err(|e| refused(AccessRefused::Token(e)))?;
+    let user_id = claims.user_id.ok_or(refused(AccessRefused::NoUserId))?;
+    let user = match state.store.find_user(user_id).await? {
+        None => return Err(refused(AccessRefused::UnknownUser)),
+        Some(user) if !user.is_active => return Err(refused(AccessRefused::Inactive)),
+        Some(user) => user,
+    };
+    // Revoked (logout-all, password change, ...) after this token was issued.
+    if crate::sessions::is_revoked(state, user_id, claims.iat).await? {
+        return Err(refused(AccessRefused::Revoked));
+    }
+    Ok((user, claims))
+}
+
 /// Who `claims` (of a token [`verify`] accepted) belong to, and when their session began.
 pub async fn token_origin(state: &AppState, claims: &Claims) -> Result<TokenOrigin, ServiceError> {
     let username = match claims.user_id {
@@ -345,21 +373,32 @@ pub async fn token_origin(state: &AppState, claims: &Claims) -> Result<TokenOrig
         None => None,
     };
     let mut signed_in_at = claims.iat.unwrap_or(claims.exp);
-    if claims.token_type == Some(TokenType::Refresh)
-        && let Some(record) = state.store.find_refresh(&claims.jti).await?
-    {
-        signed_in_at = session_started(state, &record.family).await?;
+    if claims.token_type == Some(TokenType::Refresh) {
+        if let Some(record) = state.store.find_refresh(&claims.jti).await? {
+            signed_in_at = session_started(state, &record.family).await?;
+        }
+    } else if let Some(started_ms) = tokens::session_started_ms(&claims.jti) {
+        signed_in_at = started_ms.div_euclid(1000);
     }
     Ok(TokenOrigin { username, signed_in_at })
 }
 
 /// When the session (refresh-token rotation `family`; a new session's family is its refresh
 /// token's `jti`) began, epoch seconds: the sign-in, the same across refreshes (graphql-jwt's
-/// `origIat`). Records are purged once expired, so a family older than the refresh lifetime
-/// reports its oldest surviving record.
+/// `origIat`).
 pub async fn session_started(state: &AppState, family: &str) -> Result<i64, ServiceError> {
+    Ok(session_started_ms(state, family).await?.div_euclid(1000))
+}
+
+/// [`session_started`] in epoch milliseconds. A session's family id records its sign-in (see
+/// [`crate::tokens::session_jti`]); a session opened before family ids did reports its oldest
+/// surviving refresh record (records are purged once expired).
+async fn session_started_ms(state: &AppState, family: &str) -> Result<i64, ServiceError> {
+    if let Some(started_ms) = tokens::session_started_ms(family) {
+        return Ok(started_ms);
+    }
     let started = state.store.family_started(family).await?.unwrap_or_else(now_utc);
-    Ok(started.and_utc().timestamp())
+    Ok(started.and_utc().timestamp_millis())
 }
 
 /// The user `id` as `viewer` may see it on the legacy `/auth/users/{id}/`: their own record, or

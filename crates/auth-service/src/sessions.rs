@@ -28,6 +28,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::service::ServiceError;
+use crate::store::revocations::RevocationRow;
 use crate::store::sessions::SessionRow;
 
 /// Header carrying `REVOCATION_FEED_TOKEN` on feed requests.
@@ -134,32 +135,50 @@ fn parse_after(query: Option<&str>) -> Result<i64, FieldErrors> {
     Ok(after)
 }
 
-/// `GET /auth/revocations/?after=CURSOR`: watermarks recorded after the cursor,
-/// `{"cursor":N,"revocations":[{"user_id":7,"not_before":EPOCH}]}`. Only with
-/// `REVOCATION_FEED_TOKEN` set (404 otherwise), and only for callers presenting it in
-/// `X-Revocation-Feed-Token` (403 otherwise, compared in constant time).
-pub async fn get_revocations(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let Some(expected) = &state.config.revocation_feed_token else { return Err(ApiError::NotFound) };
-    let given = headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
-    if !bool::from(given.ct_eq(expected.0.as_bytes())) {
-        return Err(ApiError::Forbidden);
-    }
-    let after = parse_after(query.as_deref())?;
-    let rows = state.store.revocations_after(after, FEED_PAGE).await?;
-    let cursor = match rows.last() {
+/// One page of the revocation feed.
+#[derive(Debug, Clone)]
+pub struct RevocationPage {
+    /// Where the next request starts (`after`).
+    pub cursor: i64,
+    /// The watermarks recorded after the requested cursor, oldest first (at most [`FEED_PAGE`]).
+    pub revocations: Vec<RevocationRow>,
+}
+
+/// Whether a caller presenting `feed_token` may read the revocation feed: only with
+/// `REVOCATION_FEED_TOKEN` set ([`ServiceError::NotFound`] otherwise) and only when it presents
+/// that token ([`ServiceError::Forbidden`] otherwise, compared in constant time).
+pub fn check_feed_token(state: &AppState, feed_token: &[u8]) -> Result<(), ServiceError> {
+    let Some(expected) = &state.config.revocation_feed_token else { return Err(ServiceError::NotFound) };
+    if bool::from(feed_token.ct_eq(expected.0.as_bytes())) { Ok(()) } else { Err(ServiceError::Forbidden) }
+}
+
+/// The page of the revocation feed after cursor `after` (for a caller [`check_feed_token`] let in).
+pub async fn revocations_after(state: &AppState, after: i64) -> Result<RevocationPage, ServiceError> {
+    let revocations = state.store.revocations_after(after, FEED_PAGE).await?;
+    let cursor = match revocations.last() {
         Some(last) => last.id,
         // A cursor from the future (the database was replaced): send the client back to the
         // real end, so it does not wait for ids that may never come.
         None if after > 0 => after.min(state.store.last_revocation_id().await?),
         None => 0,
     };
+    Ok(RevocationPage { cursor, revocations })
+}
+
+/// `GET /auth/revocations/?after=CURSOR`: watermarks recorded after the cursor,
+/// `{"cursor":N,"revocations":[{"user_id":7,"not_before":EPOCH}]}`. Only with
+/// `REVOCATION_FEED_TOKEN` set (404 otherwise), and only for callers presenting it in
+/// `X-Revocation-Feed-Token` (403 otherwise).
+pub async fn get_revocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    check_feed_token(&state, headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default())?;
+    let page = revocations_after(&state, parse_after(query.as_deref())?).await?;
     let revocations: Vec<Value> =
-        rows.iter().map(|r| json!({"user_id": r.user_id, "not_before": r.not_before})).collect();
-    Ok(Json(json!({"cursor": cursor, "revocations": revocations})))
+        page.revocations.iter().map(|r| json!({"user_id": r.user_id, "not_before": r.not_before})).collect();
+    Ok(Json(json!({"cursor": page.cursor, "revocations": revocations})))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shared_user::jsonwebtoken::Algorithm;
 
-use crate::config::{ClaimsPreset, CreateUserPolicy, HashArgs};
+use crate::config::{ClaimsPreset, CreateUserPolicy};
 
 /// The Hasura role only staff and superusers may hold (it bypasses every Hasura permission).
 pub const ADMIN_ROLE: &str = "admin";
@@ -63,7 +63,7 @@ pub struct Settings {
     /// `HASURA_ACTION_SECRET` (none): required in `X-Hasura-Action-Secret` when set.
     pub hasura_action_secret: Option<String>,
     /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM` (OWASP: 19456, 2, 1).
-    pub hashing: HashArgs,
+    pub hashing: Hashing,
     /// `HASH_CONCURRENCY` (number of CPUs): password hashing threads.
     pub hash_concurrency: Option<usize>,
     /// `REQUEST_TIMEOUT` (30s): whole-request timeout.
@@ -171,7 +171,7 @@ impl Default for Settings {
             claims_preset: ClaimsPreset::None,
             hasura_default_role: "user".into(),
             hasura_action_secret: None,
-            hashing: HashArgs::default(),
+            hashing: Hashing::default(),
             hash_concurrency: None,
             request_timeout: Duration::from_secs(30),
             users_reader_group: None,
@@ -188,7 +188,19 @@ impl Default for Settings {
     }
 }
 
-impl Default for HashArgs {
+/// Password hashing parameters (argon2id): the `hashing` part of [`Settings`], also what
+/// [`crate::passwords::Hasher::new`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashing {
+    /// `ARGON2_MEMORY_KIB` (19456): memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// `ARGON2_ITERATIONS` (2).
+    pub argon2_iterations: u32,
+    /// `ARGON2_PARALLELISM` (1): lanes.
+    pub argon2_parallelism: u32,
+}
+
+impl Default for Hashing {
     /// OWASP's argon2id parameters: 19 MiB, 2 iterations, 1 lane.
     fn default() -> Self {
         Self { argon2_memory_kib: 19456, argon2_iterations: 2, argon2_parallelism: 1 }

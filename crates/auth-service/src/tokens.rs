@@ -301,6 +301,29 @@ impl Keys {
         user_id: i64,
         extra: &Map<String, Value>,
     ) -> Result<Minted, shared_user::jsonwebtoken::errors::Error> {
+        self.mint_jti(kind, user_id, extra, uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// [`Keys::mint_with`] for a token of a session that began at `started_ms` (epoch
+    /// milliseconds): its `jti` is a [`session_jti`], so the token itself says when its
+    /// session began.
+    pub fn mint_in_session(
+        &self,
+        kind: TokenType,
+        user_id: i64,
+        extra: &Map<String, Value>,
+        started_ms: i64,
+    ) -> Result<Minted, shared_user::jsonwebtoken::errors::Error> {
+        self.mint_jti(kind, user_id, extra, session_jti(started_ms))
+    }
+
+    fn mint_jti(
+        &self,
+        kind: TokenType,
+        user_id: i64,
+        extra: &Map<String, Value>,
+        jti: String,
+    ) -> Result<Minted, shared_user::jsonwebtoken::errors::Error> {
         let active = self.current();
         let now = chrono::Utc::now().timestamp();
         let lifetime = match kind {
@@ -308,7 +331,6 @@ impl Keys {
             TokenType::Refresh => self.refresh_lifetime,
         };
         let exp = now.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 4));
-        let jti = uuid::Uuid::new_v4().simple().to_string();
         let mut claims = Map::new();
         claims.insert("token_type".into(), Value::from(kind.as_str()));
         claims.insert("exp".into(), Value::from(exp));
@@ -335,9 +357,49 @@ impl Keys {
     }
 }
 
+/// A `jti` that records when its session began: a UUIDv7 whose timestamp is the sign-in
+/// (`started_ms`, epoch milliseconds) and whose other 74 bits are random. On the wire it is
+/// like any other `jti`, 32 lowercase hex digits (EasyJWT's uuid4 hex), and no claim is added;
+/// it is how an access token minted by a refresh still knows the original sign-in (graphql-jwt's
+/// `origIat`, see [`session_started_ms`]).
+pub fn session_jti(started_ms: i64) -> String {
+    let random = uuid::Uuid::new_v4();
+    // Bytes 6..16 of a v4: the UUIDv7 builder overwrites the version and variant bits, which
+    // are the only fixed bits among them.
+    let mut bytes = [0u8; 10];
+    bytes.copy_from_slice(&random.as_bytes()[6..]);
+    let millis = u64::try_from(started_ms).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid().simple().to_string()
+}
+
+/// When the session of a token with this `jti` began, epoch milliseconds, if the `jti` is a
+/// [`session_jti`]; `None` for any other (the uuid4 of tokens minted outside a session, or by
+/// an earlier version).
+pub fn session_started_ms(jti: &str) -> Option<i64> {
+    let id = uuid::Uuid::try_parse(jti).ok()?;
+    if id.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    i64::try_from(secs).ok()?.checked_mul(1000)?.checked_add(i64::from(nanos / 1_000_000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_jti_looks_like_any_jti_and_names_its_sign_in() {
+        let started = 1_796_000_000_123;
+        let (a, b) = (session_jti(started), session_jti(started));
+        for jti in [&a, &b] {
+            assert!(jti.len() == 32 && jti.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{jti}");
+            assert_eq!(session_started_ms(jti), Some(started), "{jti}");
+        }
+        assert_ne!(a, b, "random beyond the timestamp");
+        assert_eq!(session_started_ms(&uuid::Uuid::new_v4().simple().to_string()), None, "a uuid4 names no session");
+        assert_eq!(session_started_ms("not-a-uuid"), None);
+    }
     use shared_user::user::now_utc;
 
     fn row(kid: &str, alg: &str, status: &str, retired_ago_secs: Option<i64>) -> SigningKeyRow {

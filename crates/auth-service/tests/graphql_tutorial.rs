@@ -119,12 +119,16 @@ async fn the_whole_tutorial_flow_runs(backend: Backend) {
     let v = gql(&app, "query { whoami { email } }", Some(&format!("JWT {token}"))).await;
     assert_eq!(data(&v, "whoami"), &json!({"email": "ann@test.com"}));
 
+    // Refresh in a later second than the sign-in, so a token's own `iat` is not the sign-in.
+    let to_next_second = 1000 - u64::from(chrono::Utc::now().timestamp_subsec_millis()).min(999);
+    tokio::time::sleep(std::time::Duration::from_millis(to_next_second + 20)).await;
     let refresh_doc =
         format!(r#"mutation {{ refreshToken(refreshToken: "{refresh}") {{ token refreshToken payload }} }}"#);
     let v = gql(&app, &refresh_doc, None).await;
     let r = data(&v, "refreshToken");
     assert_eq!(r["payload"]["username"], "ann@test.com");
     assert_eq!(r["payload"]["origIat"], json!(orig_iat), "origIat is kept across refreshes");
+    assert!(r["payload"]["iat"].as_i64().unwrap() > orig_iat, "refreshed after the sign-in: {}", r["payload"]);
     let (new_token, new_refresh) = (r["token"].as_str().unwrap(), r["refreshToken"].as_str().unwrap());
     assert_ne!(new_refresh, refresh, "rotated");
     for verified in [new_token, new_refresh] {
@@ -132,10 +136,8 @@ async fn the_whole_tutorial_flow_runs(backend: Backend) {
         let p = &data(&v, "verifyToken")["payload"];
         assert_eq!(p["username"], "ann@test.com");
         assert_eq!(p["user_id"].to_string(), id.as_str().unwrap(), "{p}");
-        assert!(p["origIat"].is_i64(), "{p}");
+        assert_eq!(p["origIat"], json!(orig_iat), "the original sign-in, for the refreshed access token too: {p}");
     }
-    let v = gql(&app, &format!(r#"mutation {{ verifyToken(token: "{new_refresh}") {{ payload }} }}"#), None).await;
-    assert_eq!(data(&v, "verifyToken")["payload"]["origIat"], json!(orig_iat), "a refresh token names its session");
     // The single-token style argument, with the rotated token: still the same session.
     let v = gql(&app, &format!(r#"mutation {{ refreshToken(token: "{new_refresh}") {{ payload }} }}"#), None).await;
     assert_eq!(data(&v, "refreshToken")["payload"]["origIat"], json!(orig_iat));
@@ -170,6 +172,50 @@ async fn the_reader_group_lists_users_and_is_the_default_role(backend: Backend) 
     assert_eq!(data(&v, "users").as_array().unwrap().len(), 3);
 }
 
+/// `createUser { profile { role } }` follows the role rule: a new user, in no group yet, has the
+/// configured default role. `createUser` cannot put a user in a group, so the reader-group
+/// branch is followed through the rest of the flow: an admin gives the created user the
+/// `manager` group, and the same user signing in then has the `manager` role (the Hasura
+/// default role of its token) and may list users.
+async fn a_created_user_put_in_the_reader_group_gets_its_role(backend: Backend) {
+    let Some(app) = TestApp::new(backend, |s: &mut auth_service::Settings| {
+        tutorial(s);
+        s.hasura_default_role = "member".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let create = format!(
+        r#"mutation {{ createUser(username: "ann@test.com", password: "{STRONG}", email: "ann@test.com") {{ token user {{ id }} profile {{ role }} }} }}"#
+    );
+    let v = gql(&app, &create, None).await;
+    let c = data(&v, "createUser");
+    assert_eq!(c["profile"], json!({"role": "member"}), "the configured default role: {c}");
+    assert_eq!(payload(c["token"].as_str().unwrap())[NS]["x-hasura-default-role"], "member", "the same rule");
+    let id = c["user"]["id"].as_str().unwrap().to_owned();
+    let v = gql(&app, "query { users { email } }", Some(&format!("JWT {}", c["token"].as_str().unwrap()))).await;
+    assert_eq!(only_error(&v), "You do not have permission to perform this action");
+
+    app.add_user("staff@test.com", STRONG, true, &[]).await;
+    let (_, staff) = app.login("staff@test.com", STRONG).await;
+    let patch = json!({"access_groups": ["manager"]}).to_string();
+    let auth = format!("Bearer {staff}");
+    let r =
+        app.send(Method::PATCH, &format!("/auth/admin/users/{id}/"), Some(&patch), &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let login = format!(
+        r#"mutation {{ tokenAuth(username: "ann@test.com", password: "{STRONG}") {{ token payload user {{ accessGroups {{ name }} }} }} }}"#
+    );
+    let v = gql(&app, &login, None).await;
+    let t = data(&v, "tokenAuth");
+    assert_eq!(t["user"]["accessGroups"], json!([{"name": "manager"}]));
+    assert_eq!(t["payload"][NS]["x-hasura-default-role"], "manager", "the reader group is the role: {}", t["payload"]);
+    let v = gql(&app, "query { users { email } }", Some(&format!("JWT {}", t["token"].as_str().unwrap()))).await;
+    assert_eq!(data(&v, "users"), &json!([{"email": "ann@test.com"}, {"email": "staff@test.com"}]));
+}
+
 async fn without_a_reader_group_only_staff_list_users(backend: Backend) {
     let Some(app) = TestApp::new(backend, &["--claims-preset", "hasura"]).await else { return };
     app.add_user("boss@test.com", STRONG, false, &["manager"]).await;
@@ -200,9 +246,9 @@ async fn admin_is_refused_as_default_role_or_reader_group(backend: Backend) {
         return;
     };
     let bad = auth_service::AppState::build(settings(&["--hasura-default-role", "admin"]), db.db.clone()).await;
-    assert!(bad.unwrap_err().starts_with("HASURA_DEFAULT_ROLE must not be `admin`"));
+    assert!(bad.unwrap_err().to_string().starts_with("HASURA_DEFAULT_ROLE must not be `admin`"));
     let bad = auth_service::AppState::build(settings(&["--users-reader-group", "admin"]), db.db.clone()).await;
-    assert!(bad.unwrap_err().starts_with("USERS_READER_GROUP must not be `admin`"));
+    assert!(bad.unwrap_err().to_string().starts_with("USERS_READER_GROUP must not be `admin`"));
 }
 
 async fn the_tutorial_claims_preset_adds_username_and_sub_claims(backend: Backend) {
@@ -302,6 +348,7 @@ both_backends!(
     the_tutorial_documents_validate_against_the_schema,
     the_whole_tutorial_flow_runs,
     the_reader_group_lists_users_and_is_the_default_role,
+    a_created_user_put_in_the_reader_group_gets_its_role,
     without_a_reader_group_only_staff_list_users,
     a_group_named_admin_does_not_give_hasuras_admin_role,
     admin_is_refused_as_default_role_or_reader_group,

@@ -123,9 +123,9 @@ async fn preset_settings_are_validated(backend: Backend) {
         return;
     };
     let bad = auth_service::AppState::build(settings(&["--hasura-default-role", " "]), db.db.clone()).await;
-    assert_eq!(bad.unwrap_err(), "HASURA_DEFAULT_ROLE must not be empty");
+    assert_eq!(bad.unwrap_err().to_string(), "HASURA_DEFAULT_ROLE must not be empty");
     let bad = auth_service::AppState::build(settings(&["--hasura-action-secret", ""]), db.db.clone()).await;
-    assert!(bad.unwrap_err().starts_with("HASURA_ACTION_SECRET is set but empty"));
+    assert!(bad.unwrap_err().to_string().starts_with("HASURA_ACTION_SECRET is set but empty"));
     let debug = format!(
         "{:?}",
         auth_service::AppState::build(settings(&["--hasura-action-secret", SECRET]), db.db.clone()).await

@@ -74,7 +74,7 @@ async fn a_wrong_key_encryption_key_is_a_clear_startup_error(backend: Backend) {
     let Some(app) = TestApp::asymmetric(backend, &["--algorithm", "EdDSA"]).await else { return };
     let kid = app.state.store.signing_keys().await.unwrap()[0].kid.clone();
     let settings = common::settings(&["--algorithm", "EdDSA", "--key-encryption-key", OTHER_KEK]);
-    let err = auth_service::AppState::build(settings.clone(), app.db.db.clone()).await.unwrap_err();
+    let err = auth_service::AppState::build(settings.clone(), app.db.db.clone()).await.unwrap_err().to_string();
     assert_eq!(err, format!("KEY_ENCRYPTION_KEY does not open signing key {kid} (wrong key, or the row was altered)"));
     let (ok, _, stderr) =
         cli(&app, &["serve", "--bind", "127.0.0.1:0"], &[("ALGORITHM", "EdDSA"), ("KEY_ENCRYPTION_KEY", OTHER_KEK)]);

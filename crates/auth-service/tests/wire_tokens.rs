@@ -3,8 +3,8 @@
 
 mod common;
 
-use auth_service::config::HashArgs;
 use auth_service::passwords::Hasher;
+use auth_service::settings::Hashing;
 use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::{Map, Value, json};
@@ -513,8 +513,8 @@ async fn database_outage_is_503_json_not_500(backend: Backend) {
 
 async fn login_rehashes_the_password_when_argon2_parameters_change(backend: Backend) {
     let Some(app) = TestApp::new(backend, &[]).await else { return };
-    let weaker = HashArgs { argon2_memory_kib: 128, argon2_iterations: 1, argon2_parallelism: 1 };
-    let old_hash = Hasher::new(&weaker, Some(1)).unwrap().hash(PW.into()).await.unwrap();
+    let weaker = Hashing { argon2_memory_kib: 128, argon2_iterations: 1, argon2_parallelism: 1 };
+    let old_hash = Hasher::new(weaker, Some(1)).unwrap().hash(PW.into()).await.unwrap();
     assert!(old_hash.starts_with("$argon2id$v=19$m=128,t=1,p=1$"));
     app.add_user_with_hash(ALICE, &old_hash).await;
     assert_401(&app.post("/auth/token/", &creds(ALICE, "wrong password")).await, NO_ACCOUNT);

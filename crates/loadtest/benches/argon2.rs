@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 fn argon2(c: &mut Criterion) {
     let settings = loadtest::setup::auth_settings(&loadtest::setup::signing_key());
-    let args = settings.hashing.clone();
+    let args = settings.hashing;
     let params = Params::new(args.argon2_memory_kib, args.argon2_iterations, args.argon2_parallelism, None).unwrap();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let salt = SaltString::generate(&mut OsRng);
@@ -28,7 +28,7 @@ fn argon2(c: &mut Criterion) {
     g.bench_function(name, |b| b.iter(|| argon.hash_password(black_box(password.as_bytes()), &salt).unwrap()));
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let hasher = Hasher::new(&args, None).unwrap();
+    let hasher = Hasher::new(args, None).unwrap();
     let stored = rt.block_on(hasher.hash(password.to_owned())).unwrap();
     g.bench_function("Hasher::check (login path)", |b| {
         b.to_async(&rt).iter(|| async {

@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// A valid refresh token of an inactive or deleted user.
     #[error("no active account for the token")]
     NoActiveAccount,
+    /// A bearer access token that signs no one in (see [`super::authenticate_access`]).
+    #[error("not authenticated: {0}")]
+    Unauthenticated(AccessRefused),
     /// The caller may not do this.
     #[error("permission denied")]
     Forbidden,
@@ -39,6 +42,27 @@ pub enum ServiceError {
     /// A bug or an unexpected failure; logged once by the front end, never shown.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Why a bearer access token does not sign its holder in. Each front end words every case
+/// its own way (SimpleJWT's `JWTAuthentication` bodies, graphql-jwt's messages).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessRefused {
+    /// Not an acceptable access token of ours: bad signature, expired, wrong type, missing claims.
+    #[error("{0}")]
+    Token(TokenError),
+    /// A valid token without a usable user id claim.
+    #[error("{}", TokenError::NoUserId)]
+    NoUserId,
+    /// A valid token of a user who no longer exists.
+    #[error("user not found")]
+    UnknownUser,
+    /// A valid token of an inactive user.
+    #[error("user inactive")]
+    Inactive,
+    /// Issued before the user's revocation watermark (logout-all, password change, ...).
+    #[error("revoked")]
+    Revoked,
 }
 
 impl From<FieldErrors> for ServiceError {

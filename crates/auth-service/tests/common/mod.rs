@@ -1,8 +1,9 @@
 //! Test harness: a fresh database per test, the real router, and small request helpers.
 #![allow(dead_code)]
 
-use auth_service::config::{ClaimsPreset, CreateUserPolicy, HashArgs};
+use auth_service::config::{ClaimsPreset, CreateUserPolicy};
 use auth_service::schema::users;
+use auth_service::settings::Hashing;
 use auth_service::store::NewUser;
 use auth_service::{AppState, Settings, app};
 use axum::Router;
@@ -26,7 +27,7 @@ pub const KEY: &str = "test-signing-key-0123456789abcdef0123456789";
 pub fn base_settings() -> Settings {
     Settings {
         signing_key: Some(KEY.into()),
-        hashing: HashArgs { argon2_memory_kib: 256, argon2_iterations: 1, ..HashArgs::default() },
+        hashing: Hashing { argon2_memory_kib: 256, argon2_iterations: 1, ..Hashing::default() },
         ..Settings::default()
     }
 }
