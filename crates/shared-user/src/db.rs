@@ -177,8 +177,11 @@ impl Db {
                 let path = path.to_owned();
                 Box::pin(async move {
                     let mut conn = SqliteConn::establish(&path).await?;
+                    // The lock wait first: `journal_mode` may need a lock, and without the wait
+                    // a connection opened while another one commits fails at once ("database
+                    // is locked").
                     conn.batch_execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                          PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                     )
                     .await
