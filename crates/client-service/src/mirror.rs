@@ -213,7 +213,9 @@ async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pend
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let users: Vec<User> = batch.iter().map(|p| p.user.clone()).collect();
+        let started = std::time::Instant::now();
         let result = write(&db, users).await;
+        crate::metrics::mirror_write(started, batch.len());
         let results: Vec<Result<(), DbError>> = match result {
             Ok(()) => batch.iter().map(|_| Ok(())).collect(),
             Err(_) if batch.len() > 1 => {
