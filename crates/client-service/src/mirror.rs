@@ -5,7 +5,9 @@
 //! - **Writes are group-committed.** [`Mirror::upsert`] hands the user to one writer task and
 //!   waits until it is committed; the writer puts every user waiting at that moment in one
 //!   transaction, so a burst of first requests costs one commit, not one each. On PostgreSQL
-//!   a batch is one statement (one round trip) whatever its size.
+//!   a batch is one statement whatever its size, committed without waiting for the WAL flush
+//!   (`synchronous_commit` off for that transaction only: the mirror is a copy that is fetched
+//!   again when lost).
 //! - **SQLite work runs in one blocking call.** diesel's SQLite connection is synchronous and
 //!   each query of the async wrapper is a hop to the blocking pool; a read (user and groups) or
 //!   a whole write batch is one hop instead, with diesel's prepared-statement cache.
@@ -206,22 +208,45 @@ async fn mirrored_ids(db: &Db) -> Result<Vec<i64>, DbError> {
     with_conn!(db, |conn| Ok(users::table.select(users::id).load::<i64>(conn).await?))
 }
 
+/// How long the writer keeps its PostgreSQL connection with nothing to write.
+const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A PostgreSQL connection from the pool.
+type PgPooled = diesel_async::pooled_connection::deadpool::Object<shared_user::db::PgConn>;
+
 /// The writer: takes every user waiting, commits them in one transaction, answers each. When
 /// the batch fails (a unique conflict between two of its users, say), each user is written in
-/// its own transaction so one bad row fails only its own request.
+/// its own transaction so one bad row fails only its own request. On PostgreSQL it keeps its
+/// connection while users keep coming (no checkout, and no check of the connection, per batch)
+/// and gives it back after [`KEEP_CONNECTION`] without work or after an error.
 async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
+    let mut held: Option<PgPooled> = None;
+    loop {
+        let received = if held.is_some() {
+            match tokio::time::timeout(KEEP_CONNECTION, queue.recv_many(&mut batch, BATCH)).await {
+                Ok(received) => received,
+                Err(_idle) => {
+                    held = None;
+                    queue.recv_many(&mut batch, BATCH).await
+                }
+            }
+        } else {
+            queue.recv_many(&mut batch, BATCH).await
+        };
+        if received == 0 {
+            break;
+        }
         let users: Vec<User> = batch.iter().map(|p| p.user.clone()).collect();
         let started = std::time::Instant::now();
-        let result = write(&db, users).await;
+        let result = write(&db, &mut held, users).await;
         crate::metrics::mirror_write(started, batch.len());
         let results: Vec<Result<(), DbError>> = match result {
             Ok(()) => batch.iter().map(|_| Ok(())).collect(),
             Err(_) if batch.len() > 1 => {
                 let mut each = Vec::with_capacity(batch.len());
                 for p in &batch {
-                    each.push(write(&db, vec![p.user.clone()]).await);
+                    each.push(write(&db, &mut held, vec![p.user.clone()]).await);
                 }
                 each
             }
@@ -236,8 +261,9 @@ async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pend
     }
 }
 
-/// Writes `users` in one transaction, synced as of now.
-async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
+/// Writes `users` in one transaction, synced as of now. On PostgreSQL the connection in
+/// `held` is used (one is taken from the pool when there is none) and dropped on an error.
+async fn write(db: &Db, held: &mut Option<PgPooled>, users: Vec<User>) -> Result<(), DbError> {
     let now = now_utc();
     match db {
         Db::Sqlite(pool) => {
@@ -247,12 +273,15 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
                 .await?)
         }
         Db::Postgres(pool) => {
-            let mut pooled = pool.get().await?;
-            let conn = &mut *pooled;
-            match upsert_statement(conn, &users, now).await {
+            let conn = match held {
+                Some(conn) => conn,
+                None => held.insert(pool.get().await?),
+            };
+            let result = match UpsertBatch::new(&users, now).execute(&mut **conn).await.map_err(DbError::from) {
                 // An email that moved to another id: delete the old holder first, user by user.
                 Err(DbError::Unique) => {
                     conn.transaction(async move |conn| {
+                        diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(conn).await?;
                         for user in &users {
                             upsert_one(conn, user, now).await?;
                         }
@@ -260,67 +289,127 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
                     })
                     .await
                 }
-                done => done,
+                done => done.map(drop),
+            };
+            if result.is_err() {
+                *held = None;
             }
+            result
         }
     }
 }
 
-/// The whole batch in one PostgreSQL statement (one round trip, atomic by itself): users
-/// upserted, their groups upserted, and their groups no longer listed deleted. The three parts
-/// touch different rows, so running them as one statement is safe; the groups' foreign key is
-/// checked at the end of the statement, when the users are there. An email held by another id
-/// in the mirror fails it with a unique violation.
-const UPSERT_BATCH: &str = "\
-WITH u AS (
-    INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, last_login, is_active, is_staff,
-                                 is_superuser, synced_at)
-    SELECT i.*, $10 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::timestamp[],
-                                $7::bool[], $8::bool[], $9::bool[]) AS i
-    ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
-        last_name = excluded.last_name, date_joined = excluded.date_joined, last_login = excluded.last_login,
-        is_active = excluded.is_active, is_staff = excluded.is_staff, is_superuser = excluded.is_superuser,
-        synced_at = excluded.synced_at
-    RETURNING 1
-), g AS (
-    INSERT INTO gatehouse_access_groups (user_id, name, level)
-    SELECT * FROM UNNEST($11::int8[], $12::text[], $13::text[])
-    ON CONFLICT (user_id, name) DO UPDATE SET level = excluded.level
-    RETURNING 1
-)
-DELETE FROM gatehouse_access_groups d
-WHERE d.user_id = ANY($1)
-  AND NOT EXISTS (SELECT 1 FROM UNNEST($11::int8[], $12::text[]) AS n(user_id, name)
-                  WHERE n.user_id = d.user_id AND n.name = d.name)";
-
-async fn upsert_statement(
-    conn: &mut shared_user::db::PgConn,
-    batch: &[User],
+/// The whole batch in one PostgreSQL statement (one round trip, atomic by itself, prepared
+/// once per connection): users upserted, their groups upserted, and their groups no longer
+/// listed deleted. The parts touch different rows, so running them as one statement is safe;
+/// the groups' foreign key is checked at the end of the statement, when the users are there.
+/// An email held by another id in the mirror fails it with a unique violation.
+///
+/// The mirror is a copy of the auth-service's users, so the statement also turns
+/// `synchronous_commit` off for its own transaction (`set_config(.., true)`): its commit does
+/// not wait for the WAL flush. A crash of the PostgreSQL server itself may forget the last few
+/// hundred milliseconds of mirror writes (never part of one; those users are fetched again); a
+/// crash of this process loses nothing committed. The host's own writes are not affected.
+struct UpsertBatch {
+    ids: Vec<i64>,
+    emails: Vec<String>,
+    first_names: Vec<String>,
+    last_names: Vec<String>,
+    joined: Vec<NaiveDateTime>,
+    last_logins: Vec<Option<NaiveDateTime>>,
+    active: Vec<bool>,
+    staff: Vec<bool>,
+    superuser: Vec<bool>,
     now: NaiveDateTime,
-) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
-    let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
-    let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
-    let groups = || batch.iter().flat_map(|u| u.access_groups.iter().map(move |g| (u.id, g)));
-    diesel::sql_query(UPSERT_BATCH)
-        .bind::<Array<BigInt>, _>(batch.iter().map(|u| u.id).collect::<Vec<i64>>())
-        .bind::<Array<Text>, _>(column(|u| u.email.clone()))
-        .bind::<Array<Text>, _>(column(|u| u.first_name.clone()))
-        .bind::<Array<Text>, _>(column(|u| u.last_name.clone()))
-        .bind::<Array<Timestamp>, _>(batch.iter().map(|u| u.date_joined).collect::<Vec<NaiveDateTime>>())
-        .bind::<Array<Nullable<Timestamp>>, _>(
-            batch.iter().map(|u| u.last_login).collect::<Vec<Option<NaiveDateTime>>>(),
-        )
-        .bind::<Array<Bool>, _>(flag(|u| u.is_active))
-        .bind::<Array<Bool>, _>(flag(|u| u.is_staff))
-        .bind::<Array<Bool>, _>(flag(|u| u.is_superuser))
-        .bind::<Timestamp, _>(now)
-        .bind::<Array<BigInt>, _>(groups().map(|(id, _)| id).collect::<Vec<i64>>())
-        .bind::<Array<Text>, _>(groups().map(|(_, g)| g.name.clone()).collect::<Vec<String>>())
-        .bind::<Array<Nullable<Text>>, _>(groups().map(|(_, g)| g.level.clone()).collect::<Vec<Option<String>>>())
-        .execute(conn)
-        .await?;
-    Ok(())
+    group_users: Vec<i64>,
+    group_names: Vec<String>,
+    group_levels: Vec<Option<String>>,
+}
+
+impl UpsertBatch {
+    fn new(batch: &[User], now: NaiveDateTime) -> Self {
+        let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
+        let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
+        let groups = || batch.iter().flat_map(|u| u.access_groups.iter().map(move |g| (u.id, g)));
+        Self {
+            ids: batch.iter().map(|u| u.id).collect(),
+            emails: column(|u| u.email.clone()),
+            first_names: column(|u| u.first_name.clone()),
+            last_names: column(|u| u.last_name.clone()),
+            joined: batch.iter().map(|u| u.date_joined).collect(),
+            last_logins: batch.iter().map(|u| u.last_login).collect(),
+            active: flag(|u| u.is_active),
+            staff: flag(|u| u.is_staff),
+            superuser: flag(|u| u.is_superuser),
+            now,
+            group_users: groups().map(|(id, _)| id).collect(),
+            group_names: groups().map(|(_, g)| g.name.clone()).collect(),
+            group_levels: groups().map(|(_, g)| g.level.clone()).collect(),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for UpsertBatch {
+    type QueryId = Self;
+    // The SQL text never changes, so the prepared statement is cached per connection.
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for UpsertBatch {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+        out.push_sql("WITH i AS (SELECT * FROM UNNEST(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.emails)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.first_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.last_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.joined)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&self.last_logins)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.active)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.staff)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.superuser)?;
+        out.push_sql(
+            ") AS i(id, email, first_name, last_name, date_joined, last_login, is_active, is_staff, is_superuser)), \
+             n AS (SELECT * FROM UNNEST(",
+        );
+        out.push_bind_param::<Array<BigInt>, _>(&self.group_users)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.group_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.group_levels)?;
+        out.push_sql(
+            ") AS n(user_id, name, level)), \
+             c AS (SELECT set_config('synchronous_commit', 'off', true)), \
+             u AS (INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, last_login, \
+                       is_active, is_staff, is_superuser, synced_at) \
+                   SELECT i.*, ",
+        );
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(
+            " FROM i, c \
+                   ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
+                       last_name = excluded.last_name, date_joined = excluded.date_joined, \
+                       last_login = excluded.last_login, is_active = excluded.is_active, \
+                       is_staff = excluded.is_staff, is_superuser = excluded.is_superuser, \
+                       synced_at = excluded.synced_at \
+                   RETURNING 1), \
+             g AS (INSERT INTO gatehouse_access_groups (user_id, name, level) SELECT * FROM n \
+                   ON CONFLICT (user_id, name) DO UPDATE SET level = excluded.level \
+                   RETURNING 1) \
+             DELETE FROM gatehouse_access_groups d \
+             WHERE d.user_id IN (SELECT id FROM i) \
+               AND NOT EXISTS (SELECT 1 FROM n WHERE n.user_id = d.user_id AND n.name = d.name)",
+        );
+        Ok(())
+    }
 }
 
 /// One user's row and groups, inside the caller's transaction (PostgreSQL).
