@@ -63,6 +63,11 @@ pub(crate) fn mirror_write(started: Instant, users: usize) {
     metrics::histogram!(MIRROR_WRITE_USERS).record(users as f64);
 }
 
+/// A user that could not be written to the mirror (`gatehouse_mirror_write_failures_total`).
+pub(crate) fn mirror_write_failed() {
+    metrics::counter!(shared_user::ops::metrics::MIRROR_WRITE_FAILURES).increment(1);
+}
+
 /// One user fetch into the mirror: `gatehouse_mirror_fetches_total` by outcome.
 pub(crate) fn mirror_fetch<T>(result: &Result<T, ClientError>) {
     let outcome = match result {

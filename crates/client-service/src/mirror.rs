@@ -2,9 +2,13 @@
 //! groups overwritten from the auth-service's JSON. All SQL of the client crate is here.
 //!
 //! Built for many users:
-//! - **Writes are group-committed.** [`Mirror::upsert`] hands the user to one writer task and
-//!   waits until it is committed; the writer puts every user waiting at that moment in one
-//!   transaction, so a burst of first requests costs one commit, not one each. On PostgreSQL
+//! - **Writes are queued and group-committed.** [`Mirror::upsert`] hands the user to one
+//!   writer task and returns: the request is answered from the user just fetched (and kept in
+//!   memory) without waiting for the database. The writer puts every write waiting at that
+//!   moment in one transaction, so a burst of first requests costs one commit, not one each.
+//!   All writes (upserts, deactivations, stale marks) go through that one queue, so they land
+//!   in the order they were made. [`Mirror::flush`] waits for everything queued so far; a
+//!   failed write is logged and counted, and that user is simply fetched again later. On PostgreSQL
 //!   a batch is one statement whatever its size, committed without waiting for the WAL flush
 //!   (`synchronous_commit` off for that transaction only: the mirror is a copy that is fetched
 //!   again when lost).
@@ -46,10 +50,16 @@ pub(crate) struct Mirrored {
     pub(crate) synced_at: Option<NaiveDateTime>,
 }
 
-/// One user for the writer, and who waits for the commit.
-struct Pending {
-    user: User,
-    done: oneshot::Sender<Result<(), DbError>>,
+/// One write for the writer task, in queue order.
+enum Write {
+    /// Overwrite the row and groups of this user, synced now.
+    Upsert(User),
+    /// The auth-service refused this user: inactive, as of the time given.
+    Deactivate(i64, NaiveDateTime),
+    /// A revocation: fetch this user again at their next request.
+    MarkStale(i64),
+    /// Answer once every earlier write is done.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Ids with a row in the mirror, as far as this process knows.
@@ -78,7 +88,7 @@ pub(crate) struct Mirror {
     db: Db,
     known: Arc<Known>,
     /// The writer's queue, started at the first write (a tokio runtime is there then).
-    writer: OnceLock<mpsc::Sender<Pending>>,
+    writer: OnceLock<mpsc::Sender<Write>>,
     /// The index load, started at the first read.
     indexing: std::sync::Once,
 }
@@ -133,31 +143,46 @@ impl Mirror {
         }
     }
 
-    /// Marks a mirrored user inactive (the auth-service refused them), as of now.
-    pub(crate) async fn deactivate(&self, id: i64) -> Result<(), DbError> {
-        let now = now_utc();
-        with_conn!(&self.db, |conn| {
-            diesel::update(users::table.find(id))
-                .set((users::is_active.eq(false), users::synced_at.eq(now)))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    /// Marks a mirrored user inactive (the auth-service refused them), as of now. Queued.
+    pub(crate) async fn deactivate(&self, id: i64) {
+        self.queue(Write::Deactivate(id, now_utc())).await;
     }
 
-    /// Overwrites the mirror of `user` (row and groups) and returns once it is committed. The
-    /// auth-service is the source of truth: a local row holding the same email under another
-    /// id is removed.
-    pub(crate) async fn upsert(&self, user: &User) -> Result<(), DbError> {
+    /// Marks a mirrored user stale (a revocation), so their next request fetches them from
+    /// the auth-service. Queued.
+    pub(crate) async fn mark_stale(&self, id: i64) {
+        self.queue(Write::MarkStale(id)).await;
+    }
+
+    /// Overwrites the mirror of `user` (row and groups), synced now. Queued: returns at once
+    /// unless the queue is full. The auth-service is the source of truth: a local row holding
+    /// the same email under another id is removed.
+    pub(crate) async fn upsert(&self, user: &User) {
+        self.queue(Write::Upsert(user.clone())).await;
+    }
+
+    /// Waits until every write queued before this call is done (committed, or failed and
+    /// logged).
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.queue(Write::Flush(done)).await {
+            let _ = flushed.await;
+        }
+    }
+
+    /// Queues `write` (waiting for room when the queue is full); `false` when the writer is
+    /// gone (its runtime stopped), which is logged.
+    async fn queue(&self, write: Write) -> bool {
         let writer = self.writer.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             tokio::spawn(write_batches(self.db.clone(), self.known.clone(), rx));
             tx
         });
-        let (done, committed) = oneshot::channel();
-        let stopped = || DbError::Pool("the mirror writer stopped".into());
-        writer.send(Pending { user: user.clone(), done }).await.map_err(|_| stopped())?;
-        committed.await.map_err(|_| stopped())?
+        let queued = writer.send(write).await.is_ok();
+        if !queued {
+            tracing::warn!("the mirror writer has stopped; the write is dropped");
+        }
+        queued
     }
 }
 
@@ -211,15 +236,15 @@ async fn mirrored_ids(db: &Db) -> Result<Vec<i64>, DbError> {
 /// How long the writer keeps its PostgreSQL connection with nothing to write.
 const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A PostgreSQL connection from the pool.
-type PgPooled = diesel_async::pooled_connection::deadpool::Object<shared_user::db::PgConn>;
+use shared_user::db::PgPooled;
 
-/// The writer: takes every user waiting, commits them in one transaction, answers each. When
-/// the batch fails (a unique conflict between two of its users, say), each user is written in
-/// its own transaction so one bad row fails only its own request. On PostgreSQL it keeps its
-/// connection while users keep coming (no checkout, and no check of the connection, per batch)
-/// and gives it back after [`KEEP_CONNECTION`] without work or after an error.
-async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pending>) {
+/// The writer: takes every write waiting and does them in queue order, consecutive upserts
+/// in one transaction. When such a batch fails (a unique conflict between two of its users,
+/// say), each user is written in its own transaction so one bad row loses only itself. Failed
+/// writes are logged and counted. On PostgreSQL it keeps its connection while writes keep
+/// coming (no checkout, and no check of the connection, per batch) and gives it back after
+/// [`KEEP_CONNECTION`] without work or after an error.
+async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut held: Option<PgPooled> = None;
     loop {
@@ -237,27 +262,113 @@ async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pend
         if received == 0 {
             break;
         }
-        let users: Vec<User> = batch.iter().map(|p| p.user.clone()).collect();
-        let started = std::time::Instant::now();
-        let result = write(&db, &mut held, users).await;
-        crate::metrics::mirror_write(started, batch.len());
-        let results: Vec<Result<(), DbError>> = match result {
-            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-            Err(_) if batch.len() > 1 => {
-                let mut each = Vec::with_capacity(batch.len());
-                for p in &batch {
-                    each.push(write(&db, &mut held, vec![p.user.clone()]).await);
+        let mut upserts: Vec<User> = Vec::new();
+        for write in batch.drain(..) {
+            match write {
+                Write::Upsert(user) => upserts.push(user),
+                other => {
+                    upsert_all(&db, &mut held, &known, std::mem::take(&mut upserts)).await;
+                    match other {
+                        Write::Deactivate(id, at) => {
+                            if let Err(e) = update(&db, &mut held, id, Change::Inactive(at)).await {
+                                tracing::warn!(user_id = id, error = %e, "could not mark the mirrored user inactive");
+                            }
+                        }
+                        Write::MarkStale(id) => {
+                            if let Err(e) = update(&db, &mut held, id, Change::Stale).await {
+                                // The watermark already refuses the old tokens; this only
+                                // delays the refetch of the user until the mirror TTL.
+                                tracing::warn!(user_id = id, error = %e, "could not mark the mirrored user stale");
+                            }
+                        }
+                        Write::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                        Write::Upsert(_) => unreachable!("matched above"),
+                    }
                 }
-                each
             }
-            Err(e) => vec![Err(e)],
-        };
-        for (p, r) in batch.drain(..).zip(results) {
-            if r.is_ok() {
-                known.add(p.user.id);
-            }
-            let _ = p.done.send(r);
         }
+        upsert_all(&db, &mut held, &known, upserts).await;
+    }
+}
+
+/// Writes `users` (one transaction, then one each if that fails), records the outcome.
+async fn upsert_all(db: &Db, held: &mut Option<PgPooled>, known: &Known, users: Vec<User>) {
+    if users.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let count = users.len();
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let result = write(db, held, users.clone()).await;
+    crate::metrics::mirror_write(started, count);
+    let results: Vec<(i64, Result<(), DbError>)> = match result {
+        Ok(()) => ids.into_iter().map(|id| (id, Ok(()))).collect(),
+        Err(_) if count > 1 => {
+            let mut each = Vec::with_capacity(count);
+            for user in users {
+                let id = user.id;
+                each.push((id, write(db, held, vec![user]).await));
+            }
+            each
+        }
+        Err(e) => vec![(ids[0], Err(e))],
+    };
+    for (id, result) in results {
+        match result {
+            Ok(()) => known.add(id),
+            Err(e) => {
+                crate::metrics::mirror_write_failed();
+                tracing::warn!(user_id = id, error = %e, "could not write the user to the mirror; it is fetched again later");
+            }
+        }
+    }
+}
+
+/// A change of one mirrored row that is not an upsert.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// Inactive, synced at this time.
+    Inactive(NaiveDateTime),
+    /// Never synced (`synced_at` is required: the epoch means "fetch again").
+    Stale,
+}
+
+/// One `UPDATE` of a user's row, on the held PostgreSQL connection when there is one.
+async fn update(db: &Db, held: &mut Option<PgPooled>, id: i64, change: Change) -> Result<(), DbError> {
+    let never = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    macro_rules! run {
+        ($conn:expr) => {
+            match change {
+                Change::Inactive(at) => {
+                    diesel::update(users::table.find(id))
+                        .set((users::is_active.eq(false), users::synced_at.eq(at)))
+                        .execute($conn)
+                        .await
+                }
+                Change::Stale => {
+                    diesel::update(users::table.find(id)).set(users::synced_at.eq(never)).execute($conn).await
+                }
+            }
+        };
+    }
+    match db {
+        Db::Postgres(pool) => {
+            let conn = match held {
+                Some(conn) => conn,
+                None => held.insert(pool.get().await?),
+            };
+            let result = run!(&mut **conn).map(drop).map_err(DbError::from);
+            if result.is_err() {
+                *held = None;
+            }
+            result
+        }
+        Db::Sqlite(_) => with_conn!(db, |conn| {
+            run!(conn)?;
+            Ok(())
+        }),
     }
 }
 
