@@ -143,15 +143,22 @@ impl Mirror {
         }
     }
 
-    /// Marks a mirrored user inactive (the auth-service refused them), as of now. Queued.
+    /// Marks a mirrored user inactive (the auth-service refused them), as of now. Queued
+    /// behind the writes already waiting, and done (or logged as failed) when this returns, so
+    /// no later request reads the old row.
     pub(crate) async fn deactivate(&self, id: i64) {
-        self.queue(Write::Deactivate(id, now_utc())).await;
+        if self.queue(Write::Deactivate(id, now_utc())).await {
+            self.flush().await;
+        }
     }
 
     /// Marks a mirrored user stale (a revocation), so their next request fetches them from
-    /// the auth-service. Queued.
+    /// the auth-service. Queued like [`deactivate`](Self::deactivate), and done when this
+    /// returns.
     pub(crate) async fn mark_stale(&self, id: i64) {
-        self.queue(Write::MarkStale(id)).await;
+        if self.queue(Write::MarkStale(id)).await {
+            self.flush().await;
+        }
     }
 
     /// Overwrites the mirror of `user` (row and groups), synced now. Queued: returns at once
