@@ -98,11 +98,12 @@ Ctrl-C stops both services.
         server::serve(auth_listener, auth_service::app(auth), Limits::default(), auth_service::shutdown_signal());
     let client_server = server::serve(
         client_listener,
-        client_service::demo::app(client),
+        client_service::demo::app(client.clone()),
         Limits::default(),
         client_service::shutdown_signal(),
     );
     let (a, c) = tokio::join!(auth_server, client_server);
+    client.flush_mirror().await;
     a?;
     c?;
     Ok(())

@@ -125,7 +125,8 @@ async fn host_and_client_migrations_share_one_database_and_both_work(backend: Ba
     );
 
     let config = ClientConfig::builder(pair.auth_url.clone()).local_hmac(KEY).build().expect("config");
-    let app = inventory::app(ClientState::new(config, host.db.clone()).expect("state"), host.db.clone());
+    let state = ClientState::new(config, host.db.clone()).expect("state");
+    let app = inventory::app(state.clone(), host.db.clone());
     let ann = pair.add_user("ann@example.com", &["warehouse"]).await;
     pair.add_user("bob@example.com", &[]).await;
     let (_, ann_token) = pair.login_direct("ann@example.com").await;
@@ -144,6 +145,7 @@ async fn host_and_client_migrations_share_one_database_and_both_work(backend: Ba
     let (status, body) = call(&app, "POST", "/inventory/items/add/", &ann_token, Some(json!({"nom": "x"}))).await;
     assert_eq!(status, 400, "{body}");
 
+    state.flush_mirror().await;
     let (own, mirrored) = own_and_mirrored_users(&host.db).await.expect("read both tables");
     assert_eq!(own, [ann], "the host's own users table holds its own rows");
     assert_eq!(mirrored, ["ann@example.com", "bob@example.com"], "the mirror holds both users");

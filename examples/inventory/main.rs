@@ -26,11 +26,14 @@ async fn main() -> anyhow::Result<()> {
     let db = Db::connect(&url, 4).await?;
     let (own, ours) = app::migrate(&db).await?;
     tracing::info!(own, client = ours, "migrations applied");
-    let app = app::app(ClientState::new(config, db.clone())?, db);
+    let state = ClientState::new(config, db.clone())?;
+    let app = app::app(state.clone(), db);
 
     let bind = std::env::var("INVENTORY_BIND").unwrap_or_else(|_| "127.0.0.1:8002".into());
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("inventory service on http://{bind}: GET /inventory/items/, POST /inventory/items/add/ (group warehouse)");
     axum::serve(listener, app).with_graceful_shutdown(client_service::shutdown_signal()).await?;
+    // The last users fetched reach the mirror before the process exits.
+    state.flush_mirror().await;
     Ok(())
 }

@@ -526,13 +526,15 @@ impl Pair {
         pair_of(&r)
     }
 
-    /// The client mirror's rows.
+    /// The client mirror's rows, once every mirror write made so far is done.
     pub async fn mirror(&self) -> MirrorRows {
+        self.client.flush_mirror().await;
         load_mirror(&self.client_db.db).await.expect("read mirror")
     }
 
     /// When the client last synced user `id` from the auth-service.
     pub async fn synced_at(&self, id: i64) -> Option<chrono::NaiveDateTime> {
+        self.client.flush_mirror().await;
         load_synced_at(&self.client_db.db, id).await.expect("read synced_at")
     }
 }

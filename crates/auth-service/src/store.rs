@@ -178,14 +178,23 @@ impl Store {
             return Ok(conn.spawn_blocking(move |c| sqlite_reads::find_user(c, id)).await?);
         }
         with_conn!(&self.db, |conn| {
-            let row: Option<UserRow> = users::table.find(id).select(USER_COLUMNS).first(conn).await.optional()?;
-            match row {
-                None => Ok(None),
-                Some(row) => {
-                    let groups = load_access_groups!(conn, access_groups, row.id)?;
-                    Ok(Some(row.into_user(groups).0))
-                }
-            }
+            // The user and its groups in one round trip: one row per group (a user without
+            // groups gives one row with no group), groups in name order.
+            let rows: Vec<(UserRow, Option<(String, Option<String>)>)> = users::table
+                .left_join(access_groups::table)
+                .filter(users::id.eq(id))
+                .order(access_groups::name.asc())
+                .select((USER_COLUMNS, (access_groups::name, access_groups::level).nullable()))
+                .load(conn)
+                .await?;
+            let mut rows = rows.into_iter();
+            let Some((row, first)) = rows.next() else { return Ok(None) };
+            let groups = first
+                .into_iter()
+                .chain(rows.filter_map(|(_, group)| group))
+                .map(|(name, level)| AccessGroup { name, level })
+                .collect();
+            Ok(Some(row.into_user(groups).0))
         })
     }
 

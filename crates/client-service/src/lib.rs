@@ -228,6 +228,15 @@ impl ClientState {
         &self.inner.config
     }
 
+    /// Waits until every write to the mirror made so far is in the database. The mirror is
+    /// written behind the requests: a user fetched from the auth-service is answered from
+    /// memory at once and committed to the mirror a moment later. Call this after your server
+    /// has stopped, so the last users fetched are mirrored before the process exits (the demo
+    /// binary does); a write that fails is logged, and that user is fetched again later.
+    pub async fn flush_mirror(&self) {
+        self.mirror().flush().await;
+    }
+
     /// The user of a request with these headers, checked exactly as [`AuthUser`] does (for
     /// code outside an axum handler, such as a WebSocket upgrade or a GraphQL context).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
@@ -332,7 +341,7 @@ impl ClientState {
     async fn fetch_and_mirror(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
         match self.upstream().fetch_user(token, user_id).await? {
             Ok(user) if user.id == user_id => {
-                self.mirror().upsert(&user).await?;
+                self.mirror().upsert(&user).await;
                 let user = Arc::new(user);
                 self.remember(Cached::new(user.clone(), Some(shared_user::user::now_utc())));
                 Ok(user)
@@ -342,7 +351,7 @@ impl ClientState {
                 // The auth-service says this user may not sign in any more: record it, so a
                 // later outage cannot bring the stale, still-active mirror copy back.
                 if matches!(refusal.code.as_deref(), Some("user_inactive" | "user_not_found")) {
-                    self.mirror().deactivate(user_id).await?;
+                    self.mirror().deactivate(user_id).await;
                 }
                 if let Some(cache) = &self.inner.cache {
                     cache.remove(&user_id);

@@ -73,8 +73,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
             let shutdown = client_service::shutdown_signal();
             tracing::info!(addr = %listener.local_addr()?, "client-service listening");
-            let app = client_service::demo::app(state);
+            let app = client_service::demo::app(state.clone());
             serve(listener, app, limits, shutdown).await?;
+            // The last users fetched reach the mirror before the process exits.
+            state.flush_mirror().await;
         }
     }
     Ok(())

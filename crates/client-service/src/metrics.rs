@@ -56,6 +56,18 @@ pub(crate) fn upstream_call(started: Instant, outcome: &'static str) {
     metrics::histogram!("gatehouse_upstream_request_duration_seconds").record(started.elapsed().as_secs_f64());
 }
 
+/// One group-committed mirror write of `users` users that took since `started`.
+pub(crate) fn mirror_write(started: Instant, users: usize) {
+    use shared_user::ops::metrics::{MIRROR_WRITE_DURATION, MIRROR_WRITE_USERS};
+    metrics::histogram!(MIRROR_WRITE_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(MIRROR_WRITE_USERS).record(users as f64);
+}
+
+/// A user that could not be written to the mirror (`gatehouse_mirror_write_failures_total`).
+pub(crate) fn mirror_write_failed() {
+    metrics::counter!(shared_user::ops::metrics::MIRROR_WRITE_FAILURES).increment(1);
+}
+
 /// One user fetch into the mirror: `gatehouse_mirror_fetches_total` by outcome.
 pub(crate) fn mirror_fetch<T>(result: &Result<T, ClientError>) {
     let outcome = match result {

@@ -2,10 +2,16 @@
 //! groups overwritten from the auth-service's JSON. All SQL of the client crate is here.
 //!
 //! Built for many users:
-//! - **Writes are group-committed.** [`Mirror::upsert`] hands the user to one writer task and
-//!   waits until it is committed; the writer puts every user waiting at that moment in one
-//!   transaction, so a burst of first requests costs one commit, not one each. On PostgreSQL
-//!   a batch is one statement (one round trip) whatever its size.
+//! - **Writes are queued and group-committed.** [`Mirror::upsert`] hands the user to one
+//!   writer task and returns: the request is answered from the user just fetched (and kept in
+//!   memory) without waiting for the database. The writer puts every write waiting at that
+//!   moment in one transaction, so a burst of first requests costs one commit, not one each.
+//!   All writes (upserts, deactivations, stale marks) go through that one queue, so they land
+//!   in the order they were made. [`Mirror::flush`] waits for everything queued so far; a
+//!   failed write is logged and counted, and that user is simply fetched again later. On PostgreSQL
+//!   a batch is one statement whatever its size, committed without waiting for the WAL flush
+//!   (`synchronous_commit` off for that transaction only: the mirror is a copy that is fetched
+//!   again when lost).
 //! - **SQLite work runs in one blocking call.** diesel's SQLite connection is synchronous and
 //!   each query of the async wrapper is a hop to the blocking pool; a read (user and groups) or
 //!   a whole write batch is one hop instead, with diesel's prepared-statement cache.
@@ -44,10 +50,16 @@ pub(crate) struct Mirrored {
     pub(crate) synced_at: Option<NaiveDateTime>,
 }
 
-/// One user for the writer, and who waits for the commit.
-struct Pending {
-    user: User,
-    done: oneshot::Sender<Result<(), DbError>>,
+/// One write for the writer task, in queue order.
+enum Write {
+    /// Overwrite the row and groups of this user, synced now.
+    Upsert(User),
+    /// The auth-service refused this user: inactive, as of the time given.
+    Deactivate(i64, NaiveDateTime),
+    /// A revocation: fetch this user again at their next request.
+    MarkStale(i64),
+    /// Answer once every earlier write is done.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Ids with a row in the mirror, as far as this process knows.
@@ -76,7 +88,7 @@ pub(crate) struct Mirror {
     db: Db,
     known: Arc<Known>,
     /// The writer's queue, started at the first write (a tokio runtime is there then).
-    writer: OnceLock<mpsc::Sender<Pending>>,
+    writer: OnceLock<mpsc::Sender<Write>>,
     /// The index load, started at the first read.
     indexing: std::sync::Once,
 }
@@ -131,31 +143,53 @@ impl Mirror {
         }
     }
 
-    /// Marks a mirrored user inactive (the auth-service refused them), as of now.
-    pub(crate) async fn deactivate(&self, id: i64) -> Result<(), DbError> {
-        let now = now_utc();
-        with_conn!(&self.db, |conn| {
-            diesel::update(users::table.find(id))
-                .set((users::is_active.eq(false), users::synced_at.eq(now)))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
+    /// Marks a mirrored user inactive (the auth-service refused them), as of now. Queued
+    /// behind the writes already waiting, and done (or logged as failed) when this returns, so
+    /// no later request reads the old row.
+    pub(crate) async fn deactivate(&self, id: i64) {
+        if self.queue(Write::Deactivate(id, now_utc())).await {
+            self.flush().await;
+        }
     }
 
-    /// Overwrites the mirror of `user` (row and groups) and returns once it is committed. The
-    /// auth-service is the source of truth: a local row holding the same email under another
-    /// id is removed.
-    pub(crate) async fn upsert(&self, user: &User) -> Result<(), DbError> {
+    /// Marks a mirrored user stale (a revocation), so their next request fetches them from
+    /// the auth-service. Queued like [`deactivate`](Self::deactivate), and done when this
+    /// returns.
+    pub(crate) async fn mark_stale(&self, id: i64) {
+        if self.queue(Write::MarkStale(id)).await {
+            self.flush().await;
+        }
+    }
+
+    /// Overwrites the mirror of `user` (row and groups), synced now. Queued: returns at once
+    /// unless the queue is full. The auth-service is the source of truth: a local row holding
+    /// the same email under another id is removed.
+    pub(crate) async fn upsert(&self, user: &User) {
+        self.queue(Write::Upsert(user.clone())).await;
+    }
+
+    /// Waits until every write queued before this call is done (committed, or failed and
+    /// logged).
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.queue(Write::Flush(done)).await {
+            let _ = flushed.await;
+        }
+    }
+
+    /// Queues `write` (waiting for room when the queue is full); `false` when the writer is
+    /// gone (its runtime stopped), which is logged.
+    async fn queue(&self, write: Write) -> bool {
         let writer = self.writer.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             tokio::spawn(write_batches(self.db.clone(), self.known.clone(), rx));
             tx
         });
-        let (done, committed) = oneshot::channel();
-        let stopped = || DbError::Pool("the mirror writer stopped".into());
-        writer.send(Pending { user: user.clone(), done }).await.map_err(|_| stopped())?;
-        committed.await.map_err(|_| stopped())?
+        let queued = writer.send(write).await.is_ok();
+        if !queued {
+            tracing::warn!("the mirror writer has stopped; the write is dropped");
+        }
+        queued
     }
 }
 
@@ -206,36 +240,148 @@ async fn mirrored_ids(db: &Db) -> Result<Vec<i64>, DbError> {
     with_conn!(db, |conn| Ok(users::table.select(users::id).load::<i64>(conn).await?))
 }
 
-/// The writer: takes every user waiting, commits them in one transaction, answers each. When
-/// the batch fails (a unique conflict between two of its users, say), each user is written in
-/// its own transaction so one bad row fails only its own request.
-async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Pending>) {
+/// How long the writer keeps its PostgreSQL connection with nothing to write.
+const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
+
+use shared_user::db::PgPooled;
+
+/// The writer: takes every write waiting and does them in queue order, consecutive upserts
+/// in one transaction. When such a batch fails (a unique conflict between two of its users,
+/// say), each user is written in its own transaction so one bad row loses only itself. Failed
+/// writes are logged and counted. On PostgreSQL it keeps its connection while writes keep
+/// coming (no checkout, and no check of the connection, per batch) and gives it back after
+/// [`KEEP_CONNECTION`] without work or after an error.
+async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Write>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        let users: Vec<User> = batch.iter().map(|p| p.user.clone()).collect();
-        let result = write(&db, users).await;
-        let results: Vec<Result<(), DbError>> = match result {
-            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-            Err(_) if batch.len() > 1 => {
-                let mut each = Vec::with_capacity(batch.len());
-                for p in &batch {
-                    each.push(write(&db, vec![p.user.clone()]).await);
+    let mut held: Option<PgPooled> = None;
+    loop {
+        let received = if held.is_some() {
+            match tokio::time::timeout(KEEP_CONNECTION, queue.recv_many(&mut batch, BATCH)).await {
+                Ok(received) => received,
+                Err(_idle) => {
+                    held = None;
+                    queue.recv_many(&mut batch, BATCH).await
                 }
-                each
             }
-            Err(e) => vec![Err(e)],
+        } else {
+            queue.recv_many(&mut batch, BATCH).await
         };
-        for (p, r) in batch.drain(..).zip(results) {
-            if r.is_ok() {
-                known.add(p.user.id);
+        if received == 0 {
+            break;
+        }
+        let mut upserts: Vec<User> = Vec::new();
+        for write in batch.drain(..) {
+            match write {
+                Write::Upsert(user) => upserts.push(user),
+                other => {
+                    upsert_all(&db, &mut held, &known, std::mem::take(&mut upserts)).await;
+                    match other {
+                        Write::Deactivate(id, at) => {
+                            if let Err(e) = update(&db, &mut held, id, Change::Inactive(at)).await {
+                                tracing::warn!(user_id = id, error = %e, "could not mark the mirrored user inactive");
+                            }
+                        }
+                        Write::MarkStale(id) => {
+                            if let Err(e) = update(&db, &mut held, id, Change::Stale).await {
+                                // The watermark already refuses the old tokens; this only
+                                // delays the refetch of the user until the mirror TTL.
+                                tracing::warn!(user_id = id, error = %e, "could not mark the mirrored user stale");
+                            }
+                        }
+                        Write::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                        Write::Upsert(_) => unreachable!("matched above"),
+                    }
+                }
             }
-            let _ = p.done.send(r);
+        }
+        upsert_all(&db, &mut held, &known, upserts).await;
+    }
+}
+
+/// Writes `users` (one transaction, then one each if that fails), records the outcome.
+async fn upsert_all(db: &Db, held: &mut Option<PgPooled>, known: &Known, users: Vec<User>) {
+    if users.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let count = users.len();
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let result = write(db, held, users.clone()).await;
+    crate::metrics::mirror_write(started, count);
+    let results: Vec<(i64, Result<(), DbError>)> = match result {
+        Ok(()) => ids.into_iter().map(|id| (id, Ok(()))).collect(),
+        Err(_) if count > 1 => {
+            let mut each = Vec::with_capacity(count);
+            for user in users {
+                let id = user.id;
+                each.push((id, write(db, held, vec![user]).await));
+            }
+            each
+        }
+        Err(e) => vec![(ids[0], Err(e))],
+    };
+    for (id, result) in results {
+        match result {
+            Ok(()) => known.add(id),
+            Err(e) => {
+                crate::metrics::mirror_write_failed();
+                tracing::warn!(user_id = id, error = %e, "could not write the user to the mirror; it is fetched again later");
+            }
         }
     }
 }
 
-/// Writes `users` in one transaction, synced as of now.
-async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
+/// A change of one mirrored row that is not an upsert.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// Inactive, synced at this time.
+    Inactive(NaiveDateTime),
+    /// Never synced (`synced_at` is required: the epoch means "fetch again").
+    Stale,
+}
+
+/// One `UPDATE` of a user's row, on the held PostgreSQL connection when there is one.
+async fn update(db: &Db, held: &mut Option<PgPooled>, id: i64, change: Change) -> Result<(), DbError> {
+    let never = chrono::DateTime::UNIX_EPOCH.naive_utc();
+    macro_rules! run {
+        ($conn:expr) => {
+            match change {
+                Change::Inactive(at) => {
+                    diesel::update(users::table.find(id))
+                        .set((users::is_active.eq(false), users::synced_at.eq(at)))
+                        .execute($conn)
+                        .await
+                }
+                Change::Stale => {
+                    diesel::update(users::table.find(id)).set(users::synced_at.eq(never)).execute($conn).await
+                }
+            }
+        };
+    }
+    match db {
+        Db::Postgres(pool) => {
+            let conn = match held {
+                Some(conn) => conn,
+                None => held.insert(pool.get().await?),
+            };
+            let result = run!(&mut **conn).map(drop).map_err(DbError::from);
+            if result.is_err() {
+                *held = None;
+            }
+            result
+        }
+        Db::Sqlite(_) => with_conn!(db, |conn| {
+            run!(conn)?;
+            Ok(())
+        }),
+    }
+}
+
+/// Writes `users` in one transaction, synced as of now. On PostgreSQL the connection in
+/// `held` is used (one is taken from the pool when there is none) and dropped on an error.
+async fn write(db: &Db, held: &mut Option<PgPooled>, users: Vec<User>) -> Result<(), DbError> {
     let now = now_utc();
     match db {
         Db::Sqlite(pool) => {
@@ -245,12 +391,15 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
                 .await?)
         }
         Db::Postgres(pool) => {
-            let mut pooled = pool.get().await?;
-            let conn = &mut *pooled;
-            match upsert_statement(conn, &users, now).await {
+            let conn = match held {
+                Some(conn) => conn,
+                None => held.insert(pool.get().await?),
+            };
+            let result = match UpsertBatch::new(&users, now).execute(&mut **conn).await.map_err(DbError::from) {
                 // An email that moved to another id: delete the old holder first, user by user.
                 Err(DbError::Unique) => {
                     conn.transaction(async move |conn| {
+                        diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(conn).await?;
                         for user in &users {
                             upsert_one(conn, user, now).await?;
                         }
@@ -258,67 +407,127 @@ async fn write(db: &Db, users: Vec<User>) -> Result<(), DbError> {
                     })
                     .await
                 }
-                done => done,
+                done => done.map(drop),
+            };
+            if result.is_err() {
+                *held = None;
             }
+            result
         }
     }
 }
 
-/// The whole batch in one PostgreSQL statement (one round trip, atomic by itself): users
-/// upserted, their groups upserted, and their groups no longer listed deleted. The three parts
-/// touch different rows, so running them as one statement is safe; the groups' foreign key is
-/// checked at the end of the statement, when the users are there. An email held by another id
-/// in the mirror fails it with a unique violation.
-const UPSERT_BATCH: &str = "\
-WITH u AS (
-    INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, last_login, is_active, is_staff,
-                                 is_superuser, synced_at)
-    SELECT i.*, $10 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamp[], $6::timestamp[],
-                                $7::bool[], $8::bool[], $9::bool[]) AS i
-    ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
-        last_name = excluded.last_name, date_joined = excluded.date_joined, last_login = excluded.last_login,
-        is_active = excluded.is_active, is_staff = excluded.is_staff, is_superuser = excluded.is_superuser,
-        synced_at = excluded.synced_at
-    RETURNING 1
-), g AS (
-    INSERT INTO gatehouse_access_groups (user_id, name, level)
-    SELECT * FROM UNNEST($11::int8[], $12::text[], $13::text[])
-    ON CONFLICT (user_id, name) DO UPDATE SET level = excluded.level
-    RETURNING 1
-)
-DELETE FROM gatehouse_access_groups d
-WHERE d.user_id = ANY($1)
-  AND NOT EXISTS (SELECT 1 FROM UNNEST($11::int8[], $12::text[]) AS n(user_id, name)
-                  WHERE n.user_id = d.user_id AND n.name = d.name)";
-
-async fn upsert_statement(
-    conn: &mut shared_user::db::PgConn,
-    batch: &[User],
+/// The whole batch in one PostgreSQL statement (one round trip, atomic by itself, prepared
+/// once per connection): users upserted, their groups upserted, and their groups no longer
+/// listed deleted. The parts touch different rows, so running them as one statement is safe;
+/// the groups' foreign key is checked at the end of the statement, when the users are there.
+/// An email held by another id in the mirror fails it with a unique violation.
+///
+/// The mirror is a copy of the auth-service's users, so the statement also turns
+/// `synchronous_commit` off for its own transaction (`set_config(.., true)`): its commit does
+/// not wait for the WAL flush. A crash of the PostgreSQL server itself may forget the last few
+/// hundred milliseconds of mirror writes (never part of one; those users are fetched again); a
+/// crash of this process loses nothing committed. The host's own writes are not affected.
+struct UpsertBatch {
+    ids: Vec<i64>,
+    emails: Vec<String>,
+    first_names: Vec<String>,
+    last_names: Vec<String>,
+    joined: Vec<NaiveDateTime>,
+    last_logins: Vec<Option<NaiveDateTime>>,
+    active: Vec<bool>,
+    staff: Vec<bool>,
+    superuser: Vec<bool>,
     now: NaiveDateTime,
-) -> Result<(), DbError> {
-    use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
-    let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
-    let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
-    let groups = || batch.iter().flat_map(|u| u.access_groups.iter().map(move |g| (u.id, g)));
-    diesel::sql_query(UPSERT_BATCH)
-        .bind::<Array<BigInt>, _>(batch.iter().map(|u| u.id).collect::<Vec<i64>>())
-        .bind::<Array<Text>, _>(column(|u| u.email.clone()))
-        .bind::<Array<Text>, _>(column(|u| u.first_name.clone()))
-        .bind::<Array<Text>, _>(column(|u| u.last_name.clone()))
-        .bind::<Array<Timestamp>, _>(batch.iter().map(|u| u.date_joined).collect::<Vec<NaiveDateTime>>())
-        .bind::<Array<Nullable<Timestamp>>, _>(
-            batch.iter().map(|u| u.last_login).collect::<Vec<Option<NaiveDateTime>>>(),
-        )
-        .bind::<Array<Bool>, _>(flag(|u| u.is_active))
-        .bind::<Array<Bool>, _>(flag(|u| u.is_staff))
-        .bind::<Array<Bool>, _>(flag(|u| u.is_superuser))
-        .bind::<Timestamp, _>(now)
-        .bind::<Array<BigInt>, _>(groups().map(|(id, _)| id).collect::<Vec<i64>>())
-        .bind::<Array<Text>, _>(groups().map(|(_, g)| g.name.clone()).collect::<Vec<String>>())
-        .bind::<Array<Nullable<Text>>, _>(groups().map(|(_, g)| g.level.clone()).collect::<Vec<Option<String>>>())
-        .execute(conn)
-        .await?;
-    Ok(())
+    group_users: Vec<i64>,
+    group_names: Vec<String>,
+    group_levels: Vec<Option<String>>,
+}
+
+impl UpsertBatch {
+    fn new(batch: &[User], now: NaiveDateTime) -> Self {
+        let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
+        let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
+        let groups = || batch.iter().flat_map(|u| u.access_groups.iter().map(move |g| (u.id, g)));
+        Self {
+            ids: batch.iter().map(|u| u.id).collect(),
+            emails: column(|u| u.email.clone()),
+            first_names: column(|u| u.first_name.clone()),
+            last_names: column(|u| u.last_name.clone()),
+            joined: batch.iter().map(|u| u.date_joined).collect(),
+            last_logins: batch.iter().map(|u| u.last_login).collect(),
+            active: flag(|u| u.is_active),
+            staff: flag(|u| u.is_staff),
+            superuser: flag(|u| u.is_superuser),
+            now,
+            group_users: groups().map(|(id, _)| id).collect(),
+            group_names: groups().map(|(_, g)| g.name.clone()).collect(),
+            group_levels: groups().map(|(_, g)| g.level.clone()).collect(),
+        }
+    }
+}
+
+impl diesel::query_builder::QueryId for UpsertBatch {
+    type QueryId = Self;
+    // The SQL text never changes, so the prepared statement is cached per connection.
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for UpsertBatch {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+        out.push_sql("WITH i AS (SELECT * FROM UNNEST(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.emails)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.first_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.last_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.joined)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Timestamp>>, _>(&self.last_logins)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.active)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.staff)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.superuser)?;
+        out.push_sql(
+            ") AS i(id, email, first_name, last_name, date_joined, last_login, is_active, is_staff, is_superuser)), \
+             n AS (SELECT * FROM UNNEST(",
+        );
+        out.push_bind_param::<Array<BigInt>, _>(&self.group_users)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.group_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.group_levels)?;
+        out.push_sql(
+            ") AS n(user_id, name, level)), \
+             c AS (SELECT set_config('synchronous_commit', 'off', true)), \
+             u AS (INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, last_login, \
+                       is_active, is_staff, is_superuser, synced_at) \
+                   SELECT i.*, ",
+        );
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(
+            " FROM i, c \
+                   ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
+                       last_name = excluded.last_name, date_joined = excluded.date_joined, \
+                       last_login = excluded.last_login, is_active = excluded.is_active, \
+                       is_staff = excluded.is_staff, is_superuser = excluded.is_superuser, \
+                       synced_at = excluded.synced_at \
+                   RETURNING 1), \
+             g AS (INSERT INTO gatehouse_access_groups (user_id, name, level) SELECT * FROM n \
+                   ON CONFLICT (user_id, name) DO UPDATE SET level = excluded.level \
+                   RETURNING 1) \
+             DELETE FROM gatehouse_access_groups d \
+             WHERE d.user_id IN (SELECT id FROM i) \
+               AND NOT EXISTS (SELECT 1 FROM n WHERE n.user_id = d.user_id AND n.name = d.name)",
+        );
+        Ok(())
+    }
 }
 
 /// One user's row and groups, inside the caller's transaction (PostgreSQL).

@@ -23,7 +23,6 @@ use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use bytes::Bytes;
 use serde::Deserialize;
-use shared_user::{DbError, with_conn};
 
 use crate::{ClientState, Inner};
 
@@ -224,11 +223,9 @@ impl ClientState {
             if let Some(cache) = &self.inner.cache {
                 cache.remove(user_id);
             }
-            if let Err(e) = mark_stale(self.mirror().db(), *user_id).await {
-                // The watermark already refuses the old tokens; a stale-marking failure only
-                // delays the refetch of the user until the mirror TTL.
-                tracing::warn!(user_id, error = %e, "could not mark the mirrored user stale");
-            }
+            // Queued behind any write of this user already waiting, so it cannot be overwritten
+            // by an older fetch.
+            self.mirror().mark_stale(*user_id).await;
         }
         if !changed.is_empty() {
             tracing::info!(users = changed.len(), cursor = page.cursor, "revocations applied");
@@ -242,20 +239,6 @@ impl ClientState {
         let users = marks.map.load().len();
         marks.set_status(RevocationStatus::Live { cursor: marks.cursor(), users, at: SystemTime::now() });
     }
-}
-
-/// Marks a mirrored user stale, so the next request fetches them from the auth-service.
-async fn mark_stale(db: &shared_user::Db, user_id: i64) -> Result<(), DbError> {
-    // Scoped: diesel's `load` would shadow `ArcSwap::load` elsewhere in this module.
-    use crate::schema::gatehouse_users as users;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    // `synced_at` is required: the epoch is "never synced" as far as freshness goes.
-    let never = chrono::DateTime::UNIX_EPOCH.naive_utc();
-    with_conn!(db, |conn| {
-        diesel::update(users::table.find(user_id)).set(users::synced_at.eq(never)).execute(conn).await?;
-        Ok(())
-    })
 }
 
 /// Starts the poller of `inner` (a no-op outside a tokio runtime, with a warning). It polls at

@@ -614,6 +614,7 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
         line("healthz", &r.healthz, None, None);
         line("cold", &r.cold, Some(&r.rss_cold), Some(r.cold_cpu_us()));
         line("steady", &r.steady, Some(&r.rss_steady), Some(r.steady_cpu_us()));
+        println!("{:>8} cold means: {}", "", r.cold_breakdown);
         if n == options.users.iter().copied().max().unwrap_or(n) {
             checks.push(Check::at_least(
                 "steady vs /healthz, most users",

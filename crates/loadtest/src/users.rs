@@ -44,6 +44,70 @@ pub struct Report {
     pub cpu_cold: (Duration, Duration),
     /// CPU time of (auth-service, client-service) during the steady pass (warm-up included).
     pub cpu_steady: (Duration, Duration),
+    /// Where a cold request's time went, from both services' `/metrics` after the cold pass.
+    pub cold_breakdown: Breakdown,
+}
+
+/// Means over the cold pass, read from the services' Prometheus histograms (`_sum / _count`);
+/// `None` when a histogram is absent.
+#[derive(Debug, Clone, Default)]
+pub struct Breakdown {
+    /// The client's call to the auth-service (`GET /auth/user/`), µs.
+    pub fetch_us: Option<f64>,
+    /// The auth-service's own time for `GET /auth/user/`, µs.
+    pub auth_user_us: Option<f64>,
+    /// One group-committed mirror write, µs.
+    pub write_us: Option<f64>,
+    /// Users per mirror write.
+    pub write_users: Option<f64>,
+}
+
+impl std::fmt::Display for Breakdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        write!(
+            f,
+            "fetch {} µs (auth-service {} µs), mirror write {} µs per batch of {} users",
+            show(self.fetch_us),
+            show(self.auth_user_us),
+            show(self.write_us),
+            self.write_users.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+        )
+    }
+}
+
+/// `sum / count` of the histogram `name` whose label set contains `labels` (all of them),
+/// summed over matching series, from Prometheus text.
+fn mean(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let total = |suffix: &str| -> Option<f64> {
+        let series = format!("{name}_{suffix}");
+        let values: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with(&series) && labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    };
+    let (sum, count) = (total("sum")?, total("count")?);
+    (count > 0.0).then(|| sum / count)
+}
+
+async fn metrics_text(addr: std::net::SocketAddr) -> String {
+    match load::request_once(&Target::get(addr, "/metrics", None)).await {
+        Ok((status, body)) if status.is_success() => String::from_utf8_lossy(&body).into_owned(),
+        _ => String::new(),
+    }
+}
+
+async fn breakdown(auth: std::net::SocketAddr, client: std::net::SocketAddr) -> Breakdown {
+    let (auth, client) = (metrics_text(auth).await, metrics_text(client).await);
+    Breakdown {
+        fetch_us: mean(&client, "gatehouse_upstream_request_duration_seconds", &[]).map(|s| s * 1e6),
+        auth_user_us: mean(&auth, "gatehouse_http_request_duration_seconds", &["route=\"/auth/user/\""])
+            .map(|s| s * 1e6),
+        write_us: mean(&client, "gatehouse_mirror_write_duration_seconds", &[]).map(|s| s * 1e6),
+        write_users: mean(&client, "gatehouse_mirror_write_users", &[]),
+    }
 }
 
 impl Report {
@@ -168,6 +232,7 @@ pub async fn run(
         rss_steady: p.rss_steady,
         cpu_cold: p.cpu_cold,
         cpu_steady: p.cpu_steady,
+        cold_breakdown: p.cold_breakdown,
     })
 }
 
@@ -180,6 +245,7 @@ struct Passes {
     rss_steady: Memory,
     cpu_cold: (Duration, Duration),
     cpu_steady: (Duration, Duration),
+    cold_breakdown: Breakdown,
 }
 
 /// CPU used so far by (auth-service, client-service).
@@ -251,10 +317,20 @@ async fn passes(
     let cold = load::run(api.clone(), cold_limits).await?;
     let after_cold = cpu_of(&auth, &client)?;
     let rss_cold = rss::memory(client.pid())?;
+    let cold_breakdown = breakdown(auth_addr, client_addr).await;
     let steady = load::run(api, measured(1.0)).await?;
     let cpu_steady = spent(after_cold, cpu_of(&auth, &client)?);
     let rss_steady = rss::memory(client.pid())?;
     drop(client);
     drop(auth);
-    Ok(Passes { healthz, cold, steady, rss_cold, rss_steady, cpu_cold: spent(before, after_cold), cpu_steady })
+    Ok(Passes {
+        healthz,
+        cold,
+        steady,
+        rss_cold,
+        rss_steady,
+        cpu_cold: spent(before, after_cold),
+        cpu_steady,
+        cold_breakdown,
+    })
 }

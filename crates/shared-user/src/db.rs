@@ -29,6 +29,46 @@ macro_rules! pool {
     };
 }
 
+/// A PostgreSQL connection handed out again within this time of its last checkout is not
+/// checked with a query first (HikariCP's rule): a busy pool makes no extra round trip per
+/// checkout, while a connection that sat idle (through a server restart, say) is still checked.
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL pool's manager: diesel-async's, with `SELECT 1` on checkout only for
+/// connections idle longer than a second; a connection known to be broken is never handed out.
+pub struct PgManager {
+    inner: AsyncDieselConnectionManager<PgConn>,
+}
+
+impl deadpool::managed::Manager for PgManager {
+    type Type = PgConn;
+    type Error = diesel_async::pooled_connection::PoolError;
+
+    async fn create(&self) -> Result<PgConn, Self::Error> {
+        self.inner.create().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut PgConn,
+        metrics: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Self::Error> {
+        use diesel_async::pooled_connection::PoolableConnection;
+        if metrics.last_used() < CHECK_IDLE_AFTER {
+            if std::thread::panicking() || conn.is_broken() {
+                return Err(deadpool::managed::RecycleError::Message("Broken connection".into()));
+            }
+            return Ok(());
+        }
+        self.inner.recycle(conn, metrics).await
+    }
+}
+
+/// Pool of PostgreSQL connections.
+pub type PgPool = deadpool::managed::Pool<PgManager>;
+/// A PostgreSQL connection checked out of a [`PgPool`].
+pub type PgPooled = deadpool::managed::Object<PgManager>;
+
 /// Async SQLite connection (diesel's sync connection on the blocking pool).
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 /// Async PostgreSQL connection (tokio-postgres, no libpq).
@@ -129,7 +169,7 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
 #[derive(Clone)]
 pub enum Db {
     /// PostgreSQL pool.
-    Postgres(Pool<PgConn>),
+    Postgres(PgPool),
     /// SQLite pool (WAL, busy timeout, foreign keys on).
     Sqlite(Pool<SqliteConn>),
 }
@@ -164,7 +204,16 @@ impl Db {
     pub async fn connect(url: &str, max_size: usize) -> Result<Self, DbError> {
         let (is_pg, target) = classify(url)?;
         let db = if is_pg {
-            Db::Postgres(pool!(AsyncDieselConnectionManager::<PgConn>::new(target), max_size)?)
+            let manager = PgManager { inner: AsyncDieselConnectionManager::<PgConn>::new(target) };
+            Db::Postgres(
+                deadpool::managed::Pool::builder(manager)
+                    .max_size(max_size)
+                    .wait_timeout(Some(Duration::from_secs(10)))
+                    .create_timeout(Some(Duration::from_secs(10)))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|e| DbError::Config(e.to_string()))?,
+            )
         } else {
             if target.is_empty() {
                 return Err(DbError::Config("DATABASE_URL names no SQLite file".into()));

@@ -230,6 +230,12 @@ pub const KEY_RELOADS: &str = "gatehouse_key_reloads_total";
 pub const TOKEN_CACHE: &str = "gatehouse_token_cache_total";
 /// Client: user fetches from the auth-service into the mirror by `outcome`.
 pub const MIRROR_FETCHES: &str = "gatehouse_mirror_fetches_total";
+/// Client: time of one group-committed mirror write (a batch of users in one transaction).
+pub const MIRROR_WRITE_DURATION: &str = "gatehouse_mirror_write_duration_seconds";
+/// Client: users that could not be written to the mirror (they are fetched again later).
+pub const MIRROR_WRITE_FAILURES: &str = "gatehouse_mirror_write_failures_total";
+/// Client: users per group-committed mirror write.
+pub const MIRROR_WRITE_USERS: &str = "gatehouse_mirror_write_users";
 /// Client: calls to the auth-service by `outcome` (`ok`, `timeout`, `connection`).
 pub const UPSTREAM_REQUESTS: &str = "gatehouse_upstream_requests_total";
 /// Client: latency of calls to the auth-service.
@@ -251,6 +257,9 @@ fn describe() {
     describe_counter!(KEY_RELOADS, "Signing key reloads from the database by outcome (success, failure)");
     describe_counter!(TOKEN_CACHE, "Verified-token cache lookups by result (hit, miss)");
     describe_counter!(MIRROR_FETCHES, "User fetches into the mirror by outcome (success, refused, unavailable, error)");
+    describe_histogram!(MIRROR_WRITE_DURATION, Unit::Seconds, "Time of one mirror write (a batch of users, one commit)");
+    describe_counter!(MIRROR_WRITE_FAILURES, "Users that could not be written to the mirror (fetched again later)");
+    describe_histogram!(MIRROR_WRITE_USERS, Unit::Count, "Users per mirror write (batch size)");
     describe_counter!(UPSTREAM_REQUESTS, "Calls to the auth-service by outcome (ok, timeout, connection)");
     describe_histogram!(UPSTREAM_DURATION, Unit::Seconds, "Latency of calls to the auth-service");
     describe_counter!(JWKS_FETCHES, "JWKS fetches from the auth-service by outcome (success, failure)");
