@@ -257,7 +257,11 @@ fn describe() {
     describe_counter!(KEY_RELOADS, "Signing key reloads from the database by outcome (success, failure)");
     describe_counter!(TOKEN_CACHE, "Verified-token cache lookups by result (hit, miss)");
     describe_counter!(MIRROR_FETCHES, "User fetches into the mirror by outcome (success, refused, unavailable, error)");
-    describe_histogram!(MIRROR_WRITE_DURATION, Unit::Seconds, "Time of one mirror write (a batch of users, one commit)");
+    describe_histogram!(
+        MIRROR_WRITE_DURATION,
+        Unit::Seconds,
+        "Time of one mirror write (a batch of users, one commit)"
+    );
     describe_counter!(MIRROR_WRITE_FAILURES, "Users that could not be written to the mirror (fetched again later)");
     describe_histogram!(MIRROR_WRITE_USERS, Unit::Count, "Users per mirror write (batch size)");
     describe_counter!(UPSTREAM_REQUESTS, "Calls to the auth-service by outcome (ok, timeout, connection)");
