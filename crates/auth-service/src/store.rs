@@ -17,6 +17,9 @@ use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_ac
 
 use crate::schema::{access_groups, refresh_tokens, users};
 
+/// An access group's name and level.
+type GroupRow = (String, Option<String>);
+
 /// A user row with its password hash.
 #[derive(Debug, Clone, Queryable)]
 struct UserRow {
@@ -180,7 +183,7 @@ impl Store {
         with_conn!(&self.db, |conn| {
             // The user and its groups in one round trip: one row per group (a user without
             // groups gives one row with no group), groups in name order.
-            let rows: Vec<(UserRow, Option<(String, Option<String>)>)> = users::table
+            let rows: Vec<(UserRow, Option<GroupRow>)> = users::table
                 .left_join(access_groups::table)
                 .filter(users::id.eq(id))
                 .order(access_groups::name.asc())
