@@ -163,14 +163,14 @@ pub async fn rotate_step(store: &Store, alg: Algorithm, kek: Option<&KeyEncrypti
     }
     let rows = store.signing_keys().await.map_err(|e| e.to_string())?;
     if let Some(next) = rows.iter().find(|r| r.status == "next") {
-        let promoted = store.promote_next_key_rotated().await.map_err(|e| e.to_string())?;
+        let promoted = store.promote_next_key().await.map_err(|e| e.to_string())?;
         // None: another rotation promoted it meanwhile (and recorded that).
         return Ok(KeyStep::Promoted(promoted.unwrap_or_else(|| next.kid.clone())));
     }
     let kid = new_kid();
     let status = if rows.iter().any(|r| r.status == "current") { "next" } else { "current" };
     let stored = to_store(kek, &kid, &generate_private_pem(alg)?)?;
-    store.add_signing_key_rotated(&kid, &format!("{alg:?}"), &stored, status).await.map_err(|e| e.to_string())?;
+    store.add_signing_key(&kid, &format!("{alg:?}"), &stored, status).await.map_err(|e| e.to_string())?;
     Ok(if status == "current" { KeyStep::Promoted(kid) } else { KeyStep::Staged(kid) })
 }
 

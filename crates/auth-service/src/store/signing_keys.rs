@@ -54,7 +54,9 @@ impl Store {
         })
     }
 
-    /// Stores a new key with `status` (`next` or `current`).
+    /// Stores a new key with `status` (`next` or `current`), with its `key_rotated` event
+    /// (`{"step":"staged"|"promoted","kid":KID}`) in the same transaction: every change of the
+    /// signing keys (the first key, `keys rotate`, the successor of a revoked key) is audited.
     pub async fn add_signing_key(
         &self,
         kid: &str,
@@ -62,33 +64,9 @@ impl Store {
         private_pem: &str,
         status: &str,
     ) -> Result<(), DbError> {
-        self.insert_signing_key(kid, algorithm, private_pem, status, false).await
-    }
-
-    /// [`Store::add_signing_key`] as a step of `keys rotate`: its `key_rotated` event
-    /// (`{"step":"staged"|"promoted","kid":KID}`) is recorded in the same transaction.
-    pub async fn add_signing_key_rotated(
-        &self,
-        kid: &str,
-        algorithm: &str,
-        private_pem: &str,
-        status: &str,
-    ) -> Result<(), DbError> {
-        self.insert_signing_key(kid, algorithm, private_pem, status, true).await
-    }
-
-    async fn insert_signing_key(
-        &self,
-        kid: &str,
-        algorithm: &str,
-        private_pem: &str,
-        status: &str,
-        audited: bool,
-    ) -> Result<(), DbError> {
         let now = now_utc();
         let activated = (status == "current").then_some(now);
-        let step = if status == "current" { "promoted" } else { "staged" };
-        let event = audited.then(|| rotated(step, kid));
+        let event = rotated(if status == "current" { "promoted" } else { "staged" }, kid);
         with_conn!(self.db(), |conn| {
             let event = event.clone();
             conn.transaction(async move |conn| {
@@ -103,32 +81,19 @@ impl Store {
                     ))
                     .execute(conn)
                     .await?;
-                if let Some(event) = &event {
-                    insert_audit!(conn, event, now)?;
-                }
+                insert_audit!(conn, &event, now)?;
                 Ok::<(), DbError>(())
             })
             .await
         })?;
-        if let Some(event) = event {
-            event.log();
-        }
+        event.log();
         Ok(())
     }
 
-    /// Promotes the staged `next` key to `current` and retires the previous current key, in
-    /// one transaction. `false` when nothing is staged.
-    pub async fn promote_next_key(&self) -> Result<bool, DbError> {
-        Ok(self.promote_next(false).await?.is_some())
-    }
-
-    /// [`Store::promote_next_key`] as a step of `keys rotate`, with its `key_rotated` event in
-    /// the same transaction; the promoted kid, `None` when nothing is staged.
-    pub async fn promote_next_key_rotated(&self) -> Result<Option<String>, DbError> {
-        self.promote_next(true).await
-    }
-
-    async fn promote_next(&self, audited: bool) -> Result<Option<String>, DbError> {
+    /// Promotes the staged `next` key to `current` and retires the previous current key, with
+    /// its `key_rotated` event, in one transaction; the promoted kid, `None` when nothing is
+    /// staged.
+    pub async fn promote_next_key(&self) -> Result<Option<String>, DbError> {
         let now = now_utc();
         let promoted = with_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
@@ -139,7 +104,7 @@ impl Store {
                     .first(conn)
                     .await
                     .optional()?;
-                let Some(next) = next else { return Ok::<Option<(String, Option<AuditEvent>)>, DbError>(None) };
+                let Some(next) = next else { return Ok::<Option<(String, AuditEvent)>, DbError>(None) };
                 diesel::update(signing_keys::table.filter(signing_keys::status.eq("current")))
                     .set((signing_keys::status.eq("retired"), signing_keys::retired_at.eq(Some(now))))
                     .execute(conn)
@@ -148,18 +113,14 @@ impl Store {
                     .set((signing_keys::status.eq("current"), signing_keys::activated_at.eq(Some(now))))
                     .execute(conn)
                     .await?;
-                let event = audited.then(|| rotated("promoted", &next));
-                if let Some(event) = &event {
-                    insert_audit!(conn, event, now)?;
-                }
+                let event = rotated("promoted", &next);
+                insert_audit!(conn, &event, now)?;
                 Ok(Some((next, event)))
             })
             .await
         })?;
         Ok(promoted.map(|(kid, event)| {
-            if let Some(event) = event {
-                event.log();
-            }
+            event.log();
             kid
         }))
     }
