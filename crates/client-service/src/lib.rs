@@ -341,8 +341,8 @@ impl ClientState {
     async fn fetch_and_mirror(&self, user_id: i64, token: &str) -> Result<Arc<User>, ClientError> {
         match self.upstream().fetch_user(token, user_id).await? {
             Ok(user) if user.id == user_id => {
-                self.mirror().upsert(&user).await;
                 let user = Arc::new(user);
+                self.mirror().upsert(user.clone()).await;
                 self.remember(Cached::new(user.clone(), Some(shared_user::user::now_utc())));
                 Ok(user)
             }

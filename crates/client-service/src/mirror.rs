@@ -28,6 +28,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use shared_user::db::PgPooled;
 use shared_user::user::now_utc;
 use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
 use tokio::sync::{mpsc, oneshot};
@@ -53,7 +54,7 @@ pub(crate) struct Mirrored {
 /// One write for the writer task, in queue order.
 enum Write {
     /// Overwrite the row and groups of this user, synced now.
-    Upsert(User),
+    Upsert(Arc<User>),
     /// The auth-service refused this user: inactive, as of the time given.
     Deactivate(i64, NaiveDateTime),
     /// A revocation: fetch this user again at their next request.
@@ -164,8 +165,8 @@ impl Mirror {
     /// Overwrites the mirror of `user` (row and groups), synced now. Queued: returns at once
     /// unless the queue is full. The auth-service is the source of truth: a local row holding
     /// the same email under another id is removed.
-    pub(crate) async fn upsert(&self, user: &User) {
-        self.queue(Write::Upsert(user.clone())).await;
+    pub(crate) async fn upsert(&self, user: Arc<User>) {
+        self.queue(Write::Upsert(user)).await;
     }
 
     /// Waits until every write queued before this call is done (committed, or failed and
@@ -243,8 +244,6 @@ async fn mirrored_ids(db: &Db) -> Result<Vec<i64>, DbError> {
 /// How long the writer keeps its PostgreSQL connection with nothing to write.
 const KEEP_CONNECTION: std::time::Duration = std::time::Duration::from_secs(1);
 
-use shared_user::db::PgPooled;
-
 /// The writer: takes every write waiting and does them in queue order, consecutive upserts
 /// in one transaction. When such a batch fails (a unique conflict between two of its users,
 /// say), each user is written in its own transaction so one bad row loses only itself. Failed
@@ -269,7 +268,7 @@ async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Writ
         if received == 0 {
             break;
         }
-        let mut upserts: Vec<User> = Vec::new();
+        let mut upserts: Vec<Arc<User>> = Vec::new();
         for write in batch.drain(..) {
             match write {
                 Write::Upsert(user) => upserts.push(user),
@@ -301,26 +300,23 @@ async fn write_batches(db: Db, known: Arc<Known>, mut queue: mpsc::Receiver<Writ
 }
 
 /// Writes `users` (one transaction, then one each if that fails), records the outcome.
-async fn upsert_all(db: &Db, held: &mut Option<PgPooled>, known: &Known, users: Vec<User>) {
+async fn upsert_all(db: &Db, held: &mut Option<PgPooled>, known: &Known, users: Vec<Arc<User>>) {
     if users.is_empty() {
         return;
     }
     let started = std::time::Instant::now();
-    let count = users.len();
-    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-    let result = write(db, held, users.clone()).await;
-    crate::metrics::mirror_write(started, count);
+    let result = write(db, held, &users).await;
+    crate::metrics::mirror_write(started, users.len());
     let results: Vec<(i64, Result<(), DbError>)> = match result {
-        Ok(()) => ids.into_iter().map(|id| (id, Ok(()))).collect(),
-        Err(_) if count > 1 => {
-            let mut each = Vec::with_capacity(count);
-            for user in users {
-                let id = user.id;
-                each.push((id, write(db, held, vec![user]).await));
+        Ok(()) => users.iter().map(|u| (u.id, Ok(()))).collect(),
+        Err(_) if users.len() > 1 => {
+            let mut each = Vec::with_capacity(users.len());
+            for user in &users {
+                each.push((user.id, write(db, held, std::slice::from_ref(user)).await));
             }
             each
         }
-        Err(e) => vec![(ids[0], Err(e))],
+        Err(e) => vec![(users[0].id, Err(e))],
     };
     for (id, result) in results {
         match result {
@@ -331,6 +327,17 @@ async fn upsert_all(db: &Db, held: &mut Option<PgPooled>, known: &Known, users: 
             }
         }
     }
+}
+
+/// The writer's PostgreSQL connection, taken from the pool when it holds none.
+async fn held_connection<'a>(
+    pool: &shared_user::db::PgPool,
+    held: &'a mut Option<PgPooled>,
+) -> Result<&'a mut PgPooled, DbError> {
+    if held.is_none() {
+        *held = Some(pool.get().await?);
+    }
+    held.as_mut().ok_or_else(|| DbError::Pool("no mirror connection".into()))
 }
 
 /// A change of one mirrored row that is not an upsert.
@@ -362,10 +369,7 @@ async fn update(db: &Db, held: &mut Option<PgPooled>, id: i64, change: Change) -
     }
     match db {
         Db::Postgres(pool) => {
-            let conn = match held {
-                Some(conn) => conn,
-                None => held.insert(pool.get().await?),
-            };
+            let conn = held_connection(pool, held).await?;
             let result = run!(&mut **conn).map(drop).map_err(DbError::from);
             if result.is_err() {
                 *held = None;
@@ -381,26 +385,24 @@ async fn update(db: &Db, held: &mut Option<PgPooled>, id: i64, change: Change) -
 
 /// Writes `users` in one transaction, synced as of now. On PostgreSQL the connection in
 /// `held` is used (one is taken from the pool when there is none) and dropped on an error.
-async fn write(db: &Db, held: &mut Option<PgPooled>, users: Vec<User>) -> Result<(), DbError> {
+async fn write(db: &Db, held: &mut Option<PgPooled>, users: &[Arc<User>]) -> Result<(), DbError> {
     let now = now_utc();
     match db {
         Db::Sqlite(pool) => {
+            let users = users.to_vec();
             let mut conn = pool.get().await?;
             Ok(conn
                 .spawn_blocking(move |c| c.transaction(|c| users.iter().try_for_each(|u| sync::upsert(c, u, now))))
                 .await?)
         }
         Db::Postgres(pool) => {
-            let conn = match held {
-                Some(conn) => conn,
-                None => held.insert(pool.get().await?),
-            };
-            let result = match UpsertBatch::new(&users, now).execute(&mut **conn).await.map_err(DbError::from) {
+            let conn = held_connection(pool, held).await?;
+            let result = match UpsertBatch::new(users, now).execute(&mut **conn).await.map_err(DbError::from) {
                 // An email that moved to another id: delete the old holder first, user by user.
                 Err(DbError::Unique) => {
                     conn.transaction(async move |conn| {
                         diesel::sql_query("SET LOCAL synchronous_commit TO OFF").execute(conn).await?;
-                        for user in &users {
+                        for user in users {
                             upsert_one(conn, user, now).await?;
                         }
                         Ok::<(), DbError>(())
@@ -445,9 +447,9 @@ struct UpsertBatch {
 }
 
 impl UpsertBatch {
-    fn new(batch: &[User], now: NaiveDateTime) -> Self {
-        let column = |f: fn(&User) -> String| batch.iter().map(f).collect::<Vec<String>>();
-        let flag = |f: fn(&User) -> bool| batch.iter().map(f).collect::<Vec<bool>>();
+    fn new(batch: &[Arc<User>], now: NaiveDateTime) -> Self {
+        let column = |f: fn(&User) -> String| batch.iter().map(|u| f(u)).collect::<Vec<String>>();
+        let flag = |f: fn(&User) -> bool| batch.iter().map(|u| f(u)).collect::<Vec<bool>>();
         let groups = || batch.iter().flat_map(|u| u.access_groups.iter().map(move |g| (u.id, g)));
         Self {
             ids: batch.iter().map(|u| u.id).collect(),
