@@ -60,9 +60,9 @@ fn newest_source(dirs: &[&str]) -> SystemTime {
 /// The path of a binary cargo built for this run, refused when missing or older than its sources.
 fn built(relative: &str, sources: &[&str]) -> PathBuf {
     let path = build_dir().join(relative);
-    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|e| {
-        panic!("{}: {e}: build it first (`cargo nextest run --workspace` does)", path.display())
-    });
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}: build it first (`cargo nextest run --workspace` does)", path.display()));
     assert!(
         modified >= newest_source(sources),
         "{} is older than its sources: rebuild it (`cargo build --workspace --bins --examples`)",
@@ -445,7 +445,10 @@ fn the_readme_runnable_blocks_work_against_the_built_binaries() {
         .filter_map(|n| std::fs::read_to_string(dir.path().join(format!("server-{n}.log"))).ok())
         .collect::<Vec<_>>()
         .join("\n--\n");
-    assert!(ok, "the README's `sh test` blocks failed\nscript:\n{script}\nstdout:\n{out}\nstderr:\n{err}\nservers:\n{logs}");
+    assert!(
+        ok,
+        "the README's `sh test` blocks failed\nscript:\n{script}\nstdout:\n{out}\nstderr:\n{err}\nservers:\n{logs}"
+    );
     if let Err(e) = check_expectations(&expected, &out) {
         panic!("the README's `sh test` blocks printed something else: {e}\nstdout:\n{out}\nstderr:\n{err}");
     }
@@ -584,7 +587,8 @@ fn links_between_the_documents_resolve_inside_the_repository() {
             let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
             let path = if file.is_empty() { PathBuf::from(doc) } else { base.join(file) };
             let resolved = Path::new(ROOT).join(&path);
-            let inside = resolved.canonicalize().ok().is_some_and(|p| p.starts_with(Path::new(ROOT).canonicalize().unwrap()));
+            let inside =
+                resolved.canonicalize().ok().is_some_and(|p| p.starts_with(Path::new(ROOT).canonicalize().unwrap()));
             if !inside {
                 problems.push(format!("{doc}: {target} is not a file of the repository"));
             } else if !fragment.is_empty() && !anchors(&read(&path.to_string_lossy())).contains(&fragment.to_owned()) {
