@@ -9,6 +9,7 @@
 //!
 //! The binaries are the ones cargo built for this run, next to this test's own executable
 //! (`cargo nextest run --workspace` builds them; a stale one is refused, not trusted).
+#![cfg(unix)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
