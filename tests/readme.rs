@@ -434,6 +434,11 @@ fn readme_script(readme: &str, bin_dir: &Path, auth: &str, client: &str) -> (Str
 
 #[test]
 fn the_readme_runnable_blocks_work_against_the_built_binaries() {
+    let curl = Command::new("curl").arg("--version").output();
+    assert!(
+        curl.is_ok_and(|o| o.status.success()),
+        "the README's commands need curl: install it (apt-get install curl)"
+    );
     let bin_dir = build_dir();
     auth_service_bin();
     client_service_bin();
