@@ -127,6 +127,12 @@ fn new_kid() -> String {
 
 /// The stored keys (opened), sealing plaintext ones when `kek` is set, and creating a
 /// `current` key of `alg` when there is none.
+///
+/// Replicas starting together on a fresh database all find no key and all try to store one:
+/// the database decides. It holds at most one `current` key (a unique index on the status
+/// `current`, so the rule also binds the CLI and earlier binaries still running), so exactly one
+/// insert wins and the others fail with a unique violation; every replica then re-reads the
+/// stored set, and so signs with and publishes the one first key before it answers anything.
 pub async fn ensure_current(
     store: &Store,
     alg: Algorithm,
@@ -146,13 +152,15 @@ pub async fn ensure_current(
     let kid = new_kid();
     match store.add_signing_key(&kid, &format!("{alg:?}"), &to_store(kek, &kid, &pem)?, "current").await {
         Ok(()) => tracing::info!(kid, algorithm = ?alg, "generated the first signing key"),
-        // Another replica created one at the same moment: use the stored set.
-        Err(shared_user::DbError::Unique) => {}
+        // Another replica stored the first key meanwhile (committed before our insert failed).
+        Err(shared_user::DbError::Unique) => tracing::info!("another replica generated the first signing key"),
         Err(e) => return Err(e.to_string()),
     }
-    // Two replicas racing on an empty table may both insert a current key; that is harmless
-    // (both are published; the newest signs), so no further coordination is needed.
-    load_rows(store, kek).await
+    let rows = load_rows(store, kek).await?;
+    if rows.iter().filter(|r| r.status == "current").count() != 1 {
+        return Err("the database must hold exactly one current signing key (run `auth-service migrate`)".into());
+    }
+    Ok(rows)
 }
 
 /// One rotation step: stage a `next` key of `alg`, or promote the staged one; the step is
