@@ -202,7 +202,9 @@ async fn replicas_started_together_on_a_fresh_database_share_one_first_key(backe
         // Tokens of every replica are signed by that key and accepted by a local-mode client that
         // fetched the JWKS from another replica.
         let email = format!("r{round}@example.com");
-        tokio::task::block_in_place(|| cli(&db.url, algorithm, &["users", "add", "--email", &email, "--password-stdin"], Some(&format!("{PW}\n"))));
+        tokio::task::block_in_place(|| {
+            cli(&db.url, algorithm, &["users", "add", "--email", &email, "--password-stdin"], Some(&format!("{PW}\n")))
+        });
         for (i, replica) in replicas.iter().enumerate() {
             let token = replica.login(&email).await;
             let other = &replicas[(i + 1) % REPLICAS];
