@@ -133,7 +133,27 @@ fn parse_groups(specs: &[String]) -> anyhow::Result<Vec<AccessGroup>> {
     specs.iter().map(|s| AccessGroup::parse(s).map_err(anyhow::Error::msg)).collect()
 }
 
-async fn add_user(db: &DbArgs, hashing: &HashArgs, new: NewUser, password: String) -> anyhow::Result<()> {
+/// Sign-up's password validators (as the admin API and console apply them) on a password the
+/// CLI sets for `new`: a refusal is one line naming every problem, unless `force`d (then a
+/// warning on stderr names them).
+fn check_password(password: &str, new: &NewUser, force: bool) -> anyhow::Result<()> {
+    let user =
+        crate::validators::UserAttributes { first_name: &new.first_name, last_name: &new.last_name, email: &new.email };
+    let problems = crate::validators::password_problems(password, &user);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let problems = problems.join(" ");
+    if force {
+        eprintln!("auth-service: warning: the password is set although the validators refuse it: {problems}");
+        Ok(())
+    } else {
+        anyhow::bail!("the password is refused: {problems} (--force sets it anyway)")
+    }
+}
+
+async fn add_user(db: &DbArgs, hashing: &HashArgs, new: NewUser, password: String, force: bool) -> anyhow::Result<()> {
+    check_password(&password, &new, force)?;
     let store = Store::new(open_db(db).await?);
     let hasher = Hasher::new(hashing, Some(1)).map_err(anyhow::Error::msg)?;
     let new = NewUser { password_hash: hasher.hash(password).await?, ..new };
@@ -158,7 +178,7 @@ async fn createsuperuser(args: CreateSuperuserArgs) -> anyhow::Result<()> {
         is_superuser: true,
         groups: Vec::new(),
     };
-    add_user(&args.db, &args.hashing, new, password).await
+    add_user(&args.db, &args.hashing, new, password, args.force).await
 }
 
 /// Trims and lowercases the whole email, as the EasyJWT user manager (and `POST
@@ -170,7 +190,18 @@ pub fn normalize_email(email: &str) -> anyhow::Result<String> {
 
 async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
-        UsersCommand::Add { email, staff, groups, first_name, last_name, password_stdin, password, db, hashing } => {
+        UsersCommand::Add {
+            email,
+            staff,
+            groups,
+            first_name,
+            last_name,
+            password_stdin,
+            password,
+            force,
+            db,
+            hashing,
+        } => {
             let password = read_password(password_stdin, password)?;
             let new = NewUser {
                 email: normalize_email(&email)?,
@@ -181,7 +212,7 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
                 is_superuser: false,
                 groups: parse_groups(&groups)?,
             };
-            add_user(&db, &hashing, new, password).await
+            add_user(&db, &hashing, new, password, force).await
         }
         UsersCommand::List { db } => {
             let store = Store::new(open_db(&db).await?);
@@ -226,12 +257,20 @@ fn found(ok: bool, email: &str) -> anyhow::Result<()> {
 
 async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Rotate { algorithm, kek, db } => {
+        KeysCommand::Rotate { algorithm, yes, kek, db } => {
             let kek = kek.required().map_err(anyhow::Error::msg)?;
             let store = Store::new(open_db(&db).await?);
-            let step = crate::keys::rotate_step(&store, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
+            let request = crate::keys::AlgorithmRequest { algorithm, confirmed: yes };
+            let (step, replaces) =
+                crate::keys::rotate(&store, request, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
             match step {
                 crate::store::signing_keys::KeyStep::Staged(kid) => {
+                    if let (Some(old), Some(new)) = (replaces, algorithm) {
+                        println!(
+                            "changing the signing algorithm from {old:?} to {new:?}: clients that accept only \
+                             {old:?} will refuse tokens once {kid} signs; update them before the next `keys rotate`"
+                        );
+                    }
                     println!("staged {kid} as next: published now, signs after the next `keys rotate`")
                 }
                 crate::store::signing_keys::KeyStep::Promoted(kid) => {
@@ -240,12 +279,21 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        KeysCommand::Revoke { kid, algorithm, kek, db } => {
+        KeysCommand::Revoke { kid, algorithm, yes, kek, db } => {
             let kek = kek.required().map_err(anyhow::Error::msg)?;
             let store = Store::new(open_db(&db).await?);
-            match crate::keys::revoke(&store, &kid, algorithm, kek.as_ref()).await.map_err(anyhow::Error::msg)? {
+            let request = crate::keys::AlgorithmRequest { algorithm, confirmed: yes };
+            let (revoked, replaces) =
+                crate::keys::revoke_as_asked(&store, &kid, request, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
+            match revoked {
                 crate::keys::Revoked::Key => println!("{kid} revoked: unpublished, its tokens refused"),
                 crate::keys::Revoked::Current(next) => {
+                    if let (Some(old), Some(new)) = (replaces, algorithm) {
+                        println!(
+                            "changing the signing algorithm from {old:?} to {new:?}: clients that accept only \
+                             {old:?} refuse the tokens {next} signs"
+                        );
+                    }
                     println!("{kid} revoked: unpublished, its tokens refused; {next} signs now")
                 }
             }

@@ -15,6 +15,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Logging (`RUST_LOG`, `LOG_FORMAT`).
+    #[command(flatten)]
+    pub log: shared_user::runtime::LogArgs,
 }
 
 /// Subcommands.
@@ -88,12 +91,18 @@ pub struct PurgeArgs {
 pub enum KeysCommand {
     /// One rotation step. With no staged key: create one as `next` (published in the JWKS, not
     /// signing yet). With a staged key: make it `current` and retire the old one (still
-    /// published until its tokens expire). Run it twice, at least the clients' JWKS cache TTL
-    /// apart, so every client knows the new key before it signs.
+    /// published until its tokens expire). Run it twice, at least KEYS_RELOAD_INTERVAL plus the
+    /// clients' JWKS cache TTL apart, so every replica publishes the new key and every client
+    /// knows it before it signs.
     Rotate {
-        /// Algorithm of a new key: EdDSA, ES256 or RS256.
-        #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
-        algorithm: Algorithm,
+        /// Algorithm of the new key: EdDSA, ES256 or RS256. Default: the signing key's (EdDSA
+        /// when there is none); another one needs --yes.
+        #[arg(long, env = "ALGORITHM", value_parser = crate::tokens::parse_signing_algorithm)]
+        algorithm: Option<Algorithm>,
+        /// Confirm a change of algorithm (clients that accept only the old one refuse the new
+        /// key's tokens).
+        #[arg(long)]
+        yes: bool,
         /// Key sealing private keys at rest.
         #[command(flatten)]
         kek: KekArgs,
@@ -103,13 +112,18 @@ pub enum KeysCommand {
     },
     /// Revoke a key at once: no longer published nor accepted (by every running replica within
     /// about a second, by clients at their next JWKS fetch). Revoking the signing key promotes
-    /// the staged key, or a new one of ALGORITHM.
+    /// the staged key, or a new one of the same algorithm.
     Revoke {
         /// The key id (`kid`), see `keys list`.
         kid: String,
         /// Algorithm of a replacement key when the signing key is revoked with none staged.
-        #[arg(long, env = "ALGORITHM", default_value = "EdDSA", value_parser = crate::tokens::parse_signing_algorithm)]
-        algorithm: Algorithm,
+        /// Default: the revoked key's; another one needs --yes.
+        #[arg(long, env = "ALGORITHM", value_parser = crate::tokens::parse_signing_algorithm)]
+        algorithm: Option<Algorithm>,
+        /// Confirm a change of algorithm (clients that accept only the old one refuse the new
+        /// key's tokens).
+        #[arg(long)]
+        yes: bool,
         /// Key sealing private keys at rest.
         #[command(flatten)]
         kek: KekArgs,
@@ -380,6 +394,9 @@ pub struct CreateSuperuserArgs {
     /// Password (prefer --password-stdin; never pass secrets on a shared machine's command line).
     #[arg(long, env = "AUTH_SUPERUSER_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Set the password even when sign-up's password validators refuse it (a warning says why).
+    #[arg(long)]
+    pub force: bool,
     /// Database.
     #[command(flatten)]
     pub db: DbArgs,
@@ -429,6 +446,10 @@ pub enum UsersCommand {
         /// Password (prefer --password-stdin).
         #[arg(long, env = "AUTH_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// Set the password even when sign-up's password validators refuse it (a warning says
+        /// why).
+        #[arg(long)]
+        force: bool,
         /// Database.
         #[command(flatten)]
         db: DbArgs,

@@ -127,6 +127,12 @@ fn new_kid() -> String {
 
 /// The stored keys (opened), sealing plaintext ones when `kek` is set, and creating a
 /// `current` key of `alg` when there is none.
+///
+/// Replicas starting together on a fresh database all find no key and all try to store one:
+/// the database decides. It holds at most one `current` key (a unique index on the status
+/// `current`, so the rule also binds the CLI and earlier binaries still running), so exactly one
+/// insert wins and the others fail with a unique violation; every replica then re-reads the
+/// stored set, and so signs with and publishes the one first key before it answers anything.
 pub async fn ensure_current(
     store: &Store,
     alg: Algorithm,
@@ -146,13 +152,65 @@ pub async fn ensure_current(
     let kid = new_kid();
     match store.add_signing_key(&kid, &format!("{alg:?}"), &to_store(kek, &kid, &pem)?, "current").await {
         Ok(()) => tracing::info!(kid, algorithm = ?alg, "generated the first signing key"),
-        // Another replica created one at the same moment: use the stored set.
-        Err(shared_user::DbError::Unique) => {}
+        // Another replica stored the first key meanwhile (committed before our insert failed).
+        Err(shared_user::DbError::Unique) => tracing::info!("another replica generated the first signing key"),
         Err(e) => return Err(e.to_string()),
     }
-    // Two replicas racing on an empty table may both insert a current key; that is harmless
-    // (both are published; the newest signs), so no further coordination is needed.
-    load_rows(store, kek).await
+    let rows = load_rows(store, kek).await?;
+    if rows.iter().filter(|r| r.status == "current").count() != 1 {
+        return Err("the database must hold exactly one current signing key (run `auth-service migrate`)".into());
+    }
+    Ok(rows)
+}
+
+/// The algorithm a new key gets: see [`new_key_algorithm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewKeyAlgorithm {
+    /// The algorithm of the key to create.
+    pub algorithm: Algorithm,
+    /// The signing key's algorithm when `algorithm` differs from it (a confirmed change).
+    pub replaces: Option<Algorithm>,
+}
+
+/// Why a new key's algorithm was refused: it differs from the signing key's and the change was
+/// not confirmed. The message says what the change means for clients and how to confirm it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the signing key is {current:?} and a {requested:?} key was asked for: clients that accept only {current:?} \
+     (a pinned ALGORITHM) will refuse every token it signs; update them first, then confirm with --yes"
+)]
+pub struct UnconfirmedAlgorithmChange {
+    /// The signing key's algorithm.
+    pub current: Algorithm,
+    /// The algorithm asked for.
+    pub requested: Algorithm,
+}
+
+/// The algorithm of a key made now (by `keys rotate`, or as the successor of a revoked signing
+/// key): the signing key's, unless `requested` (`--algorithm`, or `ALGORITHM` in the command's
+/// environment) names another, which only a `confirmed` change (`--yes`) allows. With no signing
+/// key at all: `requested`, else EdDSA.
+pub fn new_key_algorithm(
+    rows: &[SigningKeyRow],
+    requested: Option<Algorithm>,
+    confirmed: bool,
+) -> Result<NewKeyAlgorithm, UnconfirmedAlgorithmChange> {
+    let current = rows
+        .iter()
+        .filter(|r| r.status == "current")
+        .max_by_key(|r| r.activated_at)
+        .and_then(|r| crate::tokens::parse_signing_algorithm(&r.algorithm).ok());
+    match (current, requested) {
+        (None, requested) => Ok(NewKeyAlgorithm { algorithm: requested.unwrap_or(Algorithm::EdDSA), replaces: None }),
+        (Some(current), None) => Ok(NewKeyAlgorithm { algorithm: current, replaces: None }),
+        (Some(current), Some(requested)) if requested == current => {
+            Ok(NewKeyAlgorithm { algorithm: current, replaces: None })
+        }
+        (Some(current), Some(requested)) if confirmed => {
+            Ok(NewKeyAlgorithm { algorithm: requested, replaces: Some(current) })
+        }
+        (Some(current), Some(requested)) => Err(UnconfirmedAlgorithmChange { current, requested }),
+    }
 }
 
 /// One rotation step: stage a `next` key of `alg`, or promote the staged one; the step is
@@ -172,6 +230,55 @@ pub async fn rotate_step(store: &Store, alg: Algorithm, kek: Option<&KeyEncrypti
     let stored = to_store(kek, &kid, &generate_private_pem(alg)?)?;
     store.add_signing_key(&kid, &format!("{alg:?}"), &stored, status).await.map_err(|e| e.to_string())?;
     Ok(if status == "current" { KeyStep::Promoted(kid) } else { KeyStep::Staged(kid) })
+}
+
+/// What `keys rotate` and `keys revoke` were told about the algorithm of a key they may create.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlgorithmRequest {
+    /// `--algorithm` (or `ALGORITHM`), when given.
+    pub algorithm: Option<Algorithm>,
+    /// `--yes`: a change of algorithm is confirmed.
+    pub confirmed: bool,
+}
+
+/// [`rotate_step`] as `keys rotate` runs it: a key it creates takes the signing key's algorithm
+/// unless `request` names another and confirms the change ([`new_key_algorithm`]); the step,
+/// and the signing key's algorithm when a new key replaces it with another one.
+pub async fn rotate(
+    store: &Store,
+    request: AlgorithmRequest,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<(KeyStep, Option<Algorithm>), String> {
+    let rows = store.signing_keys().await.map_err(|e| e.to_string())?;
+    let choice = new_key_algorithm(&rows, request.algorithm, request.confirmed);
+    // A staged key is promoted: no key is created, so no algorithm is chosen.
+    if rows.iter().any(|r| r.status == "next") {
+        let alg = choice.map_or(Algorithm::EdDSA, |c| c.algorithm);
+        return Ok((rotate_step(store, alg, kek).await?, None));
+    }
+    let choice = choice.map_err(|e| e.to_string())?;
+    Ok((rotate_step(store, choice.algorithm, kek).await?, choice.replaces))
+}
+
+/// [`revoke`] as `keys revoke` runs it: a successor it creates takes the revoked signing key's
+/// algorithm unless `request` names another and confirms the change; what was revoked, and the
+/// old algorithm when the successor has another.
+pub async fn revoke_as_asked(
+    store: &Store,
+    kid: &str,
+    request: AlgorithmRequest,
+    kek: Option<&KeyEncryptionKey>,
+) -> Result<(Revoked, Option<Algorithm>), String> {
+    let rows = store.signing_keys().await.map_err(|e| e.to_string())?;
+    let creates =
+        rows.iter().any(|r| r.kid == kid && r.status == "current") && !rows.iter().any(|r| r.status == "next");
+    let choice = new_key_algorithm(&rows, request.algorithm, request.confirmed);
+    if !creates {
+        let alg = choice.map_or(Algorithm::EdDSA, |c| c.algorithm);
+        return Ok((revoke(store, kid, alg, kek).await?, None));
+    }
+    let choice = choice.map_err(|e| e.to_string())?;
+    Ok((revoke(store, kid, choice.algorithm, kek).await?, choice.replaces))
 }
 
 /// What revoking a key did.

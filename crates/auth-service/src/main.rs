@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = auth_service::config::Cli::parse();
-    auth_service::init_tracing();
+    cli.log.init();
     match auth_service::cli::run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -49,7 +49,8 @@ diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, access_groups, refresh_tokens, signing_keys, login_throttle);
 
 diesel::table! {
-    /// Asymmetric signing keys of the auth-service (`next`, `current`, `retired`).
+    /// Asymmetric signing keys of the auth-service (`next`, `current`, `retired`, `revoked`);
+    /// at most one is `current` (a unique partial index).
     signing_keys (kid) {
         kid -> Text,
         algorithm -> Text,

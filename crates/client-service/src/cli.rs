@@ -102,6 +102,22 @@ pub struct ClientArgs {
     pub revocation_poll_interval: Duration,
 }
 
+/// Settings an earlier version read and their successors: still set, they would be ignored
+/// without a word, so [`ClientArgs::into_config`] warns about each one.
+pub const REPLACED_SETTINGS: [(&str, &str); 2] = [
+    ("MIRROR_CACHE_SIZE", "MIRROR_CACHE_MEMORY (a memory budget such as 64MiB)"),
+    ("TOKEN_CACHE_SIZE", "TOKEN_CACHE_MEMORY (a memory budget such as 16MiB)"),
+];
+
+/// One warning line for each replaced setting still set in the environment, naming its successor.
+fn warn_replaced_settings() {
+    for (old, successor) in REPLACED_SETTINGS {
+        if std::env::var_os(old).is_some() {
+            tracing::warn!("{old} is set but no longer read: it was replaced by {successor}");
+        }
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, SettingError> {
     shared_user::settings::parse_duration(s)
 }
@@ -116,8 +132,11 @@ fn parse_bytes(s: &str) -> Result<u64, SettingError> {
 
 impl ClientArgs {
     /// Checks the settings and turns them into a [`ClientConfig`] (through its builder, so
-    /// the flags and the library accept exactly the same values).
+    /// the flags and the library accept exactly the same values). A replaced setting still set
+    /// in the environment (`MIRROR_CACHE_SIZE`, `TOKEN_CACHE_SIZE`) is logged as a warning that
+    /// names its successor.
     pub fn into_config(self) -> Result<ClientConfig, ConfigError> {
+        warn_replaced_settings();
         let algorithm = shared_user::settings::parse_algorithm(&self.algorithm)?;
         let signing_key = self.signing_key.filter(|k| !k.is_empty());
         let mut builder = ClientConfig::builder(self.remote_auth_service_url);

@@ -13,6 +13,9 @@ use shared_user::server::{Limits, serve};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Logging (`RUST_LOG`, `LOG_FORMAT`).
+    #[command(flatten)]
+    log: shared_user::runtime::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    client_service::init_tracing();
+    cli.log.init();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -158,3 +158,60 @@ fn the_django_meta_form_of_auth_header_name_is_accepted() {
     );
     assert!(without.contains(r#"{"detail":"Authentication credentials were not provided."}"#), "{without}");
 }
+
+/// Starts `client-service serve` with `env`; the log lines written before it listens (the
+/// start-up warnings), then stops it.
+fn start_up_lines(env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("client.db").display()))
+        .env("REMOTE_AUTH_SERVICE_URL", "http://127.0.0.1:9")
+        .env("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run client-service");
+    let mut seen = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
+        let listening = line.contains("addr=");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.last().is_some_and(|l| l.contains("addr=")), "serve never listened: {seen:?}");
+    seen
+}
+
+#[test]
+fn replaced_settings_still_set_get_one_warning_naming_their_successor() {
+    let lines = start_up_lines(&[("MIRROR_CACHE_SIZE", "100000"), ("TOKEN_CACHE_SIZE", "5000")]);
+    for (old, successor) in [("MIRROR_CACHE_SIZE", "MIRROR_CACHE_MEMORY"), ("TOKEN_CACHE_SIZE", "TOKEN_CACHE_MEMORY")] {
+        let warnings: Vec<&String> = lines.iter().filter(|l| l.contains(old)).collect();
+        assert_eq!(warnings.len(), 1, "one line about {old}: {lines:?}");
+        assert!(warnings[0].contains("WARN") && warnings[0].contains(successor), "{warnings:?}");
+    }
+    let lines = start_up_lines(&[]);
+    assert!(!lines.iter().any(|l| l.contains("WARN") && l.contains("CACHE")), "no warning when unset: {lines:?}");
+}
+
+#[test]
+fn help_documents_the_logging_settings() {
+    for args in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"]] {
+        let out = Command::new(BIN).args(args).env_clear().output().expect("run client-service");
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("[env: RUST_LOG=]") && help.contains("[default: info,tower_http=warn]"),
+            "{args:?}: {help}"
+        );
+        assert!(help.contains("[env: LOG_FORMAT=]") && help.contains("json"), "{args:?}: {help}");
+    }
+}

@@ -254,22 +254,43 @@ impl Db {
 
     /// Applies the pending migrations of `set`; returns how many ran. Needs a multi-thread
     /// tokio runtime.
+    ///
+    /// Several processes may migrate one database at the same moment (replicas of a first
+    /// deployment all start on an empty database): the runs are serialized in the database, so
+    /// one applies the pending migrations and the others then find none. On PostgreSQL a
+    /// session-level advisory lock ([`MIGRATION_LOCK`]) is held around the run; on SQLite the
+    /// whole run is one `BEGIN IMMEDIATE` transaction (each migration in a savepoint), which
+    /// takes the database's write lock first and waits for it (`busy_timeout`).
     pub async fn migrate(&self, set: Migrations) -> Result<usize, DbError> {
         let err = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
         match self {
             Db::Postgres(pool) => {
-                let conn = deadpool::managed::Object::take(pool.get().await?);
+                let mut conn = deadpool::managed::Object::take(pool.get().await?);
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
                 let mut harness = AsyncMigrationHarness::new(conn);
-                Ok(harness.run_pending_migrations(set.postgres).map_err(err)?.len())
+                let applied = harness.run_pending_migrations(set.postgres).map_err(err).map(|done| done.len());
+                // Dropping the connection would release the lock too; unlock so that a failure
+                // to do so is visible.
+                harness.into_inner().batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+                applied
             }
             Db::Sqlite(pool) => {
-                let conn = deadpool::managed::Object::take(pool.get().await?);
-                let mut harness = AsyncMigrationHarness::new(conn);
-                Ok(harness.run_pending_migrations(set.sqlite).map_err(err)?.len())
+                let mut conn = pool.get().await?;
+                let set = set.sqlite;
+                conn.spawn_blocking(move |conn| {
+                    Ok(conn.immediate_transaction(|conn| {
+                        conn.run_pending_migrations(set).map(|done| done.len()).map_err(err)
+                    }))
+                })
+                .await?
             }
         }
     }
 }
+
+/// Key of the PostgreSQL advisory lock held while migrating (any fixed number; this one spells
+/// "gatehous" in ASCII).
+pub const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
 
 /// Runs `$body` with `$conn` bound to a `&mut` pooled connection of whichever backend `$db` is.
 /// The body is compiled once per backend, so both dialects type-check. It must evaluate to a
