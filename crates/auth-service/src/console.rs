@@ -105,7 +105,8 @@ impl FormKey {
     pub fn login_token(&self) -> String {
         let issued = chrono::Utc::now().timestamp();
         let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, Self::message(issued, &nonce).as_bytes()).as_ref());
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(hmac::sign(&self.0, Self::message(issued, &nonce).as_bytes()).as_ref());
         format!("{issued}.{nonce}.{tag}")
     }
 
@@ -394,7 +395,13 @@ async fn login(
     let email = form.get("email").trim().to_owned();
     let password = form.get("password");
     if email.is_empty() || password.is_empty() {
-        return login_page(&state, StatusCode::BAD_REQUEST, &email, Some("Enter your email and password.".into()), secure);
+        return login_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &email,
+            Some("Enter your email and password.".into()),
+            secure,
+        );
     }
     let user = match service::authenticate(&state, &email, password, ip).await {
         Ok(Some((creds, _))) => creds.user,

@@ -114,7 +114,8 @@ impl Redacted {
     pub fn matches(&self, given: &[u8]) -> bool {
         use sha2::{Digest, Sha256};
         use subtle::ConstantTimeEq;
-        let (given, expected): ([u8; 32], [u8; 32]) = (Sha256::digest(given).into(), Sha256::digest(self.0.as_bytes()).into());
+        let (given, expected): ([u8; 32], [u8; 32]) =
+            (Sha256::digest(given).into(), Sha256::digest(self.0.as_bytes()).into());
         bool::from(given.ct_eq(&expected))
     }
 }
@@ -172,8 +173,11 @@ impl AppState {
         };
         let (access, refresh) = (settings.access_token_lifetime, settings.refresh_token_lifetime);
         let kek = settings.key_encryption_key().map_err(BuildError::Settings)?;
-        let hmac_secret =
-            if settings.is_asymmetric() { None } else { Some(settings.resolve_signing_key().map_err(BuildError::Settings)?) };
+        let hmac_secret = if settings.is_asymmetric() {
+            None
+        } else {
+            Some(settings.resolve_signing_key().map_err(BuildError::Settings)?)
+        };
         // The console's form key comes from a secret every replica shares.
         let console_form_key = match (&hmac_secret, &kek) {
             (Some(secret), _) => console::FormKey::derive(secret),

@@ -761,7 +761,8 @@ async fn cross_site_console_posts_are_refused(backend: Backend) {
         let mut fresh = Client::new(&app);
         let login = csrf_of(&fresh.get("/admin/login/").await.text);
         fresh.extra = headers.to_vec();
-        let r = fresh.post("/admin/login/", &[("csrf", &login), ("email", "staff@example.com"), ("password", PW)]).await;
+        let r =
+            fresh.post("/admin/login/", &[("csrf", &login), ("email", "staff@example.com"), ("password", PW)]).await;
         assert_page(&r, StatusCode::FORBIDDEN, "cross-site request");
     }
     assert_eq!(app.state.store.find_user(alice).await.unwrap().unwrap().first_name, "");
@@ -791,7 +792,11 @@ async fn console_staff_cannot_widen_their_reach(backend: Backend) {
     let csrf = c.csrf().await;
     for id in [alice, me] {
         let form = [("csrf", csrf.as_str()), ("first_name", ""), ("last_name", ""), ("access_groups", "manager")];
-        assert_page(&c.post(&format!("/admin/users/{id}/"), &form).await, StatusCode::FORBIDDEN, "do not have permission");
+        assert_page(
+            &c.post(&format!("/admin/users/{id}/"), &form).await,
+            StatusCode::FORBIDDEN,
+            "do not have permission",
+        );
     }
     let r = c.get(&format!("/admin/users/{other}/")).await;
     assert!(!r.text.contains("/password/"), "no change forms for a staff account");

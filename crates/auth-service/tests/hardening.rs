@@ -101,7 +101,9 @@ async fn answers_carrying_tokens_are_never_stored(backend: Backend) {
     let r = app.post("/graphql/", &q.to_string()).await;
     assert!(r.json()["data"]["tokenAuth"]["token"].is_string(), "{}", r.text);
     assert_no_store(&r, "GraphQL tokenAuth");
-    let r = app.post("/hasura/actions/login/", &json!({"input": {"email": "alice@example.com", "password": PW}}).to_string()).await;
+    let r = app
+        .post("/hasura/actions/login/", &json!({"input": {"email": "alice@example.com", "password": PW}}).to_string())
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_no_store(&r, "Hasura login");
 

@@ -15,8 +15,7 @@ use shared_user::testing::Backend;
 const PW: &str = "correct horse battery";
 const STRONG: &str = "Plenty-of-entropy-93!";
 const FORBIDDEN: &str = r#"{"detail":"You do not have permission to perform this action."}"#;
-const LAST_SUPERUSER: &str =
-    "This is the last active superuser: make another user superuser before removing this one.";
+const LAST_SUPERUSER: &str = "This is the last active superuser: make another user superuser before removing this one.";
 
 async fn add_superuser(app: &TestApp, email: &str) -> i64 {
     let hash = app.state.hasher.hash(PW.to_owned()).await.unwrap();
@@ -55,7 +54,14 @@ async fn only_superusers_change_reader_group_membership(backend: Backend) {
     let (_, root) = app.login("root@example.com", PW).await;
 
     for (id, groups) in [(staff, json!(["manager"])), (alice, json!(["manager"])), (reader, json!([]))] {
-        let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{id}/"), &staff_token, Some(json!({"access_groups": groups}))).await;
+        let r = call(
+            &app,
+            Method::PATCH,
+            &format!("/auth/admin/users/{id}/"),
+            &staff_token,
+            Some(json!({"access_groups": groups})),
+        )
+        .await;
         assert_json(&r, StatusCode::FORBIDDEN, FORBIDDEN);
     }
     let body = json!({"email": "sock@example.com", "password": STRONG, "access_groups": ["manager"]});
@@ -65,15 +71,38 @@ async fn only_superusers_change_reader_group_membership(backend: Backend) {
     assert_eq!(group_names(&app, reader).await, vec!["manager"]);
 
     // A group that grants nothing, on an ordinary account: staff's to manage.
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{alice}/"), &staff_token, Some(json!({"access_groups": ["ops:lead"]}))).await;
+    let r = call(
+        &app,
+        Method::PATCH,
+        &format!("/auth/admin/users/{alice}/"),
+        &staff_token,
+        Some(json!({"access_groups": ["ops:lead"]})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The reader's other groups too, as long as the reader group stays.
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{reader}/"), &staff_token, Some(json!({"access_groups": ["manager", "ops"]}))).await;
+    let r = call(
+        &app,
+        Method::PATCH,
+        &format!("/auth/admin/users/{reader}/"),
+        &staff_token,
+        Some(json!({"access_groups": ["manager", "ops"]})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{alice}/"), &root, Some(json!({"access_groups": ["manager"]}))).await;
+    let r = call(
+        &app,
+        Method::PATCH,
+        &format!("/auth/admin/users/{alice}/"),
+        &root,
+        Some(json!({"access_groups": ["manager"]})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{reader}/"), &root, Some(json!({"access_groups": []}))).await;
+    let r =
+        call(&app, Method::PATCH, &format!("/auth/admin/users/{reader}/"), &root, Some(json!({"access_groups": []})))
+            .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(call(&app, Method::POST, "/auth/admin/users/", &root, Some(body)).await.status, StatusCode::CREATED);
 }
@@ -97,7 +126,11 @@ async fn under_hasura_every_group_grants_access(backend: Backend) {
     let r = call(&app, Method::PATCH, &page, &staff, Some(json!({"access_groups": ["ops:lead"]}))).await;
     assert_eq!(r.status, StatusCode::OK, "a level is no role: {}", r.text);
     let body = json!({"email": "new@example.com", "password": STRONG, "access_groups": ["billing"]});
-    assert_json(&call(&app, Method::POST, "/auth/admin/users/", &staff, Some(body.clone())).await, StatusCode::FORBIDDEN, FORBIDDEN);
+    assert_json(
+        &call(&app, Method::POST, "/auth/admin/users/", &staff, Some(body.clone())).await,
+        StatusCode::FORBIDDEN,
+        FORBIDDEN,
+    );
     let r = call(&app, Method::PATCH, &page, &root, Some(json!({"access_groups": ["ops", "billing"]}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(call(&app, Method::POST, "/auth/admin/users/", &root, Some(body)).await.status, StatusCode::CREATED);
@@ -130,14 +163,31 @@ async fn staff_accounts_are_changed_by_superusers_only(backend: Backend) {
     assert!(other_user.is_active && other_user.first_name.is_empty());
     app.login("other@example.com", PW).await;
 
-    let r = call(&app, Method::POST, &format!("/auth/admin/users/{alice}/set-password/"), &token, Some(json!({"password": STRONG}))).await;
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/auth/admin/users/{alice}/set-password/"),
+        &token,
+        Some(json!({"password": STRONG})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "ordinary accounts stay staff's: {}", r.text);
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{alice}/"), &token, Some(json!({"is_active": false}))).await;
+    let r =
+        call(&app, Method::PATCH, &format!("/auth/admin/users/{alice}/"), &token, Some(json!({"is_active": false})))
+            .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
-    let r = call(&app, Method::POST, &format!("/auth/admin/users/{other}/set-password/"), &root, Some(json!({"password": STRONG}))).await;
+    let r = call(
+        &app,
+        Method::POST,
+        &format!("/auth/admin/users/{other}/set-password/"),
+        &root,
+        Some(json!({"password": STRONG})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{other}/"), &root, Some(json!({"is_active": false}))).await;
+    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{other}/"), &root, Some(json!({"is_active": false})))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -179,7 +229,14 @@ async fn the_last_active_superuser_stays(backend: Backend) {
     // With a second active superuser, stepping down is allowed.
     let third = add_superuser(&app, "third@example.com").await;
     let (_, third_token) = app.login("third@example.com", PW).await;
-    let r = call(&app, Method::PATCH, &format!("/auth/admin/users/{third}/"), &third_token, Some(json!({"is_superuser": false}))).await;
+    let r = call(
+        &app,
+        Method::PATCH,
+        &format!("/auth/admin/users/{third}/"),
+        &third_token,
+        Some(json!({"is_superuser": false})),
+    )
+    .await;
     assert_eq!((r.status, r.json()["is_superuser"].clone()), (StatusCode::OK, json!(false)), "{}", r.text);
 }
 

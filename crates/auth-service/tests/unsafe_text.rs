@@ -49,7 +49,8 @@ async fn a_nul_in_a_login_email_is_a_field_error_everywhere(backend: Backend) {
     assert_json(&r, StatusCode::BAD_REQUEST, &field_error("email", NULL_CHARACTERS));
     let r = app.post("/auth/token/", &json!({"email": "alice\u{202E}@example.com", "password": PW}).to_string()).await;
     assert_json(&r, StatusCode::BAD_REQUEST, &field_error("email", CONTROL));
-    let r = app.send_typed("/auth/token/", Some("application/x-www-form-urlencoded"), "email=a%00%40b.io&password=x").await;
+    let r =
+        app.send_typed("/auth/token/", Some("application/x-www-form-urlencoded"), "email=a%00%40b.io&password=x").await;
     assert_json(&r, StatusCode::BAD_REQUEST, &field_error("email", NULL_CHARACTERS));
 
     let change = json!({"email": NUL_EMAIL, "password": PW, "new_password": STRONG});
@@ -61,9 +62,13 @@ async fn a_nul_in_a_login_email_is_a_field_error_everywhere(backend: Backend) {
     assert_eq!(v["errors"][0]["message"], json!(format!("email: {NULL_CHARACTERS}")), "{v}");
     assert_eq!(v["errors"][0]["extensions"]["email"], json!([NULL_CHARACTERS]), "{v}");
 
-    let r = app.post("/hasura/actions/login/", &json!({"input": {"email": NUL_EMAIL, "password": PW}}).to_string()).await;
+    let r =
+        app.post("/hasura/actions/login/", &json!({"input": {"email": NUL_EMAIL, "password": PW}}).to_string()).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    assert_eq!(r.json(), json!({"message": format!("email: {NULL_CHARACTERS}"), "extensions": {"email": [NULL_CHARACTERS]}}));
+    assert_eq!(
+        r.json(),
+        json!({"message": format!("email: {NULL_CHARACTERS}"), "extensions": {"email": [NULL_CHARACTERS]}})
+    );
 
     assert!(throttle_keys(&app).await.is_empty(), "nothing counted for an email no account has");
     // The account itself still signs in.

@@ -104,7 +104,8 @@ fn changes_access(state: &AppState, old: &[AccessGroup], new: &[AccessGroup]) ->
 pub fn check_groups(groups: &[AccessGroup]) -> Result<(), FieldErrors> {
     let mut problems: Vec<String> = Vec::new();
     for (i, g) in groups.iter().enumerate() {
-        let unsafe_text = validators::text_problem(&g.name).or_else(|| g.level.as_deref().and_then(validators::text_problem));
+        let unsafe_text =
+            validators::text_problem(&g.name).or_else(|| g.level.as_deref().and_then(validators::text_problem));
         if let Some(problem) = unsafe_text {
             problems.push(problem.to_owned());
         } else if g.name.trim().is_empty() {
