@@ -123,7 +123,42 @@ async fn cookie_endpoints_do_not_exist_in_body_mode(backend: Backend) {
     p.finish().await;
 }
 
+#[track_caller]
+fn assert_no_store(r: &Reply, what: &str) {
+    assert_eq!((r.header("cache-control"), r.header("pragma")), ("no-store", "no-cache"), "{what}");
+}
+
+/// The auth-service's `Cache-Control: no-store` and `Pragma: no-cache` reach the browser
+/// through the client on every answer carrying a token: obtain and refresh in body mode, and
+/// in cookie mode, where the client rewrites the body.
+async fn answers_carrying_tokens_stay_uncached_through_the_client(backend: Backend) {
+    let Some(body_mode) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
+    body_mode.add_user(ALICE, &[]).await;
+    let r = body_mode.post("/auth/token/", &json!({"email": ALICE, "password": PASSWORD})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_no_store(&r, "obtain");
+    let r = body_mode.post("/auth/token/refresh/", &json!({"refresh": r.json()["refresh"]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_no_store(&r, "refresh");
+    body_mode.finish().await;
+
+    let Some(p) = pair(backend).await else { return };
+    let token = csrf(&p).await;
+    let cookie = format!("csrftoken={token}");
+    let headers = [("cookie", cookie.as_str()), ("x-csrftoken", token.as_str()), ("origin", "https://app.example")];
+    let r = p.post_with("/auth/token/", &json!({"email": ALICE, "password": PASSWORD}), &headers).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_no_store(&r, "cookie-mode obtain");
+    let refresh = value_of(set_cookie(&r, "refresh_token").unwrap()).to_owned();
+    let both = format!("csrftoken={token}; refresh_token={refresh}");
+    let headers = [("cookie", both.as_str()), ("x-csrftoken", token.as_str()), ("origin", "https://app.example")];
+    let r = p.post_with("/auth/token/refresh/", &json!({}), &headers).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_no_store(&r, "cookie-mode refresh");
+}
+
 both_backends!(
+    answers_carrying_tokens_stay_uncached_through_the_client,
     cookie_login_puts_the_refresh_token_in_an_httponly_cookie,
     cookie_refresh_reads_and_rotates_the_cookie_and_logout_clears_it,
     password_change_through_the_client_revokes_old_refresh_tokens,

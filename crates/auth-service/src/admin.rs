@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
@@ -71,9 +71,9 @@ fn invalid_page() -> Response {
     detail(StatusCode::NOT_FOUND, INVALID_PAGE)
 }
 
-/// The absolute URL of page `page` of a listing, as DRF links it (`Host` of the request).
-fn page_url(headers: &HeaderMap, search: Option<&str>, page: i64) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+/// The link to page `page` of a listing: a path relative to the host (`/auth/admin/users/?page=2`),
+/// never built from the request's `Host`, which the caller chooses.
+fn page_url(search: Option<&str>, page: i64) -> String {
     let mut pairs = Vec::new();
     if page > 1 {
         pairs.push(("page", page.to_string()));
@@ -82,15 +82,14 @@ fn page_url(headers: &HeaderMap, search: Option<&str>, page: i64) -> String {
         pairs.push(("search", s.to_owned()));
     }
     let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-    let base = format!("http://{host}/auth/admin/users/");
-    if query.is_empty() { base } else { format!("{base}?{query}") }
+    let base = "/auth/admin/users/";
+    if query.is_empty() { base.to_owned() } else { format!("{base}?{query}") }
 }
 
 /// `GET /auth/admin/users/?search=&page=`: `{"count","next","previous","results"}`.
 pub async fn list_users(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(query.as_deref());
@@ -104,8 +103,8 @@ pub async fn list_users(
         Err(ServiceError::NotFound) => return Ok(invalid_page()),
         other => other?,
     };
-    let next = found.has_next.then(|| page_url(&headers, search, page + 1));
-    let previous = (page > 1).then(|| page_url(&headers, search, page - 1));
+    let next = found.has_next.then(|| page_url(search, page + 1));
+    let previous = (page > 1).then(|| page_url(search, page - 1));
     Ok(Json(json!({"count": found.count, "next": next, "previous": previous, "results": found.users})).into_response())
 }
 
@@ -331,11 +330,11 @@ pub fn read_audit_filter(pairs: &[(String, String)]) -> Result<AuditFilter, Fiel
 }
 
 /// `GET /auth/admin/audit/?user=&kind=&before=&limit=`: `{"next","results"}`, newest first;
-/// `next` pages on with `before=` the last id (staff and superusers only).
+/// `next` pages on with `before=` the last id, as a path relative to the host (staff and
+/// superusers only).
 pub async fn audit_log(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     if !ops::may_change_users(&viewer) {
@@ -347,11 +346,10 @@ pub async fn audit_log(
     let limit = if filter.limit <= 0 { 100 } else { filter.limit.min(1000) };
     let next = match rows.last() {
         Some(last) if rows.len() as i64 == limit => {
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
             let mut kept: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "before").collect();
             kept.push(("before".into(), last.id.to_string()));
             let q = serde_urlencoded::to_string(&kept).unwrap_or_default();
-            Some(format!("http://{host}/auth/admin/audit/?{q}"))
+            Some(format!("/auth/admin/audit/?{q}"))
         }
         _ => None,
     };

@@ -11,22 +11,30 @@
 //!
 //! **CSRF.** Every form carries a token: for a signed-in admin, an HMAC keyed by the whole
 //! session cookie (the signed refresh token, which only the browser and the server know; the
-//! session's id is shown to other admins, so it is no secret); on the sign-in form, a random
-//! value also set in the cookie `gatehouse_admin_csrf`. A POST without the right token is
-//! refused with 403.
+//! session's id is shown to other admins, so it is no secret); on the sign-in form, a value
+//! signed with a server key ([`FormKey`]: issue time, random nonce, HMAC-SHA256) that is also
+//! set in the cookie `gatehouse_admin_csrf`. The sign-in accepts the token only when the form
+//! and the cookie agree, the signature is ours and the token is at most
+//! [`LOGIN_FORM_LIFETIME`] old, so a cookie an attacker planted (from a sibling subdomain, over
+//! plain HTTP) with a value of their choosing is refused. A POST without the right token is
+//! refused with 403. Every POST is refused with 403 as well when the browser says it comes from
+//! another site (`Sec-Fetch-Site` other than `same-origin`/`none`; without it, an `Origin` that
+//! is not this host).
 //!
 //! **Headers.** Every answer carries a strict Content-Security-Policy (`default-src 'self'`,
 //! no script at all, our own stylesheet only), `X-Frame-Options: DENY`, `nosniff`,
-//! `Referrer-Policy: same-origin` and `Cache-Control: no-store`.
+//! `Referrer-Policy: same-origin`, `Cache-Control: no-store` and `Pragma: no-cache`; when the
+//! request came over TLS (a trusted proxy's `X-Forwarded-Proto: https`), also
+//! `Strict-Transport-Security`.
 
 mod pages;
 
 use aws_lc_rs::hmac;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::map_response;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -56,7 +64,74 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'
 /// The console's stylesheet.
 const STYLESHEET: &str = include_str!("console/console.css");
 
-/// The console routes (with their security headers).
+/// How long a sign-in form's CSRF token is accepted after the form was served.
+pub const LOGIN_FORM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+/// `Strict-Transport-Security` of console answers served over TLS (one year).
+pub const HSTS: &str = "max-age=31536000";
+
+/// The server key that signs the sign-in form's CSRF token: derived from a secret every replica
+/// shares (`SIGNING_KEY` with HMAC algorithms, `KEY_ENCRYPTION_KEY` with asymmetric ones), so a
+/// form served by one replica is accepted by another. `Debug` shows nothing.
+#[derive(Clone)]
+pub struct FormKey(hmac::Key);
+
+impl std::fmt::Debug for FormKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FormKey([redacted])")
+    }
+}
+
+impl FormKey {
+    /// The key derived from the shared `secret` (an HMAC of a fixed label, so the secret itself
+    /// never signs anything else).
+    pub fn derive(secret: &[u8]) -> Self {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let derived = hmac::sign(&root, b"gatehouse admin console sign-in form key");
+        FormKey(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
+    }
+
+    /// A key of this process alone (dev mode without a shared secret: a sign-in form must then
+    /// be posted to the replica that served it).
+    pub fn random() -> Self {
+        Self::derive(uuid::Uuid::new_v4().as_bytes())
+    }
+
+    /// What the tag of a sign-in token signs.
+    fn message(issued: i64, nonce: &str) -> String {
+        format!("gatehouse-admin-login\0{issued}\0{nonce}")
+    }
+
+    /// A new sign-in token: `ISSUED.NONCE.TAG` (epoch seconds, random hex, base64url HMAC).
+    pub fn login_token(&self) -> String {
+        let issued = chrono::Utc::now().timestamp();
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(hmac::sign(&self.0, Self::message(issued, &nonce).as_bytes()).as_ref());
+        format!("{issued}.{nonce}.{tag}")
+    }
+
+    /// Whether `token` is a sign-in token this key signed within [`LOGIN_FORM_LIFETIME`]
+    /// (the signature is checked in constant time).
+    pub fn accepts(&self, token: &str) -> bool {
+        let mut parts = token.split('.');
+        let (Some(issued), Some(nonce), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let (Ok(issued), Ok(tag)) =
+            (issued.parse::<i64>(), base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag))
+        else {
+            return false;
+        };
+        let age = chrono::Utc::now().timestamp().saturating_sub(issued);
+        let lifetime = i64::try_from(LOGIN_FORM_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+        // A little allowance for replicas whose clocks differ.
+        let fresh = (-60..=lifetime).contains(&age);
+        fresh && hmac::verify(&self.0, Self::message(issued, nonce).as_bytes(), &tag).is_ok()
+    }
+}
+
+/// The console routes (with their security headers and the cross-site check).
 pub fn router() -> Router<AppState> {
     let mut r = Router::new()
         .route("/admin", get(|| async { Redirect::to("/admin/users/") }))
@@ -72,19 +147,46 @@ pub fn router() -> Router<AppState> {
     r = both_slashes(r, "/admin/users/{id}/sessions/end-all/", post(end_all_sessions));
     r = both_slashes(r, "/admin/users/{id}/sessions/{session}/end/", post(end_one_session));
     r = both_slashes(r, "/admin/audit/", get(audit_page));
-    r.layer(map_response(security_headers))
+    r.layer(from_fn(guard))
 }
 
-async fn security_headers(mut response: Response) -> Response {
+/// Refuses cross-site POSTs before any work, and sets the security headers of every answer.
+async fn guard(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let tls = over_tls(&parts.headers, from_trusted_proxy(&parts));
+    let mut response = if parts.method == Method::POST && cross_site(&parts) {
+        pages::cross_site()
+    } else {
+        next.run(Request::from_parts(parts, body)).await
+    };
     let h = response.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if tls {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
-    response
+    crate::headers::no_store(response).await
+}
+
+/// Whether the browser says this request comes from another site: `Sec-Fetch-Site` other than
+/// `same-origin` or `none` (a sibling subdomain, `same-site`, is another site here), or, from a
+/// browser that does not send it, an `Origin` other than this host (`Host`, the request's
+/// authority, or a trusted proxy's `X-Forwarded-Host`). A request with neither header (not a
+/// browser) is left to the CSRF token.
+fn cross_site(parts: &Parts) -> bool {
+    let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(site) = text("sec-fetch-site") {
+        return !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
+    }
+    let Some(origin) = text("origin") else { return false };
+    let Some((_, authority)) = origin.split_once("://") else { return true };
+    let mut ours = vec![text("host"), parts.uri.authority().map(|a| a.as_str())];
+    if from_trusted_proxy(parts) {
+        ours.push(text("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim));
+    }
+    !ours.into_iter().flatten().any(|host| host.eq_ignore_ascii_case(authority))
 }
 
 async fn stylesheet() -> Response {
@@ -247,10 +349,6 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
     }
 }
 
-fn random_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// Whether the request came over TLS: `X-Forwarded-Proto: https` from a trusted proxy.
 #[derive(Debug, Clone, Copy)]
 pub struct Tls(pub bool);
@@ -264,16 +362,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Tls {
 }
 
 /// `GET /admin/login/`: the sign-in form (or the user list when already signed in).
-async fn login_form(signed_in: Result<Admin, Response>, Tls(secure): Tls) -> Response {
+async fn login_form(State(state): State<AppState>, signed_in: Result<Admin, Response>, Tls(secure): Tls) -> Response {
     if signed_in.is_ok() {
         return Redirect::to("/admin/users/").into_response();
     }
-    login_page(StatusCode::OK, "", None, secure)
+    login_page(&state, StatusCode::OK, "", None, secure)
 }
 
-/// The sign-in form with a fresh CSRF token (set in its cookie too).
-fn login_page(status: StatusCode, email: &str, error: Option<String>, secure: bool) -> Response {
-    let csrf = random_token();
+/// The sign-in form with a fresh signed CSRF token (set in its cookie too).
+fn login_page(state: &AppState, status: StatusCode, email: &str, error: Option<String>, secure: bool) -> Response {
+    let csrf = state.config.console_form_key.login_token();
     let mut response = render(status, &pages::Login { csrf: csrf.clone(), email: email.to_owned(), error });
     response.headers_mut().append(header::SET_COOKIE, console_cookie(LOGIN_CSRF_COOKIE, csrf, secure));
     response
@@ -288,32 +386,45 @@ async fn login(
     headers: HeaderMap,
     form: Form,
 ) -> Response {
+    // The form's token must be the cookie's, and one we signed: a value an attacker planted
+    // in the cookie is not.
     let expected = cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !same_token(form.get("csrf"), &expected) {
+    if !same_token(form.get("csrf"), &expected) || !state.config.console_form_key.accepts(&expected) {
         return pages::csrf_failed();
     }
     let email = form.get("email").trim().to_owned();
     let password = form.get("password");
     if email.is_empty() || password.is_empty() {
-        return login_page(StatusCode::BAD_REQUEST, &email, Some("Enter your email and password.".into()), secure);
+        return login_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &email,
+            Some("Enter your email and password.".into()),
+            secure,
+        );
     }
     let user = match service::authenticate(&state, &email, password, ip).await {
         Ok(Some((creds, _))) => creds.user,
         Ok(None) => {
             let error = "Email or password is wrong, or the account is inactive.".to_owned();
-            return login_page(StatusCode::BAD_REQUEST, &email, Some(error), secure);
+            return login_page(&state, StatusCode::BAD_REQUEST, &email, Some(error), secure);
         }
         Err(ServiceError::Throttled(secs)) => {
             let error = format!("Too many failed sign-ins. Try again in {secs} seconds.");
-            let mut r = login_page(StatusCode::TOO_MANY_REQUESTS, &email, Some(error), secure);
+            let mut r = login_page(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(error), secure);
             r.headers_mut().insert(header::RETRY_AFTER, secs.into());
             return r;
+        }
+        // Characters no email holds: said on the form, without echoing them back.
+        Err(ServiceError::Fields(errors)) => {
+            let error = pages::error_lines(&errors).join(" ");
+            return login_page(&state, StatusCode::BAD_REQUEST, "", Some(error), secure);
         }
         Err(e) => return pages::failure(e),
     };
     if !roles::may_read_users(&state.config, &user) {
         let error = "This account may not use the admin console.".to_owned();
-        return login_page(StatusCode::FORBIDDEN, &email, Some(error), secure);
+        return login_page(&state, StatusCode::FORBIDDEN, &email, Some(error), secure);
     }
     let session = match service::start_session(&state, user).await {
         Ok(session) => session,
@@ -543,5 +654,56 @@ async fn audit_page(State(state): State<AppState>, admin: Admin, RawQuery(query)
             render(StatusCode::OK, &pages::Audit::new(&admin, value("user"), value("kind"), &rows, older, Vec::new()))
         }
         Err(e) => pages::failure(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token signed by `key` as issued at `issued`.
+    fn issued_at(key: &FormKey, issued: i64) -> String {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let tag = hmac::sign(&key.0, FormKey::message(issued, nonce).as_bytes());
+        format!("{issued}.{nonce}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    #[test]
+    fn sign_in_tokens_are_bound_to_the_key_and_expire() {
+        let key = FormKey::derive(b"a shared secret of the replicas");
+        let token = key.login_token();
+        assert!(key.accepts(&token));
+        assert!(FormKey::derive(b"a shared secret of the replicas").accepts(&token), "every replica");
+        assert!(!FormKey::derive(b"another secret").accepts(&token), "another key");
+        let now = chrono::Utc::now().timestamp();
+        let lifetime = i64::try_from(LOGIN_FORM_LIFETIME.as_secs()).unwrap();
+        assert!(key.accepts(&issued_at(&key, now - lifetime + 60)));
+        assert!(!key.accepts(&issued_at(&key, now - lifetime - 60)), "expired");
+        assert!(!key.accepts(&issued_at(&key, now + 3600)), "from the future");
+        let (head, _) = token.rsplit_once('.').unwrap();
+        for forged in ["", "planted", &format!("{head}.AAAA"), &format!("{token}.x"), &token.replacen('.', ".1", 1)] {
+            assert!(!key.accepts(forged), "{forged:?}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> Parts {
+        let mut req = Request::builder().method(Method::POST).uri("/admin/login/");
+        for (k, v) in pairs {
+            req = req.header(*k, *v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn cross_site_follows_fetch_metadata_then_origin() {
+        assert!(!cross_site(&headers(&[])), "no browser headers: left to the token");
+        assert!(!cross_site(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!cross_site(&headers(&[("sec-fetch-site", "none")])));
+        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(cross_site(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!cross_site(&headers(&[("origin", "https://Console.Example:8443"), ("host", "console.example:8443")])));
+        assert!(cross_site(&headers(&[("origin", "https://console.example"), ("host", "console.example:8443")])));
+        assert!(cross_site(&headers(&[("origin", "null"), ("host", "console.example")])));
+        assert!(cross_site(&headers(&[("origin", "https://evil.example")])), "no host to match");
     }
 }

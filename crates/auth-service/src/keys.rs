@@ -44,6 +44,11 @@ impl KeyEncryptionKey {
         Ok(Self(bytes.try_into().map_err(|_| bad())?))
     }
 
+    /// The raw 32 bytes, for deriving other keys from (never printed or stored).
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.0
+    }
+
     fn key(&self) -> LessSafeKey {
         // A 32-byte key is always a valid AES-256 key.
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("32-byte AES-256 key"))

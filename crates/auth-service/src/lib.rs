@@ -18,6 +18,7 @@ pub mod console;
 pub mod error;
 pub mod graphql;
 pub mod hasura;
+pub mod headers;
 pub mod keys;
 mod metrics;
 pub mod openapi;
@@ -99,11 +100,25 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Record Prometheus metrics and serve `GET /metrics`.
     pub metrics: bool,
+    /// Signs the admin console's sign-in form tokens.
+    pub console_form_key: console::FormKey,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
 #[derive(Clone)]
 pub struct Redacted(pub String);
+
+impl Redacted {
+    /// Whether `given` is this secret. The SHA-256 digests are compared in constant time, so
+    /// the time taken depends neither on where the first difference is nor on the lengths.
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let (given, expected): ([u8; 32], [u8; 32]) =
+            (Sha256::digest(given).into(), Sha256::digest(self.0.as_bytes()).into());
+        bool::from(given.ct_eq(&expected))
+    }
+}
 
 impl std::fmt::Debug for Redacted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,14 +172,26 @@ impl AppState {
             user_id_claim: settings.user_id_claim.clone(),
         };
         let (access, refresh) = (settings.access_token_lifetime, settings.refresh_token_lifetime);
-        let keys = if settings.is_asymmetric() {
-            let kek = settings.key_encryption_key().map_err(BuildError::Settings)?;
-            let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref())
-                .await
-                .map_err(BuildError::Keys)?;
-            Keys::from_rows(&rows, verify, access, refresh).map_err(BuildError::Keys)?
+        let kek = settings.key_encryption_key().map_err(BuildError::Settings)?;
+        let hmac_secret = if settings.is_asymmetric() {
+            None
         } else {
-            Keys::hmac(&settings.resolve_signing_key().map_err(BuildError::Settings)?, verify, access, refresh)
+            Some(settings.resolve_signing_key().map_err(BuildError::Settings)?)
+        };
+        // The console's form key comes from a secret every replica shares.
+        let console_form_key = match (&hmac_secret, &kek) {
+            (Some(secret), _) => console::FormKey::derive(secret),
+            (None, Some(kek)) => console::FormKey::derive(kek.secret()),
+            (None, None) => console::FormKey::random(),
+        };
+        let keys = match hmac_secret {
+            None => {
+                let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref())
+                    .await
+                    .map_err(BuildError::Keys)?;
+                Keys::from_rows(&rows, verify, access, refresh).map_err(BuildError::Keys)?
+            }
+            Some(secret) => Keys::hmac(&secret, verify, access, refresh),
         };
         let hasher = Hasher::new(settings.hashing, settings.hash_concurrency).map_err(BuildError::Hashing)?;
         let config = Config {
@@ -185,6 +212,7 @@ impl AppState {
             revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
             trusted_proxies: settings.trusted_proxies().map_err(BuildError::Settings)?,
             metrics: settings.metrics,
+            console_form_key,
         };
         let signup = (settings.signup_throttle_per_hour > 0)
             .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));

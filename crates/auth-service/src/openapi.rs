@@ -148,9 +148,9 @@ pub struct RevocationFeed {
 pub struct UserPage {
     /// Users matching the search.
     pub count: i64,
-    /// Next page's URL.
+    /// Next page, as a path relative to the host (`/auth/admin/users/?page=2`).
     pub next: Option<String>,
-    /// Previous page's URL.
+    /// Previous page, as a path relative to the host.
     pub previous: Option<String>,
     /// This page.
     pub results: Vec<User>,
@@ -170,7 +170,8 @@ pub struct UserPatchDoc {
     pub is_staff: Option<bool>,
     /// Superuser (needs a superuser).
     pub is_superuser: Option<bool>,
-    /// The whole list of access groups (replaces the user's).
+    /// The whole list of access groups (replaces the user's). Giving or taking the
+    /// `USERS_READER_GROUP` (every group under a Hasura claims preset) needs a superuser.
     pub access_groups: Option<Vec<AccessGroup>>,
 }
 
@@ -184,7 +185,7 @@ pub struct SetPasswordDoc {
 /// A page of the audit log, newest first.
 #[derive(ToSchema)]
 pub struct AuditPage {
-    /// URL of the next (older) page.
+    /// The next (older) page, as a path relative to the host (`/auth/admin/audit/?before=N`).
     pub next: Option<String>,
     /// Events: `id`, `created`, `kind`, `user_id`, `actor_id`, `ip`, `user_agent`, `detail`.
     pub results: Vec<Value>,

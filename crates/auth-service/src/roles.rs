@@ -10,6 +10,7 @@
 use shared_user::User;
 
 use crate::Config;
+use crate::config::ClaimsPreset;
 
 /// The role of `user` under the rule above.
 pub fn role<'a>(config: &'a Config, user: &User) -> &'a str {
@@ -23,6 +24,15 @@ pub fn role<'a>(config: &'a Config, user: &User) -> &'a str {
 /// members of `USERS_READER_GROUP`. Reusable by any front end that lists users.
 pub fn may_read_users(config: &Config, user: &User) -> bool {
     user.is_staff || user.is_superuser || reader_group(config, user).is_some()
+}
+
+/// Whether membership of the access group `name` grants access, so that only a superuser may
+/// give or take it ([`crate::service::admin`]): the `USERS_READER_GROUP` (it reads every user),
+/// and, with a Hasura claims preset, every group (each group name becomes an allowed Hasura
+/// role, see [`crate::claims`]).
+pub fn grants_access(config: &Config, name: &str) -> bool {
+    config.users_reader_group.as_deref() == Some(name)
+        || matches!(config.claims_preset, ClaimsPreset::Hasura | ClaimsPreset::HasuraTutorial)
 }
 
 /// The reader group's name when `user` is in it.

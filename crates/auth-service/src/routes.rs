@@ -6,6 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -23,8 +24,10 @@ use crate::{graphql, hasura, service};
 /// All routes of the auth-service.
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
-    r = both_slashes(r, "/auth/token/", post(issue_token));
-    r = both_slashes(r, "/auth/token/refresh/", post(refresh_token));
+    // Answers carrying tokens are never stored by a cache.
+    let no_store = || map_response(crate::headers::no_store);
+    r = both_slashes(r, "/auth/token/", post(issue_token).layer(no_store()));
+    r = both_slashes(r, "/auth/token/refresh/", post(refresh_token).layer(no_store()));
     r = both_slashes(r, "/auth/token/verify/", post(verify_token));
     r = both_slashes(r, "/auth/token/blacklist/", post(blacklist_token));
     r = both_slashes(r, "/auth/user/", get(get_current_user));
@@ -34,9 +37,9 @@ pub fn router(state: AppState) -> Router {
         // Off: not routed at all, so every method gets the 404 of an unknown path.
         r = both_slashes(r, "/auth/create-user/", post(create_user));
     }
-    r = both_slashes(r, "/hasura/actions/signup/", post(hasura::signup_action));
-    r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action));
-    r = both_slashes(r, "/graphql/", graphql::route(&state));
+    r = both_slashes(r, "/hasura/actions/signup/", post(hasura::signup_action).layer(no_store()));
+    r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action).layer(no_store()));
+    r = both_slashes(r, "/graphql/", graphql::route(&state).layer(no_store()));
     r = crate::sessions::routes(r);
     r = crate::admin::routes(r).merge(crate::console::router());
     r.route("/.well-known/jwks.json", get(get_jwks))

@@ -126,11 +126,32 @@ pub fn field_error(field: &str, messages: &[&str]) -> FieldErrors {
     FieldErrors(map)
 }
 
+/// Refuses text fields holding a character none may hold ([`validators::text_problem`]: NUL,
+/// control and bidirectional formatting characters), as `{field: [message], ...}`. Every
+/// service function that stores or looks up text given by a caller runs it first, so every
+/// front end (REST, GraphQL, Hasura, admin API, console) refuses such input the same way.
+pub fn check_text(fields: &[(&str, &str)]) -> Result<(), FieldErrors> {
+    let mut errors = Fields(serde_json::Map::new());
+    for (field, value) in fields {
+        if let Some(problem) = validators::text_problem(value) {
+            errors.error(field, problem);
+        }
+    }
+    errors.finish()
+}
+
 /// Every message of a field map, in field order, joined by spaces: the one-line `message` of
 /// the Hasura and GraphQL answers. DRF's generic messages, which do not say which field they
 /// are about ("This field is required."), are prefixed with the field name.
 pub fn field_summary(errors: &FieldErrors) -> String {
-    const GENERIC: [&str; 4] = [msg::FIELD_REQUIRED, msg::FIELD_BLANK, msg::FIELD_NULL, msg::FIELD_NOT_STRING];
+    const GENERIC: [&str; 6] = [
+        msg::FIELD_REQUIRED,
+        msg::FIELD_BLANK,
+        msg::FIELD_NULL,
+        msg::FIELD_NOT_STRING,
+        validators::NULL_CHARACTERS,
+        validators::CONTROL_CHARACTERS,
+    ];
     let mut out: Vec<String> = Vec::new();
     for (field, messages) in &errors.0 {
         let list = match messages {
@@ -160,7 +181,9 @@ pub async fn authenticate(
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ServiceError> {
-    // No account has a longer email: refuse it before anything is written (throttle keys).
+    // No account has such an email: refuse it before anything is written (throttle keys) or
+    // looked up (PostgreSQL refuses a NUL).
+    check_text(&[("email", email)])?;
     if email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
         return Err(field_error("email", &[&too_long(validators::MAX_EMAIL_LENGTH)]).into());
     }
@@ -481,8 +504,15 @@ pub(crate) async fn register_as(
         }
     }
 
+    let text = [("email", raw_email.as_str()), ("first_name", first_name.as_str()), ("last_name", last_name.as_str())];
+    let unsafe_text = check_text(&text).err().map(|e| e.0).unwrap_or_default();
+    for (field, messages) in &unsafe_text {
+        for message in messages.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            fields.error(field, message);
+        }
+    }
     let mut email = None;
-    if !raw_email.trim().is_empty() {
+    if !raw_email.trim().is_empty() && !unsafe_text.contains_key("email") {
         if raw_email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
             fields.error("email", too_long(validators::MAX_EMAIL_LENGTH));
         } else if let Some(normalized) = validators::normalize_email(&raw_email) {

@@ -21,7 +21,6 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use shared_user::http::{FieldErrors, both_slashes};
 use shared_user::{TokenError, User};
-use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
@@ -83,6 +82,10 @@ pub async fn sessions_of(state: &AppState, user: &User) -> Result<Vec<SessionRow
 
 /// Ends session `id` of `user`; [`ServiceError::NotFound`] when it is not one of their live sessions.
 pub async fn end_session_of(state: &AppState, user: &User, id: &str) -> Result<(), ServiceError> {
+    // No session id holds such characters (and PostgreSQL cannot look a NUL up).
+    if crate::validators::text_problem(id).is_some() {
+        return Err(ServiceError::NotFound);
+    }
     let event = AuditEvent::new(AuditKind::SessionRevoked).user(user.id).actor(user.id).detail(json!({"session": id}));
     if state.store.end_session(user.id, id, &event).await? { Ok(()) } else { Err(ServiceError::NotFound) }
 }
@@ -146,10 +149,11 @@ pub struct RevocationPage {
 
 /// Whether a caller presenting `feed_token` may read the revocation feed: only with
 /// `REVOCATION_FEED_TOKEN` set ([`ServiceError::NotFound`] otherwise) and only when it presents
-/// that token ([`ServiceError::Forbidden`] otherwise, compared in constant time).
+/// that token ([`ServiceError::Forbidden`] otherwise, compared by digest in constant time, so
+/// neither its bytes nor its length leak through timing).
 pub fn check_feed_token(state: &AppState, feed_token: &[u8]) -> Result<(), ServiceError> {
     let Some(expected) = &state.config.revocation_feed_token else { return Err(ServiceError::NotFound) };
-    if bool::from(feed_token.ct_eq(expected.0.as_bytes())) { Ok(()) } else { Err(ServiceError::Forbidden) }
+    if expected.matches(feed_token) { Ok(()) } else { Err(ServiceError::Forbidden) }
 }
 
 /// The page of the revocation feed after cursor `after` (for a caller [`check_feed_token`] let in).

@@ -10,7 +10,8 @@
 //!
 //! The caller's address is the socket peer, or, when the peer is one of `TRUSTED_PROXIES`, the
 //! right-most `X-Forwarded-For` hop that is not a trusted proxy (hops left of it were written
-//! by the caller and prove nothing).
+//! by the caller and prove nothing). Counters (and known addresses) of an IPv6 caller are kept
+//! for its /64 network ([`counted_address`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -137,6 +138,20 @@ impl ClientIp {
     }
 }
 
+/// The address a counter is kept for: an IPv4 address as it is, an IPv6 address as its /64
+/// network (`2001:db8:1:2::`). One subscriber or host gets a whole /64 and can pick any address
+/// in it (privacy addresses rotate within it), so counting single IPv6 addresses would give an
+/// attacker 2^64 fresh counters. The same applies to the addresses known to an account.
+pub fn counted_address(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !(u128::MAX >> 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(network))
+        }
+        v4 => v4,
+    }
+}
+
 /// Limits of the login counters and of sign-ups.
 #[derive(Debug, Clone)]
 pub struct Throttle {
@@ -205,6 +220,7 @@ impl Throttle {
     /// wait when a counter of this attempt is locked (nothing is counted then). The caller has
     /// already refused emails longer than any account's.
     pub async fn reserve(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<Attempt, ServiceError> {
+        let ip = ip.map(counted_address);
         let email = email.trim().to_lowercase();
         let mut attempt = Attempt { email, ip, counted_ip: false };
         if !self.enabled {
@@ -257,7 +273,7 @@ impl Throttle {
     /// Counts a sign-up from `ip` before its password is hashed; `Err(429)` once the address
     /// has used its allowance. Callers without an address (in-process tests) are not counted.
     pub async fn reserve_signup(&self, store: &Store, ip: Option<IpAddr>) -> Result<(), ServiceError> {
-        let (true, Some(limit), Some(ip)) = (self.enabled, self.signup, ip) else { return Ok(()) };
+        let (true, Some(limit), Some(ip)) = (self.enabled, self.signup, ip.map(counted_address)) else { return Ok(()) };
         let now = now_utc();
         match store.throttle_reserve(&[(format!("signup:{ip}"), limit)], now).await? {
             Some(until) => Err(throttled(until, now)),
@@ -309,6 +325,15 @@ mod tests {
     fn mapped_addresses_match_ipv4_networks() {
         let t = trusted(&["127.0.0.0/8"]);
         assert_eq!(t.client(ip("::ffff:127.0.0.1"), &xff(&["192.0.2.5"])), ip("192.0.2.5"));
+    }
+
+    #[test]
+    fn ipv6_callers_are_counted_by_their_64() {
+        assert_eq!(counted_address(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(counted_address(ip("2001:db8:1:2::1")), counted_address(ip("2001:db8:1:2:ffff::9")));
+        assert_ne!(counted_address(ip("2001:db8:1:2::1")), counted_address(ip("2001:db8:1:3::1")));
+        assert_eq!(counted_address(ip("192.0.2.7")), ip("192.0.2.7"), "IPv4 as it is");
+        assert_eq!(counted_address(ip("::ffff:192.0.2.7")), ip("192.0.2.7"), "mapped IPv4 as IPv4");
     }
 
     #[test]

@@ -16,6 +16,14 @@
 //! 3. `CommonPasswordValidator`, over [`COMMON_PASSWORDS`], a short embedded list (Django ships
 //!    20,000 entries; ours holds the most frequent ones), compared lowercased and trimmed.
 //! 4. `NumericPasswordValidator` (every character numeric).
+//!
+//! Text that is stored or looked up (emails, names, group names, searches) must be free of
+//! characters no such field needs ([`text_problem`]): NUL (PostgreSQL cannot store it; DRF's
+//! `ProhibitNullCharactersValidator` refuses it with the same message), the other control
+//! characters, and the bidirectional formatting characters that make a name display as
+//! something else (U+202E turns `moc.elpmaxe@eve` around). Every front end refuses such input
+//! with a 400 field error through the service functions that take it. Passwords are exempt:
+//! they are only hashed, never stored or shown.
 
 /// Django's message for an invalid email.
 pub const INVALID_EMAIL: &str = "Enter a valid email address.";
@@ -31,6 +39,11 @@ pub const PASSWORD_SIMILAR_TO_EMAIL: &str = "The password is too similar to the 
 pub const PASSWORD_SIMILAR_TO_FIRST_NAME: &str = "The password is too similar to the first name.";
 /// `UserAttributeSimilarityValidator` for the last name.
 pub const PASSWORD_SIMILAR_TO_LAST_NAME: &str = "The password is too similar to the last name.";
+
+/// DRF's `ProhibitNullCharactersValidator` message: a NUL in a text field.
+pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+/// Another control character, or a bidirectional formatting character, in a text field.
+pub const CONTROL_CHARACTERS: &str = "Control characters and bidirectional formatting characters are not allowed.";
 
 /// Minimum password length (Django default).
 pub const MIN_PASSWORD_LENGTH: usize = 8;
@@ -311,6 +324,25 @@ fn quick_ratio(a: &[char], b: &[char]) -> f64 {
     2.0 * matches as f64 / total as f64
 }
 
+/// Whether `c` is a bidirectional formatting character: the embeddings and overrides
+/// (U+202A-202E), the isolates (U+2066-2069), the marks (U+200E, U+200F, U+061C), or a line or
+/// paragraph separator (U+2028, U+2029), which break a line where none may be.
+fn is_bidi_or_separator(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Why `text` may not be stored or looked up, in DRF's words: [`NULL_CHARACTERS`] for a NUL,
+/// [`CONTROL_CHARACTERS`] for another control character (U+0001-001F, U+007F-009F, tab and
+/// newlines included) or a bidirectional formatting character; `None` when it is fine. The one
+/// check every front end applies to emails, names, group names and searches.
+pub fn text_problem(text: &str) -> Option<&'static str> {
+    if text.contains('\0') {
+        return Some(NULL_CHARACTERS);
+    }
+    text.chars().any(|c| c.is_control() || is_bidi_or_separator(c)).then_some(CONTROL_CHARACTERS)
+}
+
 /// Trims and lowercases the whole email (the EasyJWT user manager's normalisation), or `None`
 /// when it is not a valid address.
 pub fn normalize_email(email: &str) -> Option<String> {
@@ -445,6 +477,21 @@ mod tests {
             "a@[999.0.0.1]",
         ] {
             assert_eq!(normalize_email(bad), None, "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_refused_in_text() {
+        for fine in ["alice@example.com", "Zoë O'Brien", "李 小龍", "", "a b", "emoji 🦀", "عربي"] {
+            assert_eq!(text_problem(fine), None, "{fine:?}");
+        }
+        assert_eq!(text_problem("a\0@example.com"), Some(NULL_CHARACTERS));
+        assert_eq!(text_problem("\0\u{202E}"), Some(NULL_CHARACTERS), "NUL named first");
+        for bad in ["a\tb", "line\nbreak", "\r", "\u{7}", "\u{1B}[31m", "\u{7F}", "\u{85}", "\u{9F}"] {
+            assert_eq!(text_problem(bad), Some(CONTROL_CHARACTERS), "{bad:?}");
+        }
+        for bad in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{2028}'] {
+            assert_eq!(text_problem(&format!("eve{bad}moc.elpmaxe")), Some(CONTROL_CHARACTERS), "{bad:?}");
         }
     }
 

@@ -367,7 +367,8 @@ async fn superusers_grant_roles(backend: Backend) {
 async fn deactivation_ends_sessions_and_is_audited(backend: Backend) {
     let Some(app) = app(backend).await else { return };
     let bob = app.add_user("bob@example.com", PW, true, &[]).await;
-    app.add_user("staff@example.com", PW, true, &[]).await;
+    // A staff account only a superuser deactivates.
+    add_superuser(&app, "staff@example.com").await;
     let (bob_refresh, _) = app.login("bob@example.com", PW).await;
     let (other_refresh, _) = app.login("bob@example.com", PW).await;
     let mut bob_console = Client::new(&app);
@@ -493,7 +494,8 @@ async fn the_csrf_token_is_not_computable_from_the_session_id(backend: Backend) 
     let Some(app) = app(backend).await else { return };
     let alice = app.add_user("alice@example.com", PW, false, &[]).await;
     let staff = app.add_user("staff@example.com", PW, true, &[]).await;
-    app.add_user("peer@example.com", PW, true, &[]).await;
+    // Staff accounts are a superuser's to change: only one sees their session forms.
+    add_superuser(&app, "peer@example.com").await;
     let (alice_refresh, _) = app.login("alice@example.com", PW).await;
     let mut c = Client::new(&app);
     c.sign_in("staff@example.com", PW).await;
@@ -581,7 +583,8 @@ async fn activate_and_end_one_session_check_csrf(backend: Backend) {
 async fn end_all_sessions_ends_every_session(backend: Backend) {
     let Some(app) = app(backend).await else { return };
     let bob = app.add_user("bob@example.com", PW, true, &[]).await;
-    let staff = app.add_user("staff@example.com", PW, true, &[]).await;
+    // A staff account's sessions are a superuser's to end.
+    let staff = add_superuser(&app, "staff@example.com").await;
     let (phone_refresh, bob_access) = app.login("bob@example.com", PW).await;
     let (laptop_refresh, _) = app.login("bob@example.com", PW).await;
     let mut bob_console = Client::new(&app);
@@ -666,7 +669,8 @@ async fn audit_log_pages_to_older_events(backend: Backend) {
 async fn console_set_password_ends_sessions(backend: Backend) {
     let Some(app) = app(backend).await else { return };
     let bob = app.add_user("bob@example.com", PW, true, &[]).await;
-    app.add_user("staff@example.com", PW, true, &[]).await;
+    // A staff account's password is a superuser's to set.
+    add_superuser(&app, "staff@example.com").await;
     let (bob_refresh, bob_access) = app.login("bob@example.com", PW).await;
     let mut bob_console = Client::new(&app);
     bob_console.sign_in("bob@example.com", PW).await;
@@ -703,7 +707,146 @@ async fn console_set_password_ends_sessions(backend: Backend) {
     bob_console.sign_in("bob@example.com", "a fresh passphrase").await;
 }
 
+/// A `gatehouse_admin_csrf` cookie an attacker planted (a sibling subdomain can set one) with
+/// a value of their choosing does not make the sign-in accept that value: the token must be
+/// one this service signed, and one another service (another key) signed is refused too.
+async fn a_planted_sign_in_cookie_is_refused(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("attacker@example.com", PW, true, &[]).await;
+    let now = chrono::Utc::now().timestamp();
+    let forged_tag = format!("{now}.0123456789abcdef0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let Some(other) = TestApp::new(backend, &["--signing-key", "another-signing-key-0123456789abcdef012345"]).await
+    else {
+        return;
+    };
+    let elsewhere = csrf_of(&Client::new(&other).get("/admin/login/").await.text);
+    for planted in ["planted-by-the-attacker", forged_tag.as_str(), elsewhere.as_str()] {
+        let mut victim = Client::new(&app);
+        victim.jar.insert("gatehouse_admin_csrf".into(), planted.to_owned());
+        let form = [("csrf", planted), ("email", "attacker@example.com"), ("password", PW)];
+        let r = victim.post("/admin/login/", &form).await;
+        assert_page(&r, StatusCode::FORBIDDEN, "CSRF check failed");
+        assert!(!victim.jar.contains_key("gatehouse_admin"), "{planted}: not signed in as the attacker");
+    }
+    // The form's own token still works (and is refused once its cookie is swapped).
+    let mut c = Client::new(&app);
+    let csrf = csrf_of(&c.get("/admin/login/").await.text);
+    c.jar.insert("gatehouse_admin_csrf".into(), elsewhere.clone());
+    let r = c.post("/admin/login/", &[("csrf", &csrf), ("email", "attacker@example.com"), ("password", PW)]).await;
+    assert_page(&r, StatusCode::FORBIDDEN, "CSRF check failed");
+    Client::new(&app).sign_in("attacker@example.com", PW).await;
+}
+
+/// Console POSTs a browser marks as cross-site (`Sec-Fetch-Site`, or an `Origin` of another
+/// host when that header is missing) are refused with 403, sign-in included, whatever the
+/// token; same-origin ones go through.
+async fn cross_site_console_posts_are_refused(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+    let page = format!("/admin/users/{alice}/");
+    let form = [("csrf", csrf.as_str()), ("first_name", "Mallory"), ("last_name", ""), ("access_groups", "")];
+    let refused: [&[(&'static str, &'static str)]; 4] = [
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "https://evil.example"), ("host", "console.example")],
+        &[("origin", "null"), ("host", "console.example")],
+    ];
+    for headers in refused {
+        c.extra = headers.to_vec();
+        assert_page(&c.post(&page, &form).await, StatusCode::FORBIDDEN, "cross-site request");
+        let mut fresh = Client::new(&app);
+        let login = csrf_of(&fresh.get("/admin/login/").await.text);
+        fresh.extra = headers.to_vec();
+        let r =
+            fresh.post("/admin/login/", &[("csrf", &login), ("email", "staff@example.com"), ("password", PW)]).await;
+        assert_page(&r, StatusCode::FORBIDDEN, "cross-site request");
+    }
+    assert_eq!(app.state.store.find_user(alice).await.unwrap().unwrap().first_name, "");
+
+    let allowed: [&[(&'static str, &'static str)]; 3] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", "https://evil.example")],
+        &[("origin", "http://console.example"), ("host", "console.example")],
+        &[],
+    ];
+    for headers in allowed {
+        c.extra = headers.to_vec();
+        assert_eq!(c.post(&page, &form).await.status, StatusCode::SEE_OTHER, "{headers:?}");
+    }
+    assert_eq!(app.state.store.find_user(alice).await.unwrap().unwrap().first_name, "Mallory");
+}
+
+/// The console follows the staff limits of the admin API: staff cannot give the reader group
+/// nor change another staff account; a superuser can.
+async fn console_staff_cannot_widen_their_reach(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let me = app.add_user("staff@example.com", PW, true, &[]).await;
+    let other = app.add_user("other@example.com", PW, true, &[]).await;
+    add_superuser(&app, "root@example.com").await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let csrf = c.csrf().await;
+    for id in [alice, me] {
+        let form = [("csrf", csrf.as_str()), ("first_name", ""), ("last_name", ""), ("access_groups", "manager")];
+        assert_page(
+            &c.post(&format!("/admin/users/{id}/"), &form).await,
+            StatusCode::FORBIDDEN,
+            "do not have permission",
+        );
+    }
+    let r = c.get(&format!("/admin/users/{other}/")).await;
+    assert!(!r.text.contains("/password/"), "no change forms for a staff account");
+    let pw = [("csrf", csrf.as_str()), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")];
+    assert_page(&c.post(&format!("/admin/users/{other}/password/"), &pw).await, StatusCode::FORBIDDEN, "permission");
+    assert_page(
+        &c.post(&format!("/admin/users/{other}/deactivate/"), &[("csrf", &csrf)]).await,
+        StatusCode::FORBIDDEN,
+        "permission",
+    );
+    assert!(app.state.store.find_user(other).await.unwrap().unwrap().is_active);
+    assert!(app.state.store.find_user(alice).await.unwrap().unwrap().access_groups.is_empty());
+
+    let mut su = Client::new(&app);
+    su.sign_in("root@example.com", PW).await;
+    let csrf = su.csrf().await;
+    let form = [("csrf", csrf.as_str()), ("first_name", ""), ("last_name", ""), ("access_groups", "manager")];
+    assert_eq!(su.post(&format!("/admin/users/{alice}/"), &form).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(su.post(&format!("/admin/users/{other}/password/"), &pw_for(&csrf)).await.status, StatusCode::SEE_OTHER);
+}
+
+fn pw_for(csrf: &str) -> [(&str, &str); 3] {
+    [("csrf", csrf), ("password", "a fresh passphrase"), ("password2", "a fresh passphrase")]
+}
+
+/// NUL, control and bidirectional formatting characters on the console: the sign-in form says
+/// so (400, without echoing the email), a search and a name too; nothing reaches the database.
+async fn console_refuses_control_characters(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let mut c = Client::new(&app);
+    let r = c.try_sign_in("staff\u{0}@example.com", PW).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "Null characters are not allowed.");
+    assert!(!c.jar.contains_key("gatehouse_admin"));
+    c.sign_in("staff@example.com", PW).await;
+    let r = c.get("/admin/users/?search=a%00b").await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "Null characters are not allowed.");
+    let csrf = c.csrf().await;
+    let form = [("csrf", csrf.as_str()), ("first_name", "\u{202E}nimda"), ("last_name", ""), ("access_groups", "")];
+    let r = c.post(&format!("/admin/users/{alice}/"), &form).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "bidirectional formatting characters are not allowed");
+    assert_eq!(app.state.store.find_user(alice).await.unwrap().unwrap().first_name, "");
+}
+
 both_backends!(
+    a_planted_sign_in_cookie_is_refused,
+    cross_site_console_posts_are_refused,
+    console_staff_cannot_widen_their_reach,
+    console_refuses_control_characters,
     sign_in_checks_csrf_credentials_and_role,
     cookies_are_secure_over_tls,
     sign_in_is_throttled,

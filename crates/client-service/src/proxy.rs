@@ -148,6 +148,12 @@ fn refresh_into_cookie(cookie: &CookieConfig, reply: Reply) -> Response {
     };
     let refresh = body.remove("refresh");
     let mut resp = (reply.status, Json(Value::Object(body))).into_response();
+    // The auth-service's cache headers (no-store) stay: the answer still carries a token.
+    for (name, value) in &reply.headers {
+        if name != header::CONTENT_TYPE {
+            resp.headers_mut().insert(name, value.clone());
+        }
+    }
     if let Some(Value::String(token)) = refresh {
         resp.headers_mut().append(header::SET_COOKIE, refresh_cookie(cookie, &token));
     }

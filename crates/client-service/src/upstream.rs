@@ -14,7 +14,8 @@ use crate::metrics::upstream_call;
 pub(crate) struct Reply {
     /// Status code.
     pub(crate) status: StatusCode,
-    /// The headers worth passing on (content type, WWW-Authenticate, Retry-After).
+    /// The headers worth passing on (content type, WWW-Authenticate, Retry-After, and the
+    /// cache headers that keep answers carrying tokens out of caches).
     pub(crate) headers: HeaderMap,
     /// Raw body.
     pub(crate) body: Bytes,
@@ -36,7 +37,8 @@ pub(crate) struct Upstream {
     scheme: String,
 }
 
-const PASSED_ON: [HeaderName; 3] = [header::CONTENT_TYPE, header::WWW_AUTHENTICATE, header::RETRY_AFTER];
+const PASSED_ON: [HeaderName; 5] =
+    [header::CONTENT_TYPE, header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::CACHE_CONTROL, header::PRAGMA];
 
 fn transport(e: &reqwest::Error) -> ClientError {
     if e.is_timeout() { ClientError::Unavailable(TIMED_OUT) } else { ClientError::Unavailable(CONNECTION_ERROR) }

@@ -77,6 +77,11 @@ pub fn csrf_failed() -> Response {
     )
 }
 
+/// 403 for a form posted from another site.
+pub fn cross_site() -> Response {
+    message(StatusCode::FORBIDDEN, "Forbidden", "Forms posted from another site are refused (cross-site request).")
+}
+
 /// 403 for a change a read-only admin tried.
 pub fn forbidden() -> Response {
     message(StatusCode::FORBIDDEN, "Forbidden", "You do not have permission to perform this action.")
@@ -301,7 +306,8 @@ pub struct UserDetail {
 impl UserDetail {
     /// The page of `user` for `admin`.
     pub fn new(admin: &Admin, user: &User, sessions: &[SessionRow], forms: UserForms) -> Self {
-        let may_change = admin.may_change() && (admin.user.is_superuser || !user.is_superuser);
+        // A staff or superuser account only a superuser changes (see `service::admin`).
+        let may_change = admin.may_change() && (admin.user.is_superuser || !(user.is_staff || user.is_superuser));
         UserDetail {
             nav: Nav::of(admin, "users"),
             user: UserLine::of(user),

@@ -6,19 +6,25 @@
 //! - reading users and their sessions: [`roles::may_read_users`] (staff, superusers and the
 //!   `USERS_READER_GROUP`);
 //! - the audit log and every change: staff and superusers;
-//! - granting or removing staff or superuser, and any change to a superuser's account: a
-//!   superuser only.
+//! - a superuser only: granting or removing staff or superuser; any change to a staff or
+//!   superuser account (names, groups, password, deactivation, sessions), the actor's own
+//!   included, so staff cannot widen their own reach or lock other staff out; and giving or
+//!   taking membership of a group that grants access ([`roles::grants_access`]: the
+//!   `USERS_READER_GROUP`, and every group under a Hasura claims preset), for any account;
+//! - nobody: removing the superuser flag of, or deactivating, the last active superuser
+//!   (checked again in the database's transaction, see [`crate::store::Store::patch_user`]),
+//!   or deactivating one's own account.
 
 use serde_json::json;
 use shared_user::http::FieldErrors;
 use shared_user::{AccessGroup, User};
 
-use super::{Grant, MAX_NAME_LENGTH, Registration, ServiceError, field_error, register_as, too_long};
+use super::{Grant, MAX_NAME_LENGTH, Registration, ServiceError, check_text, field_error, register_as, too_long};
 use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::roles;
 use crate::sessions::watermark_now;
-use crate::store::admin::UserPatch;
+use crate::store::admin::{Patched, UserPatch};
 use crate::store::audit::{AuditFilter, AuditRow};
 use crate::store::sessions::SessionRow;
 use crate::validators::{self, UserAttributes};
@@ -27,6 +33,9 @@ use crate::validators::{self, UserAttributes};
 pub const PAGE_SIZE: i64 = 25;
 /// Refusal of an admin deactivating their own account.
 pub const CANNOT_DEACTIVATE_SELF: &str = "You cannot deactivate your own account.";
+/// Refusal of a change that would leave no active superuser.
+pub const LAST_SUPERUSER: &str =
+    "This is the last active superuser: make another user superuser before removing this one.";
 /// Longest access group name or level.
 pub const MAX_GROUP_LENGTH: usize = 150;
 
@@ -70,22 +79,36 @@ fn require_change(actor: &User) -> Result<(), ServiceError> {
     if may_change_users(actor) { Ok(()) } else { Err(ServiceError::Forbidden) }
 }
 
-/// The user `id` for a change by `actor`: a superuser's account only a superuser may change.
+/// The user `id` for a change by `actor`: a staff or superuser account (the actor's own
+/// included) only a superuser may change.
 async fn target_for_change(state: &AppState, actor: &User, id: i64) -> Result<User, ServiceError> {
     require_change(actor)?;
     let user = state.store.find_user(id).await?.ok_or(ServiceError::NotFound)?;
-    if user.is_superuser && !actor.is_superuser {
+    if (user.is_staff || user.is_superuser) && !actor.is_superuser {
         return Err(ServiceError::Forbidden);
     }
     Ok(user)
 }
 
-/// Checks the problems of access groups an admin gives (empty or too long names and levels, a
-/// name given twice), as `{"access_groups": [...]}`.
+/// Whether going from groups `old` to `new` gives or takes a group that grants access
+/// ([`roles::grants_access`]): then only a superuser may make the change.
+fn changes_access(state: &AppState, old: &[AccessGroup], new: &[AccessGroup]) -> bool {
+    let lacks = |list: &[AccessGroup], name: &str| !list.iter().any(|g| g.name == name);
+    let given = new.iter().filter(|g| lacks(old, &g.name));
+    let taken = old.iter().filter(|g| lacks(new, &g.name));
+    given.chain(taken).any(|g| roles::grants_access(&state.config, &g.name))
+}
+
+/// Checks the problems of access groups an admin gives (empty or too long names and levels,
+/// characters no text may hold, a name given twice), as `{"access_groups": [...]}`.
 pub fn check_groups(groups: &[AccessGroup]) -> Result<(), FieldErrors> {
     let mut problems: Vec<String> = Vec::new();
     for (i, g) in groups.iter().enumerate() {
-        if g.name.trim().is_empty() {
+        let unsafe_text =
+            validators::text_problem(&g.name).or_else(|| g.level.as_deref().and_then(validators::text_problem));
+        if let Some(problem) = unsafe_text {
+            problems.push(problem.to_owned());
+        } else if g.name.trim().is_empty() {
             problems.push("A group name may not be blank.".into());
         } else if g.name.chars().count() > MAX_GROUP_LENGTH
             || g.level.as_deref().is_some_and(|l| l.chars().count() > MAX_GROUP_LENGTH)
@@ -112,6 +135,7 @@ pub async fn list_users(
     page: i64,
 ) -> Result<UserPage, ServiceError> {
     require_read(state, viewer)?;
+    check_text(&[("search", search.unwrap_or_default())])?;
     let search = search.map(str::trim).filter(|s| !s.is_empty());
     if page < 1 {
         return Err(ServiceError::NotFound);
@@ -135,7 +159,8 @@ pub async fn get_user(state: &AppState, viewer: &User, id: i64) -> Result<User, 
 /// flags and groups given).
 pub async fn create_user(state: &AppState, actor: &User, account: NewAccount) -> Result<User, ServiceError> {
     require_change(actor)?;
-    if (account.is_staff || account.is_superuser) && !actor.is_superuser {
+    let widening = account.is_staff || account.is_superuser || changes_access(state, &[], &account.access_groups);
+    if widening && !actor.is_superuser {
         return Err(ServiceError::Forbidden);
     }
     check_groups(&account.access_groups)?;
@@ -199,12 +224,16 @@ fn patch_detail(patch: &UserPatch) -> serde_json::Value {
 pub async fn update_user(state: &AppState, actor: &User, id: i64, patch: UserPatch) -> Result<User, ServiceError> {
     let user = target_for_change(state, actor, id).await?;
     let flips = |new: Option<bool>, old: bool| new.is_some_and(|v| v != old);
-    if (flips(patch.is_staff, user.is_staff) || flips(patch.is_superuser, user.is_superuser)) && !actor.is_superuser {
+    let regroups = patch.access_groups.as_ref().is_some_and(|new| changes_access(state, &user.access_groups, new));
+    let widening = flips(patch.is_staff, user.is_staff) || flips(patch.is_superuser, user.is_superuser) || regroups;
+    if widening && !actor.is_superuser {
         return Err(ServiceError::Forbidden);
     }
     let mut errors = serde_json::Map::new();
     for (field, value) in [("first_name", &patch.first_name), ("last_name", &patch.last_name)] {
-        if value.as_ref().is_some_and(|v| v.chars().count() > MAX_NAME_LENGTH) {
+        if let Err(FieldErrors(map)) = check_text(&[(field, value.as_deref().unwrap_or_default())]) {
+            errors.extend(map);
+        } else if value.as_ref().is_some_and(|v| v.chars().count() > MAX_NAME_LENGTH) {
             errors.insert(field.into(), json!([too_long(MAX_NAME_LENGTH)]));
         }
     }
@@ -224,8 +253,13 @@ pub async fn update_user(state: &AppState, actor: &User, id: i64, patch: UserPat
     }
     let event = AuditEvent::new(AuditKind::UserUpdated).user(id).actor(actor.id).detail(patch_detail(&patch));
     // A deactivation ends the sessions in the same transaction (see `Store::patch_user`).
-    if !state.store.patch_user(id, &patch, &event).await? {
-        return Err(ServiceError::NotFound);
+    match state.store.patch_user(id, &patch, &event).await? {
+        Patched::Done => {}
+        Patched::NoSuchUser => return Err(ServiceError::NotFound),
+        Patched::LastSuperuser => {
+            let field = if patch.is_superuser == Some(false) { "is_superuser" } else { "is_active" };
+            return Err(field_error(field, &[LAST_SUPERUSER]).into());
+        }
     }
     state.store.find_user(id).await?.ok_or(ServiceError::NotFound)
 }
@@ -268,6 +302,10 @@ pub async fn end_sessions(state: &AppState, actor: &User, id: i64) -> Result<(),
 /// their live sessions.
 pub async fn end_session(state: &AppState, actor: &User, id: i64, session: &str) -> Result<(), ServiceError> {
     let user = target_for_change(state, actor, id).await?;
+    // No session id holds such characters (and PostgreSQL cannot look a NUL up).
+    if validators::text_problem(session).is_some() {
+        return Err(ServiceError::NotFound);
+    }
     let event =
         AuditEvent::new(AuditKind::SessionRevoked).user(user.id).actor(actor.id).detail(json!({"session": session}));
     if state.store.end_session(user.id, session, &event).await? { Ok(()) } else { Err(ServiceError::NotFound) }

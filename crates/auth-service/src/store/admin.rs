@@ -55,6 +55,18 @@ fn like_pattern(term: &str) -> String {
     out
 }
 
+/// What [`Store::patch_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patched {
+    /// The patch was written.
+    Done,
+    /// No such user: nothing written.
+    NoSuchUser,
+    /// The patch would leave no active superuser (it demotes or deactivates the last one):
+    /// nothing written.
+    LastSuperuser,
+}
+
 impl Store {
     /// Users whose email, first or last name contains `search` (case-insensitive; every user
     /// when `None`), by id, `limit` of them from `offset`, with the total count of matches.
@@ -97,15 +109,42 @@ impl Store {
     /// revoked, watermark written, and a `logout_all` event (actor, address and agent of
     /// `event`, detail `{"deactivated":true,"refresh_tokens_revoked":N}`) recorded after `event`.
     /// A failure leaves the user as they were, never inactive with live tokens.
-    pub async fn patch_user(&self, id: i64, patch: &UserPatch, event: &AuditEvent) -> Result<bool, DbError> {
+    ///
+    /// A patch that removes the superuser flag of, or deactivates, an active superuser first
+    /// locks every active superuser's row and is refused ([`Patched::LastSuperuser`]) when no
+    /// other active superuser would remain: two superusers demoting each other at once cannot
+    /// leave none.
+    pub async fn patch_user(&self, id: i64, patch: &UserPatch, event: &AuditEvent) -> Result<Patched, DbError> {
         let now = now_utc();
+        let may_demote = patch.is_superuser == Some(false) || patch.is_active == Some(false);
         let done = with_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
+                // Err(outcome): nothing written; Ok(None): patched; Ok(Some(e)): patched and
+                // deactivated (`e` the `logout_all` event).
+                type Outcome = Result<Option<AuditEvent>, Patched>;
+                if may_demote {
+                    // A write that changes nothing but locks every active superuser's row (and,
+                    // on SQLite, takes the write lock first), so concurrent demotions queue here
+                    // and each counts what the one before left.
+                    let active_superusers =
+                        || users::table.filter(users::is_superuser.eq(true)).filter(users::is_active.eq(true));
+                    diesel::update(active_superusers()).set(users::is_superuser.eq(true)).execute(conn).await?;
+                    let target: Option<(bool, bool)> = users::table
+                        .find(id)
+                        .select((users::is_superuser, users::is_active))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if target == Some((true, true)) {
+                        let others: i64 = active_superusers().filter(users::id.ne(id)).count().get_result(conn).await?;
+                        if others == 0 {
+                            return Ok::<Outcome, DbError>(Err(Patched::LastSuperuser));
+                        }
+                    }
+                }
                 let exists: Option<i64> = users::table.find(id).select(users::id).first(conn).await.optional()?;
-                // None: no such user; Some(None): patched; Some(Some(e)): patched and deactivated
-                // (`e` the `logout_all` event).
                 if exists.is_none() {
-                    return Ok::<Option<Option<AuditEvent>>, DbError>(None);
+                    return Ok::<Outcome, DbError>(Err(Patched::NoSuchUser));
                 }
                 let target = users::table.find(id);
                 // Ends sessions only when this write is what deactivates the user (the row lock
@@ -141,7 +180,7 @@ impl Store {
                 }
                 insert_audit!(conn, event, now)?;
                 if !deactivated {
-                    return Ok(Some(None));
+                    return Ok(Ok(None));
                 }
                 let revoked = diesel::update(
                     refresh_tokens::table
@@ -157,17 +196,20 @@ impl Store {
                 insert_audit!(conn, &ended, now)?;
                 // Dated inside the transaction, after the row lock: waiting for the lock leaves no gap.
                 insert_revocation!(conn, id, crate::sessions::watermark_now(), now)?;
-                Ok(Some(Some(ended)))
+                Ok(Ok(Some(ended)))
             })
             .await
         })?;
-        let Some(ended) = done else { return Ok(false) };
+        let ended = match done {
+            Ok(ended) => ended,
+            Err(refused) => return Ok(refused),
+        };
         event.log();
         if let Some(ended) = ended {
             self.forget_watermark(id);
             ended.log();
         }
-        Ok(true)
+        Ok(Patched::Done)
     }
 }
 
