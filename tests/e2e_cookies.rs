@@ -41,6 +41,7 @@ async fn cookie_login_puts_the_refresh_token_in_an_httponly_cookie(backend: Back
     let Some(p) = pair(backend).await else { return };
     let creds = json!({"email": ALICE, "password": PASSWORD});
     // Without the CSRF pair: refused before anything is forwarded.
+    p.counter.reset();
     p.post("/auth/token/", &creds).await.expect_json(403, json!({"detail": "CSRF Failed: CSRF cookie not set."}));
     let token = csrf(&p).await;
     let cookie = format!("csrftoken={token}");
@@ -52,6 +53,7 @@ async fn cookie_login_puts_the_refresh_token_in_an_httponly_cookie(backend: Back
         .expect_json(403, json!({"detail": "CSRF Failed: CSRF token incorrect."}));
     let headers = [("cookie", cookie.as_str()), ("x-csrftoken", token.as_str()), ("origin", "https://evil.example")];
     p.post_with("/auth/token/", &creds, &headers).await.expect_json(403, json!({"detail": "Disallowed origin."}));
+    assert_eq!(p.counter.total(), 0, "a refused login reached the auth-service: {:?}", p.counter.snapshot());
 
     let headers = [("cookie", cookie.as_str()), ("x-csrftoken", token.as_str()), ("origin", "https://app.example")];
     let r = p.post_with("/auth/token/", &creds, &headers).await;

@@ -127,7 +127,7 @@ async fn inactive_user_is_refused(backend: Backend, mode: VerifyMode) {
     let ttl = Duration::from_millis(500);
     let Some(pair) = Pair::start(backend, Options::new(mode).ttl(ttl)).await else { return };
     pair.add_user("alice@example.com", &[]).await;
-    let (_, access) = pair.login("alice@example.com").await;
+    let (refresh, access) = pair.login("alice@example.com").await;
     pair.get("/api/test/", &access).await.expect_json(200, json!("success"));
 
     pair.deactivate("alice@example.com").await;
@@ -142,6 +142,9 @@ async fn inactive_user_is_refused(backend: Backend, mode: VerifyMode) {
     // Nor can the user log in again or refresh.
     let r = pair.post("/auth/token/", &json!({"email": "alice@example.com", "password": common::PASSWORD})).await;
     r.expect_401(json!({"detail": "No active account found with the given credentials"}));
+    let r = pair.post("/auth/token/refresh/", &json!({"refresh": refresh})).await;
+    assert_eq!(r.status, 401, "{mode:?}: a deactivated user's refresh token still works: {}", r.text);
+    assert_eq!(r.header("www-authenticate"), common::WWW_AUTH, "the auth-service's refusal, passed on");
     pair.finish().await;
 }
 

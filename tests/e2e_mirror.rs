@@ -159,21 +159,12 @@ async fn many_new_users_at_once_are_all_mirrored(backend: Backend, mode: VerifyM
     pair.finish().await;
 }
 
-/// A user written to the shared mirror by another replica (so unknown to this process's
-/// index of mirrored ids) is still served from the mirror while the auth-service is down.
-async fn a_row_another_replica_mirrored_serves_during_an_outage(backend: Backend) {
-    let Some(mut pair) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
-    pair.add_user("alice@example.com", &[]).await;
-    let bob = pair.add_user("bob@example.com", &["billing:admin"]).await;
-    let (_, alice) = pair.login("alice@example.com").await;
-    // This process has read the mirror's ids by now (at its first lookups).
-    pair.get("/api/test/", &alice).await.expect_json(200, json!("success"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Another replica sharing the database mirrors bob.
+/// Writes a mirror row for user `id` as another replica sharing the client's database would.
+async fn mirror_as_another_replica(pair: &Pair, id: i64, email: &str) {
     let sql = format!(
         "INSERT INTO gatehouse_users (id, email, first_name, last_name, date_joined, is_active, is_staff, \
-         is_superuser, synced_at) VALUES ({bob}, 'bob@example.com', 'Bob', 'B', CURRENT_TIMESTAMP, TRUE, FALSE, \
-         FALSE, CURRENT_TIMESTAMP); INSERT INTO gatehouse_access_groups (user_id, name, level) VALUES ({bob}, \
+         is_superuser, synced_at) VALUES ({id}, '{email}', 'Other', 'Replica', CURRENT_TIMESTAMP, TRUE, FALSE, \
+         FALSE, CURRENT_TIMESTAMP); INSERT INTO gatehouse_access_groups (user_id, name, level) VALUES ({id}, \
          'billing', 'admin');"
     );
     let insert = async {
@@ -182,7 +173,41 @@ async fn a_row_another_replica_mirrored_serves_during_an_outage(backend: Backend
             Ok::<(), shared_user::DbError>(())
         })
     };
-    insert.await.expect("insert bob's mirror row");
+    insert.await.expect("insert another replica's mirror row");
+}
+
+/// Waits until this process's index of mirrored ids is loaded: then a fresh row another
+/// replica wrote is not read (the user is fetched from the auth-service instead), where before
+/// the load every lookup reads the database and would serve that row. Each probe is a new user.
+async fn wait_for_the_id_index(pair: &Pair) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for probe in 0.. {
+        let email = format!("probe{probe}@example.com");
+        let id = pair.add_user(&email, &[]).await;
+        mirror_as_another_replica(pair, id, &email).await;
+        let access = pair.auth.keys.mint(shared_user::TokenType::Access, id).expect("mint").token;
+        pair.counter.reset();
+        pair.get("/api/test/", &access).await.expect_json(200, json!("success"));
+        if pair.counter.get("/auth/user/") == 1 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the index of mirrored ids never loaded ({probe} probes)");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A user written to the shared mirror by another replica (so unknown to this process's
+/// index of mirrored ids) is still served from the mirror while the auth-service is down.
+async fn a_row_another_replica_mirrored_serves_during_an_outage(backend: Backend) {
+    let Some(mut pair) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    let bob = pair.add_user("bob@example.com", &["billing:admin"]).await;
+    let (_, alice) = pair.login("alice@example.com").await;
+    pair.get("/api/test/", &alice).await.expect_json(200, json!("success"));
+    // The premise: this process has read the mirror's ids before bob's row appears.
+    wait_for_the_id_index(&pair).await;
+    // Another replica sharing the database mirrors bob.
+    mirror_as_another_replica(&pair, bob, "bob@example.com").await;
     let bob_access = pair.auth.keys.mint(shared_user::TokenType::Access, bob).expect("mint").token;
     pair.kill_auth().await;
     let r = pair.get("/api/billing/", &bob_access).await;

@@ -179,20 +179,37 @@ const THROTTLED_KEYS: usize = 10_000;
 /// attack refuses requests cheaply; writing a row for each would hand the attacker a write
 /// amplifier, so the trail says "throttled, and again a minute later" instead.
 pub fn should_record_throttled(email: &str, ip: Option<IpAddr>) -> bool {
-    static SEEN: std::sync::Mutex<Option<std::collections::HashMap<String, std::time::Instant>>> =
-        std::sync::Mutex::new(None);
+    static SEEN: std::sync::Mutex<Option<ThrottledSeen>> = std::sync::Mutex::new(None);
     let key = format!("{}|{}", email.trim().to_lowercase(), ip.map(|i| i.to_string()).unwrap_or_default());
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    let seen = seen.get_or_insert_with(Default::default);
-    let now = std::time::Instant::now();
-    if seen.get(&key).is_some_and(|at| now.duration_since(*at) < THROTTLED_EVERY) {
-        return false;
+    seen.get_or_insert_with(|| ThrottledSeen::new(THROTTLED_EVERY, THROTTLED_KEYS))
+        .should_record(key, std::time::Instant::now())
+}
+
+/// When each (account, address) pair last had a `throttled` event recorded.
+#[derive(Debug)]
+struct ThrottledSeen {
+    at: std::collections::HashMap<String, std::time::Instant>,
+    every: std::time::Duration,
+    max_keys: usize,
+}
+
+impl ThrottledSeen {
+    fn new(every: std::time::Duration, max_keys: usize) -> Self {
+        Self { at: std::collections::HashMap::new(), every, max_keys }
     }
-    if seen.len() >= THROTTLED_KEYS {
-        seen.clear();
+
+    /// Whether `key` is due a record at `now` (and remembers that it got one).
+    fn should_record(&mut self, key: String, now: std::time::Instant) -> bool {
+        if self.at.get(&key).is_some_and(|at| now.duration_since(*at) < self.every) {
+            return false;
+        }
+        if self.at.len() >= self.max_keys {
+            self.at.clear();
+        }
+        self.at.insert(key, now);
+        true
     }
-    seen.insert(key, now);
-    true
 }
 
 /// Who is calling: captured once per request.
@@ -308,6 +325,33 @@ mod tests {
         assert!(!should_record_throttled("once@example.com", ip), "same pair within the minute");
         assert!(should_record_throttled("once@example.com", None), "another address");
         assert!(should_record_throttled("other@example.com", ip), "another account");
+    }
+
+    #[test]
+    fn a_throttled_pair_is_recorded_again_once_the_minute_is_over() {
+        let mut seen = ThrottledSeen::new(THROTTLED_EVERY, THROTTLED_KEYS);
+        let start = std::time::Instant::now();
+        assert!(seen.should_record("a|127.0.0.1".into(), start));
+        let just_before = start + THROTTLED_EVERY - std::time::Duration::from_millis(1);
+        assert!(!seen.should_record("a|127.0.0.1".into(), just_before), "within the minute");
+        assert!(seen.should_record("a|127.0.0.1".into(), start + THROTTLED_EVERY), "a minute later");
+        let later = start + THROTTLED_EVERY + std::time::Duration::from_secs(1);
+        assert!(!seen.should_record("a|127.0.0.1".into(), later), "the minute starts again from the new record");
+    }
+
+    #[test]
+    fn the_memory_of_throttled_pairs_starts_over_when_full() {
+        let mut seen = ThrottledSeen::new(THROTTLED_EVERY, 3);
+        let now = std::time::Instant::now();
+        for key in ["a", "b", "c"] {
+            assert!(seen.should_record(key.into(), now), "{key}");
+        }
+        assert!(!seen.should_record("a".into(), now), "remembered while there is room");
+        // A fourth pair: the memory is full, so it starts over with only that pair in it.
+        assert!(seen.should_record("d".into(), now));
+        assert_eq!(seen.at.len(), 1, "{:?}", seen.at);
+        assert!(seen.should_record("a".into(), now), "forgotten with the reset");
+        assert!(!seen.should_record("d".into(), now), "the pair that came with the reset is remembered");
     }
 
     #[test]

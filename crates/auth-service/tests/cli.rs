@@ -406,8 +406,9 @@ async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backen
     assert_migrated(&run(&db.url, &["migrate"], &[], None));
 }
 
-async fn a_bad_database_url_fails_with_one_line(backend: Backend) {
-    let Some(_db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
+/// Touches no database: runs once, not once per backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_database_url_fails_with_one_line() {
     let out = run("mysql://root@localhost/app", &["migrate"], &[], None);
     assert_eq!(
         out.failed(),
@@ -481,9 +482,13 @@ async fn serve_cuts_off_a_client_that_never_finishes_its_request_head(backend: B
     });
 }
 
-async fn help_documents_flags_with_their_environment_variables(backend: Backend) {
-    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
-    let help = run(&db.url, &["serve", "--help"], &[], None);
+/// Touches no database (`--help` exits before opening one): runs once, not once per backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_documents_flags_with_their_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let unused = format!("sqlite://{}", dir.path().join("never-created.db").display());
+    let help = run(&unused, &["serve", "--help"], &[], None);
+    assert!(!dir.path().join("never-created.db").exists(), "--help opened the database");
     for needle in [
         "--bind",
         "[env: BIND=",
@@ -513,7 +518,5 @@ both_backends!(
     serve_cuts_off_a_client_that_never_finishes_its_request_head,
     serve_refuses_a_weak_or_short_signing_key,
     serve_refuses_bad_settings_before_touching_the_database,
-    a_bad_database_url_fails_with_one_line,
     serve_answers_and_stops_on_sigterm,
-    help_documents_flags_with_their_environment_variables,
 );

@@ -489,12 +489,12 @@ async fn a_user_with_an_unusable_password_hash_cannot_log_in(backend: Backend) {
     }
 }
 
-async fn database_outage_is_503_json_not_500(backend: Backend) {
-    // Only PostgreSQL can be taken away under a running pool (an open SQLite file survives).
-    if backend == Backend::Sqlite {
-        return;
-    }
-    let Some((app, _)) = with_alice(backend, &[]).await else { return };
+/// PostgreSQL only: its database can be taken away under a running pool, where an open SQLite
+/// file survives its removal (SQLite's own fault, a lock held past the wait, is
+/// `database is locked` and is tested with the mapping of database errors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_503_json_not_500_postgres() {
+    let Some((app, _)) = with_alice(Backend::Postgres, &[]).await else { return };
     let (refresh, _) = app.login(ALICE, PW).await;
     let admin = std::env::var(shared_user::testing::PG_ENV).unwrap();
     let name = app.db.url.rsplit('/').next().unwrap().to_owned();
@@ -601,7 +601,6 @@ both_backends!(
     refresh_for_a_deleted_user_is_refused,
     a_well_signed_refresh_token_that_was_never_issued_is_refused,
     a_user_with_an_unusable_password_hash_cannot_log_in,
-    database_outage_is_503_json_not_500,
     login_rehashes_the_password_when_argon2_parameters_change,
     django_pbkdf2_hashes_are_accepted_and_upgraded_to_argon2id,
     issued_tokens_follow_lifetime_audience_and_issuer_settings,

@@ -47,10 +47,11 @@ fn weak_signing_keys_are_refused_at_start() {
 fn bad_listener_limits_are_refused_at_start() {
     let key = "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0";
     for (name, value) in [("MAX_CONNECTIONS", "0"), ("HEADER_READ_TIMEOUT", "0s"), ("IDLE_TIMEOUT", "0s")] {
-        let (code, lines, _) = serve(&[("SIGNING_KEY", key), (name, value)]);
+        let (code, lines, dir) = serve(&[("SIGNING_KEY", key), (name, value)]);
         assert!(matches!(code, Some(c) if c != 0), "{name}={value}: started anyway");
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains(name), "{name}: {lines:?}");
+        assert!(!dir.path().join("client.db").exists(), "{name}={value}: refused after the database was created");
     }
 }
 
@@ -59,8 +60,9 @@ fn cache_budgets_take_sizes_and_refuse_anything_else() {
     let key = "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0";
     for name in ["MIRROR_CACHE_MEMORY", "TOKEN_CACHE_MEMORY"] {
         for value in ["lots", "-5MiB", "12 parsecs"] {
-            let (code, lines, _) = serve(&[("SIGNING_KEY", key), (name, value)]);
+            let (code, lines, dir) = serve(&[("SIGNING_KEY", key), (name, value)]);
             assert!(matches!(code, Some(c) if c != 0), "{name}={value}: started anyway");
+            assert!(!dir.path().join("client.db").exists(), "{name}={value}: refused after the database was created");
             let all = lines.join("\n");
             assert!(all.contains(name) || all.contains(&name.to_ascii_lowercase().replace('_', "-")), "{name}: {all}");
             assert!(all.contains("64MiB"), "the error shows the expected form: {all}");
