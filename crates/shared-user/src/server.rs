@@ -102,7 +102,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     // Heads after the first (kept-alive HTTP/1 connections); the first one is timed from the
-    // accept in `serve_connection`, because hyper starts this clock only once it has seen
+    // accept in `Connection::serve`, because hyper starts this clock only once it has seen
     // enough bytes to tell HTTP/1 from HTTP/2.
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);

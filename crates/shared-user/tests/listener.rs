@@ -118,7 +118,7 @@ async fn silent_connections_from_one_address_neither_starve_others_nor_outlive_t
     assert!(silent.iter().all(still_open), "the silent connections were still open");
 
     // Two more addresses take the last slots; past MAX_CONNECTIONS everyone is refused.
-    let mut others = vec![kept, connect_from(4, addr).await, connect_from(5, addr).await];
+    let mut others = [kept, connect_from(4, addr).await, connect_from(5, addr).await];
     let mut over = connect_from(6, addr).await;
     assert_eq!(read_to_close(&mut over, Duration::from_secs(20)).await.as_deref(), Some(&b""[..]));
     assert_eq!(refused("total") - total_before, 1, "the refusal at the total is counted as such");
