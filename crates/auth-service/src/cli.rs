@@ -71,6 +71,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Validate every setting before touching the database.
     settings.validate().map_err(anyhow::Error::msg)?;
     let kek = settings.key_encryption_key().map_err(anyhow::Error::msg)?;
+    shared_user::runtime::raise_fd_limit(limits.max_connections, args.db.db_pool_size)?;
     let db = open_db(&args.db).await?;
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
     let (keys_reload_interval, refresh_lifetime, audit_retention) =

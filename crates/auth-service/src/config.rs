@@ -200,17 +200,21 @@ pub struct ServeArgs {
     /// Token and password settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
-    /// Longest wait for a complete request head; also closes kept-alive connections that send
-    /// no request for this long.
+    /// Longest wait for a complete request head, counted from the accept (a connection that
+    /// sends nothing is closed after it) and again after each answer on a kept-alive connection.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
     /// A connection with nothing read or written for this long is closed (longer than
     /// REQUEST_TIMEOUT).
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections served at once; more are closed as soon as they are accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Connections served at once from one client address (IPv6: one /64), by the socket's
+    /// peer (TRUSTED_PROXIES plays no part); more are closed as soon as they are accepted.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
 }
 
 impl ServeArgs {
@@ -220,6 +224,7 @@ impl ServeArgs {
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
         };
         limits.validate()?;
         if self.idle_timeout <= self.settings.request_timeout {

@@ -396,6 +396,7 @@ async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backen
         ("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", "TRUSTED_PROXIES"),
         ("IDLE_TIMEOUT", "5s", "IDLE_TIMEOUT"),
         ("MAX_CONNECTIONS", "0", "MAX_CONNECTIONS"),
+        ("MAX_CONNECTIONS_PER_IP", "0", "MAX_CONNECTIONS_PER_IP"),
         ("HEADER_READ_TIMEOUT", "0s", "HEADER_READ_TIMEOUT"),
     ] {
         let out = run(&db.url, &["serve", "--bind", "127.0.0.1:0"], &[("SIGNING_KEY", KEY), (name, value)], None);
@@ -404,6 +405,85 @@ async fn serve_refuses_bad_settings_before_touching_the_database(backend: Backen
     }
     // Nothing was migrated by the refused starts.
     assert_migrated(&run(&db.url, &["migrate"], &[], None));
+}
+
+async fn serve_refuses_max_connections_beyond_the_hard_open_file_limit(backend: Backend) {
+    let Some(db) = EmptyDb::new(backend).await else { return };
+    // `sh` lowers the soft and hard limits, then runs the binary in its place.
+    let cmd = command(&db.url, &[], &[("SIGNING_KEY", KEY), ("MAX_CONNECTIONS", "1000")]);
+    let mut shell = Command::new("/bin/sh");
+    shell
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", BIN, "serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))))
+        .stdin(Stdio::null());
+    let out = tokio::task::block_in_place(|| shell.output()).expect("run auth-service under sh");
+    let out = Out {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let line = out.failed();
+    assert!(line.starts_with("auth-service: MAX_CONNECTIONS=1000 needs") && line.contains("at most 256"), "{line}");
+    // Nothing was migrated by the refused start.
+    assert_migrated(&run(&db.url, &["migrate"], &[], None));
+}
+
+async fn serve_limits_connections_per_address_and_closes_silent_ones(backend: Backend) {
+    use tokio::io::AsyncReadExt;
+    let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
+    let env =
+        [("SIGNING_KEY", KEY), ("RUST_LOG", "info"), ("MAX_CONNECTIONS_PER_IP", "2"), ("HEADER_READ_TIMEOUT", "3s")];
+    let mut cmd = command(&db.url, &["serve", "--bind", "127.0.0.1:0"], &env);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let addr = tokio::task::block_in_place(|| {
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.split("addr=").nth(1).map(|a| a.split_whitespace().next().unwrap().to_owned()));
+        std::thread::spawn(move || lines.for_each(drop));
+        addr
+    });
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        panic!("serve never said where it listens");
+    };
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let connect_from = |host: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    // Until the server closes: `None` when it did not within 30 s.
+    async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        read.await.ok()?;
+        Some(out)
+    }
+    let mut silent = [connect_from(2).await, connect_from(2).await];
+    let over = read_to_close(&mut connect_from(2).await).await;
+    // Another address is served meanwhile, and the refusal shows in the metrics.
+    let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let mut closed = Vec::new();
+    for stream in &mut silent {
+        closed.push(read_to_close(stream).await);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(over.as_deref(), Some(&b""[..]), "the third connection from 127.0.0.2 is closed unanswered");
+    assert!(metrics.contains("gatehouse_connections_refused_total{reason=\"per_ip\"} 1"), "{metrics}");
+    assert!(closed.iter().all(|c| c.as_deref() == Some(&b""[..])), "silent connections closed unanswered: {closed:?}");
 }
 
 /// Touches no database: runs once, not once per backend.
@@ -518,5 +598,7 @@ both_backends!(
     serve_cuts_off_a_client_that_never_finishes_its_request_head,
     serve_refuses_a_weak_or_short_signing_key,
     serve_refuses_bad_settings_before_touching_the_database,
+    serve_refuses_max_connections_beyond_the_hard_open_file_limit,
+    serve_limits_connections_per_address_and_closes_silent_ones,
     serve_answers_and_stops_on_sigterm,
 );

@@ -42,17 +42,24 @@ struct ServeArgs {
     db: DbArgs,
     #[command(flatten)]
     client: ClientArgs,
-    /// Longest wait for a complete request head; also closes kept-alive connections that send
-    /// no request for this long.
+    /// Longest wait for a complete request head, counted from the accept (a connection that
+    /// sends nothing is closed after it) and again after each answer on a kept-alive connection.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = shared_user::settings::parse_duration)]
     header_read_timeout: Duration,
     /// A connection with nothing read or written for this long is closed.
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = shared_user::settings::parse_duration)]
     idle_timeout: Duration,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections served at once; more are closed as soon as they are accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Connections served at once from one client address (IPv6: one /64), by the socket's
+    /// peer; more are closed as soon as they are accepted.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    max_connections_per_ip: usize,
 }
+
+/// Pooled connections to the mirror database.
+const DB_POOL_SIZE: usize = 8;
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -65,10 +72,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 header_read_timeout: args.header_read_timeout,
                 idle_timeout: args.idle_timeout,
                 max_connections: args.max_connections,
+                max_connections_per_ip: args.max_connections_per_ip,
             };
             limits.validate().map_err(anyhow::Error::msg)?;
             let config = args.client.into_config()?;
-            let db = Db::connect(&args.db.database_url, 8).await?;
+            shared_user::runtime::raise_fd_limit(limits.max_connections, DB_POOL_SIZE)?;
+            let db = Db::connect(&args.db.database_url, DB_POOL_SIZE).await?;
             client_service::migrate(&db).await?;
             let state = ClientState::new(config, db)?;
             let listener = tokio::net::TcpListener::bind(args.bind)

@@ -1,5 +1,7 @@
-//! The `client-service` binary refuses weak HMAC secrets and bad listener settings at start,
-//! with one line that never repeats the secret, before it touches its database.
+//! The `client-service` binary refuses weak HMAC secrets, bad listener settings and an
+//! open-file limit too low for MAX_CONNECTIONS at start, with one line that never repeats the
+//! secret, before it touches its database; its listener limits connections per address and
+//! closes connections that send no request.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -9,9 +11,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_client-service");
 
 /// Runs `client-service serve` with `env`; returns the exit code and the non-empty stderr lines.
 fn serve(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>, tempfile::TempDir) {
+    serve_with(Command::new(BIN), env)
+}
+
+/// `client-service ARGS` run by `sh` after `ulimit OPTION` (`-n 256`: soft and hard open-file limits).
+fn under_ulimit(option: &str) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", &format!("ulimit {option} && exec \"$0\" \"$@\""), BIN]);
+    cmd
+}
+
+/// Runs `cmd serve` with `env`; returns the exit code and the non-empty stderr lines.
+fn serve_with(mut cmd: Command, env: &[(&str, &str)]) -> (Option<i32>, Vec<String>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("client.db");
-    let out = Command::new(BIN)
+    let out = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env_clear()
         .env("DATABASE_URL", format!("sqlite://{}", db.display()))
@@ -46,13 +60,102 @@ fn weak_signing_keys_are_refused_at_start() {
 #[test]
 fn bad_listener_limits_are_refused_at_start() {
     let key = "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0";
-    for (name, value) in [("MAX_CONNECTIONS", "0"), ("HEADER_READ_TIMEOUT", "0s"), ("IDLE_TIMEOUT", "0s")] {
+    for (name, value) in [
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_CONNECTIONS_PER_IP", "0"),
+        ("HEADER_READ_TIMEOUT", "0s"),
+        ("IDLE_TIMEOUT", "0s"),
+    ] {
         let (code, lines, dir) = serve(&[("SIGNING_KEY", key), (name, value)]);
         assert!(matches!(code, Some(c) if c != 0), "{name}={value}: started anyway");
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains(name), "{name}: {lines:?}");
         assert!(!dir.path().join("client.db").exists(), "{name}={value}: refused after the database was created");
     }
+}
+
+#[test]
+fn max_connections_beyond_the_hard_open_file_limit_is_refused_at_start() {
+    let key = "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0";
+    let (code, lines, dir) = serve_with(under_ulimit("-n 256"), &[("SIGNING_KEY", key), ("MAX_CONNECTIONS", "1000")]);
+    assert!(matches!(code, Some(c) if c != 0), "started anyway");
+    assert_eq!(lines.len(), 1, "one clear line: {lines:?}");
+    assert!(
+        lines[0].starts_with("client-service: MAX_CONNECTIONS=1000 needs") && lines[0].contains("at most 256"),
+        "{lines:?}"
+    );
+    assert!(!dir.path().join("client.db").exists(), "refused before the database was created");
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    // 100 connections, the pool and the spare need more than 128 descriptors but fit the hard limit.
+    let (mut child, addr, _dir) = spawn_serve_with(
+        under_ulimit("-S -n 128"),
+        &[("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0"), ("MAX_CONNECTIONS", "100")],
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    let health = raw_get(&addr, "/healthz", "");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("the open-file limit in /proc");
+    let numbers: Vec<&str> = line.split_whitespace().filter(|w| w.parse::<u64>().is_ok()).collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+    assert_ne!(numbers[0], "128", "{line}");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+/// A connection to `addr` from the loopback address `127.0.0.<host>`.
+async fn connect_from(host: u8, addr: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// Reads until the server closes; `None` when it did not within 30 s.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    read.await.ok()?;
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_gets_max_connections_per_ip_and_silent_connections_are_closed() {
+    let env = [
+        ("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0"),
+        ("MAX_CONNECTIONS_PER_IP", "2"),
+        ("HEADER_READ_TIMEOUT", "3s"),
+    ];
+    let (mut child, addr, _dir) = tokio::task::block_in_place(|| spawn_serve(&env));
+    let mut silent = [connect_from(2, &addr).await, connect_from(2, &addr).await];
+    let mut refused = connect_from(2, &addr).await;
+    let over = read_to_close(&mut refused).await;
+    // Another address is served meanwhile, and the refusal shows in the metrics.
+    let metrics = {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || raw_get(&addr, "/metrics", "")).await.unwrap()
+    };
+    let mut closed = Vec::new();
+    for stream in &mut silent {
+        closed.push(read_to_close(stream).await);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(over.as_deref(), Some(&b""[..]), "the third connection from 127.0.0.2 is closed unanswered");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("gatehouse_connections_refused_total{reason=\"per_ip\"} 1"), "{metrics}");
+    assert!(closed.iter().all(|c| c.as_deref() == Some(&b""[..])), "silent connections closed unanswered: {closed:?}");
 }
 
 #[test]
@@ -108,8 +211,13 @@ fn a_client_that_never_finishes_its_request_head_is_cut_off() {
 /// Starts `client-service serve` on an ephemeral port with `env`; returns the child and its
 /// address. Its stderr is drained in the background.
 fn spawn_serve(env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
+    spawn_serve_with(Command::new(BIN), env)
+}
+
+/// [`spawn_serve`] of `cmd`.
+fn spawn_serve_with(mut cmd: Command, env: &[(&str, &str)]) -> (std::process::Child, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env_clear()
         .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("client.db").display()))

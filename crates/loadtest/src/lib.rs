@@ -8,10 +8,13 @@
 //! - [`scenarios`]: what the binary runs and prints, compared with DESIGN.md's targets.
 //! - [`rss`]: runs the release binaries as child processes and reads their resident memory.
 //! - [`users`]: many distinct users (cold pass, steady pass) against the release binaries.
+//! - [`listener`]: the shared listener at its default limits under silent connections from one
+//!   address.
 //!
 //! Everything here talks to loopback addresses only, and every loop stops by itself after a
 //! duration and a request count.
 
+pub mod listener;
 pub mod load;
 pub mod rss;
 pub mod scenarios;

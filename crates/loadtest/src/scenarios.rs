@@ -30,6 +30,10 @@ pub enum Scenario {
     /// Many distinct users (`--users`) against the release binaries: cold pass, steady pass,
     /// client RSS (not part of `all`).
     Users,
+    /// The shared listener at its default limits while one address holds its whole share with
+    /// silent connections: what others see, when the silent ones are closed (not part of `all`;
+    /// lasts the default HEADER_READ_TIMEOUT and then some).
+    Listener,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -115,7 +119,7 @@ impl Options {
     }
 
     fn wants(&self, s: Scenario) -> bool {
-        (self.scenario == Scenario::All && s != Scenario::Users) || self.scenario == s
+        (self.scenario == Scenario::All && !matches!(s, Scenario::Users | Scenario::Listener)) || self.scenario == s
     }
 }
 
@@ -146,6 +150,14 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     }
     if options.scenario == Scenario::Users {
         return users_rows(options, loadgen);
+    }
+    if options.scenario == Scenario::Listener {
+        let report = crate::listener::measure(options.connections, options.seconds, options.warmup, servers, loadgen)?;
+        crate::listener::print(&report, options.connections);
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average after: {}", load.trim());
+        }
+        return Ok(());
     }
     let dir = tempfile::tempdir()?;
     let key = setup::signing_key();

@@ -1,4 +1,56 @@
-//! What both service binaries do at start and stop: tracing setup and the shutdown signal.
+//! What both service binaries do at start and stop: tracing setup, the open-file limit and the
+//! shutdown signal.
+
+use std::io;
+
+/// Open files a service keeps besides its client connections and database connections:
+/// standard streams, listeners, the runtime's own (epoll, eventfd), key and certificate files,
+/// connections to the auth-service, and a connection being refused at the cap.
+pub const FD_SPARE: u64 = 64;
+
+/// Open files per pooled database connection: an SQLite connection also holds its WAL and
+/// shared-memory files (a PostgreSQL one needs only its socket).
+const FD_PER_DB_CONNECTION: u64 = 3;
+
+/// Why the service cannot start with its open-file limit.
+#[derive(Debug, thiserror::Error)]
+pub enum FdLimitError {
+    /// `MAX_CONNECTIONS` and the rest do not fit in the hard limit.
+    #[error(
+        "MAX_CONNECTIONS={max_connections} needs {needed} open files (connections, database, {FD_SPARE} spare) \
+         but this process may open at most {limit} (hard RLIMIT_NOFILE): lower MAX_CONNECTIONS or raise the \
+         hard limit (ulimit -Hn, systemd LimitNOFILE=)"
+    )]
+    TooLow {
+        /// The configured `MAX_CONNECTIONS`.
+        max_connections: usize,
+        /// Open files the process needs at most.
+        needed: u64,
+        /// The soft limit after raising it as far as allowed.
+        limit: u64,
+    },
+    /// The limit could not be read or raised.
+    #[error("cannot raise the open-file limit (RLIMIT_NOFILE): {0}")]
+    Raise(#[source] io::Error),
+}
+
+/// Raises this process's soft open-file limit (`RLIMIT_NOFILE`) to its hard limit, then checks
+/// that `max_connections` client connections fit in it beside `db_connections` pooled database
+/// connections and [`FD_SPARE`]. Returns the limit now in force. Call it once at start, before
+/// opening the database: a service that would run out of descriptors under load refuses to start
+/// instead.
+pub fn raise_fd_limit(max_connections: usize, db_connections: usize) -> Result<u64, FdLimitError> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).map_err(FdLimitError::Raise)?;
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(u64::try_from(db_connections).unwrap_or(u64::MAX).saturating_mul(FD_PER_DB_CONNECTION))
+        .saturating_add(FD_SPARE);
+    if needed > limit {
+        return Err(FdLimitError::TooLow { max_connections, needed, limit });
+    }
+    tracing::debug!(limit, needed, "open-file limit");
+    Ok(limit)
+}
 
 /// `RUST_LOG`'s default: `info`, with tower-http's per-request lines only from `warn`.
 pub const DEFAULT_LOG_FILTER: &str = "info,tower_http=warn";

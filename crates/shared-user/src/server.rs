@@ -1,12 +1,17 @@
 //! The one HTTP listener both service binaries (and the examples) serve through: axum's
-//! router on hyper with the limits a slow or greedy client must not get around: a deadline
-//! for the request head, an idle timeout on the connection, and a cap on open connections.
+//! router on hyper with the limits a slow, silent or greedy client must not get around: a
+//! deadline for the request head that runs from the moment a connection is accepted, an idle
+//! timeout on the connection, and a cap on open connections in total and per client address.
 //! Every request carries the peer's address as [`ConnectInfo`]`<SocketAddr>`.
+
+mod slots;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,24 +21,36 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
+
+use self::slots::{Refusal, Slot, Slots};
+
+/// Connections refused at accept and closed at once, by `reason`: `per_ip` (the client's
+/// address already held `MAX_CONNECTIONS_PER_IP`) or `total` (`MAX_CONNECTIONS` were open).
+pub const CONNECTIONS_REFUSED: &str = "gatehouse_connections_refused_total";
 
 /// Connection limits of a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest wait for a complete request head (HTTP/1). The clock starts whenever the
-    /// connection waits for a request, so an idle kept-alive connection is closed after it too.
+    /// Longest wait for a complete request head. The first one's clock starts when the
+    /// connection is accepted, so a connection that never sends a byte is closed after it
+    /// (for HTTP/2 it covers the connection preface and the first request's headers); after
+    /// each answer on a kept-alive HTTP/1 connection the clock starts again.
     pub header_read_timeout: Duration,
     /// A connection on which nothing was read or written for this long is closed (stalled
     /// bodies, clients that stop reading answers, idle HTTP/2 connections).
     pub idle_timeout: Duration,
-    /// Connections open at once; further ones wait in the listen backlog until one closes.
+    /// Connections open at once; further ones are accepted and closed at once.
     pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv4 address, or an IPv6 /64
+    /// network), counted by the socket's peer: forwarded headers play no part. Further ones are
+    /// accepted and closed at once. A value of `max_connections` or more leaves only the total.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +59,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -55,6 +73,9 @@ impl Limits {
         if self.max_connections == 0 {
             return Err("MAX_CONNECTIONS must be at least 1".into());
         }
+        if self.max_connections_per_ip == 0 {
+            return Err("MAX_CONNECTIONS_PER_IP must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -62,9 +83,17 @@ impl Limits {
 /// How long open connections get to finish after the shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// Least time between two warnings about refused connections (each is counted in
+/// [`CONNECTIONS_REFUSED`]; the log only says that it happens).
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections
 /// finish (for at most 10 s). Accept errors (out of file descriptors...) are logged and
 /// retried after a pause instead of ending the service.
+///
+/// A connection over [`Limits::max_connections`] or [`Limits::max_connections_per_ip`] is
+/// closed as soon as it is accepted and counted in [`CONNECTIONS_REFUSED`]: the listen backlog
+/// keeps draining, so an address that holds its share cannot queue up in front of others.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -72,17 +101,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
+    // Heads after the first (kept-alive HTTP/1 connections); the first one is timed from the
+    // accept in `Connection::serve`, because hyper starts this clock only once it has seen
+    // enough bytes to tell HTTP/1 from HTTP/2.
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Slots::new(limits.max_connections.max(1), limits.max_connections_per_ip.max(1));
+    let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut last_warning: Option<Instant> = None;
     loop {
-        // Take a slot before accepting: over the cap, callers wait in the kernel's backlog.
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.map_err(io::Error::other)?,
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -94,26 +122,102 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<std::net::SocketAddr>(peer));
-            req
-        });
-        let io = TokioIo::new(IdleIo::new(stream, limits.idle_timeout));
-        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service)).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let head_deadline = Instant::now() + limits.header_read_timeout;
+        let slot = match slots.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Counted before the close, so whoever sees the close also sees the count.
+                refused(refusal, peer, &limits, &mut last_warning);
+                drop(stream);
+                continue;
             }
-            drop(permit);
-        });
+        };
+        let connection = Connection { builder: builder.clone(), router: router.clone(), limits, peer, head_deadline };
+        tokio::spawn(connection.serve(stream, slot, &graceful));
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after the shutdown grace period; closing them");
     }
     Ok(())
+}
+
+/// Counts a refused connection, and says so in the log at most every
+/// [`REFUSAL_WARNING_EVERY`].
+fn refused(refusal: Refusal, peer: SocketAddr, limits: &Limits, last_warning: &mut Option<Instant>) {
+    metrics::counter!(CONNECTIONS_REFUSED, "reason" => refusal.label()).increment(1);
+    let now = Instant::now();
+    if last_warning.is_some_and(|at| now.duration_since(at) < REFUSAL_WARNING_EVERY) {
+        tracing::debug!(peer = %peer.ip(), reason = refusal.label(), "connection refused");
+        return;
+    }
+    *last_warning = Some(now);
+    match refusal {
+        Refusal::PerPeer => tracing::warn!(
+            peer = %peer.ip(),
+            limit = limits.max_connections_per_ip,
+            "connections refused: this client address holds MAX_CONNECTIONS_PER_IP connections \
+             (counted in {CONNECTIONS_REFUSED})"
+        ),
+        Refusal::Total => tracing::warn!(
+            limit = limits.max_connections,
+            "connections refused: MAX_CONNECTIONS are open (counted in {CONNECTIONS_REFUSED})"
+        ),
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    builder: Arc<Builder<TokioExecutor>>,
+    router: Router,
+    limits: Limits,
+    peer: SocketAddr,
+    /// When the first request head must have arrived: [`Limits::header_read_timeout`] after
+    /// the accept.
+    head_deadline: Instant,
+}
+
+impl Connection {
+    /// Serves the connection until it ends, then gives its slot back. Everything between the
+    /// accept and the first request (a TLS handshake too, once there is one, run under
+    /// `timeout_at(head_deadline, ..)`) counts against the head deadline: a connection that
+    /// sends no complete request by then is closed.
+    fn serve(self, stream: TcpStream, slot: Slot, graceful: &GracefulShutdown) -> impl Future<Output = ()> + use<> {
+        let Self { builder, router, limits, peer, head_deadline } = self;
+        let _ = stream.set_nodelay(true);
+        // Set by the first request the service sees: its head (HTTP/1) or headers (HTTP/2)
+        // arrived.
+        let requested = Arc::new(AtomicBool::new(false));
+        let seen = requested.clone();
+        let service = router.map_request(move |mut req: Request<Incoming>| {
+            if !seen.load(Ordering::Relaxed) {
+                seen.store(true, Ordering::Relaxed);
+            }
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            req
+        });
+        let io = TokioIo::new(IdleIo::new(stream, limits.idle_timeout));
+        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service)).into_owned();
+        let conn = graceful.watch(conn);
+        async move {
+            let ended = {
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    ended = conn.as_mut() => Some(ended),
+                    () = tokio::time::sleep_until(head_deadline) => {
+                        if requested.load(Ordering::Relaxed) { Some(conn.await) } else { None }
+                    }
+                }
+            };
+            // The socket is closed by now (the connection was dropped with its block).
+            drop(slot);
+            match ended {
+                None => tracing::debug!(%peer, "no request head before the deadline; connection closed"),
+                Some(Err(e)) => tracing::debug!(error = %e, %peer, "connection ended with an error"),
+                Some(Ok(())) => {}
+            }
+        }
+    }
 }
 
 /// A stream that fails with `TimedOut` once nothing was read or written for `timeout` while
@@ -268,21 +372,69 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn connections_over_the_cap_wait_for_a_free_slot() {
+    async fn connections_over_the_cap_are_closed_at_once_and_a_freed_slot_serves_again() {
         let limits = Limits { max_connections: 1, ..Limits::default() };
         let (addr, _stop) = start(limits).await;
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         first.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-        // The kernel completes the handshake, but the server does not take the connection.
+        // The kernel completes the handshake; the server accepts, finds no slot and closes.
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
-        second.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 64];
-        let early = tokio::time::timeout(Duration::from_millis(500), second.read(&mut buf)).await;
-        assert!(early.is_err(), "the second connection was served while the first held the only slot");
+        let refused = read_to_close(&mut second, Duration::from_secs(5)).await;
+        assert_eq!(refused.as_deref(), Some(&b""[..]), "closed without an answer while the only slot is held");
         drop(first);
-        let answer = read_to_close(&mut second, Duration::from_secs(20)).await.expect("served once the slot freed");
-        let text = String::from_utf8_lossy(&answer);
+        // Once the server has seen the first one go, its slot serves the next connection.
+        let mut text = String::new();
+        for _ in 0..100 {
+            let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let _ = next.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+            let answer = read_to_close(&mut next, Duration::from_secs(20)).await.expect("answered or closed");
+            text = String::from_utf8_lossy(&answer).into_owned();
+            if !text.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(text.ends_with("127.0.0.1"), "the handler sees the peer address: {text}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_connection_that_never_sends_a_byte_is_closed_after_the_head_deadline() {
+        let limits = Limits { header_read_timeout: Duration::from_millis(300), ..Limits::default() };
+        let (addr, _stop) = start(limits).await;
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Far below the 60 s idle timeout: the head deadline, counted from the accept, closed it.
+        assert_eq!(
+            read_to_close(&mut silent, Duration::from_secs(20)).await.as_deref(),
+            Some(&b""[..]),
+            "silent client still connected"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_connection_that_stops_inside_the_http2_preface_is_closed_after_the_head_deadline() {
+        let limits = Limits { header_read_timeout: Duration::from_millis(300), ..Limits::default() };
+        let (addr, _stop) = start(limits).await;
+        for sent in [&b"PRI * HTTP/2.0\r\n"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"] {
+            let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stalled.write_all(sent).await.unwrap();
+            assert!(
+                read_to_close(&mut stalled, Duration::from_secs(20)).await.is_some(),
+                "still connected after {:?}",
+                String::from_utf8_lossy(sent)
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_kept_alive_connection_is_closed_when_no_next_request_comes() {
+        let limits = Limits { header_read_timeout: Duration::from_millis(300), ..Limits::default() };
+        let (addr, _stop) = start(limits).await;
+        let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let answer =
+            read_to_close(&mut kept, Duration::from_secs(20)).await.expect("kept-alive client still connected");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "answered first: {text}");
     }
 }

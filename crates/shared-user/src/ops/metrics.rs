@@ -244,6 +244,9 @@ pub const UPSTREAM_DURATION: &str = "gatehouse_upstream_request_duration_seconds
 pub const JWKS_FETCHES: &str = "gatehouse_jwks_fetches_total";
 /// Client: age of the newest revocation state the client holds.
 pub const REVOCATION_FEED_LAG: &str = "gatehouse_revocation_feed_lag_seconds";
+/// Both (listener, feature `server`): connections closed at accept by `reason` (`per_ip`, `total`).
+#[cfg(feature = "server")]
+pub use crate::server::CONNECTIONS_REFUSED;
 
 fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
@@ -268,6 +271,11 @@ fn describe() {
     describe_histogram!(UPSTREAM_DURATION, Unit::Seconds, "Latency of calls to the auth-service");
     describe_counter!(JWKS_FETCHES, "JWKS fetches from the auth-service by outcome (success, failure)");
     describe_gauge!(REVOCATION_FEED_LAG, Unit::Seconds, "Seconds since the revocation feed was last read");
+    #[cfg(feature = "server")]
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed at accept by reason (per_ip: MAX_CONNECTIONS_PER_IP, total: MAX_CONNECTIONS)"
+    );
 }
 
 #[cfg(test)]
