@@ -99,6 +99,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Record Prometheus metrics and serve `GET /metrics`.
     pub metrics: bool,
+    /// Live sessions one user may hold (`None`: no cap); a login beyond it ends the oldest.
+    pub max_sessions_per_user: Option<usize>,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -185,6 +187,7 @@ impl AppState {
             revocation_feed_token: settings.revocation_feed_token.clone().map(Redacted),
             trusted_proxies: settings.trusted_proxies().map_err(BuildError::Settings)?,
             metrics: settings.metrics,
+            max_sessions_per_user: usize::try_from(settings.max_sessions_per_user).ok().filter(|n| *n > 0),
         };
         let signup = (settings.signup_throttle_per_hour > 0)
             .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));
