@@ -6,7 +6,7 @@
 //! every counter it touches (an upsert), so concurrent attempts, on one replica or many, are
 //! serialised per counter and never pass a limit together. A successful sign-in settles its
 //! counters ([`ThrottleSettlement`]) inside the transaction that opens its session
-//! ([`settle_throttle!`]).
+//! (`settle_throttle!`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
