@@ -270,13 +270,19 @@ pub async fn set_password(
     Ok(Json(json!({})))
 }
 
-/// `GET /auth/admin/users/{id}/sessions/`: the user's live sessions.
+/// `GET /auth/admin/users/{id}/sessions/?page=N`: one page of the user's live sessions, a
+/// plain list (see [`crate::sessions`] on paging).
 pub async fn list_sessions(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(ops::sessions(&state, &viewer, parse_id(&id)?).await?).into_response())
+    let page = crate::sessions::requested_page(query.as_deref()).unwrap_or(0);
+    Ok(match ops::sessions(&state, &viewer, parse_id(&id)?, page).await? {
+        Some(rows) => Json(rows).into_response(),
+        None => invalid_page(),
+    })
 }
 
 /// `DELETE /auth/admin/users/{id}/sessions/`: ends every session of the user -> 204.

@@ -169,24 +169,30 @@ impl AuditEvent {
     }
 }
 
-/// How often a `throttled` event is recorded per account and client address (per replica).
+/// How often a `throttled` event is recorded per client address (per replica).
 const THROTTLED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// Most (account, address) pairs remembered for that; past it the memory starts over.
+/// Most addresses remembered for that; past it the memory starts over.
 const THROTTLED_KEYS: usize = 10_000;
 
 /// Whether a refused attempt on `email` from `ip` should be recorded as a `throttled` event:
-/// the first one, then at most one per minute per pair on this replica. A locked account under
-/// attack refuses requests cheaply; writing a row for each would hand the attacker a write
-/// amplifier, so the trail says "throttled, and again a minute later" instead.
+/// the first one, then at most one per minute per client address on this replica, whatever
+/// emails it sends (a caller without an address is keyed on the email). A locked address
+/// refuses requests cheaply; writing a row for each, or for each email it tries, would hand
+/// the attacker a write amplifier, so the trail says "throttled, and again a minute later"
+/// instead.
 pub fn should_record_throttled(email: &str, ip: Option<IpAddr>) -> bool {
     static SEEN: std::sync::Mutex<Option<ThrottledSeen>> = std::sync::Mutex::new(None);
-    let key = format!("{}|{}", email.trim().to_lowercase(), ip.map(|i| i.to_string()).unwrap_or_default());
+    let key = match ip {
+        // An IPv6 caller is one /64, as the throttle counts it.
+        Some(ip) => crate::throttle::counted_address(ip).to_string(),
+        None => format!("email:{}", email.trim().to_lowercase()),
+    };
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     seen.get_or_insert_with(|| ThrottledSeen::new(THROTTLED_EVERY, THROTTLED_KEYS))
         .should_record(key, std::time::Instant::now())
 }
 
-/// When each (account, address) pair last had a `throttled` event recorded.
+/// When each key (a client address, or an email without one) last had a `throttled` event recorded.
 #[derive(Debug)]
 struct ThrottledSeen {
     at: std::collections::HashMap<String, std::time::Instant>,
@@ -319,12 +325,14 @@ mod tests {
     }
 
     #[test]
-    fn throttled_events_are_recorded_once_a_minute_per_account_and_address() {
+    fn throttled_events_are_recorded_once_a_minute_per_address_whatever_the_email() {
         let ip: Option<IpAddr> = "127.0.0.9".parse().ok();
         assert!(should_record_throttled("Once@example.com", ip));
-        assert!(!should_record_throttled("once@example.com", ip), "same pair within the minute");
-        assert!(should_record_throttled("once@example.com", None), "another address");
-        assert!(should_record_throttled("other@example.com", ip), "another account");
+        assert!(!should_record_throttled("once@example.com", ip), "same address within the minute");
+        assert!(!should_record_throttled("other@example.com", ip), "another email from that address");
+        assert!(should_record_throttled("once@example.com", "127.0.0.10".parse().ok()), "another address");
+        assert!(should_record_throttled("once@example.com", None), "no address: keyed on the email");
+        assert!(!should_record_throttled("ONCE@example.com", None), "that email again");
     }
 
     #[test]

@@ -385,6 +385,10 @@ pub struct SettingsArgs {
     /// Record Prometheus metrics and serve them at `GET /metrics` (`METRICS`, default true).
     #[arg(long, env = "METRICS", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub metrics: bool,
+    /// Live sessions one user may hold: a login beyond it ends the user's oldest sessions
+    /// (audited as `session_revoked`). 0 = no cap.
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 100)]
+    pub max_sessions_per_user: u32,
 }
 
 /// `createsuperuser` options.
@@ -554,6 +558,7 @@ impl From<SettingsArgs> for Settings {
             key_encryption_key: a.key_encryption_key,
             login_failure_min_time: a.login_failure_min_time,
             metrics: a.metrics,
+            max_sessions_per_user: a.max_sessions_per_user,
         }
     }
 }

@@ -477,8 +477,8 @@ async fn show_user(state: &AppState, admin: &Admin, id: i64, status: StatusCode,
         Ok(user) => user,
         Err(e) => return pages::failure(e),
     };
-    let sessions = match ops::sessions(state, &admin.user, id).await {
-        Ok(sessions) => sessions,
+    let sessions = match ops::sessions(state, &admin.user, id, 1).await {
+        Ok(sessions) => sessions.unwrap_or_default(),
         Err(e) => return pages::failure(e),
     };
     render(status, &pages::UserDetail::new(admin, &user, &sessions, view))

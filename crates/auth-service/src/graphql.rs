@@ -517,10 +517,13 @@ impl Query {
         Ok(Some(viewer(ctx).await?.into()))
     }
 
-    /// The signed-in user's live sessions, newest first.
-    async fn sessions(&self, ctx: &Context<'_>) -> Result<Option<Vec<SessionType>>, Error> {
+    /// One page of the signed-in user's live sessions, newest first (100 a page; `page`
+    /// from 1, default 1; a page past the end is the error "Invalid page.").
+    async fn sessions(&self, ctx: &Context<'_>, page: Option<i32>) -> Result<Option<Vec<SessionType>>, Error> {
         let me = viewer(ctx).await?;
-        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        let page = page.map_or(1, i64::from);
+        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me, page).await.map_err(fail)?;
+        let rows = rows.ok_or_else(|| Error::new(crate::admin::INVALID_PAGE))?;
         Ok(Some(rows.into_iter().map(SessionType::from).collect()))
     }
 }

@@ -102,6 +102,8 @@ pub struct Config {
     pub metrics: bool,
     /// Signs the admin console's sign-in form tokens.
     pub console_form_key: console::FormKey,
+    /// Live sessions one user may hold (`None`: no cap); a login beyond it ends the oldest.
+    pub max_sessions_per_user: Option<usize>,
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -213,6 +215,7 @@ impl AppState {
             trusted_proxies: settings.trusted_proxies().map_err(BuildError::Settings)?,
             metrics: settings.metrics,
             console_form_key,
+            max_sessions_per_user: usize::try_from(settings.max_sessions_per_user).ok().filter(|n| *n > 0),
         };
         let signup = (settings.signup_throttle_per_hour > 0)
             .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));

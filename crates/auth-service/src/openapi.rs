@@ -353,12 +353,14 @@ mod operations {
             example = json!("# TYPE gatehouse_logins_total counter\ngatehouse_logins_total{outcome=\"success\"} 3\n"))))]
     fn get_metrics() {}
 
-    /// The caller's live sessions, newest first.
+    /// The caller's live sessions, newest first, 100 a page.
     #[utoipa::path(get, path = "/auth/sessions/", tag = SESSIONS, operation_id = "list_sessions",
         security(("bearer" = [])),
+        params(("page" = Option<i64>, Query, description = "Page number (1 first); a full page means there may be more")),
         responses(
-            (status = 200, description = "Live sessions", body = Vec<SessionDoc>),
+            (status = 200, description = "One page of live sessions", body = Vec<SessionDoc>),
             (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 404, description = "Invalid page", body = ErrorDetail),
         ))]
     fn list_sessions() {}
 
@@ -463,15 +465,18 @@ mod operations {
         ))]
     fn admin_set_password() {}
 
-    /// A user's live sessions (staff and the reader group).
+    /// A user's live sessions, newest first, 100 a page (staff and the reader group).
     #[utoipa::path(get, path = "/auth/admin/users/{id}/sessions/", tag = ADMIN, operation_id = "admin_list_sessions",
         security(("bearer" = [])),
-        params(("id" = i64, Path, description = "User id")),
+        params(
+            ("id" = i64, Path, description = "User id"),
+            ("page" = Option<i64>, Query, description = "Page number (1 first); a full page means there may be more"),
+        ),
         responses(
-            (status = 200, description = "Live sessions", body = Vec<SessionDoc>),
+            (status = 200, description = "One page of live sessions", body = Vec<SessionDoc>),
             (status = 401, description = "No or bad token", body = ErrorDetail),
             (status = 403, description = "Not staff or reader", body = ErrorDetail),
-            (status = 404, description = "Unknown id", body = ErrorDetail),
+            (status = 404, description = "Unknown id, or invalid page", body = ErrorDetail),
         ))]
     fn admin_list_sessions() {}
 

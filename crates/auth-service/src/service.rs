@@ -170,8 +170,20 @@ pub fn field_summary(errors: &FieldErrors) -> String {
     out.join(" ")
 }
 
-/// The active user with this exact email and password, if any. An unknown email costs a dummy
-/// hash check so it takes as long as a wrong password.
+/// A password check that succeeded, not yet settled: [`log_in`] writes its throttle
+/// settlement with the session it opens, [`authenticate`] on its own.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// The account.
+    pub creds: Credentials,
+    /// The check's outcome (whether the stored hash wants an upgrade).
+    pub checked: Checked,
+    /// The counted attempt.
+    attempt: crate::throttle::Attempt,
+}
+
+/// The active user with this exact email and password, if any, with the login counters
+/// settled. An unknown email costs a dummy hash check so it takes as long as a wrong password.
 ///
 /// Brute-force protection runs here, so every login path and password change share it: every
 /// attempt is counted before any hash work, a locked client gets 429, and a success refunds.
@@ -181,9 +193,23 @@ pub async fn authenticate(
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Option<(Credentials, Checked)>, ServiceError> {
+    let Some(sign_in) = check_password(state, email, password, ip).await? else { return Ok(None) };
+    state.throttle.succeeded(&state.store, &sign_in.attempt).await?;
+    Ok(Some((sign_in.creds, sign_in.checked)))
+}
+
+/// [`authenticate`] without the settlement of a success (the caller writes it, see [`SignIn`]).
+/// A failure is recorded (`login_failed`) and padded to the failure floor here.
+pub async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<Option<SignIn>, ServiceError> {
     // No account has such an email: refuse it before anything is written (throttle keys) or
     // looked up (PostgreSQL refuses a NUL).
     check_text(&[("email", email)])?;
+    // No account has a longer email: refuse it before anything is written (throttle keys).
     if email.trim().chars().count() > validators::MAX_EMAIL_LENGTH {
         return Err(field_error("email", &[&too_long(validators::MAX_EMAIL_LENGTH)]).into());
     }
@@ -202,14 +228,17 @@ pub async fn authenticate(
     let found = state.store.find_by_email(email).await?;
     let checked = state.hasher.check(password.to_owned(), found.as_ref().map(|c| c.password_hash.clone())).await?;
     let known_id = found.as_ref().map(|c| c.user.id);
-    let result = found.filter(|c| checked.ok && c.user.is_active).map(|c| (c, checked));
-    if result.is_some() {
-        state.throttle.succeeded(&state.store, &attempt).await?;
-    } else {
-        state.store.record_audit(&AuditEvent { user_id: known_id, ..AuditEvent::new(AuditKind::LoginFailed) }).await?;
-        state.throttle.pad_failure(started).await;
+    match found.filter(|c| checked.ok && c.user.is_active) {
+        Some(creds) => Ok(Some(SignIn { creds, checked, attempt })),
+        None => {
+            state
+                .store
+                .record_audit(&AuditEvent { user_id: known_id, ..AuditEvent::new(AuditKind::LoginFailed) })
+                .await?;
+            state.throttle.pad_failure(started).await;
+            Ok(None)
+        }
     }
-    Ok(result)
 }
 
 /// An access token for `user` in the session that began at `session_started_ms` (epoch
@@ -222,49 +251,70 @@ pub fn mint_access(state: &AppState, user: &User, session_started_ms: i64) -> Re
 }
 
 /// Starts a session for `user`: records a new refresh token family, mints both tokens and
-/// records the login (when `UPDATE_LAST_LOGIN`).
+/// records the login (when `UPDATE_LAST_LOGIN`). For a user who did not just sign in with a
+/// password (a sign-up's first session); [`log_in`] opens its own.
 pub async fn start_session(state: &AppState, user: User) -> Result<Session, ServiceError> {
+    open_session(state, user, crate::store::sessions::LoginWrites::default()).await
+}
+
+/// [`start_session`] with what the login also writes (`writes`: throttle settlement, new
+/// hash), all in one transaction; `last_login` and the session cap are filled in here.
+async fn open_session(
+    state: &AppState,
+    user: User,
+    mut writes: crate::store::sessions::LoginWrites,
+) -> Result<Session, ServiceError> {
     crate::sessions::wait_past_watermark(state, user.id).await?;
     // The sign-in time, recorded in the family id (the first refresh token's `jti`) and in
     // every access token of the session.
     let started_ms = chrono::Utc::now().timestamp_millis();
     let refresh =
         state.keys.mint_in_session(TokenType::Refresh, user.id, &Map::new(), started_ms).map_err(mint_error)?;
+    let access = mint_access(state, &user, started_ms)?;
     let new = crate::store::sessions::NewSession {
         jti: refresh.jti.clone(),
         user_id: user.id,
         expires_at: epoch_to_naive(refresh.exp),
     };
-    state.store.open_session(&new, &AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id)).await?;
-    let access = mint_access(state, &user, started_ms)?;
-    if state.config.update_last_login {
-        state.store.touch_last_login(user.id).await?;
+    writes.last_login = state.config.update_last_login;
+    writes.max_sessions = state.config.max_sessions_per_user;
+    let event = AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id);
+    let capped = state.store.open_session(&new, &event, &writes).await?;
+    if !capped.is_empty() {
+        metrics::counter!("gatehouse_sessions_capped_total").increment(capped.len() as u64);
     }
     tracing::info!(user_id = user.id, "token pair issued");
     Ok(Session { user, access, refresh })
 }
 
 /// Login with `email` and `password` from the client at `ip`: throttled, upgrades an
-/// outdated hash, and starts a session. Bad credentials are [`ServiceError::BadCredentials`].
+/// outdated hash, and starts a session. Everything a success writes (throttle settlement,
+/// new hash, `last_login`, refresh record, session, the sessions the cap ends, audit events)
+/// is one transaction after the password check. Bad credentials are
+/// [`ServiceError::BadCredentials`].
 pub async fn log_in(
     state: &AppState,
     email: &str,
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Session, ServiceError> {
-    let Some((creds, checked)) = authenticate(state, email, password, ip).await? else {
+    let Some(sign_in) = check_password(state, email, password, ip).await? else {
         metrics::counter!("gatehouse_logins_total", "outcome" => "failure").increment(1);
         return Err(ServiceError::BadCredentials);
     };
-    let user = creds.user;
-    if checked.needs_rehash {
+    let user = sign_in.creds.user;
+    let mut writes = crate::store::sessions::LoginWrites {
+        throttle: state.throttle.settlement(&sign_in.attempt),
+        ..Default::default()
+    };
+    if sign_in.checked.needs_rehash {
         match state.hasher.hash(password.to_owned()).await {
-            Ok(hash) => state.store.set_password(user.id, &hash).await?,
+            Ok(hash) => writes.password_hash = Some(hash),
             Err(e) => tracing::warn!(error = %e, user_id = user.id, "password rehash failed"),
         }
     }
     metrics::counter!("gatehouse_logins_total", "outcome" => "success").increment(1);
-    start_session(state, user).await
+    open_session(state, user, writes).await
 }
 
 /// Reads and checks a refresh token, and its record. A rotated token presented again after

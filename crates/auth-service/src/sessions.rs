@@ -2,6 +2,13 @@
 //! `POST /auth/logout-all/` and the revocation feed `GET /auth/revocations/?after=CURSOR`, and the
 //! service functions behind them (the GraphQL schema calls the same ones).
 //!
+//! **Paging.** Session lists (`GET /auth/sessions/`, GraphQL `sessions`, the admin API's
+//! `GET /auth/admin/users/{id}/sessions/`) answer one page of [`SESSIONS_PAGE_SIZE`] sessions,
+//! newest first, as the plain list the contract gives; `?page=N` (GraphQL `page: N`) asks for
+//! another, as the admin user list pages: absent is 1, and a page that is not a positive number
+//! or lies past the end is 404 `{"detail":"Invalid page."}`. A full page means there may be
+//! more. With the default `MAX_SESSIONS_PER_USER` (100) every live session is on the first page.
+//!
 //! **The watermark rule.** A revocation at time `t` stores `not_before = floor(t) + 1` (epoch
 //! seconds) and every token whose `iat` is before it is refused: `iat` is whole seconds, so a
 //! token issued earlier in the same second as the revocation has `iat = floor(t)` and is
@@ -75,9 +82,23 @@ pub async fn wait_past_watermark(state: &AppState, user_id: i64) -> Result<(), S
     Ok(())
 }
 
-/// The live sessions of `user`, newest first.
-pub async fn sessions_of(state: &AppState, user: &User) -> Result<Vec<SessionRow>, ServiceError> {
-    Ok(state.store.live_sessions(user.id).await?)
+/// Sessions on one page of a session list (the default cap's worth).
+pub const SESSIONS_PAGE_SIZE: i64 = 100;
+
+/// Page `page` (from 1) of the live sessions of user `user_id`, newest first; `None` for a
+/// page below 1 or past the end (the first page is there even when empty).
+pub async fn session_page(state: &AppState, user_id: i64, page: i64) -> Result<Option<Vec<SessionRow>>, ServiceError> {
+    if page < 1 {
+        return Ok(None);
+    }
+    let offset = (page - 1).saturating_mul(SESSIONS_PAGE_SIZE);
+    let rows = state.store.live_sessions_page(user_id, offset, SESSIONS_PAGE_SIZE).await?;
+    Ok(if rows.is_empty() && page > 1 { None } else { Some(rows) })
+}
+
+/// Page `page` of the live sessions of `user`, newest first (see [`session_page`]).
+pub async fn sessions_of(state: &AppState, user: &User, page: i64) -> Result<Option<Vec<SessionRow>>, ServiceError> {
+    session_page(state, user.id, page).await
 }
 
 /// Ends session `id` of `user`; [`ServiceError::NotFound`] when it is not one of their live sessions.
@@ -97,12 +118,30 @@ pub async fn log_out_everywhere(state: &AppState, user: &User) -> Result<(), Ser
     Ok(())
 }
 
-/// `GET /auth/sessions/`: the caller's live sessions.
+/// `GET /auth/sessions/?page=N`: one page of the caller's live sessions, a plain list (404
+/// `{"detail":"Invalid page."}` for a page that is not a positive number or lies past the end).
 pub async fn list_sessions(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Vec<SessionRow>>, ApiError> {
-    Ok(Json(sessions_of(&state, &user).await?))
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let page = requested_page(query.as_deref()).unwrap_or(0);
+    Ok(match sessions_of(&state, &user, page).await? {
+        Some(rows) => Json(rows).into_response(),
+        None => invalid_page(),
+    })
+}
+
+/// The `?page=` of a session list, read as the admin user list reads it (absent: 1; `None`:
+/// not a positive number).
+pub fn requested_page(query: Option<&str>) -> Option<i64> {
+    let pairs = crate::admin::query_pairs(query);
+    crate::admin::parse_page(pairs.iter().find(|(k, _)| k == "page").map(|(_, v)| v.as_str()))
+}
+
+/// DRF's 404 for a page that is not there.
+pub fn invalid_page() -> Response {
+    shared_user::http::detail(StatusCode::NOT_FOUND, crate::admin::INVALID_PAGE)
 }
 
 /// `DELETE /auth/sessions/{id}/`: 204, or 404 for an id that is not one of the caller's live sessions.

@@ -101,6 +101,9 @@ pub struct Settings {
     pub login_failure_min_time: Duration,
     /// `METRICS` (true): record Prometheus metrics and serve them at `GET /metrics`.
     pub metrics: bool,
+    /// `MAX_SESSIONS_PER_USER` (100): live sessions one user may hold; a login beyond it ends
+    /// the user's oldest sessions (audited as `session_revoked`). 0 = no cap.
+    pub max_sessions_per_user: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -141,6 +144,7 @@ impl std::fmt::Debug for Settings {
             .field("key_encryption_key", &self.key_encryption_key.as_ref().map(|_| "[redacted]"))
             .field("login_failure_min_time", &self.login_failure_min_time)
             .field("metrics", &self.metrics)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
             .finish()
     }
 }
@@ -184,6 +188,7 @@ impl Default for Settings {
             key_encryption_key: None,
             login_failure_min_time: Duration::ZERO,
             metrics: true,
+            max_sessions_per_user: 100,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! counters per login: the client address, the account from that address, and the account
 //! alone. An address that signed in to the account successfully within
 //! [`KNOWN_ADDRESS_TTL_DAYS`] is judged by its own per-account counter only, so guessing from
-//! many addresses cannot lock the owner out, while strangers stay locked.
+//! many addresses cannot lock the owner out, while strangers stay locked: the owner's success
+//! clears only that address's counter, never the account's, so it hands strangers no new
+//! guesses.
 //!
 //! The caller's address is the socket peer, or, when the peer is one of `TRUSTED_PROXIES`, the
 //! right-most `X-Forwarded-For` hop that is not a trusted proxy (hops left of it were written
@@ -24,7 +26,7 @@ use shared_user::user::now_utc;
 
 use crate::service::ServiceError;
 use crate::store::Store;
-use crate::store::throttle::Limit;
+use crate::store::throttle::{Limit, ThrottleSettlement};
 
 /// How long a successful sign-in makes an address "known" to that account.
 pub const KNOWN_ADDRESS_TTL_DAYS: i64 = 30;
@@ -196,12 +198,14 @@ pub fn signups_per_hour(n: u32) -> Limit {
     }
 }
 
-/// A counted login attempt, to be settled with [`Throttle::succeeded`] when the password was right.
+/// A counted login attempt, to be settled with [`Throttle::settlement`] when the password was right.
 #[derive(Debug, Clone)]
 pub struct Attempt {
     email: String,
     ip: Option<IpAddr>,
     counted_ip: bool,
+    /// The address had signed in to the account before: only its per-account counter counted.
+    known: bool,
 }
 
 fn account_ip_key(email: &str, ip: Option<IpAddr>) -> String {
@@ -217,50 +221,78 @@ fn throttled(until: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -> Servic
 
 impl Throttle {
     /// Counts a login attempt before its password is checked; `Err(429)` with the seconds to
-    /// wait when a counter of this attempt is locked (nothing is counted then). The caller has
-    /// already refused emails longer than any account's.
+    /// wait when a counter of this attempt is locked. A locked caller costs one read and
+    /// writes nothing, whatever email it sends. The caller has already refused emails longer
+    /// than any account's.
     pub async fn reserve(&self, store: &Store, email: &str, ip: Option<IpAddr>) -> Result<Attempt, ServiceError> {
         let ip = ip.map(counted_address);
         let email = email.trim().to_lowercase();
-        let mut attempt = Attempt { email, ip, counted_ip: false };
+        let mut attempt = Attempt { email, ip, counted_ip: false, known: false };
         if !self.enabled {
             return Ok(attempt);
         }
         let now = now_utc();
-        let mut counters = vec![(account_ip_key(&attempt.email, ip), self.account_ip)];
-        let known = match ip {
-            Some(ip) => {
-                let since = now - chrono::Duration::days(KNOWN_ADDRESS_TTL_DAYS);
-                store.is_known_address(&attempt.email, &ip.to_string(), since).await?
-            }
-            None => false,
-        };
-        if !known {
-            counters.push((format!("acct:{}", attempt.email), self.account));
-            if let Some(ip) = ip {
-                counters.push((format!("ip:{ip}"), self.ip));
+        let account_ip = account_ip_key(&attempt.email, ip);
+        let account = format!("acct:{}", attempt.email);
+        let address = ip.map(|ip| format!("ip:{ip}"));
+        let ip_text = ip.map(|ip| ip.to_string());
+        let since = now - chrono::Duration::days(KNOWN_ADDRESS_TTL_DAYS);
+        let strangers: Vec<String> = [Some(account.clone()), address.clone()].into_iter().flatten().collect();
+        let check = store
+            .throttle_check(
+                std::slice::from_ref(&account_ip),
+                &strangers,
+                ip_text.as_deref().map(|ip| (attempt.email.as_str(), ip, since)),
+                now,
+            )
+            .await?;
+        if let Some(until) = check.locked_until {
+            return Err(throttled(until, now));
+        }
+        attempt.known = check.known;
+        let mut counters = vec![(account_ip, self.account_ip)];
+        if !attempt.known {
+            counters.push((account, self.account));
+            if let Some(address) = address {
+                counters.push((address, self.ip));
                 attempt.counted_ip = true;
             }
         }
+        // Checked again under the counters' row locks: a lock set since the read above wins.
         if let Some(until) = store.throttle_reserve(&counters, now).await? {
             return Err(throttled(until, now));
         }
         Ok(attempt)
     }
 
-    /// Settles a successful attempt: the account counters are cleared, the address's attempt
-    /// is refunded and the address becomes known to the account.
-    pub async fn succeeded(&self, store: &Store, attempt: &Attempt) -> Result<(), ServiceError> {
+    /// What a successful `attempt` changes in the counters (`None` with the limiter off): its
+    /// per-account-and-address counter is forgotten; from an address new to the account, the
+    /// attempt is taken back from the account's and the address's counters (which strangers
+    /// may be filling: a success never clears them) and the address becomes known. A known
+    /// address touched only its own counter, so only that one is cleared.
+    pub fn settlement(&self, attempt: &Attempt) -> Option<ThrottleSettlement> {
         if !self.enabled {
-            return Ok(());
+            return None;
         }
-        let keys = [account_ip_key(&attempt.email, attempt.ip), format!("acct:{}", attempt.email)];
-        store.throttle_clear(&keys).await?;
+        let mut settlement =
+            ThrottleSettlement { clear: vec![account_ip_key(&attempt.email, attempt.ip)], ..Default::default() };
+        if !attempt.known {
+            settlement.refund.push((format!("acct:{}", attempt.email), self.account.threshold));
+        }
         if let Some(ip) = attempt.ip {
             if attempt.counted_ip {
-                store.throttle_refund(&format!("ip:{ip}"), self.ip).await?;
+                settlement.refund.push((format!("ip:{ip}"), self.ip.threshold));
             }
-            store.remember_address(&attempt.email, &ip.to_string(), now_utc()).await?;
+            settlement.known = Some((attempt.email.clone(), ip.to_string()));
+        }
+        Some(settlement)
+    }
+
+    /// Settles a successful attempt on its own ([`Throttle::settlement`] in one transaction),
+    /// for a sign-in that opens no session; a login writes it with its session.
+    pub async fn succeeded(&self, store: &Store, attempt: &Attempt) -> Result<(), ServiceError> {
+        if let Some(settlement) = self.settlement(attempt) {
+            store.settle_throttle(&settlement, now_utc()).await?;
         }
         Ok(())
     }
@@ -275,7 +307,12 @@ impl Throttle {
     pub async fn reserve_signup(&self, store: &Store, ip: Option<IpAddr>) -> Result<(), ServiceError> {
         let (true, Some(limit), Some(ip)) = (self.enabled, self.signup, ip.map(counted_address)) else { return Ok(()) };
         let now = now_utc();
-        match store.throttle_reserve(&[(format!("signup:{ip}"), limit)], now).await? {
+        let key = format!("signup:{ip}");
+        // A locked address is refused by a read, without a write.
+        if let Some(until) = store.throttle_check(std::slice::from_ref(&key), &[], None, now).await?.locked_until {
+            return Err(throttled(until, now));
+        }
+        match store.throttle_reserve(&[(key, limit)], now).await? {
             Some(until) => Err(throttled(until, now)),
             None => Ok(()),
         }

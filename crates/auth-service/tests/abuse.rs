@@ -266,6 +266,58 @@ async fn refreshes_racing_password_changes_leave_no_live_token(backend: Backend)
     assert!(refresh_won >= 5, "the rounds where the refresh finished first ran: {refresh_won}");
 }
 
+/// Rows of `login_throttle`, and `throttled` audit events.
+async fn throttle_rows(s: &Served) -> (i64, usize) {
+    use auth_service::schema::login_throttle;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let db = &s.db.db;
+    let counters: Result<i64, shared_user::DbError> =
+        async { shared_user::with_conn!(db, |conn| Ok(login_throttle::table.count().get_result(conn).await?)) }.await;
+    let filter =
+        auth_service::store::audit::AuditFilter { kind: Some("throttled".into()), limit: 1000, ..Default::default() };
+    (counters.unwrap(), s.state.store.list_audit(&filter).await.unwrap().len())
+}
+
+/// An address locked by spraying accounts sends 60 more guesses, each with a new email: every
+/// one is refused, not one of them adds a counter row, and the audit trail gets one
+/// `throttled` event for the address, not one per email.
+async fn a_locked_address_writes_nothing_whatever_emails_it_sends(backend: Backend) {
+    let Some(s) = serve(backend, &[]).await else { return };
+    s.add_owner().await;
+    for i in 0..20 {
+        assert_eq!(s.login_from("127.0.0.4", &format!("spray{i}@example.com"), "guess").await, 401, "guess {i}");
+    }
+    assert_eq!(s.login_from("127.0.0.4", OWNER, PW).await, 429, "the address is locked");
+    let (counters, throttled) = throttle_rows(&s).await;
+    assert_eq!(throttled, 1, "the first refusal is recorded");
+    for i in 0..60 {
+        assert_eq!(s.login_from("127.0.0.4", &format!("fresh{i}@example.com"), "guess").await, 429, "guess {i}");
+    }
+    assert_eq!(throttle_rows(&s).await, (counters, throttled), "no counter and no event per refused email");
+    // Another address is not held back by it.
+    assert_eq!(s.login_from("127.0.0.5", OWNER, PW).await, 200);
+    assert_eq!(s.state.hasher.checks(), 20 + 1, "no hash ran for a refused attempt");
+}
+
+/// 60 strangers lock the account; its owner signs in from their known address, which clears
+/// only that address's counter: the next stranger is still refused, and the owner still is not.
+async fn the_owners_login_does_not_unlock_the_account_for_strangers(backend: Backend) {
+    let Some(s) = serve(backend, &[]).await else { return };
+    s.add_owner().await;
+    assert_eq!(s.login_from("127.0.0.2", OWNER, PW).await, 200, "the owner's usual address");
+    for i in 1..=60 {
+        let status = s.login_from(&format!("127.0.0.{}", 100 + i), OWNER, "guess").await;
+        assert!(matches!(status, 401 | 429), "guess {i}: {status}");
+    }
+    assert_eq!(s.login_from("127.0.0.99", OWNER, "guess").await, 429, "strangers are locked out");
+    for round in 0..3 {
+        assert_eq!(s.login_from("127.0.0.2", OWNER, PW).await, 200, "round {round}: the owner signs in");
+        assert_eq!(s.login_from("127.0.0.98", OWNER, "guess").await, 429, "round {round}: still locked for strangers");
+        assert_eq!(s.login_from("127.0.0.97", OWNER, PW).await, 429, "round {round}: even with the password");
+    }
+}
+
 both_backends!(
     parallel_successes_and_failures_on_one_account_never_fail_the_server,
     a_refresh_that_read_its_token_before_a_password_change_mints_nothing,
@@ -276,4 +328,6 @@ both_backends!(
     the_owner_signs_in_from_a_known_address_while_strangers_are_locked,
     twenty_aliased_graphql_sign_ups_create_at_most_the_allowance,
     the_sign_up_limit_can_be_lifted,
+    a_locked_address_writes_nothing_whatever_emails_it_sends,
+    the_owners_login_does_not_unlock_the_account_for_strangers,
 );

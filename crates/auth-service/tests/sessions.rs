@@ -665,6 +665,176 @@ async fn the_housekeeping_and_purge_tokens_apply_the_retention(backend: Backend)
     assert_eq!(kept_rows(&app, alice).await, (2, vec!["a-live".to_owned(), "b-live".to_owned()], 2));
 }
 
+/// Every session row of `user_id` in the table, live or not.
+async fn session_row_ids(app: &TestApp, user_id: i64) -> Vec<String> {
+    use auth_service::store::sessions::sessions as s;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let db = &app.db.db;
+    let ids: Result<Vec<String>, shared_user::DbError> = async {
+        shared_user::with_conn!(db, |conn| Ok(s::table
+            .filter(s::user_id.eq(user_id))
+            .order(s::id.asc())
+            .select(s::id)
+            .load(conn)
+            .await?))
+    }
+    .await;
+    ids.unwrap()
+}
+
+/// With `MAX_SESSIONS_PER_USER=3`, a fourth login ends the oldest session: three live
+/// sessions are left (the newest), the oldest refresh token is refused, and one
+/// `session_revoked` event names it and the reason.
+async fn a_login_beyond_the_cap_ends_the_oldest_session(backend: Backend) {
+    let flags = ["--rotate-refresh-tokens", "true", "--max-sessions-per-user", "3"];
+    let Some(app) = TestApp::new(backend, &flags).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let mut refreshes = Vec::new();
+    let mut access = String::new();
+    for agent in ["one", "two", "three", "four"] {
+        let (refresh, a) = login_as(&app, "alice@example.com", agent).await;
+        refreshes.push(refresh);
+        access = a;
+    }
+    let listed = sessions(&app, &access).await;
+    let agents: Vec<&str> = listed.iter().map(|s| s["user_agent"].as_str().unwrap()).collect();
+    assert_eq!(agents, ["four", "three", "two"], "the newest three, newest first");
+    let oldest = jti_of(&refreshes[0]);
+    assert_401(&refresh(&app, &refreshes[0]).await, &token_not_valid("Token is blacklisted"));
+    assert_eq!(refresh(&app, &refreshes[1]).await.status, StatusCode::OK, "the second oldest lives");
+    let ended = audit_rows(&app, alice, "session_revoked").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(detail_of(&ended[0]), json!({"session": oldest, "reason": "max_sessions_per_user"}));
+    assert_eq!((ended[0].user_id, ended[0].actor_id), (Some(alice), None));
+    assert_eq!(ended[0].user_agent.as_deref(), Some("four"), "recorded in the request of the login that ended it");
+    assert!(!session_row_ids(&app, alice).await.contains(&oldest), "the ended session's row is dropped");
+    let kinds = audit_kinds(&app, alice).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "login_succeeded").count(), 4);
+}
+
+/// `MAX_SESSIONS_PER_USER=0` caps nothing.
+async fn a_cap_of_zero_caps_nothing(backend: Backend) {
+    let Some(app) = TestApp::new(backend, &["--max-sessions-per-user", "0"]).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let mut access = String::new();
+    for _ in 0..5 {
+        access = app.login("alice@example.com", PW).await.1;
+    }
+    assert_eq!(sessions(&app, &access).await.len(), 5);
+    assert!(audit_rows(&app, alice, "session_revoked").await.is_empty());
+}
+
+/// Parallel logins of one user never leave more live sessions than the cap.
+async fn parallel_logins_keep_to_the_cap(backend: Backend) {
+    // The limiter off: parallel attempts on one account would otherwise meet its limit first.
+    let flags = ["--max-sessions-per-user", "3", "--login-throttle", "false"];
+    let Some(app) = TestApp::new(backend, &flags).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.login("alice@example.com", PW).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(app.state.store.live_sessions(alice).await.unwrap().len(), 3);
+    assert_eq!(audit_rows(&app, alice, "session_revoked").await.len(), 9, "one event per ended session");
+}
+
+/// Live means: not ended, not rotated away, not expired; a family that holds two live tokens
+/// (rotation without blacklisting) is one session.
+async fn only_live_sessions_are_listed_once_each(backend: Backend) {
+    let flags = ["--rotate-refresh-tokens", "true", "--blacklist-after-rotation", "false"];
+    let Some(app) = TestApp::new(backend, &flags).await else { return };
+    app.add_user("alice@example.com", PW, false, &[]).await;
+    app.add_user("bob@example.com", PW, false, &[]).await;
+    let (rotating, _) = login_as(&app, "alice@example.com", "rotating").await;
+    let (ended, _) = login_as(&app, "alice@example.com", "ended").await;
+    let (_, access) = login_as(&app, "alice@example.com", "plain").await;
+    login_as(&app, "bob@example.com", "bob").await;
+    assert_eq!(refresh(&app, &rotating).await.status, StatusCode::OK);
+    let auth = bearer(&access);
+    let path = format!("/auth/sessions/{}/", jti_of(&ended));
+    assert_eq!(app.send(Method::DELETE, &path, None, &[("authorization", &auth)]).await.status, StatusCode::NO_CONTENT);
+    let listed = sessions(&app, &access).await;
+    let agents: Vec<&str> = listed.iter().map(|s| s["user_agent"].as_str().unwrap()).collect();
+    assert_eq!(agents, ["plain", "rotating"]);
+}
+
+/// 105 live sessions: the lists answer 100 (the newest) by default and on `?page=1`, the
+/// other 5 on `?page=2`, and 404 "Invalid page." past the end or for a page that is not a
+/// positive number, on REST, the admin API and GraphQL.
+async fn session_lists_are_paged(backend: Backend) {
+    let flags = ["--max-sessions-per-user", "0"];
+    let Some(app) = TestApp::new(backend, &flags).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let user = app.state.store.find_user(alice).await.unwrap().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..104 {
+        let session = auth_service::service::start_session(&app.state, user.clone()).await.unwrap();
+        ids.push(session.refresh.jti);
+    }
+    let (newest, access) = app.login("alice@example.com", PW).await;
+    ids.push(jti_of(&newest));
+    ids.reverse();
+    let (_, staff) = app.login("staff@example.com", PW).await;
+    let page = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let r = app.get_bearer(&path, &token).await;
+            if r.status == StatusCode::OK {
+                let listed: Vec<String> =
+                    r.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+                Ok(listed)
+            } else {
+                Err(r)
+            }
+        }
+    };
+    let admin = format!("/auth/admin/users/{alice}/sessions/");
+    for (base, token) in [("/auth/sessions/".to_owned(), &access), (admin, &staff)] {
+        let first = page(base.clone(), token.clone()).await.unwrap();
+        assert_eq!(first.len(), 100, "{base}");
+        assert_eq!(first[0], ids[0], "{base}: newest first");
+        let mut both = first.clone();
+        assert_eq!(page(format!("{base}?page=1"), token.clone()).await.unwrap(), first, "{base}");
+        let second = page(format!("{base}?page=2"), token.clone()).await.unwrap();
+        assert_eq!(second.len(), 5, "{base}");
+        both.extend(second);
+        let mut sorted = both.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 105, "{base}: every session once");
+        assert_eq!(both, ids, "{base}: in order");
+        for bad in ["3", "0", "-1", "x"] {
+            let r = page(format!("{base}?page={bad}"), token.clone()).await.unwrap_err();
+            assert_json(&r, StatusCode::NOT_FOUND, r#"{"detail":"Invalid page."}"#);
+        }
+    }
+    let gql = |query: &'static str| {
+        let app = &app;
+        let auth = format!("JWT {access}");
+        async move {
+            let body = json!({"query": query}).to_string();
+            let r = app.send(Method::POST, "/graphql", Some(&body), &[("authorization", &auth)]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.json()
+        }
+    };
+    let v = gql("{ sessions { id } }").await;
+    assert_eq!(v["data"]["sessions"].as_array().map(Vec::len), Some(100), "{v}");
+    let v = gql("{ sessions(page: 2) { id } }").await;
+    assert_eq!(v["data"]["sessions"].as_array().map(Vec::len), Some(5), "{v}");
+    assert_eq!(v["data"]["sessions"][4]["id"], json!(ids[104]));
+    let v = gql("{ sessions(page: 3) { id } }").await;
+    assert_eq!(v["errors"][0]["message"], "Invalid page.", "{v}");
+}
+
 both_backends!(
     sessions_are_listed_and_ended_one_by_one,
     a_session_is_ended_once_under_parallel_deletes,
@@ -679,4 +849,9 @@ both_backends!(
     another_replica_refuses_revoked_tokens_within_seconds,
     admin_changes_keep_their_audit_detail,
     the_housekeeping_and_purge_tokens_apply_the_retention,
+    a_login_beyond_the_cap_ends_the_oldest_session,
+    a_cap_of_zero_caps_nothing,
+    parallel_logins_keep_to_the_cap,
+    only_live_sessions_are_listed_once_each,
+    session_lists_are_paged,
 );

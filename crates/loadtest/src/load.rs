@@ -26,6 +26,9 @@ pub enum Payload {
     /// `{"refresh": ...}` with a rotating chain per worker: worker `i` starts from
     /// `tokens[i % len]` and continues with the `refresh` of each answer.
     RefreshChain(Arc<Vec<String>>),
+    /// JSON bodies taken in turn, one per request, all workers sharing one cursor (a new
+    /// email per request, say).
+    JsonRotation(Arc<[Bytes]>),
 }
 
 /// One kind of request against one server.
@@ -204,6 +207,7 @@ fn build(target: &Target, host: &HeaderValue, refresh: Option<&str>, turn: usize
         (Payload::Json(b), _) => b.clone(),
         (Payload::RefreshChain(_), Some(token)) => Bytes::from(serde_json::json!({"refresh": token}).to_string()),
         (Payload::RefreshChain(_), None) => Bytes::from_static(b"{}"),
+        (Payload::JsonRotation(bodies), _) => bodies.get(turn % bodies.len().max(1)).cloned().unwrap_or_default(),
     };
     if !body.is_empty() {
         builder = builder.header(CONTENT_TYPE, "application/json");
@@ -288,7 +292,8 @@ async fn worker(shared: Arc<Shared>, index: usize) -> WorkerResult {
             result.errors += u64::from(measured);
             continue;
         }
-        let turn = if shared.target.rotation.is_some() { shared.turn.fetch_add(1, Ordering::Relaxed) } else { 0 };
+        let rotates = shared.target.rotation.is_some() || matches!(shared.target.payload, Payload::JsonRotation(_));
+        let turn = if rotates { shared.turn.fetch_add(1, Ordering::Relaxed) } else { 0 };
         let request = build(&shared.target, &host, refresh.as_deref(), turn);
         let start = Instant::now();
         let answer = match s.send_request(request).await {

@@ -34,6 +34,10 @@ pub enum Scenario {
     /// silent connections: what others see, when the silent ones are closed (not part of `all`;
     /// lasts the default HEADER_READ_TIMEOUT and then some).
     Listener,
+    /// Abuse resistance (not part of `all`): `GET /auth/sessions/` of a user at the session cap
+    /// with a long history of ended sessions, and a locked address sending a new email per
+    /// request (what it costs, and what it writes).
+    Abuse,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -119,7 +123,8 @@ impl Options {
     }
 
     fn wants(&self, s: Scenario) -> bool {
-        (self.scenario == Scenario::All && !matches!(s, Scenario::Users | Scenario::Listener)) || self.scenario == s
+        (self.scenario == Scenario::All && !matches!(s, Scenario::Users | Scenario::Listener | Scenario::Abuse))
+            || self.scenario == s
     }
 }
 
@@ -278,6 +283,9 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     }
     if options.wants(Scenario::Refresh) {
         refresh_rows(options, servers, loadgen, &env, &settings, &mut rows)?;
+    }
+    if options.wants(Scenario::Abuse) {
+        abuse_rows(options, servers, loadgen, &env, &mut rows, &mut checks)?;
     }
 
     if !rows.is_empty() {
@@ -651,6 +659,97 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
             if c.met() { "met" } else { "MISSED" }
         );
     }
+    Ok(())
+}
+
+/// Logins of the seeded user before the session list is measured: the cap's worth live, the
+/// rest ended by the cap (their refresh records stay until they expire).
+const ABUSE_LOGINS: usize = 2_000;
+/// Distinct emails a locked address sends, one per request, in turn.
+const LOCKED_EMAILS: usize = 10_000;
+
+/// Rows of `login_throttle`, and `throttled` audit events, in the auth-service's database.
+fn throttle_rows(servers: &Runtime, env: &Env) -> anyhow::Result<(i64, usize)> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    servers.block_on(async {
+        let db = env.auth.store.db();
+        let counters: Result<i64, shared_user::DbError> = shared_user::with_conn!(db, |conn| {
+            Ok(auth_service::schema::login_throttle::table.count().get_result(conn).await?)
+        });
+        let filter = auth_service::store::audit::AuditFilter {
+            kind: Some("throttled".into()),
+            limit: 1000,
+            ..Default::default()
+        };
+        anyhow::Ok((counters?, env.auth.store.list_audit(&filter).await?.len()))
+    })
+}
+
+fn abuse_rows(
+    options: &Options,
+    servers: &Runtime,
+    loadgen: &Runtime,
+    env: &Env,
+    rows: &mut Vec<Row>,
+    checks: &mut Vec<Check>,
+) -> anyhow::Result<()> {
+    // The session list at the cap: sessions opened as a login opens them (no password check).
+    let cap = env.auth.config.max_sessions_per_user;
+    let (access, live) = servers.block_on(async {
+        let user = env.auth.store.find_by_email(EMAIL).await?.ok_or_else(|| anyhow::anyhow!("no seeded user"))?.user;
+        let mut access = String::new();
+        for _ in 0..ABUSE_LOGINS {
+            access = auth_service::service::start_session(&env.auth, user.clone()).await?.access.token;
+        }
+        anyhow::Ok((access, env.auth.store.live_sessions(user.id).await?.len()))
+    })?;
+    println!(
+        "sessions: {ABUSE_LOGINS} logins of one user with MAX_SESSIONS_PER_USER={}: {live} live",
+        cap.map_or_else(|| "0 (no cap)".to_owned(), |c| c.to_string())
+    );
+    let list = Target::get(env.auth_addr, "/auth/sessions/", Some(&access));
+    for connections in [options.connections, 1] {
+        let o = loadgen.block_on(load::run(list.clone(), options.limits(connections)))?;
+        if connections == 1 {
+            checks.push(Check::at_most("session list p99 at the cap (1 conn)", o.p99_us() / 1000.0, 20.0, "ms"));
+        }
+        rows.push(Row { name: format!("GET /auth/sessions/ ({live} live)"), connections, outcome: o });
+    }
+
+    // A locked address: lock the load generator's address (127.0.0.1) by spraying accounts, then
+    // send a new email per request.
+    servers.block_on(async {
+        for i in 0..env.auth.throttle.ip.threshold {
+            let body = json!({"email": format!("spray{i}@example.com"), "password": "guess"});
+            load::request_once(&Target::post_json(env.auth_addr, "/auth/token/", &body)).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    let before = throttle_rows(servers, env)?;
+    let bodies: Vec<bytes::Bytes> = (0..LOCKED_EMAILS)
+        .map(|i| {
+            bytes::Bytes::from(json!({"email": format!("locked{i}@example.com"), "password": "guess"}).to_string())
+        })
+        .collect();
+    let locked = Target {
+        payload: load::Payload::JsonRotation(bodies.into()),
+        expect: hyper::StatusCode::TOO_MANY_REQUESTS,
+        ..Target::post_json(env.auth_addr, "/auth/token/", &json!({}))
+    };
+    let o = loadgen.block_on(load::run(locked, options.limits(options.connections)))?;
+    let after = throttle_rows(servers, env)?;
+    println!(
+        "locked address: {} refused requests (a new email each) added {} login_throttle rows and {} throttled events",
+        o.ok + o.errors,
+        after.0 - before.0,
+        after.1.saturating_sub(before.1)
+    );
+    rows.push(Row {
+        name: "POST /auth/token/ from a locked address (429)".into(),
+        connections: options.connections,
+        outcome: o,
+    });
     Ok(())
 }
 

@@ -283,10 +283,16 @@ pub async fn set_password(state: &AppState, actor: &User, id: i64, password: &st
     Ok(())
 }
 
-/// The live sessions of user `id`, newest first.
-pub async fn sessions(state: &AppState, viewer: &User, id: i64) -> Result<Vec<SessionRow>, ServiceError> {
+/// Page `page` of the live sessions of user `id`, newest first (`None`: no such page, see
+/// [`crate::sessions::session_page`]).
+pub async fn sessions(
+    state: &AppState,
+    viewer: &User,
+    id: i64,
+    page: i64,
+) -> Result<Option<Vec<SessionRow>>, ServiceError> {
     let user = get_user(state, viewer, id).await?;
-    Ok(state.store.live_sessions(user.id).await?)
+    crate::sessions::session_page(state, user.id, page).await
 }
 
 /// Ends every session of user `id` and refuses their earlier access tokens (`logout_all` by

@@ -1,6 +1,11 @@
 //! SQL for sessions (one per refresh-token family, i.e. per login) and for the changes that end
 //! them: each writes its refresh-token revocations, its watermark and its audit event in one
 //! transaction, then logs the event.
+//!
+//! A login is settled in one transaction after its password check ([`Store::open_session`]):
+//! throttle counters, known address, rehashed password, `last_login`, the refresh record and
+//! session, the sessions the per-user cap ends, and the audit events. Live sessions are listed
+//! with the liveness filter in SQL, one page at a time.
 
 use crate::schema::{refresh_tokens, users};
 use chrono::NaiveDateTime;
@@ -12,7 +17,8 @@ use shared_user::{DbError, with_conn};
 use super::Store;
 use super::audit::insert_audit;
 use super::revocations::insert_revocation;
-use crate::audit::AuditEvent;
+use super::throttle::{ThrottleSettlement, settle_throttle};
+use crate::audit::{AuditEvent, AuditKind};
 
 diesel::table! {
     /// Sessions: one per refresh-token family (`id` is the family, the first token's jti).
@@ -26,6 +32,11 @@ diesel::table! {
         user_agent -> Nullable<Text>,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(sessions, refresh_tokens);
+
+/// Why the per-user cap ended a session (the `reason` of its `session_revoked` event).
+pub const CAPPED_REASON: &str = "max_sessions_per_user";
 
 /// Serializes a time as DRF does (`2026-11-22T19:16:07.250330Z`).
 pub(crate) fn ser_time<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -66,13 +77,73 @@ pub struct NewSession {
     pub expires_at: NaiveDateTime,
 }
 
+/// Everything a successful login writes besides its session, in the same transaction.
+#[derive(Debug, Clone, Default)]
+pub struct LoginWrites {
+    /// The login counters to settle (none: the limiter is off, or a sign-up's first session).
+    pub throttle: Option<ThrottleSettlement>,
+    /// A new hash of the password (the stored one used outdated parameters).
+    pub password_hash: Option<String>,
+    /// Record `last_login`.
+    pub last_login: bool,
+    /// Live sessions the user may hold, this one included (`None`: no cap); the oldest beyond
+    /// it are ended.
+    pub max_sessions: Option<usize>,
+}
+
+/// Live sessions of `$user_id` as of `$now`: an unexpired session whose family holds an
+/// unexpired refresh token that is neither revoked nor rotated away (a boxed query of
+/// `sessions`; the filter runs in SQL).
+macro_rules! live_sessions_of {
+    ($user_id:expr, $now:expr) => {{
+        let (user_id, now): (i64, NaiveDateTime) = ($user_id, $now);
+        sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::expires_at.gt(now)).filter(
+            sessions::id.eq_any(
+                refresh_tokens::table
+                    .filter(refresh_tokens::user_id.eq(user_id))
+                    .filter(refresh_tokens::revoked_at.is_null())
+                    .filter(refresh_tokens::replaced_by.is_null())
+                    .filter(refresh_tokens::expires_at.gt(now))
+                    .select(refresh_tokens::family),
+            ),
+        )
+    }};
+}
+
 impl Store {
     /// Records a login: the refresh token, its session (with the event's client address and
-    /// user agent) and the `login_succeeded` event, in one transaction.
-    pub async fn open_session(&self, new: &NewSession, event: &AuditEvent) -> Result<(), DbError> {
+    /// user agent) and the `login_succeeded` event, with `writes` (throttle settlement, new
+    /// password hash, `last_login`, the sessions the cap ends, each with its `session_revoked`
+    /// event), in one transaction. Returns the ids of the sessions the cap ended.
+    pub async fn open_session(
+        &self,
+        new: &NewSession,
+        event: &AuditEvent,
+        writes: &LoginWrites,
+    ) -> Result<Vec<String>, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        let capped = with_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
+                // The user's row first (a row lock on PostgreSQL, the write lock on SQLite), as
+                // a refresh or a password change takes it: concurrent logins of one user count
+                // its sessions one after the other, so the cap holds.
+                if writes.last_login {
+                    diesel::update(users::table.find(new.user_id))
+                        .set(users::last_login.eq(Some(now)))
+                        .execute(conn)
+                        .await?;
+                } else if writes.max_sessions.is_some() {
+                    diesel::update(users::table.find(new.user_id))
+                        .set(users::is_active.eq(users::is_active))
+                        .execute(conn)
+                        .await?;
+                }
+                if let Some(hash) = &writes.password_hash {
+                    diesel::update(users::table.find(new.user_id)).set(users::password.eq(hash)).execute(conn).await?;
+                }
+                if let Some(settlement) = &writes.throttle {
+                    settle_throttle!(conn, settlement, now)?;
+                }
                 diesel::insert_into(refresh_tokens::table)
                     .values((
                         refresh_tokens::jti.eq(&new.jti),
@@ -95,13 +166,46 @@ impl Store {
                     ))
                     .execute(conn)
                     .await?;
+                let mut capped: Vec<String> = Vec::new();
+                if let Some(max) = writes.max_sessions {
+                    // The new session is kept whatever the clocks say; of the others, the
+                    // newest `max - 1` stay.
+                    let keep = i64::try_from(max.saturating_sub(1)).unwrap_or(i64::MAX);
+                    capped = live_sessions_of!(new.user_id, now)
+                        .filter(sessions::id.ne(&new.jti))
+                        .order((sessions::created_at.desc(), sessions::id.asc()))
+                        .select(sessions::id)
+                        .offset(keep)
+                        .limit(i64::MAX)
+                        .load(conn)
+                        .await?;
+                }
+                if !capped.is_empty() {
+                    diesel::update(
+                        refresh_tokens::table
+                            .filter(refresh_tokens::family.eq_any(&capped))
+                            .filter(refresh_tokens::revoked_at.is_null()),
+                    )
+                    .set(refresh_tokens::revoked_at.eq(Some(now)))
+                    .execute(conn)
+                    .await?;
+                    // An ended session's row is of no further use; dropping it keeps a user's
+                    // rows near the cap however often they log in.
+                    diesel::delete(sessions::table.filter(sessions::id.eq_any(&capped))).execute(conn).await?;
+                    for id in &capped {
+                        insert_audit!(conn, &capped_event(event, id), now)?;
+                    }
+                }
                 insert_audit!(conn, event, now)?;
-                Ok::<(), DbError>(())
+                Ok::<Vec<String>, DbError>(capped)
             })
             .await
         })?;
+        for id in &capped {
+            capped_event(event, id).log();
+        }
         event.log();
-        Ok(())
+        Ok(capped)
     }
 
     /// Records a refresh of session `family`; `expires_at` is the expiry of the refresh token
@@ -120,23 +224,19 @@ impl Store {
     /// The user's live sessions, newest first: a session is live while its family holds an
     /// unexpired refresh token that is neither revoked nor rotated away.
     pub async fn live_sessions(&self, user_id: i64) -> Result<Vec<SessionRow>, DbError> {
+        self.live_sessions_page(user_id, 0, i64::MAX).await
+    }
+
+    /// At most `limit` of the user's live sessions, newest first, after skipping `offset`.
+    pub async fn live_sessions_page(&self, user_id: i64, offset: i64, limit: i64) -> Result<Vec<SessionRow>, DbError> {
         let now = now_utc();
         with_conn!(self.db(), |conn| {
-            let live: Vec<String> = refresh_tokens::table
-                .filter(refresh_tokens::user_id.eq(user_id))
-                .filter(refresh_tokens::revoked_at.is_null())
-                .filter(refresh_tokens::replaced_by.is_null())
-                .filter(refresh_tokens::expires_at.gt(now))
-                .select(refresh_tokens::family)
-                .load(conn)
-                .await?;
-            let rows: Vec<SessionRow> = sessions::table
-                .filter(sessions::user_id.eq(user_id))
-                .filter(sessions::expires_at.gt(now))
+            Ok(live_sessions_of!(user_id, now)
                 .order((sessions::created_at.desc(), sessions::id.asc()))
+                .offset(offset.max(0))
+                .limit(limit.max(0))
                 .load(conn)
-                .await?;
-            Ok(rows.into_iter().filter(|s| live.contains(&s.id)).collect())
+                .await?)
         })
     }
 
@@ -298,4 +398,10 @@ impl Store {
             Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn).await?)
         })
     }
+}
+
+/// The `session_revoked` event of a session the cap ended, in the login `event`'s request.
+fn capped_event(login: &AuditEvent, session: &str) -> AuditEvent {
+    AuditEvent { kind: AuditKind::SessionRevoked, actor_id: None, detail: None, ..login.clone() }
+        .detail(serde_json::json!({"session": session, "reason": CAPPED_REASON}))
 }

@@ -1,8 +1,12 @@
 //! SQL for the login counters and the addresses known to have signed in to an account.
 //!
-//! An attempt is counted (reserved) before its password is hashed, in one transaction that
-//! first takes a row lock on every counter it touches (an upsert), so concurrent attempts, on
-//! one replica or many, are serialised per counter and never pass a limit together.
+//! An attempt is first checked with one read ([`Store::throttle_check`]): a locked caller is
+//! refused without a write, whatever email it sends. An attempt that passes is counted
+//! (reserved) before its password is hashed, in one transaction that first takes a row lock on
+//! every counter it touches (an upsert), so concurrent attempts, on one replica or many, are
+//! serialised per counter and never pass a limit together. A successful sign-in settles its
+//! counters ([`ThrottleSettlement`]) inside the transaction that opens its session
+//! (`settle_throttle!`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -50,7 +54,133 @@ impl Limit {
 
 type CounterRow = (String, i32, NaiveDateTime, Option<NaiveDateTime>);
 
+/// What [`Store::throttle_check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleCheck {
+    /// The address signed in to the account within the known-address window.
+    pub known: bool,
+    /// The latest lock in force on a counter that applies (in the future), if any.
+    pub locked_until: Option<NaiveDateTime>,
+}
+
+/// What a successful sign-in changes in the login counters, written with the session it opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThrottleSettlement {
+    /// Counters forgotten.
+    pub clear: Vec<String>,
+    /// Counters that take back the successful attempt (one each), lifting a lock that falls
+    /// below its threshold.
+    pub refund: Vec<(String, i32)>,
+    /// `(lowercased email, address)`: the address becomes known to the account.
+    pub known: Option<(String, String)>,
+}
+
+impl ThrottleSettlement {
+    /// The counters it touches with their refund threshold (`None`: cleared), in the lock
+    /// order of [`Store::throttle_reserve`].
+    pub(crate) fn ordered(&self) -> Vec<(&str, Option<i32>)> {
+        let mut keys: Vec<(&str, Option<i32>)> = self.clear.iter().map(|k| (k.as_str(), None)).collect();
+        keys.extend(self.refund.iter().map(|(k, threshold)| (k.as_str(), Some(*threshold))));
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        keys.dedup_by(|a, b| a.0 == b.0);
+        keys
+    }
+}
+
+/// Applies a [`ThrottleSettlement`] as of `$now` on `$conn` (inside the caller's
+/// transaction); evaluates to `Result<(), diesel::result::Error>`.
+macro_rules! settle_throttle {
+    ($conn:expr, $settlement:expr, $now:expr) => {{
+        use $crate::schema::login_throttle as t;
+        use $crate::store::throttle::login_known_addresses as k;
+        let settlement: &$crate::store::throttle::ThrottleSettlement = $settlement;
+        async {
+            for (key, refund) in settlement.ordered() {
+                match refund {
+                    None => {
+                        diesel::delete(t::table.find(key)).execute($conn).await?;
+                    }
+                    Some(threshold) => {
+                        diesel::update(t::table.find(key).filter(t::failures.gt(0)))
+                            .set(t::failures.eq(t::failures - 1))
+                            .execute($conn)
+                            .await?;
+                        diesel::update(t::table.find(key).filter(t::failures.lt(threshold)))
+                            .set(t::locked_until.eq(None::<chrono::NaiveDateTime>))
+                            .execute($conn)
+                            .await?;
+                    }
+                }
+            }
+            if let Some((email, ip)) = &settlement.known {
+                diesel::insert_into(k::table)
+                    .values((k::email.eq(email), k::ip.eq(ip), k::last_success.eq($now)))
+                    .on_conflict((k::email, k::ip))
+                    .do_update()
+                    .set(k::last_success.eq($now))
+                    .execute($conn)
+                    .await?;
+            }
+            Ok::<(), diesel::result::Error>(())
+        }
+        .await
+    }};
+}
+pub(crate) use settle_throttle;
+
 impl Store {
+    /// One read, before anything is written: whether the address of `address` (`(lowercased
+    /// email, address, known since)`) is known to the account, and the latest lock in force
+    /// on the counters `always` and, unless the address is known, `unless_known`.
+    pub async fn throttle_check(
+        &self,
+        always: &[String],
+        unless_known: &[String],
+        address: Option<(&str, &str, NaiveDateTime)>,
+        now: NaiveDateTime,
+    ) -> Result<ThrottleCheck, DbError> {
+        use diesel::dsl::{exists, max};
+        let lock_of = |keys: &[String]| {
+            login_throttle::table
+                .filter(login_throttle::key.eq_any(keys.to_vec()))
+                .filter(login_throttle::locked_until.gt(now))
+                .select(max(login_throttle::locked_until))
+                .single_value()
+        };
+        let (known, always_until, other_until): (bool, Option<NaiveDateTime>, Option<NaiveDateTime>) =
+            with_conn!(self.db(), |conn| {
+                Ok::<_, DbError>(match address {
+                    Some((email, ip, since)) => {
+                        let known = exists(
+                            login_known_addresses::table
+                                .filter(login_known_addresses::email.eq(email))
+                                .filter(login_known_addresses::ip.eq(ip))
+                                .filter(login_known_addresses::last_success.ge(since)),
+                        );
+                        diesel::select((known, lock_of(always), lock_of(unless_known))).get_result(conn).await?
+                    }
+                    None => {
+                        let (a, b) = diesel::select((lock_of(always), lock_of(unless_known))).get_result(conn).await?;
+                        (false, a, b)
+                    }
+                })
+            })?;
+        let locked_until = if known { always_until } else { always_until.max(other_until) };
+        Ok(ThrottleCheck { known, locked_until })
+    }
+
+    /// Applies `settlement` on its own (a sign-in that opens no session: a password change, a
+    /// console sign-in refused for its role).
+    pub async fn settle_throttle(&self, settlement: &ThrottleSettlement, now: NaiveDateTime) -> Result<(), DbError> {
+        with_conn!(self.db(), |conn| {
+            conn.transaction(async move |conn| {
+                settle_throttle!(conn, settlement, now)?;
+                Ok::<(), DbError>(())
+            })
+            .await
+        })
+    }
+
     /// Counts one attempt on every `(key, limit)` at once, before any password work. When any
     /// of the counters is locked, nothing is counted and the latest `locked_until` is returned;
     /// otherwise each counter grows by one (starting afresh after its window) and locks when it
@@ -112,74 +242,6 @@ impl Store {
                 Ok(None)
             })
             .await
-        })
-    }
-
-    /// Takes back one reserved attempt of `key` (a successful sign-in does not count against
-    /// its address), lifting the lock when the count falls below the threshold.
-    pub async fn throttle_refund(&self, key: &str, limit: Limit) -> Result<(), DbError> {
-        with_conn!(self.db(), |conn| {
-            let key = key.to_owned();
-            conn.transaction(async move |conn| {
-                diesel::update(login_throttle::table.find(&key).filter(login_throttle::failures.gt(0)))
-                    .set(login_throttle::failures.eq(login_throttle::failures - 1))
-                    .execute(conn)
-                    .await?;
-                diesel::update(login_throttle::table.find(&key).filter(login_throttle::failures.lt(limit.threshold)))
-                    .set(login_throttle::locked_until.eq(None::<NaiveDateTime>))
-                    .execute(conn)
-                    .await?;
-                Ok::<(), DbError>(())
-            })
-            .await
-        })
-    }
-
-    /// Forgets the counters of `keys` (after a successful login).
-    pub async fn throttle_clear(&self, keys: &[String]) -> Result<(), DbError> {
-        let mut keys = keys.to_vec();
-        // The lock order of `throttle_reserve`, so a clear and a reservation never deadlock.
-        keys.sort();
-        with_conn!(self.db(), |conn| {
-            let keys = keys.clone();
-            conn.transaction(async move |conn| {
-                for key in &keys {
-                    diesel::delete(login_throttle::table.find(key)).execute(conn).await?;
-                }
-                Ok::<(), DbError>(())
-            })
-            .await
-        })
-    }
-
-    /// Whether `ip` signed in to the account `email` (lowercased) at or after `since`.
-    pub async fn is_known_address(&self, email: &str, ip: &str, since: NaiveDateTime) -> Result<bool, DbError> {
-        with_conn!(self.db(), |conn| {
-            let found: Option<NaiveDateTime> = login_known_addresses::table
-                .find((email, ip))
-                .select(login_known_addresses::last_success)
-                .first(conn)
-                .await
-                .optional()?;
-            Ok(found.is_some_and(|t| t >= since))
-        })
-    }
-
-    /// Records a successful sign-in to `email` (lowercased) from `ip`.
-    pub async fn remember_address(&self, email: &str, ip: &str, now: NaiveDateTime) -> Result<(), DbError> {
-        with_conn!(self.db(), |conn| {
-            diesel::insert_into(login_known_addresses::table)
-                .values((
-                    login_known_addresses::email.eq(email),
-                    login_known_addresses::ip.eq(ip),
-                    login_known_addresses::last_success.eq(now),
-                ))
-                .on_conflict((login_known_addresses::email, login_known_addresses::ip))
-                .do_update()
-                .set(login_known_addresses::last_success.eq(now))
-                .execute(conn)
-                .await?;
-            Ok(())
         })
     }
 

@@ -116,6 +116,7 @@ fn set_flag(s: &mut Settings, flag: &str, value: &str) {
         "--login-failure-min-time" => s.login_failure_min_time = duration(),
         "--dev" => s.dev = boolean(),
         "--graphql-max-root-fields" => s.graphql_max_root_fields = value.parse().expect("count"),
+        "--max-sessions-per-user" => s.max_sessions_per_user = value.parse().expect("count"),
         other => panic!("unknown test flag {other}: set the Settings field in a closure instead"),
     }
 }
