@@ -362,8 +362,12 @@ fn run_bash(script: &str, dir: &Path, env: &[(&str, String)], deadline: Duration
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    // Every process the script started (servers in the background included) is in this group.
-    let _ = Command::new("kill").arg("-TERM").arg(format!("-{group}")).status();
+    // Every process the script started (servers in the background included) is in this group,
+    // named after `--` as a negative number: without it, procps' `kill -TERM -N` does not take
+    // N as a process group (it signals nothing, and the servers outlive the test).
+    if group > 1 {
+        let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{group}")]).status();
+    }
     let _ = child.wait();
     let (out, mut err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
     if status.is_none() {
@@ -529,6 +533,17 @@ fn the_pair_example_prints_the_readme_banner_and_its_curl_lines_work() {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
 
+    // The printed comments are aligned to a column, which moves with the length of the ports.
+    let spaced = |text: &str| -> String {
+        text.lines()
+            .map(|line| {
+                let body = line.trim_start();
+                let indent = &line[..line.len() - body.len()];
+                format!("{indent}{}\n", body.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .collect()
+    };
+    let (masked, shown) = (spaced(&masked), spaced(&shown));
     assert_eq!(masked, shown, "the README's pair-output block is not what `cargo run --example pair` prints");
     assert!(ok, "the pair's curl lines failed:\n{curl}\nstdout:\n{out}\nstderr:\n{err}");
     let expected = [
