@@ -31,7 +31,7 @@ pub struct Report {
     /// Silent connections from the attacker's address that the server held.
     pub held: usize,
     /// Further connections from that address, and how many of them were closed within
-    /// [`REFUSED_WITHIN`] without an answer.
+    /// `REFUSED_WITHIN` (1 s) without an answer.
     pub extra: (usize, usize),
     /// Median time from connect to close of the refused ones.
     pub refused_close: Duration,
@@ -42,7 +42,7 @@ pub struct Report {
     /// Connect to complete answer of one request from a fresh address during the attack.
     pub fresh: Duration,
     /// Connect to close of each held silent connection, sorted; those still open at
-    /// [`CLOSE_BOUND`] are missing.
+    /// `CLOSE_BOUND` (45 s) are missing.
     pub closed_after: Vec<Duration>,
 }
 
