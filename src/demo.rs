@@ -101,10 +101,10 @@ impl Demo {
         let feed_token = random_secret();
         // The client-service runs on loopback too: trust it to forward its callers' addresses.
         let settings = Settings {
-            signing_key: Some(key.clone()),
+            signing_key: Some(key.clone().into()),
             rotate_refresh_tokens: true,
             trusted_proxies: vec!["127.0.0.1".into()],
-            revocation_feed_token: Some(feed_token.clone()),
+            revocation_feed_token: Some(feed_token.clone().into()),
             ..Settings::default()
         };
         let auth_database_url = format!("sqlite://{}", options.dir.join("auth.db").display());

@@ -152,9 +152,8 @@ async fn sign_in_to_the_console(http: &reqwest::Client, url: &str, base: &str, s
 /// walkthrough's sign-in and logout-all.
 async fn run_the_command(args: &[String], auth: &auth_service::AppState) {
     use clap::Parser;
-    let cli =
-        auth_service::config::Cli::try_parse_from(std::iter::once("auth-service".to_owned()).chain(args.to_vec()))
-            .unwrap_or_else(|e| panic!("the printed command does not parse: {e}"));
+    let cli = auth_service::cli::Cli::try_parse_from(std::iter::once("auth-service".to_owned()).chain(args.to_vec()))
+        .unwrap_or_else(|e| panic!("the printed command does not parse: {e}"));
     auth_service::cli::run(cli.command).await.expect("the printed command runs");
     let filter = AuditFilter { user_id: None, kind: None, since: None, before_id: None, limit: 100 };
     let kinds: Vec<String> = auth.store.list_audit(&filter).await.unwrap().into_iter().map(|r| r.kind).collect();

@@ -15,20 +15,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
-use shared_user::http::{Body, FieldErrors, both_slashes, detail};
+use shared_user::http::{Body, FieldErrors, both_slashes};
 use shared_user::wire::msg;
 use shared_user::{AccessGroup, User};
 
-use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
+use crate::params::{
+    invalid_page, parse_id, parse_page, query_pairs, query_value, read_audit_filter, registration, requested_page,
+};
 use crate::service::admin::{self as ops, NewAccount};
 use crate::service::{Registration, ServiceError};
+use crate::state::AppState;
 use crate::store::admin::UserPatch;
-use crate::store::audit::AuditFilter;
 
-/// DRF's answer to a page number past the end or not a number.
-pub const INVALID_PAGE: &str = "Invalid page.";
 /// DRF's `BooleanField` message.
 pub const NOT_A_BOOLEAN: &str = "Must be a valid boolean.";
 
@@ -40,35 +40,6 @@ pub fn routes(mut r: Router<AppState>) -> Router<AppState> {
     r = both_slashes(r, "/auth/admin/users/{id}/sessions/", get(list_sessions).delete(end_sessions));
     r = both_slashes(r, "/auth/admin/users/{id}/sessions/{session}/", delete(end_session));
     both_slashes(r, "/auth/admin/audit/", get(audit_log))
-}
-
-/// Query string pairs, decoded (undecodable: none).
-pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default()
-}
-
-fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-/// Django's `<int:id>`: digits only, else 404.
-pub fn parse_id(id: &str) -> Result<i64, ApiError> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::NotFound);
-    }
-    id.parse().map_err(|_| ApiError::NotFound)
-}
-
-/// `?page=` as DRF reads it: absent is 1, anything but a positive number is `None`.
-pub fn parse_page(raw: Option<&str>) -> Option<i64> {
-    match raw {
-        None | Some("") => Some(1),
-        Some(p) => p.parse::<i64>().ok().filter(|p| *p >= 1),
-    }
-}
-
-fn invalid_page() -> Response {
-    detail(StatusCode::NOT_FOUND, INVALID_PAGE)
 }
 
 /// The link to page `page` of a listing: a path relative to the host (`/auth/admin/users/?page=2`),
@@ -216,7 +187,7 @@ pub async fn create_user(
     CurrentUser(actor): CurrentUser,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut registration = crate::routes::registration(&body);
+    let mut registration = registration(&body);
     let patch = read_patch(&body);
     if let Err(FieldErrors(extra)) = &patch {
         let mut all = registration.read_errors.take().map(|e| e.0).unwrap_or_default();
@@ -271,14 +242,14 @@ pub async fn set_password(
 }
 
 /// `GET /auth/admin/users/{id}/sessions/?page=N`: one page of the user's live sessions, a
-/// plain list (see [`crate::sessions`] on paging).
+/// plain list (see `crate::service::sessions` on paging).
 pub async fn list_sessions(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let page = crate::sessions::requested_page(query.as_deref()).unwrap_or(0);
+    let page = requested_page(query.as_deref()).unwrap_or(0);
     Ok(match ops::sessions(&state, &viewer, parse_id(&id)?, page).await? {
         Some(rows) => Json(rows).into_response(),
         None => invalid_page(),
@@ -304,35 +275,6 @@ pub async fn end_session(
 ) -> Result<StatusCode, ApiError> {
     ops::end_session(&state, &actor, parse_id(&id)?, &session).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Reads the audit filter of a query (`user`, `kind`, `before`, `limit`), as field errors.
-pub fn read_audit_filter(pairs: &[(String, String)]) -> Result<AuditFilter, FieldErrors> {
-    let mut errors = Map::new();
-    let mut number = |key: &str| -> Option<i64> {
-        let raw = query_value(pairs, key).filter(|v| !v.trim().is_empty())?;
-        match raw.trim().parse::<i64>() {
-            Ok(n) if n >= 0 => Some(n),
-            _ => {
-                errors.insert(key.into(), json!(["A valid integer is required."]));
-                None
-            }
-        }
-    };
-    let user_id = number("user");
-    let before_id = number("before");
-    let limit = number("limit").unwrap_or(0);
-    let kind = query_value(pairs, "kind").map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned);
-    if let Some(k) = &kind
-        && let Err(e) = k.parse::<crate::audit::AuditKind>()
-    {
-        errors.insert("kind".into(), json!([e]));
-    }
-    if errors.is_empty() {
-        Ok(AuditFilter { user_id, kind, since: None, before_id, limit })
-    } else {
-        Err(FieldErrors(errors))
-    }
 }
 
 /// `GET /auth/admin/audit/?user=&kind=&before=&limit=`: `{"next","results"}`, newest first;

@@ -20,7 +20,7 @@ use axum::response::Response;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use crate::throttle::ClientIp;
+use crate::client_ip::ClientIp;
 
 /// Longest user agent kept (longer ones are cut at a character boundary).
 const MAX_USER_AGENT: usize = 256;
@@ -184,7 +184,7 @@ pub fn should_record_throttled(email: &str, ip: Option<IpAddr>) -> bool {
     static SEEN: std::sync::Mutex<Option<ThrottledSeen>> = std::sync::Mutex::new(None);
     let key = match ip {
         // An IPv6 caller is one /64, as the throttle counts it.
-        Some(ip) => crate::throttle::counted_address(ip).to_string(),
+        Some(ip) => crate::client_ip::counted_address(ip).to_string(),
         None => format!("email:{}", email.trim().to_lowercase()),
     };
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,13 +3,13 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use shared_user::wire::{ErrorDetail, TokenMessage, msg};
-use shared_user::{TokenError, User};
+use shared_user::User;
+use shared_user::wire::{ErrorDetail, msg};
 
-use crate::AppState;
-use crate::config::CreateUserPolicy;
 use crate::error::ApiError;
-use crate::service::{self, AccessRefused};
+use crate::service;
+use crate::settings::CreateUserPolicy;
+use crate::state::AppState;
 
 /// The active user named by a valid access token in the configured header.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let config = &state.config;
+        let config = &state.settings;
         let token = bearer_token(&parts.headers, &config.auth_header_name, &config.auth_header_types)
             .map_err(ApiError::Unauthenticated)?
             .ok_or_else(|| ApiError::Unauthenticated(ErrorDetail::new(msg::NOT_PROVIDED)))?;
@@ -58,32 +58,6 @@ fn bearer_token<'a>(
     }
 }
 
-/// The REST answer to a refused bearer token: SimpleJWT's `JWTAuthentication` bodies (mapped
-/// once, for every route, by `From<ServiceError> for ApiError`).
-pub(crate) fn refusal(reason: AccessRefused) -> ErrorDetail {
-    match reason {
-        AccessRefused::Token(e) => invalid_bearer(&e.to_string()),
-        AccessRefused::NoUserId => ErrorDetail::with_code(TokenError::NoUserId.to_string(), "token_not_valid"),
-        AccessRefused::UnknownUser => ErrorDetail::with_code("User not found", "user_not_found"),
-        AccessRefused::Inactive => ErrorDetail::with_code("User is inactive", "user_inactive"),
-        // Refused like a bad token once the user's revocation watermark is past its `iat`.
-        AccessRefused::Revoked => invalid_bearer(&TokenError::Invalid.to_string()),
-    }
-}
-
-/// The body JWTAuthentication answers when a bearer token is refused.
-fn invalid_bearer(reason: &str) -> ErrorDetail {
-    ErrorDetail {
-        detail: "Given token not valid for any token type".into(),
-        code: Some("token_not_valid".into()),
-        messages: Some(vec![TokenMessage {
-            token_class: "AccessToken".into(),
-            token_type: "access".into(),
-            message: reason.into(),
-        }]),
-    }
-}
-
 /// Permission to create users over HTTP under `ALLOW_CREATE_USER`: `open` lets anyone through,
 /// `admin` needs the access token of an active staff or superuser (else the 401 bodies of
 /// [`CurrentUser`], or 403), `off` answers 404 as if the route did not exist.
@@ -98,7 +72,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match AppState::from_ref(state).config.allow_create_user {
+        match AppState::from_ref(state).settings.allow_create_user {
             CreateUserPolicy::Off => Err(ApiError::NotFound),
             CreateUserPolicy::Open => Ok(MayCreateUsers),
             CreateUserPolicy::Admin => {

@@ -19,7 +19,7 @@
 use serde_json::{Map, Value, json};
 use shared_user::User;
 
-use crate::config::ClaimsPreset;
+use crate::settings::ClaimsPreset;
 
 /// Hasura's claims namespace.
 pub const HASURA_NAMESPACE: &str = "https://hasura.io/jwt/claims";

@@ -1,19 +1,26 @@
-//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit.
+//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit; their
+//! flags are in [`args`].
+
+pub mod args;
 
 use std::io::BufRead;
 
 use shared_user::{AccessGroup, Db, DbError};
 
+pub use self::args::Cli;
+use self::args::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, KeysCommand, ServeArgs, UsersCommand};
+use crate::app::app;
 use crate::audit::{AuditEvent, AuditKind};
-use crate::config::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, HashArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::passwords::Hasher;
+use crate::settings::Hashing;
+use crate::state::AppState;
 use crate::store::{NewUser, Store};
-use crate::{AppState, Settings, app, shutdown_signal};
+use shared_user::runtime::shutdown_signal;
 
 /// Opens and migrates the database named by `args`.
 pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
     let db = Db::connect(&args.database_url, args.db_pool_size.max(1)).await?;
-    let applied = crate::migrate(&db).await?;
+    let applied = crate::store::migrate(&db).await?;
     if applied > 0 {
         tracing::info!(applied, "database migrated");
     }
@@ -26,13 +33,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
             let db = Db::connect(&args.db.database_url, 1).await?;
-            let n = crate::migrate(&db).await?;
+            let n = crate::store::migrate(&db).await?;
             println!("{n} migration(s) applied");
             let kek = args.kek.key_encryption_key.as_deref().map(crate::keys::KeyEncryptionKey::parse).transpose();
             let store = Store::new(db);
-            match kek.map_err(anyhow::Error::msg)? {
+            match kek? {
                 Some(kek) => {
-                    let sealed = crate::keys::seal_plaintext_rows(&store, &kek).await.map_err(anyhow::Error::msg)?;
+                    let sealed = crate::keys::seal_plaintext_rows(&store, &kek).await?;
                     println!("{sealed} plaintext signing key(s) encrypted");
                 }
                 None => {
@@ -66,23 +73,23 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let limits = args.limits().map_err(anyhow::Error::msg)?;
-    let settings = Settings::from(args.settings);
+    let limits = args.limits()?;
+    let settings = args.settings;
     // Validate every setting before touching the database.
-    settings.validate().map_err(anyhow::Error::msg)?;
-    let kek = settings.key_encryption_key().map_err(anyhow::Error::msg)?;
+    settings.validate()?;
+    let kek = settings.key_encryption_key()?;
     shared_user::runtime::raise_fd_limit(limits.max_connections, args.db.db_pool_size)?;
     let db = open_db(&args.db).await?;
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
     let (keys_reload_interval, refresh_lifetime, audit_retention) =
         (settings.keys_reload_interval, settings.refresh_token_lifetime, settings.audit_retention);
-    let state = AppState::build(settings, db).await.map_err(anyhow::Error::msg)?;
+    let state = AppState::build(settings, db).await?;
     if dev_key {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");
     }
     if asymmetric {
         // Revocations within a second, rotations every KEYS_RELOAD_INTERVAL.
-        crate::keys::watch::KeyWatch::new(&state, kek, keys_reload_interval).spawn();
+        crate::keys::watch::KeyWatch::new(state.store.clone(), state.keys.clone(), kek, keys_reload_interval).spawn();
     }
     let purger = state.store.clone();
     tokio::spawn(async move {
@@ -153,10 +160,10 @@ fn check_password(password: &str, new: &NewUser, force: bool) -> anyhow::Result<
     }
 }
 
-async fn add_user(db: &DbArgs, hashing: &HashArgs, new: NewUser, password: String, force: bool) -> anyhow::Result<()> {
+async fn add_user(db: &DbArgs, hashing: &Hashing, new: NewUser, password: String, force: bool) -> anyhow::Result<()> {
     check_password(&password, &new, force)?;
     let store = Store::new(open_db(db).await?);
-    let hasher = Hasher::new(hashing, Some(1)).map_err(anyhow::Error::msg)?;
+    let hasher = Hasher::new(*hashing, Some(1))?;
     let new = NewUser { password_hash: hasher.hash(password).await?, ..new };
     match store.create_user(new).await {
         Ok(user) => {
@@ -241,7 +248,7 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             let store = Store::new(open_db(&db).await?);
             let Some(c) = store.find_by_email(&email).await? else { return found(false, &email) };
             let event = AuditEvent::new(AuditKind::LogoutAll).user(c.user.id);
-            store.revoke_everything(c.user.id, crate::sessions::watermark_now(), &event).await?;
+            store.revoke_everything(c.user.id, crate::store::watermark_now(), &event).await?;
             found(true, &email)
         }
     }
@@ -259,11 +266,10 @@ fn found(ok: bool, email: &str) -> anyhow::Result<()> {
 async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Rotate { algorithm, yes, kek, db } => {
-            let kek = kek.required().map_err(anyhow::Error::msg)?;
+            let kek = kek.required()?;
             let store = Store::new(open_db(&db).await?);
             let request = crate::keys::AlgorithmRequest { algorithm, confirmed: yes };
-            let (step, replaces) =
-                crate::keys::rotate(&store, request, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
+            let (step, replaces) = crate::keys::rotate(&store, request, kek.as_ref()).await?;
             match step {
                 crate::store::signing_keys::KeyStep::Staged(kid) => {
                     if let (Some(old), Some(new)) = (replaces, algorithm) {
@@ -281,11 +287,10 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Revoke { kid, algorithm, yes, kek, db } => {
-            let kek = kek.required().map_err(anyhow::Error::msg)?;
+            let kek = kek.required()?;
             let store = Store::new(open_db(&db).await?);
             let request = crate::keys::AlgorithmRequest { algorithm, confirmed: yes };
-            let (revoked, replaces) =
-                crate::keys::revoke_as_asked(&store, &kid, request, kek.as_ref()).await.map_err(anyhow::Error::msg)?;
+            let (revoked, replaces) = crate::keys::revoke_as_asked(&store, &kid, request, kek.as_ref()).await?;
             match revoked {
                 crate::keys::Revoked::Key => println!("{kid} revoked: unpublished, its tokens refused"),
                 crate::keys::Revoked::Current(next) => {

@@ -44,13 +44,13 @@ use shared_user::http::both_slashes;
 use subtle::ConstantTimeEq;
 
 use self::pages::render;
-use crate::AppState;
-use crate::admin::{parse_page, query_pairs, read_audit_filter};
+use crate::client_ip::{ClientIp, from_trusted_proxy};
+use crate::params::{parse_id, parse_page, query_pairs, read_audit_filter};
 use crate::roles;
 use crate::service::admin::{self as ops, may_change_users};
 use crate::service::{self, ServiceError};
+use crate::state::AppState;
 use crate::store::admin::UserPatch;
-use crate::throttle::{ClientIp, from_trusted_proxy};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "gatehouse_admin";
@@ -64,72 +64,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'
 /// The console's stylesheet.
 const STYLESHEET: &str = include_str!("console/console.css");
 
-/// How long a sign-in form's CSRF token is accepted after the form was served.
-pub const LOGIN_FORM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 /// `Strict-Transport-Security` of console answers served over TLS (one year).
 pub const HSTS: &str = "max-age=31536000";
 
-/// The server key that signs the sign-in form's CSRF token: derived from a secret every replica
-/// shares (`SIGNING_KEY` with HMAC algorithms, `KEY_ENCRYPTION_KEY` with asymmetric ones), so a
-/// form served by one replica is accepted by another. `Debug` shows nothing.
-#[derive(Clone)]
-pub struct FormKey(hmac::Key);
-
-impl std::fmt::Debug for FormKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FormKey([redacted])")
-    }
-}
-
-impl FormKey {
-    /// The key derived from the shared `secret` (an HMAC of a fixed label, so the secret itself
-    /// never signs anything else).
-    pub fn derive(secret: &[u8]) -> Self {
-        let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
-        let derived = hmac::sign(&root, b"gatehouse admin console sign-in form key");
-        FormKey(hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()))
-    }
-
-    /// A key of this process alone (dev mode without a shared secret: a sign-in form must then
-    /// be posted to the replica that served it).
-    pub fn random() -> Self {
-        Self::derive(uuid::Uuid::new_v4().as_bytes())
-    }
-
-    /// What the tag of a sign-in token signs.
-    fn message(issued: i64, nonce: &str) -> String {
-        format!("gatehouse-admin-login\0{issued}\0{nonce}")
-    }
-
-    /// A new sign-in token: `ISSUED.NONCE.TAG` (epoch seconds, random hex, base64url HMAC).
-    pub fn login_token(&self) -> String {
-        let issued = chrono::Utc::now().timestamp();
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(hmac::sign(&self.0, Self::message(issued, &nonce).as_bytes()).as_ref());
-        format!("{issued}.{nonce}.{tag}")
-    }
-
-    /// Whether `token` is a sign-in token this key signed within [`LOGIN_FORM_LIFETIME`]
-    /// (the signature is checked in constant time).
-    pub fn accepts(&self, token: &str) -> bool {
-        let mut parts = token.split('.');
-        let (Some(issued), Some(nonce), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
-        let (Ok(issued), Ok(tag)) =
-            (issued.parse::<i64>(), base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag))
-        else {
-            return false;
-        };
-        let age = chrono::Utc::now().timestamp().saturating_sub(issued);
-        let lifetime = i64::try_from(LOGIN_FORM_LIFETIME.as_secs()).unwrap_or(i64::MAX);
-        // A little allowance for replicas whose clocks differ.
-        let fresh = (-60..=lifetime).contains(&age);
-        fresh && hmac::verify(&self.0, Self::message(issued, nonce).as_bytes(), &tag).is_ok()
-    }
-}
+pub use crate::form_key::{FormKey, LOGIN_FORM_LIFETIME};
 
 /// The console routes (with their security headers and the cross-site check).
 pub fn router() -> Router<AppState> {
@@ -312,7 +250,7 @@ impl FromRequestParts<AppState> for Admin {
             Err(_) => return Err(to_login()),
         };
         let user = match state.store.find_user(record.user_id).await {
-            Ok(Some(user)) if user.is_active && roles::may_read_users(&state.config, &user) => user,
+            Ok(Some(user)) if user.is_active && roles::may_read_users(&state.settings, &user) => user,
             Ok(_) => return Err(to_login()),
             Err(e) => return Err(pages::failure(e.into())),
         };
@@ -371,7 +309,7 @@ async fn login_form(State(state): State<AppState>, signed_in: Result<Admin, Resp
 
 /// The sign-in form with a fresh signed CSRF token (set in its cookie too).
 fn login_page(state: &AppState, status: StatusCode, email: &str, error: Option<String>, secure: bool) -> Response {
-    let csrf = state.config.console_form_key.login_token();
+    let csrf = state.console_form_key.login_token();
     let mut response = render(status, &pages::Login { csrf: csrf.clone(), email: email.to_owned(), error });
     response.headers_mut().append(header::SET_COOKIE, console_cookie(LOGIN_CSRF_COOKIE, csrf, secure));
     response
@@ -389,7 +327,7 @@ async fn login(
     // The form's token must be the cookie's, and one we signed: a value an attacker planted
     // in the cookie is not.
     let expected = cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !same_token(form.get("csrf"), &expected) || !state.config.console_form_key.accepts(&expected) {
+    if !same_token(form.get("csrf"), &expected) || !state.console_form_key.accepts(&expected) {
         return pages::csrf_failed();
     }
     let email = form.get("email").trim().to_owned();
@@ -422,7 +360,7 @@ async fn login(
         }
         Err(e) => return pages::failure(e),
     };
-    if !roles::may_read_users(&state.config, &user) {
+    if !roles::may_read_users(&state.settings, &user) {
         let error = "This account may not use the admin console.".to_owned();
         return login_page(&state, StatusCode::FORBIDDEN, &email, Some(error), secure);
     }
@@ -468,7 +406,7 @@ async fn users_page(State(state): State<AppState>, admin: Admin, RawQuery(query)
 
 /// Reads a user id from the path (digits only).
 fn user_id(raw: &str) -> Result<i64, Refused> {
-    crate::admin::parse_id(raw).map_err(|_| Refused::NoSuchUser)
+    parse_id(raw).map_err(|_| Refused::NoSuchUser)
 }
 
 /// The user page, with `notice` and the errors of one form.
@@ -660,31 +598,6 @@ async fn audit_page(State(state): State<AppState>, admin: Admin, RawQuery(query)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A token signed by `key` as issued at `issued`.
-    fn issued_at(key: &FormKey, issued: i64) -> String {
-        let nonce = "0123456789abcdef0123456789abcdef";
-        let tag = hmac::sign(&key.0, FormKey::message(issued, nonce).as_bytes());
-        format!("{issued}.{nonce}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref()))
-    }
-
-    #[test]
-    fn sign_in_tokens_are_bound_to_the_key_and_expire() {
-        let key = FormKey::derive(b"a shared secret of the replicas");
-        let token = key.login_token();
-        assert!(key.accepts(&token));
-        assert!(FormKey::derive(b"a shared secret of the replicas").accepts(&token), "every replica");
-        assert!(!FormKey::derive(b"another secret").accepts(&token), "another key");
-        let now = chrono::Utc::now().timestamp();
-        let lifetime = i64::try_from(LOGIN_FORM_LIFETIME.as_secs()).unwrap();
-        assert!(key.accepts(&issued_at(&key, now - lifetime + 60)));
-        assert!(!key.accepts(&issued_at(&key, now - lifetime - 60)), "expired");
-        assert!(!key.accepts(&issued_at(&key, now + 3600)), "from the future");
-        let (head, _) = token.rsplit_once('.').unwrap();
-        for forged in ["", "planted", &format!("{head}.AAAA"), &format!("{token}.x"), &token.replacen('.', ".1", 1)] {
-            assert!(!key.accepts(forged), "{forged:?}");
-        }
-    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> Parts {
         let mut req = Request::builder().method(Method::POST).uri("/admin/login/");

@@ -4,10 +4,10 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shared_user::http::{FieldErrors, detail, json, with_www_authenticate};
-use shared_user::wire::{ErrorDetail, msg};
+use shared_user::wire::{ErrorDetail, TokenMessage, msg};
 use shared_user::{DbError, TokenError};
 
-use crate::service::ServiceError;
+use crate::service::{AccessRefused, ServiceError};
 
 /// What clients see when the database is unreachable.
 pub const UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
@@ -71,7 +71,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NoActiveAccount => {
                 ApiError::Unauthenticated(ErrorDetail::with_code(msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN, "no_active_account"))
             }
-            ServiceError::Unauthenticated(reason) => ApiError::Unauthenticated(crate::auth::refusal(reason)),
+            ServiceError::Unauthenticated(reason) => ApiError::Unauthenticated(refusal(reason)),
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Throttled(secs) => ApiError::Throttled(secs),
@@ -103,6 +103,32 @@ impl From<DbError> for ApiError {
 impl From<crate::passwords::HashError> for ApiError {
     fn from(e: crate::passwords::HashError) -> Self {
         ServiceError::from(e).into()
+    }
+}
+
+/// The REST answer to a refused bearer token: SimpleJWT's `JWTAuthentication` bodies (mapped
+/// once, for every route, by `From<ServiceError> for ApiError`).
+fn refusal(reason: AccessRefused) -> ErrorDetail {
+    match reason {
+        AccessRefused::Token(e) => invalid_bearer(&e.to_string()),
+        AccessRefused::NoUserId => ErrorDetail::with_code(TokenError::NoUserId.to_string(), "token_not_valid"),
+        AccessRefused::UnknownUser => ErrorDetail::with_code("User not found", "user_not_found"),
+        AccessRefused::Inactive => ErrorDetail::with_code("User is inactive", "user_inactive"),
+        // Refused like a bad token once the user's revocation watermark is past its `iat`.
+        AccessRefused::Revoked => invalid_bearer(&TokenError::Invalid.to_string()),
+    }
+}
+
+/// The body JWTAuthentication answers when a bearer token is refused.
+fn invalid_bearer(reason: &str) -> ErrorDetail {
+    ErrorDetail {
+        detail: "Given token not valid for any token type".into(),
+        code: Some("token_not_valid".into()),
+        messages: Some(vec![TokenMessage {
+            token_class: "AccessToken".into(),
+            token_type: "access".into(),
+            message: reason.into(),
+        }]),
     }
 }
 

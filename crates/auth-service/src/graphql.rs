@@ -50,11 +50,13 @@ use shared_user::http::MAX_BODY;
 use shared_user::user::format_datetime;
 use shared_user::{AccessGroup, TokenError, User};
 
-use crate::config::CreateUserPolicy;
+use crate::client_ip::ClientIp;
+use crate::roles;
 use crate::service::{self, AccessRefused, EMAIL_TAKEN, Registration, ServiceError};
-use crate::throttle::ClientIp;
+use crate::settings::CreateUserPolicy;
+use crate::settings::Settings;
+use crate::state::AppState;
 use crate::tokens::Fault;
-use crate::{AppState, Config, roles};
 
 mod limits;
 
@@ -88,7 +90,7 @@ const MAX_DEPTH: usize = 32;
 
 /// Builds the schema over `state`.
 pub fn schema(state: AppState) -> GatehouseSchema {
-    let (root_fields, complexity) = (state.config.graphql_max_root_fields, state.config.graphql_max_complexity);
+    let (root_fields, complexity) = (state.settings.graphql_max_root_fields, state.settings.graphql_max_complexity);
     Schema::build(Query, Mutation, EmptySubscription)
         .data(state)
         .limit_depth(MAX_DEPTH)
@@ -112,7 +114,7 @@ struct Caller {
 /// The token of `Authorization: JWT <token>` (graphql-jwt's prefix, any case) or of one of the
 /// configured schemes (`Bearer`), from the configured header. Anything else is anonymous, like
 /// graphql-jwt (which then looks for a cookie).
-fn header_token(headers: &HeaderMap, config: &Config) -> Option<String> {
+fn header_token(headers: &HeaderMap, config: &Settings) -> Option<String> {
     let value = headers.get(config.auth_header_name.as_str())?.to_str().ok()?;
     let mut words = value.split_whitespace();
     let (scheme, token) = (words.next()?, words.next()?);
@@ -160,7 +162,7 @@ pub async fn graphql_endpoint(
     let Ok(bytes) = body::to_bytes(raw, MAX_BODY).await else {
         return envelope_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.");
     };
-    let caller = Caller { token: header_token(&parts.headers, &state.config), ip };
+    let caller = Caller { token: header_token(&parts.headers, &state.settings), ip };
     let request = Request::from_parts(parts, body::Body::from(bytes));
     let request = match GraphQLRequest::<Rejection>::from_request(request, &()).await {
         Ok(r) => r.into_inner(),
@@ -522,8 +524,8 @@ impl Query {
     async fn sessions(&self, ctx: &Context<'_>, page: Option<i32>) -> Result<Option<Vec<SessionType>>, Error> {
         let me = viewer(ctx).await?;
         let page = page.map_or(1, i64::from);
-        let rows = crate::sessions::sessions_of(ctx.data::<AppState>()?, &me, page).await.map_err(fail)?;
-        let rows = rows.ok_or_else(|| Error::new(crate::admin::INVALID_PAGE))?;
+        let rows = crate::service::sessions::sessions_of(ctx.data::<AppState>()?, &me, page).await.map_err(fail)?;
+        let rows = rows.ok_or_else(|| Error::new(crate::params::INVALID_PAGE))?;
         Ok(Some(rows.into_iter().map(SessionType::from).collect()))
     }
 }
@@ -640,7 +642,7 @@ impl Mutation {
     /// now (`POST /auth/logout-all/`).
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<Option<LogoutAll>, Error> {
         let me = viewer(ctx).await?;
-        crate::sessions::log_out_everywhere(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
+        crate::service::sessions::log_out_everywhere(ctx.data::<AppState>()?, &me).await.map_err(fail)?;
         Ok(Some(LogoutAll { revoked: now() }))
     }
 }
@@ -658,7 +660,7 @@ async fn sign_up(
     last_name: Option<String>,
 ) -> Result<Option<CreateUser>, Error> {
     let state = ctx.data::<AppState>()?;
-    if state.config.allow_create_user != CreateUserPolicy::Open {
+    if state.settings.allow_create_user != CreateUserPolicy::Open {
         return Err(Error::new(PERMISSION_DENIED));
     }
     let (email, read_errors) = match (email, username) {
@@ -676,7 +678,7 @@ async fn sign_up(
         read_errors,
     };
     let user = service::register(state, input, caller(ctx).ip).await.map_err(fail)?;
-    let role = roles::role(&state.config, &user).to_owned();
+    let role = roles::role(&state.settings, &user).to_owned();
     let session = service::start_session(state, user).await.map_err(fail)?;
     Ok(Some(CreateUser {
         user: session.user.into(),

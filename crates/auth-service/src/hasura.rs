@@ -28,10 +28,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use shared_user::http::Body;
 
-use crate::AppState;
-use crate::config::CreateUserPolicy;
+use crate::client_ip::ClientIp;
 use crate::service::{self, EMAIL_TAKEN, Registration, ServiceError};
-use crate::throttle::ClientIp;
+use crate::settings::CreateUserPolicy;
+use crate::state::AppState;
 
 /// Header carrying the shared action secret.
 pub const SECRET_HEADER: &str = "x-hasura-action-secret";
@@ -143,7 +143,7 @@ fn parse_call(body: Result<Bytes, BytesRejection>) -> Result<ActionCall, ActionE
 
 /// Whether the call carries the configured action secret (always true when none is set).
 fn check_secret(state: &AppState, headers: &HeaderMap) -> Result<(), ActionError> {
-    let Some(secret) = &state.config.hasura_action_secret else { return Ok(()) };
+    let Some(secret) = &state.settings.hasura_action_secret else { return Ok(()) };
     let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if secret.matches(given) {
         Ok(())
@@ -190,13 +190,13 @@ pub async fn signup_action(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ActionError> {
     check_secret(&state, &headers)?;
-    let policy = state.config.allow_create_user;
+    let policy = state.settings.allow_create_user;
     if policy == CreateUserPolicy::Off {
         return Err(ServiceError::NotFound.into());
     }
     let call = parse_call(body)?;
     if policy == CreateUserPolicy::Admin {
-        let trusted = state.config.hasura_action_secret.is_some();
+        let trusted = state.settings.hasura_action_secret.is_some();
         if !trusted || session_role(&call.session_variables) != Some(ADMIN_ROLE) {
             return Err(ServiceError::Forbidden.into());
         }

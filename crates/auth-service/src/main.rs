@@ -4,7 +4,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = auth_service::config::Cli::parse();
+    let cli = auth_service::cli::Cli::parse();
     cli.log.init();
     match auth_service::cli::run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -56,6 +56,21 @@ impl std::fmt::Debug for Hasher {
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
+/// Why a [`Hasher`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HasherError {
+    /// The argon2id parameters are out of range.
+    #[error("invalid argon2 parameters: {0}")]
+    Params(argon2::Error),
+    /// A hashing thread could not be started.
+    #[error("cannot start a password hashing thread: {0}")]
+    Thread(std::io::Error),
+    /// The dummy hash (for unknown users) could not be computed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
 /// Niceness of the hashing threads, in thread-priority's 0..=99 scale: 20 is nice 11 on Linux
 /// (CFS weight ~9 % of a nice-0 thread).
 const HASHING_PRIORITY: u8 = 20;
@@ -78,7 +93,7 @@ fn lower_priority() {
     }
 }
 
-fn spawn_workers(count: usize) -> Result<Sender<Job>, String> {
+fn spawn_workers(count: usize) -> Result<Sender<Job>, HasherError> {
     let (sender, receiver) = std::sync::mpsc::channel::<Job>();
     let receiver = Arc::new(Mutex::new(receiver));
     for n in 0..count {
@@ -98,7 +113,7 @@ fn spawn_workers(count: usize) -> Result<Sender<Job>, String> {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start a password hashing thread: {e}"))?;
+            .map_err(HasherError::Thread)?;
     }
     Ok(sender)
 }
@@ -122,12 +137,11 @@ fn with_memory<R>(
 }
 
 impl Hasher {
-    /// A hasher with the given argon2id parameters (a [`Hashing`], or the admin commands'
-    /// [`crate::config::HashArgs`]) and `concurrency` hashing threads (default: the number of cores).
-    pub fn new(args: impl Into<Hashing>, concurrency: Option<usize>) -> Result<Self, String> {
-        let args = args.into();
+    /// A hasher with the given argon2id parameters and `concurrency` hashing threads (default:
+    /// the number of cores).
+    pub fn new(args: Hashing, concurrency: Option<usize>) -> Result<Self, HasherError> {
         let params = Params::new(args.argon2_memory_kib, args.argon2_iterations, args.argon2_parallelism, None)
-            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+            .map_err(HasherError::Params)?;
         let concurrency =
             concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
         let mut hasher = Self {
@@ -138,7 +152,7 @@ impl Hasher {
             checks: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         let mut memory = Vec::new();
-        hasher.dummy = Arc::from(hasher.hash_now("gatehouse-dummy-password", &mut memory).map_err(|e| e.0)?);
+        hasher.dummy = Arc::from(hasher.hash_now("gatehouse-dummy-password", &mut memory)?);
         Ok(hasher)
     }
 

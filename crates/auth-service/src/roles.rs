@@ -9,11 +9,11 @@
 
 use shared_user::User;
 
-use crate::Config;
-use crate::config::ClaimsPreset;
+use crate::settings::ClaimsPreset;
+use crate::settings::Settings;
 
 /// The role of `user` under the rule above.
-pub fn role<'a>(config: &'a Config, user: &User) -> &'a str {
+pub fn role<'a>(config: &'a Settings, user: &User) -> &'a str {
     match reader_group(config, user) {
         Some(group) => group,
         None => &config.hasura_default_role,
@@ -22,7 +22,7 @@ pub fn role<'a>(config: &'a Config, user: &User) -> &'a str {
 
 /// Whether `user` may read every user (GraphQL `users`, admin reads): staff, superusers and
 /// members of `USERS_READER_GROUP`. Reusable by any front end that lists users.
-pub fn may_read_users(config: &Config, user: &User) -> bool {
+pub fn may_read_users(config: &Settings, user: &User) -> bool {
     user.is_staff || user.is_superuser || reader_group(config, user).is_some()
 }
 
@@ -30,13 +30,13 @@ pub fn may_read_users(config: &Config, user: &User) -> bool {
 /// give or take it ([`crate::service::admin`]): the `USERS_READER_GROUP` (it reads every user),
 /// and, with a Hasura claims preset, every group (each group name becomes an allowed Hasura
 /// role, see [`crate::claims`]).
-pub fn grants_access(config: &Config, name: &str) -> bool {
+pub fn grants_access(config: &Settings, name: &str) -> bool {
     config.users_reader_group.as_deref() == Some(name)
         || matches!(config.claims_preset, ClaimsPreset::Hasura | ClaimsPreset::HasuraTutorial)
 }
 
 /// The reader group's name when `user` is in it.
-fn reader_group<'a>(config: &'a Config, user: &User) -> Option<&'a str> {
+fn reader_group<'a>(config: &'a Settings, user: &User) -> Option<&'a str> {
     let group = config.users_reader_group.as_deref()?;
     user.access_groups.iter().any(|g| g.name == group).then_some(group)
 }

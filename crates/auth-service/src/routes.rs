@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use shared_user::User;
 use shared_user::http::{Body, both_slashes, method_not_allowed, not_found};
 
-use crate::AppState;
 use crate::auth::{CurrentUser, MayCreateUsers};
-use crate::config::CreateUserPolicy;
+use crate::client_ip::ClientIp;
 use crate::error::ApiError;
-use crate::service::{PasswordChange, Registration};
-use crate::throttle::ClientIp;
+use crate::params::registration;
+use crate::service::PasswordChange;
+use crate::settings::CreateUserPolicy;
+use crate::state::AppState;
 use crate::{graphql, hasura, service};
 
 /// All routes of the auth-service.
@@ -33,7 +34,7 @@ pub fn router(state: AppState) -> Router {
     r = both_slashes(r, "/auth/user/", get(get_current_user));
     r = both_slashes(r, "/auth/users/{id}/", get(get_user));
     r = both_slashes(r, "/auth/password-change/", post(change_password));
-    if state.config.allow_create_user != CreateUserPolicy::Off {
+    if state.settings.allow_create_user != CreateUserPolicy::Off {
         // Off: not routed at all, so every method gets the 404 of an unknown path.
         r = both_slashes(r, "/auth/create-user/", post(create_user));
     }
@@ -147,17 +148,6 @@ pub async fn change_password(
     let change = PasswordChange { email, password, new_password };
     service::change_password(&state, &change, ip).await?;
     Ok(Json(json!({})).into_response())
-}
-
-/// The signup fields of a REST body (`email`, `password`, `first_name`, `last_name`), with the
-/// problems of reading them: `/auth/create-user/` and the admin API's user creation.
-pub(crate) fn registration(body: &Body) -> Registration {
-    let mut fields = body.fields();
-    let email = fields.required("email");
-    let password = fields.required("password");
-    let first_name = fields.optional("first_name").unwrap_or_default();
-    let last_name = fields.optional("last_name").unwrap_or_default();
-    Registration { email, password, first_name, last_name, read_errors: fields.finish().err() }
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify our tokens (asymmetric

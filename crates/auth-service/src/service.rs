@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod error;
+pub mod sessions;
 
 use std::net::IpAddr;
 
@@ -17,9 +18,9 @@ use shared_user::wire::msg;
 use shared_user::{Claims, TokenError, TokenType, User};
 
 pub use self::error::{AccessRefused, ServiceError};
-use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Checked;
+use crate::state::AppState;
 use crate::store::{Credentials, NewUser, RefreshRecord, Rotation};
 use crate::tokens::{self, Minted};
 use crate::validators::{self, UserAttributes};
@@ -218,11 +219,13 @@ pub async fn check_password(
     let attempt = match state.throttle.reserve(&state.store, email, ip).await {
         Ok(attempt) => attempt,
         Err(e) => {
-            if matches!(e, ServiceError::Throttled(_)) && crate::audit::should_record_throttled(email, ip) {
+            if matches!(e, crate::throttle::ThrottleError::Locked(_))
+                && crate::audit::should_record_throttled(email, ip)
+            {
                 let user_id = state.store.find_by_email(email).await?.map(|c| c.user.id);
                 state.store.record_audit(&AuditEvent { user_id, ..AuditEvent::new(AuditKind::Throttled) }).await?;
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let found = state.store.find_by_email(email).await?;
@@ -245,7 +248,7 @@ pub async fn check_password(
 /// milliseconds, recorded in its `jti`: see [`crate::tokens::session_jti`]), with the
 /// configured claim preset (its default role is the user's [`roles::role`]).
 pub fn mint_access(state: &AppState, user: &User, session_started_ms: i64) -> Result<Minted, ServiceError> {
-    let config = &state.config;
+    let config = &state.settings;
     let extra = claims::access_claims(config.claims_preset, user, roles::role(config, user));
     state.keys.mint_in_session(TokenType::Access, user.id, &extra, session_started_ms).map_err(mint_error)
 }
@@ -264,7 +267,7 @@ async fn open_session(
     user: User,
     mut writes: crate::store::sessions::LoginWrites,
 ) -> Result<Session, ServiceError> {
-    crate::sessions::wait_past_watermark(state, user.id).await?;
+    sessions::wait_past_watermark(state, user.id).await?;
     // The sign-in time, recorded in the family id (the first refresh token's `jti`) and in
     // every access token of the session.
     let started_ms = chrono::Utc::now().timestamp_millis();
@@ -276,8 +279,8 @@ async fn open_session(
         user_id: user.id,
         expires_at: epoch_to_naive(refresh.exp),
     };
-    writes.last_login = state.config.update_last_login;
-    writes.max_sessions = state.config.max_sessions_per_user;
+    writes.last_login = state.settings.update_last_login;
+    writes.max_sessions = state.settings.session_cap();
     let event = AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id);
     let capped = state.store.open_session(&new, &event, &writes).await?;
     if !capped.is_empty() {
@@ -328,8 +331,8 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
     if record.revoked_at.is_some() {
         return Err(TokenError::Blacklisted.into());
     }
-    if let (Some(replaced_at), true) = (record.replaced_at, state.config.blacklist_after_rotation) {
-        let grace = chrono::Duration::from_std(state.config.refresh_reuse_grace).unwrap_or_default();
+    if let (Some(replaced_at), true) = (record.replaced_at, state.settings.blacklist_after_rotation) {
+        let grace = chrono::Duration::from_std(state.settings.refresh_reuse_grace).unwrap_or_default();
         if now_utc() - replaced_at > grace {
             let event = AuditEvent::new(AuditKind::RefreshReuseDetected)
                 .user(record.user_id)
@@ -341,7 +344,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
         return Err(TokenError::Blacklisted.into());
     }
     // Dead too when issued before the user's revocation watermark.
-    crate::sessions::check_watermark(state, record.user_id, claims.iat).await?;
+    sessions::check_watermark(state, record.user_id, claims.iat).await?;
     Ok(record)
 }
 
@@ -357,7 +360,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     };
     let access = mint_access(state, &user, session_started_ms(state, &record.family).await?)?;
     let family = record.family.clone();
-    if !state.config.rotate_refresh_tokens {
+    if !state.settings.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
         touch_session(state, &record.family, record.expires_at).await;
         counted.succeeded();
@@ -366,7 +369,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
     let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
     let outcome = state
         .store
-        .rotate_refresh(&record, &refresh.jti, epoch_to_naive(refresh.exp), state.config.blacklist_after_rotation)
+        .rotate_refresh(&record, &refresh.jti, epoch_to_naive(refresh.exp), state.settings.blacklist_after_rotation)
         .await?;
     if outcome == Rotation::AlreadyUsed {
         return Err(TokenError::Blacklisted.into());
@@ -404,12 +407,12 @@ pub async fn revoke_refresh(state: &AppState, token: &str) -> Result<(), Service
 pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ServiceError> {
     let claims = state.keys.verifier().decode(token, None)?;
     if let Some(user_id) = claims.user_id {
-        crate::sessions::check_watermark(state, user_id, claims.iat).await?;
+        sessions::check_watermark(state, user_id, claims.iat).await?;
     }
     if claims.token_type == Some(TokenType::Refresh)
         && let Some(record) = state.store.find_refresh(&claims.jti).await?
     {
-        let rotated_away = record.replaced_by.is_some() && state.config.blacklist_after_rotation;
+        let rotated_away = record.replaced_by.is_some() && state.settings.blacklist_after_rotation;
         if record.revoked_at.is_some() || rotated_away {
             return Err(ServiceError::Revoked);
         }
@@ -418,7 +421,7 @@ pub async fn verify(state: &AppState, token: &str) -> Result<Claims, ServiceErro
 }
 
 /// The active user a bearer access token signs in, with the token's claims: the one check
-/// behind the REST [`crate::auth::CurrentUser`] extractor and GraphQL's signed-in fields, each
+/// behind the REST `CurrentUser` extractor and GraphQL's signed-in fields, each
 /// of which words the [`ServiceError::Unauthenticated`] reasons its own way. The account is
 /// checked before the revocation watermark, so a deactivated user is reported as
 /// [`AccessRefused::Inactive`], not as a revoked token.
@@ -433,7 +436,7 @@ pub async fn authenticate_access(state: &AppState, token: &str) -> Result<(User,
         Some(user) => user,
     };
     // Revoked (logout-all, password change, ...) after this token was issued.
-    if crate::sessions::is_revoked(state, user_id, claims.iat).await? {
+    if sessions::is_revoked(state, user_id, claims.iat).await? {
         return Err(refused(AccessRefused::Revoked));
     }
     Ok((user, claims))
@@ -489,7 +492,7 @@ pub async fn user_for(state: &AppState, viewer: User, id: i64) -> Result<User, S
 
 /// Every user, for a `viewer` who may read users ([`roles::may_read_users`]).
 pub async fn list_users(state: &AppState, viewer: &User) -> Result<Vec<User>, ServiceError> {
-    if !roles::may_read_users(&state.config, viewer) {
+    if !roles::may_read_users(&state.settings, viewer) {
         return Err(ServiceError::Forbidden);
     }
     Ok(state.store.list_users().await?)

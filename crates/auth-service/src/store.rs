@@ -17,6 +17,23 @@ use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_ac
 
 use crate::schema::{access_groups, refresh_tokens, users};
 
+/// The auth-service's own tables (`migrations/auth/{postgres,sqlite}`): users, access groups,
+/// refresh tokens, signing keys and login counters. Versions `2026-11-23-0000NN`.
+pub const MIGRATIONS: shared_user::Migrations = shared_user::Migrations {
+    postgres: diesel_migrations::embed_migrations!("../../migrations/auth/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("../../migrations/auth/sqlite"),
+};
+
+/// Applies the auth-service's pending migrations to `db`; returns how many ran.
+pub async fn migrate(db: &Db) -> Result<usize, shared_user::DbError> {
+    db.migrate(MIGRATIONS).await
+}
+
+/// The watermark of a revocation happening now (see `crate::service::sessions`: `floor(now) + 1`, epoch seconds).
+pub fn watermark_now() -> i64 {
+    chrono::Utc::now().timestamp() + 1
+}
+
 /// An access group's name and level.
 type GroupRow = (String, Option<String>);
 
@@ -265,7 +282,7 @@ impl Store {
     /// password change); returns how many tokens were revoked.
     pub async fn change_password(&self, id: i64, hash: &str) -> Result<usize, DbError> {
         let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::PasswordChanged).user(id).actor(id);
-        self.change_password_everywhere(id, hash, crate::sessions::watermark_now(), &event).await
+        self.change_password_everywhere(id, hash, watermark_now(), &event).await
     }
 
     /// Records a successful login.
@@ -331,7 +348,7 @@ impl Store {
     pub async fn deactivate(&self, email: &str) -> Result<bool, DbError> {
         let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
             .detail(serde_json::json!({"is_active": false}));
-        self.deactivate_everywhere(email, crate::sessions::watermark_now(), &event).await
+        self.deactivate_everywhere(email, watermark_now(), &event).await
     }
 
     /// Records an issued refresh token.
@@ -493,5 +510,17 @@ impl Store {
         with_conn!(&self.db, |conn| {
             Ok(diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now))).execute(conn).await?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_is_the_next_whole_second() {
+        let before = chrono::Utc::now().timestamp();
+        let mark = watermark_now();
+        assert!(mark == before + 1 || mark == before + 2, "{mark} vs {before}");
     }
 }

@@ -11,6 +11,7 @@ use shared_user::jsonwebtoken::jwk::JwkSet;
 use shared_user::jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use shared_user::token::{NamedKey, TokenError, TokenType, Verifier, VerifySettings};
 
+use crate::kek::KeyError;
 use crate::store::signing_keys::SigningKeyRow;
 
 /// A freshly signed token.
@@ -85,12 +86,12 @@ pub fn parse_signing_algorithm(s: &str) -> Result<Algorithm, shared_user::settin
 }
 
 /// Generates a new private key for `alg` as PKCS#8 PEM.
-pub fn generate_private_pem(alg: Algorithm) -> Result<String, String> {
+pub fn generate_private_pem(alg: Algorithm) -> Result<String, KeyError> {
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
     let rng = SystemRandom::new();
-    let err = |e: aws_lc_rs::error::Unspecified| format!("key generation failed: {e}");
+    let err = |e: aws_lc_rs::error::Unspecified| KeyError::Crypto(format!("key generation failed: {e}"));
     let der: Vec<u8> = match alg {
         Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8v1(&rng).map_err(err)?.as_ref().to_vec(),
         Algorithm::ES256 => {
@@ -101,18 +102,18 @@ pub fn generate_private_pem(alg: Algorithm) -> Result<String, String> {
             let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = pair.as_der().map_err(err)?;
             der.as_ref().to_vec()
         }
-        other => return Err(format!("{other:?} keys are not generated here")),
+        other => return Err(KeyError::Crypto(format!("{other:?} keys are not generated here"))),
     };
     Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der)))
 }
 
-fn encoding_key(alg: Algorithm, pem: &str) -> Result<EncodingKey, String> {
+fn encoding_key(alg: Algorithm, pem: &str) -> Result<EncodingKey, KeyError> {
     let key = match alg {
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem.as_bytes()),
         Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
         _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
     };
-    key.map_err(|e| format!("unreadable {alg:?} private key: {e}"))
+    key.map_err(|e| KeyError::Crypto(format!("unreadable {alg:?} private key: {e}")))
 }
 
 impl Keys {
@@ -144,7 +145,7 @@ impl Keys {
         settings: VerifySettings,
         access_lifetime: Duration,
         refresh_lifetime: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KeyError> {
         let active = Self::build(rows, &settings, refresh_lifetime, &HashSet::new())?;
         let refused = Mutex::default();
         Ok(Self { active: RwLock::new(Arc::new(active)), refused, settings, access_lifetime, refresh_lifetime })
@@ -155,7 +156,7 @@ impl Keys {
         settings: &VerifySettings,
         refresh_lifetime: Duration,
         refused: &HashSet<String>,
-    ) -> Result<Active, String> {
+    ) -> Result<Active, KeyError> {
         let keep_after = shared_user::user::now_utc()
             - chrono::Duration::from_std(refresh_lifetime).unwrap_or_default()
             - chrono::Duration::seconds(i64::try_from(settings.leeway).unwrap_or(0));
@@ -167,10 +168,11 @@ impl Keys {
             if row.status == "revoked" || expired || refused.contains(&row.kid) {
                 continue;
             }
-            let alg = parse_signing_algorithm(&row.algorithm)?;
+            let alg = parse_signing_algorithm(&row.algorithm).map_err(|e| KeyError::Crypto(e.to_string()))?;
             let encoding = encoding_key(alg, &row.private_pem)?;
-            let jwk = shared_user::jwks::public_jwk(&encoding, alg, &row.kid).map_err(|e| e.to_string())?;
-            let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+            let jwk =
+                shared_user::jwks::public_jwk(&encoding, alg, &row.kid).map_err(|e| KeyError::Crypto(e.to_string()))?;
+            let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::Crypto(e.to_string()))?;
             named.push(NamedKey { kid: Some(row.kid.clone()), algorithm: alg, key: decoding });
             jwks.keys.push(jwk);
             let newer = |s: &Option<(Option<chrono::NaiveDateTime>, _, _, _)>| {
@@ -180,7 +182,7 @@ impl Keys {
                 signing = Some((row.activated_at, alg, encoding, row.kid.clone()));
             }
         }
-        let (_, algorithm, encoding, kid) = signing.ok_or("no current signing key")?;
+        let (_, algorithm, encoding, kid) = signing.ok_or(KeyError::NotOneCurrent)?;
         Ok(Self::assemble(settings, (algorithm, encoding, Some(kid)), named, jwks))
     }
 
@@ -213,7 +215,7 @@ impl Keys {
 
     /// Replaces the asymmetric key set after the stored rows changed (rotation). Kids already
     /// [refused](Keys::refuse) stay out, even when `rows` were read before their revocation.
-    pub fn reload(&self, rows: &[SigningKeyRow]) -> Result<(), String> {
+    pub fn reload(&self, rows: &[SigningKeyRow]) -> Result<(), KeyError> {
         let refused = self.refused();
         let active = Self::build(rows, &self.settings, self.refresh_lifetime, &refused)?;
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);

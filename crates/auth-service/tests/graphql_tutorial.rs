@@ -16,9 +16,9 @@ const NS: &str = "https://hasura.io/jwt/claims";
 
 /// The tutorial service: open registration, `manager` reads users, Hasura claims.
 fn tutorial(s: &mut auth_service::Settings) {
-    s.allow_create_user = auth_service::config::CreateUserPolicy::Open;
+    s.allow_create_user = auth_service::settings::CreateUserPolicy::Open;
     s.users_reader_group = Some("manager".into());
-    s.claims_preset = auth_service::config::ClaimsPreset::Hasura;
+    s.claims_preset = auth_service::settings::ClaimsPreset::Hasura;
 }
 
 async fn gql(app: &TestApp, query: &str, authorization: Option<&str>) -> Value {

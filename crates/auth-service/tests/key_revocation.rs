@@ -67,7 +67,7 @@ async fn published(app: &TestApp) -> Vec<String> {
 
 async fn a_replica_refuses_a_revoked_key_within_seconds_and_keeps_the_others(backend: Backend) {
     let Some(app) = TestApp::asymmetric(backend, &["--algorithm", "EdDSA"]).await else { return };
-    let watch = KeyWatch::new(&app.state, Some(common::kek()), HOUR).spawn();
+    let watch = KeyWatch::new(app.state.store.clone(), app.state.keys.clone(), Some(common::kek()), HOUR).spawn();
     app.add_user("alice@example.com", PW, false, &[]).await;
     let (old_refresh, old_access) = app.login("alice@example.com", PW).await;
     let old_kid = kid_of(&old_access);

@@ -221,7 +221,7 @@ async fn password_change_and_deactivation_refuse_old_access_tokens(backend: Back
     assert_eq!(app.get_bearer("/auth/user/", &fresh).await.status, StatusCode::OK);
 
     let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::UserUpdated);
-    let mark = auth_service::sessions::watermark_now();
+    let mark = auth_service::store::watermark_now();
     assert!(app.state.store.deactivate_everywhere("bob@example.com", mark, &event).await.unwrap());
     let users: Vec<i64> =
         feed(&app, 0).await["revocations"].as_array().unwrap().iter().map(|r| r["user_id"].as_i64().unwrap()).collect();

@@ -176,11 +176,8 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     if options.metrics {
         println!("metrics on: Prometheus recorder installed");
     }
-    let settings = auth_service::Settings {
-        revocation_feed_token: Some(FEED_TOKEN.to_owned()),
-        metrics: options.metrics,
-        ..settings
-    };
+    let settings =
+        auth_service::Settings { revocation_feed_token: Some(FEED_TOKEN.into()), metrics: options.metrics, ..settings };
 
     let env = servers.block_on(async {
         let (auth, user_id) =
@@ -213,7 +210,7 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         // Watermarks for other users, so the feed-on row really looks its user up in a filled map.
         for other in 0..REVOKED_USERS {
             let event = auth_service::audit::AuditEvent::new(auth_service::audit::AuditKind::LogoutAll);
-            auth.store.revoke_everything(1_000_000 + other, auth_service::sessions::watermark_now(), &event).await?;
+            auth.store.revoke_everything(1_000_000 + other, auth_service::store::watermark_now(), &event).await?;
         }
         let revoking = setup::client_state_with(
             &auth_url,
@@ -695,7 +692,7 @@ fn abuse_rows(
     checks: &mut Vec<Check>,
 ) -> anyhow::Result<()> {
     // The session list at the cap: sessions opened as a login opens them (no password check).
-    let cap = env.auth.config.max_sessions_per_user;
+    let cap = env.auth.settings.session_cap();
     let (access, live) = servers.block_on(async {
         let user = env.auth.store.find_by_email(EMAIL).await?.ok_or_else(|| anyhow::anyhow!("no seeded user"))?.user;
         let mut access = String::new();

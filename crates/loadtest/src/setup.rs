@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use auth_service::config::{Cli, Command};
+use auth_service::cli::args::{Cli, Command};
 use auth_service::store::NewUser;
 use auth_service::{AppState, Settings};
 use axum::Json;
@@ -31,7 +31,7 @@ pub fn signing_key() -> String {
 /// refresh rotation on, and tokens that live for an hour so long runs keep them valid.
 pub fn auth_settings(key: &str) -> Settings {
     Settings {
-        signing_key: Some(key.to_owned()),
+        signing_key: Some(key.into()),
         access_token_lifetime: std::time::Duration::from_secs(3600),
         refresh_token_lifetime: std::time::Duration::from_secs(24 * 3600),
         rotate_refresh_tokens: true,
@@ -56,7 +56,7 @@ pub fn auth_settings_with_flags(key: &str, extra: &[&str]) -> anyhow::Result<Set
     ];
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv)?.command {
-        Command::Serve(serve) => Ok(serve.settings.into()),
+        Command::Serve(serve) => Ok(serve.settings),
         _ => anyhow::bail!("`serve` did not parse as the serve command"),
     }
 }

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use super::{KeyEncryptionKey, load_rows};
-use crate::AppState;
 use crate::store::Store;
 use crate::tokens::Keys;
 
@@ -41,9 +40,9 @@ pub struct KeyWatch {
 impl KeyWatch {
     /// The watch of `state`'s keys; `kek` opens the stored private keys; the whole set is
     /// reloaded every `reload_every` (`KEYS_RELOAD_INTERVAL`, at least a second).
-    pub fn new(state: &AppState, kek: Option<KeyEncryptionKey>, reload_every: Duration) -> Self {
+    pub fn new(store: Store, keys: Arc<Keys>, kek: Option<KeyEncryptionKey>, reload_every: Duration) -> Self {
         let reload_every = reload_every.max(REVOKED_POLL_INTERVAL);
-        Self { store: state.store.clone(), keys: state.keys.clone(), kek, reload_every }
+        Self { store, keys, kek, reload_every }
     }
 
     /// Runs the watch until the runtime stops (or the handle is aborted).

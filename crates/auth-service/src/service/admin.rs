@@ -20,13 +20,13 @@ use shared_user::http::FieldErrors;
 use shared_user::{AccessGroup, User};
 
 use super::{Grant, MAX_NAME_LENGTH, Registration, ServiceError, check_text, field_error, register_as, too_long};
-use crate::AppState;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::roles;
-use crate::sessions::watermark_now;
+use crate::state::AppState;
 use crate::store::admin::{Patched, UserPatch};
 use crate::store::audit::{AuditFilter, AuditRow};
 use crate::store::sessions::SessionRow;
+use crate::store::watermark_now;
 use crate::validators::{self, UserAttributes};
 
 /// Users on one page of a listing (DRF's `PAGE_SIZE`).
@@ -72,7 +72,7 @@ pub fn may_change_users(user: &User) -> bool {
 }
 
 fn require_read(state: &AppState, viewer: &User) -> Result<(), ServiceError> {
-    if roles::may_read_users(&state.config, viewer) { Ok(()) } else { Err(ServiceError::Forbidden) }
+    if roles::may_read_users(&state.settings, viewer) { Ok(()) } else { Err(ServiceError::Forbidden) }
 }
 
 fn require_change(actor: &User) -> Result<(), ServiceError> {
@@ -96,7 +96,7 @@ fn changes_access(state: &AppState, old: &[AccessGroup], new: &[AccessGroup]) ->
     let lacks = |list: &[AccessGroup], name: &str| !list.iter().any(|g| g.name == name);
     let given = new.iter().filter(|g| lacks(old, &g.name));
     let taken = old.iter().filter(|g| lacks(new, &g.name));
-    given.chain(taken).any(|g| roles::grants_access(&state.config, &g.name))
+    given.chain(taken).any(|g| roles::grants_access(&state.settings, &g.name))
 }
 
 /// Checks the problems of access groups an admin gives (empty or too long names and levels,
@@ -284,7 +284,7 @@ pub async fn set_password(state: &AppState, actor: &User, id: i64, password: &st
 }
 
 /// Page `page` of the live sessions of user `id`, newest first (`None`: no such page, see
-/// [`crate::sessions::session_page`]).
+/// [`super::sessions::session_page`]).
 pub async fn sessions(
     state: &AppState,
     viewer: &User,
@@ -292,7 +292,7 @@ pub async fn sessions(
     page: i64,
 ) -> Result<Option<Vec<SessionRow>>, ServiceError> {
     let user = get_user(state, viewer, id).await?;
-    crate::sessions::session_page(state, user.id, page).await
+    super::sessions::session_page(state, user.id, page).await
 }
 
 /// Ends every session of user `id` and refuses their earlier access tokens (`logout_all` by

@@ -1,5 +1,5 @@
 //! The service layer's domain error: what went wrong, in the service's words. Each front end
-//! (REST [`crate::error::ApiError`], GraphQL, the Hasura actions) maps it once to its wire shape.
+//! (REST `ApiError`, GraphQL, the Hasura actions) maps it once to its wire shape.
 
 use shared_user::http::FieldErrors;
 use shared_user::{DbError, TokenError};
@@ -82,6 +82,15 @@ impl From<DbError> for ServiceError {
         match e {
             DbError::Pool(m) => ServiceError::Unavailable(m),
             other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::throttle::ThrottleError> for ServiceError {
+    fn from(e: crate::throttle::ThrottleError) -> Self {
+        match e {
+            crate::throttle::ThrottleError::Locked(secs) => ServiceError::Throttled(secs),
+            crate::throttle::ThrottleError::Db(e) => e.into(),
         }
     }
 }

@@ -195,7 +195,7 @@ impl Store {
                     .with_detail("refresh_tokens_revoked", revoked.into());
                 insert_audit!(conn, &ended, now)?;
                 // Dated inside the transaction, after the row lock: waiting for the lock leaves no gap.
-                insert_revocation!(conn, id, crate::sessions::watermark_now(), now)?;
+                insert_revocation!(conn, id, super::watermark_now(), now)?;
                 Ok(Ok(Some(ended)))
             })
             .await

@@ -23,7 +23,7 @@ pub struct SigningKeyRow {
     pub kid: String,
     /// `EdDSA`, `ES256` or `RS256`.
     pub algorithm: String,
-    /// PKCS#8 PEM of the private key, as stored: sealed (see [`crate::keys`]) or, from before
+    /// PKCS#8 PEM of the private key, as stored: sealed (see `crate::kek`) or, from before
     /// encryption, plain.
     pub private_pem: String,
     /// `next` (published, not yet signing), `current` (signing), `retired` (published until

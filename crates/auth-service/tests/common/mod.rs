@@ -1,9 +1,9 @@
 //! Test harness: a fresh database per test, the real router, and small request helpers.
 #![allow(dead_code)]
 
-use auth_service::config::{ClaimsPreset, CreateUserPolicy};
 use auth_service::schema::users;
 use auth_service::settings::Hashing;
+use auth_service::settings::{ClaimsPreset, CreateUserPolicy};
 use auth_service::store::NewUser;
 use auth_service::{AppState, Settings, app};
 use axum::Router;
