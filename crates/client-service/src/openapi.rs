@@ -2,17 +2,20 @@
 //! from the shared wire types and the operation descriptions below; the demo binary serves it,
 //! with its own routes added, at `GET /openapi.json` ([`router`]). `tests/openapi.rs` fails when
 //! a routed path is missing and validates the document against the OpenAPI 3.1 schema.
+//!
+//! The `/auth/*` operations the proxy passes on are not described here: they are the
+//! auth-service's, described once in [`shared_user::openapi::proxied`]. This document takes
+//! them as they are and adds only what the proxy adds ([`Proxy`]): the `proxy` tag, a note on
+//! cookie mode, and its own answers (502, 503, and 403 when the CSRF check fails).
 
 use axum::Router;
 use shared_user::User;
-use shared_user::openapi::{
-    Empty, FieldErrors, Health, ObtainRequest, PasswordChangeRequest, RefreshRequest, Refreshed, TokenPair,
-    VerifyRequest,
-};
+use shared_user::openapi::{Health, RefreshRequest, proxied};
 use shared_user::wire::{ErrorDetail, TokenMessage};
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{self, Components};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, Path};
 
 const PROXY: &str = "proxy";
 const DEMO: &str = "demo";
@@ -21,60 +24,6 @@ const OPERATIONS: &str = "operations";
 #[expect(dead_code, reason = "operation descriptions for utoipa; the handlers live in proxy.rs and demo.rs")]
 mod operations {
     use super::*;
-
-    /// Obtain a token pair (proxied); on success the user is mirrored before the answer. In
-    /// cookie mode the refresh token goes into an HttpOnly cookie instead of the body, and the
-    /// call needs the CSRF cookie and `X-CSRFToken`.
-    #[utoipa::path(post, path = "/auth/token/", tag = PROXY, operation_id = "obtain_token",
-        request_body(content((ObtainRequest = "application/json"), (ObtainRequest = "application/x-www-form-urlencoded"))),
-        responses(
-            (status = 200, description = "Signed in", body = TokenPair),
-            (status = 400, description = "A field is missing or blank", body = FieldErrors),
-            (status = 401, description = "Wrong email or password", body = ErrorDetail,
-                example = json!({"detail": "No active account found with the given credentials"})),
-            (status = 403, description = "Cookie mode: CSRF check failed", body = ErrorDetail),
-            (status = 429, description = "Throttled by the auth-service", body = ErrorDetail,
-                headers(("Retry-After" = u64, description = "Seconds to wait"))),
-            (status = 502, description = "The auth-service answered outside the contract", body = ErrorDetail,
-                example = json!({"detail": "Authentication service returned an error."})),
-            (status = 503, description = "The auth-service is unreachable or too slow", body = ErrorDetail,
-                example = json!({"detail": "Authentication Service Connection Error."})),
-        ))]
-    fn obtain_token() {}
-
-    /// Refresh (proxied); in cookie mode the refresh token comes from the cookie.
-    #[utoipa::path(post, path = "/auth/token/refresh/", tag = PROXY, operation_id = "refresh_token",
-        request_body(content((RefreshRequest = "application/json"), (RefreshRequest = "application/x-www-form-urlencoded"))),
-        responses(
-            (status = 200, description = "Refreshed", body = Refreshed),
-            (status = 400, description = "Missing field", body = FieldErrors),
-            (status = 401, description = "Invalid or expired", body = ErrorDetail,
-                example = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"})),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn refresh_token() {}
-
-    /// Check a token (proxied).
-    #[utoipa::path(post, path = "/auth/token/verify/", tag = PROXY, operation_id = "verify_token",
-        request_body(content((VerifyRequest = "application/json"), (VerifyRequest = "application/x-www-form-urlencoded"))),
-        responses(
-            (status = 200, description = "Valid", body = Empty),
-            (status = 400, description = "Missing field", body = FieldErrors),
-            (status = 401, description = "Invalid or expired", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn verify_token() {}
-
-    /// Revoke a refresh token (proxied).
-    #[utoipa::path(post, path = "/auth/token/blacklist/", tag = PROXY, operation_id = "blacklist_token",
-        request_body(content((RefreshRequest = "application/json"), (RefreshRequest = "application/x-www-form-urlencoded"))),
-        responses(
-            (status = 200, description = "Revoked", body = Empty),
-            (status = 400, description = "Missing field", body = FieldErrors),
-            (status = 401, description = "Invalid or expired", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn blacklist_token() {}
 
     /// Log out: best-effort blacklist of the refresh token (body or cookie), cookie cleared.
     #[utoipa::path(post, path = "/auth/token/logout/", tag = PROXY, operation_id = "logout",
@@ -85,39 +34,6 @@ mod operations {
             (status = 403, description = "Cookie mode: CSRF check failed", body = ErrorDetail),
         ))]
     fn logout() {}
-
-    /// Change a password (proxied).
-    #[utoipa::path(post, path = "/auth/password-change/", tag = PROXY, operation_id = "change_password",
-        request_body(content((PasswordChangeRequest = "application/json"), (PasswordChangeRequest = "application/x-www-form-urlencoded"))),
-        responses(
-            (status = 200, description = "Changed", body = Empty),
-            (status = 400, description = "Field errors or wrong credentials", body = FieldErrors),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn change_password() {}
-
-    /// The bearer token's user (proxied).
-    #[utoipa::path(get, path = "/auth/user/", tag = PROXY, operation_id = "get_current_user",
-        security(("bearer" = [])),
-        responses(
-            (status = 200, description = "The user", body = User),
-            (status = 401, description = "No or bad token", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn get_current_user() {}
-
-    /// A user by id (proxied legacy endpoint).
-    #[utoipa::path(get, path = "/auth/users/{id}/", tag = PROXY, operation_id = "get_user",
-        security(("bearer" = [])),
-        params(("id" = i64, Path, description = "User id")),
-        responses(
-            (status = 200, description = "The user", body = User),
-            (status = 401, description = "No or bad token", body = ErrorDetail),
-            (status = 403, description = "Another user's id", body = ErrorDetail),
-            (status = 404, description = "Unknown id", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn get_user() {}
 
     /// Cookie mode only: sets the CSRF cookie (`csrftoken`).
     #[utoipa::path(get, path = "/auth/csrf/", tag = PROXY, operation_id = "issue_csrf",
@@ -178,39 +94,6 @@ mod operations {
             (status = 503, description = "Mirror database unreachable", body = Health, example = json!({"status": "unavailable"})),
         ))]
     fn readyz() {}
-
-    /// The caller's live sessions (proxied): `[{"id","created","last_used","expires","ip","user_agent"}]`.
-    #[utoipa::path(get, path = "/auth/sessions/", tag = PROXY, operation_id = "list_sessions",
-        security(("bearer" = [])),
-        responses(
-            (status = 200, description = "Live sessions", body = Vec<Object>,
-                example = json!([{"id": "3f2c6a0e8b6d4c1f9a7e2b5d8c0f1a3e", "created": "2026-12-01T16:35:07Z", "last_used": "2026-12-01T16:40:07Z", "expires": "2026-12-02T16:40:07Z", "ip": "203.0.113.7", "user_agent": "curl/8.5.0"}])),
-            (status = 401, description = "No or bad token", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn list_sessions() {}
-
-    /// End one of the caller's sessions (proxied).
-    #[utoipa::path(delete, path = "/auth/sessions/{id}/", tag = PROXY, operation_id = "end_session",
-        security(("bearer" = [])),
-        params(("id" = String, Path, description = "Session id")),
-        responses(
-            (status = 204, description = "Ended"),
-            (status = 401, description = "No or bad token", body = ErrorDetail),
-            (status = 404, description = "Not one of the caller's live sessions", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn end_session() {}
-
-    /// End every session of the caller and refuse their earlier access tokens (proxied).
-    #[utoipa::path(post, path = "/auth/logout-all/", tag = PROXY, operation_id = "logout_all",
-        security(("bearer" = [])),
-        responses(
-            (status = 200, description = "Logged out everywhere", body = Empty),
-            (status = 401, description = "No or bad token", body = ErrorDetail),
-            (status = 503, description = "The auth-service is unreachable", body = ErrorDetail),
-        ))]
-    fn logout_all() {}
 }
 
 /// The client crate's routes.
@@ -225,14 +108,14 @@ mod operations {
             auth-service.",
     ),
     paths(
-        operations::obtain_token, operations::refresh_token, operations::verify_token,
-        operations::blacklist_token, operations::logout, operations::change_password,
-        operations::get_current_user, operations::get_user, operations::issue_csrf,
+        proxied::issue_token, proxied::refresh_token, proxied::verify_token,
+        proxied::blacklist_token, operations::logout, proxied::change_password,
+        proxied::get_current_user, proxied::get_user, operations::issue_csrf,
         operations::get_metrics, operations::get_openapi, operations::healthz, operations::readyz,
-        operations::list_sessions, operations::end_session, operations::logout_all,
+        proxied::list_sessions, proxied::end_session, proxied::logout_all,
     ),
     components(schemas(User, ErrorDetail, TokenMessage)),
-    modifiers(&Common),
+    modifiers(&Proxy, &Common),
     tags(
         (name = PROXY, description = "The auth-service's user-facing routes, proxied"),
         (name = OPERATIONS, description = "Health, metrics and this document"),
@@ -249,6 +132,85 @@ struct ClientDoc;
     tags((name = DEMO, description = "Routes of the demo microservice (`client-service serve`)")),
 )]
 struct DemoDoc;
+
+/// What the proxy adds to the auth-service's operations it passes on (those of
+/// [`proxied::document`]): the `proxy` tag, a note for the calls that behave differently in
+/// cookie mode, and the proxy's own answers.
+struct Proxy;
+
+/// What the proxy itself may answer on every operation it passes on.
+#[expect(dead_code, reason = "responses for utoipa, read through `__path_proxy_answers`")]
+#[utoipa::path(post, path = "/auth/", responses(
+    (status = 502, description = "The auth-service answered outside the contract", body = ErrorDetail,
+        example = json!({"detail": "Authentication service returned an error."})),
+    (status = 503, description = "The auth-service is unreachable or too slow", body = ErrorDetail,
+        example = json!({"detail": "Authentication Service Connection Error."})),
+))]
+fn proxy_answers() {}
+
+/// What the proxy answers in cookie mode when a call that needs the CSRF check fails it.
+#[expect(dead_code, reason = "responses for utoipa, read through `__path_csrf_answers`")]
+#[utoipa::path(post, path = "/auth/", responses(
+    (status = 403, description = "Cookie mode: CSRF check failed", body = ErrorDetail),
+))]
+fn csrf_answers() {}
+
+/// The proxied calls that behave differently in cookie mode (they check CSRF), and how.
+const COOKIE_MODE: [(&str, &str); 2] = [
+    (
+        "/auth/token/",
+        "Through the client: on success the user is mirrored before the answer. In cookie mode the \
+         refresh token goes into an HttpOnly cookie instead of the body, and the call needs the CSRF \
+         cookie and `X-CSRFToken`.",
+    ),
+    (
+        "/auth/token/refresh/",
+        "Through the client in cookie mode, the refresh token comes from the cookie (a rotated one goes \
+         back into it), and the call needs the CSRF cookie and `X-CSRFToken`.",
+    ),
+];
+
+impl Modify for Proxy {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let proxied = proxied::document();
+        for (path, item) in &mut doc.paths.paths {
+            if !proxied.paths.paths.contains_key(path) {
+                continue;
+            }
+            let cookie_note = COOKIE_MODE.iter().find(|(p, _)| p == path).map(|(_, note)| *note);
+            for operation in operations(item) {
+                operation.tags = Some(vec![PROXY.to_owned()]);
+                let mut answers = __path_proxy_answers::operation().responses.responses;
+                if let Some(note) = cookie_note {
+                    operation.description = Some(match operation.description.take() {
+                        Some(text) => format!("{text}\n\n{note}"),
+                        None => note.to_owned(),
+                    });
+                    answers.append(&mut __path_csrf_answers::operation().responses.responses);
+                }
+                for (status, answer) in answers {
+                    operation.responses.responses.entry(status).or_insert(answer);
+                }
+            }
+        }
+    }
+}
+
+/// The operations of a path, whatever their methods.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
 
 /// What every operation shares: the bearer scheme, the `X-Request-Id` header in and out.
 struct Common;
@@ -279,4 +241,39 @@ pub fn demo_document() -> openapi::OpenApi {
 /// `GET /openapi.json` serving `doc` (serialized once).
 pub fn router<S: Clone + Send + Sync + 'static>(doc: &openapi::OpenApi) -> Router<S> {
     shared_user::ops::openapi::router(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxied_operations_are_the_shared_ones_with_the_proxy_answers() {
+        let client = document();
+        for (path, shared) in proxied::document().paths.paths {
+            let item = client.paths.paths.get(&path).unwrap_or_else(|| panic!("{path} documented"));
+            let mut item = item.clone();
+            let mut shared = shared;
+            for (ours, theirs) in operations(&mut item).zip(operations(&mut shared)) {
+                assert_eq!(ours.operation_id, theirs.operation_id, "{path}");
+                assert_eq!(ours.tags, Some(vec![PROXY.to_owned()]), "{path}");
+                for status in ["502", "503"] {
+                    assert!(ours.responses.responses.contains_key(status), "{path}: {status}");
+                }
+                for status in theirs.responses.responses.keys() {
+                    assert!(ours.responses.responses.contains_key(status), "{path}: the auth-service's {status}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cookie_mode_notes_follow_the_shared_description() {
+        let client = document();
+        let obtain = client.paths.paths["/auth/token/"].post.as_ref().unwrap();
+        let text = obtain.description.as_deref().unwrap_or_default();
+        assert!(text.starts_with("Email and password in"), "{text}");
+        assert!(text.ends_with("the CSRF cookie and `X-CSRFToken`."), "{text}");
+        assert!(obtain.responses.responses.contains_key("403"), "CSRF refusal");
+    }
 }

@@ -1,5 +1,6 @@
 //! Revocation in local mode: the per-user watermarks ("tokens of this user issued before T are
-//! dead") polled from the auth-service's feed `GET /auth/revocations/?after=CURSOR`.
+//! dead") polled from the auth-service's feed `GET /auth/revocations/?after=CURSOR`, whose wire
+//! contract (header, query, page) is [`shared_user::wire::revocations`].
 //!
 //! The hot path reads an immutable map behind an [`ArcSwap`]: a lookup, no lock, no network.
 //! The poller (one background task per [`crate::ClientState`], stopped when the state is
@@ -22,12 +23,10 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwap;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use bytes::Bytes;
-use serde::Deserialize;
+use shared_user::wire::revocations::{Entry, FEED_TOKEN_HEADER, MAX_ENTRIES, Page, page_after};
 
+use crate::error::ClientError;
 use crate::{ClientState, Inner};
-
-/// Header carrying the feed token (the auth-service's `REVOCATION_FEED_TOKEN`).
-pub const FEED_TOKEN_HEADER: &str = "x-revocation-feed-token";
 
 /// What the client knows about the revocation feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,22 +129,28 @@ impl Watermarks {
     }
 }
 
-/// One feed entry.
-#[derive(Debug, Clone, Copy, Deserialize)]
-struct Entry {
-    user_id: i64,
-    not_before: i64,
+/// Why a poll of the feed failed (the words [`RevocationStatus::Unreachable`] reports).
+#[derive(Debug, thiserror::Error)]
+enum FeedError {
+    /// The configured token cannot travel in a header.
+    #[error("REVOCATION_FEED_TOKEN is not a header value")]
+    BadToken,
+    /// Transport failure or timeout.
+    #[error("{0}")]
+    Upstream(#[from] ClientError),
+    /// A 200 whose body is not a page.
+    #[error("unreadable feed answer: {0}")]
+    Unreadable(serde_json::Error),
+    /// The auth-service has no `REVOCATION_FEED_TOKEN`.
+    #[error("the feed is off on the auth-service (404): set REVOCATION_FEED_TOKEN there")]
+    Off,
+    /// The auth-service has another `REVOCATION_FEED_TOKEN`.
+    #[error("the auth-service refused REVOCATION_FEED_TOKEN (403)")]
+    Refused,
+    /// Any other answer.
+    #[error("status {0}")]
+    Status(StatusCode),
 }
-
-/// One feed answer.
-#[derive(Debug, Deserialize)]
-struct Page {
-    cursor: i64,
-    revocations: Vec<Entry>,
-}
-
-/// Most entries the auth-service returns at once: a full page means "ask again now".
-const FULL_PAGE: usize = 1000;
 
 impl ClientState {
     /// What this client knows about the revocation feed (for health checks and metrics).
@@ -171,13 +176,15 @@ impl ClientState {
         loop {
             match self.fetch_page().await {
                 Ok(page) => {
-                    let full = page.revocations.len() >= FULL_PAGE;
+                    // A full page means "ask again now".
+                    let full = page.revocations.len() >= MAX_ENTRIES;
                     self.apply(&page).await;
                     if !full {
                         return;
                     }
                 }
-                Err(reason) => {
+                Err(e) => {
+                    let reason = e.to_string();
                     let cursor = self.inner.watermarks.cursor();
                     let status = self.inner.watermarks.status();
                     if !matches!(status, RevocationStatus::Unreachable { .. }) {
@@ -195,23 +202,18 @@ impl ClientState {
         }
     }
 
-    async fn fetch_page(&self) -> Result<Page, String> {
+    async fn fetch_page(&self) -> Result<Page, FeedError> {
         let token = self.config().revocation_feed_token.as_deref().unwrap_or_default();
         let mut headers = HeaderMap::new();
-        let value = HeaderValue::from_str(token).map_err(|_| "REVOCATION_FEED_TOKEN is not a header value")?;
+        let value = HeaderValue::from_str(token).map_err(|_| FeedError::BadToken)?;
         headers.insert(FEED_TOKEN_HEADER, value);
-        let path = format!("/auth/revocations/?after={}", self.inner.watermarks.cursor());
-        let reply =
-            self.upstream().send(Method::GET, &path, &headers, Bytes::new()).await.map_err(|e| e.to_string())?;
+        let path = page_after(self.inner.watermarks.cursor());
+        let reply = self.upstream().send(Method::GET, &path, &headers, Bytes::new()).await?;
         match reply.status {
-            StatusCode::OK => {
-                serde_json::from_slice::<Page>(&reply.body).map_err(|e| format!("unreadable feed answer: {e}"))
-            }
-            StatusCode::NOT_FOUND => {
-                Err("the feed is off on the auth-service (404): set REVOCATION_FEED_TOKEN there".into())
-            }
-            StatusCode::FORBIDDEN => Err("the auth-service refused REVOCATION_FEED_TOKEN (403)".into()),
-            other => Err(format!("status {other}")),
+            StatusCode::OK => serde_json::from_slice::<Page>(&reply.body).map_err(FeedError::Unreadable),
+            StatusCode::NOT_FOUND => Err(FeedError::Off),
+            StatusCode::FORBIDDEN => Err(FeedError::Refused),
+            other => Err(FeedError::Status(other)),
         }
     }
 

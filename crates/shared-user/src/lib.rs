@@ -1,6 +1,7 @@
 //! What the Gatehouse auth-service and every client-service both need, and nothing only one side
 //! uses: the user and its access groups as they travel on the wire ([`user`]), DRF/SimpleJWT
-//! error bodies ([`wire`], [`http`] with the `axum` feature), token checking ([`token`]) and
+//! error bodies and the revocation feed's contract ([`wire`], [`http`] with the `axum` feature),
+//! the OpenAPI descriptions of both (`openapi` feature), token checking ([`token`]) and
 //! JWKS parsing ([`jwks`]), the one parser per kind of setting ([`settings`]), and the database
 //! handle ([`Db`]: SQLite or PostgreSQL by URL, migrated with the [`Migrations`] set each side
 //! owns). Each side keeps its own diesel schema and migrations: the auth-service its tables,
@@ -27,7 +28,7 @@ pub mod wire;
 
 pub use db::{Db, DbError, Migrations};
 pub use token::{Claims, TokenError, TokenType, Verifier, VerifySettings};
-pub use user::{AccessGroup, User};
+pub use user::{AccessGroup, GroupSpecError, User};
 pub use wire::ErrorDetail;
 
 pub use jsonwebtoken;

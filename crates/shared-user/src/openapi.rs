@@ -1,8 +1,21 @@
 //! OpenAPI schemas (feature `openapi`) of the wire bodies both the auth-service and the client
-//! crate's proxy speak; each service's document is built from them (`auth_service::openapi`,
+//! crate's proxy speak, and the descriptions of the auth-service's operations a client proxies
+//! ([`proxied`]); each service's document is built from them (`auth_service::openapi`,
 //! `client_service::openapi`).
 
+pub mod proxied;
+
 use utoipa::ToSchema;
+
+/// The tags of the auth-service's operations (a client files the ones it proxies under its own).
+pub mod tag {
+    /// Obtain, refresh, verify and revoke tokens.
+    pub const TOKENS: &str = "tokens";
+    /// Users and passwords.
+    pub const USERS: &str = "users";
+    /// Sessions, logout everywhere and the revocation feed.
+    pub const SESSIONS: &str = "sessions";
+}
 
 /// `POST /auth/token/` body (JSON or form).
 #[derive(ToSchema)]
@@ -79,4 +92,22 @@ pub struct FieldErrors(pub std::collections::BTreeMap<String, Vec<String>>);
 pub struct Health {
     /// `ok`, or `unavailable` on a failed readiness check.
     pub status: String,
+}
+
+/// One live session (a refresh-token family) of `GET /auth/sessions/`.
+#[derive(ToSchema)]
+#[schema(example = json!({"id": "3f2c6a0e8b6d4c1f9a7e2b5d8c0f1a3e", "created": "2026-12-01T16:35:07Z", "last_used": "2026-12-01T16:40:07Z", "expires": "2026-12-02T16:40:07Z", "ip": "203.0.113.7", "user_agent": "curl/8.5.0"}))]
+pub struct SessionDoc {
+    /// Session id (the refresh-token family).
+    pub id: String,
+    /// Login time (UTC).
+    pub created: String,
+    /// Last refresh (UTC).
+    pub last_used: String,
+    /// When its current refresh token expires (UTC).
+    pub expires: String,
+    /// Client address at login.
+    pub ip: Option<String>,
+    /// User agent at login.
+    pub user_agent: Option<String>,
 }

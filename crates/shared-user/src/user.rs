@@ -16,15 +16,26 @@ pub struct AccessGroup {
     pub level: Option<String>,
 }
 
+/// Why [`AccessGroup::parse`] refused a spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupSpecError {
+    /// Nothing before the `:` (or nothing at all).
+    #[error("invalid group {spec:?}: the name is empty")]
+    EmptyName {
+        /// The spec as given.
+        spec: String,
+    },
+}
+
 impl AccessGroup {
     /// Parses the command line form `NAME` or `NAME:LEVEL`.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, GroupSpecError> {
         let (name, level) = match spec.split_once(':') {
             Some((name, level)) => (name.trim(), Some(level.trim())),
             None => (spec.trim(), None),
         };
         if name.is_empty() {
-            return Err(format!("invalid group {spec:?}: the name is empty"));
+            return Err(GroupSpecError::EmptyName { spec: spec.to_owned() });
         }
         let level = level.filter(|l| !l.is_empty()).map(str::to_owned);
         Ok(Self { name: name.to_owned(), level })
@@ -79,11 +90,19 @@ pub fn format_datetime(t: &NaiveDateTime) -> String {
     }
 }
 
-fn parse_datetime(s: &str) -> Result<NaiveDateTime, String> {
+/// A `date_joined` / `last_login` that is neither RFC 3339 nor a naive ISO 8601 time.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid datetime {text:?}: {source}")]
+struct DateTimeError {
+    text: String,
+    source: chrono::ParseError,
+}
+
+fn parse_datetime(s: &str) -> Result<NaiveDateTime, DateTimeError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc).naive_utc())
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
-        .map_err(|e| format!("invalid datetime {s:?}: {e}"))
+        .map_err(|source| DateTimeError { text: s.to_owned(), source })
 }
 
 impl Serialize for User {
@@ -240,5 +259,18 @@ mod tests {
         assert_eq!(AccessGroup::parse("ops:3").unwrap().level.as_deref(), Some("3"));
         assert_eq!(AccessGroup::parse("ops").unwrap().level, None);
         assert!(AccessGroup::parse(":3").is_err());
+    }
+
+    #[test]
+    fn a_group_without_a_name_is_refused_in_the_same_words() {
+        let e = AccessGroup::parse(" :3").unwrap_err();
+        assert_eq!(e, GroupSpecError::EmptyName { spec: " :3".into() });
+        assert_eq!(e.to_string(), r#"invalid group " :3": the name is empty"#);
+    }
+
+    #[test]
+    fn a_bad_datetime_names_the_text() {
+        let e = serde_json::from_str::<User>(r#"{"id":1,"email":"a@x.io","date_joined":"yesterday"}"#).unwrap_err();
+        assert!(e.to_string().starts_with(r#"invalid datetime "yesterday": "#), "{e}");
     }
 }

@@ -1,4 +1,7 @@
-//! Wire bodies shared by both services: the Django REST framework / SimpleJWT error shapes.
+//! Wire bodies shared by both services: the Django REST framework / SimpleJWT error shapes, and
+//! the revocation feed's contract ([`revocations`]).
+
+pub mod revocations;
 
 use serde::{Deserialize, Serialize};
 
