@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::{ClientState, Inner};
+use crate::state::{ClientState, Inner};
 
 /// Header carrying the feed token (the auth-service's `REVOCATION_FEED_TOKEN`).
 pub const FEED_TOKEN_HEADER: &str = "x-revocation-feed-token";
@@ -220,9 +220,7 @@ impl ClientState {
         marks.mark_read();
         let changed = marks.raise(&page.revocations);
         for user_id in &changed {
-            if let Some(cache) = &self.inner.cache {
-                cache.remove(user_id);
-            }
+            self.inner.users.forget(*user_id);
             // Queued behind any write of this user already waiting, so it cannot be overwritten
             // by an older fetch.
             self.mirror().mark_stale(*user_id).await;
@@ -281,13 +279,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_poller_reports_an_outage_and_lets_the_state_go() {
-        let Some(db) =
-            shared_user::testing::TestDb::new(shared_user::testing::Backend::Sqlite, "poller", crate::MIGRATIONS).await
+        let Some(db) = shared_user::testing::TestDb::new(
+            shared_user::testing::Backend::Sqlite,
+            "poller",
+            crate::schema::MIGRATIONS,
+        )
+        .await
         else {
             panic!("SQLite is always available");
         };
         // Nothing listens on port 9 of 127.0.0.1: every poll fails at once.
-        let mut config = crate::ClientConfig::builder("http://127.0.0.1:9")
+        let mut config = crate::config::ClientConfig::builder("http://127.0.0.1:9")
             .local_hmac(b"q2VzZ9eTlB0+T1rX8mD6u4kLx7aN3pYc0wHf5sJgRQE=".to_vec())
             .revocation_feed("feed-token-0123456789")
             .build()
@@ -317,5 +319,14 @@ mod tests {
         assert!(marks.refuses(7, Some(95)));
         assert!(marks.refuses(8, Some(55)));
         assert_eq!(marks.raise(&[]), Vec::<i64>::new());
+    }
+}
+
+#[cfg(feature = "testing")]
+impl Watermarks {
+    /// `testing` hook: tokens of `user_id` issued before `not_before` are refused from now on,
+    /// as if the feed had announced it (a test state has no poller to race with).
+    pub(crate) fn revoke_for_tests(&self, user_id: i64, not_before: i64) {
+        self.raise(&[Entry { user_id, not_before }]);
     }
 }
