@@ -258,6 +258,15 @@ pub(crate) fn spawn_poller(inner: Weak<Inner>, interval: Duration, mut stop: tok
     });
 }
 
+#[cfg(feature = "testing")]
+impl Watermarks {
+    /// `testing` hook: tokens of `user_id` issued before `not_before` are refused from now on,
+    /// as if the feed had announced it (a test state has no poller to race with).
+    pub(crate) fn revoke_for_tests(&self, user_id: i64, not_before: i64) {
+        self.raise(&[Entry { user_id, not_before }]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,14 +328,5 @@ mod tests {
         assert!(marks.refuses(7, Some(95)));
         assert!(marks.refuses(8, Some(55)));
         assert_eq!(marks.raise(&[]), Vec::<i64>::new());
-    }
-}
-
-#[cfg(feature = "testing")]
-impl Watermarks {
-    /// `testing` hook: tokens of `user_id` issued before `not_before` are refused from now on,
-    /// as if the feed had announced it (a test state has no poller to race with).
-    pub(crate) fn revoke_for_tests(&self, user_id: i64, not_before: i64) {
-        self.raise(&[Entry { user_id, not_before }]);
     }
 }
