@@ -141,10 +141,14 @@ async fn inactive_user_is_refused(backend: Backend, mode: VerifyMode) {
     }
     // Nor can the user log in again or refresh.
     let r = pair.post("/auth/token/", &json!({"email": "alice@example.com", "password": common::PASSWORD})).await;
-    r.expect_401(json!({"detail": "No active account found with the given credentials"}));
+    r.expect_client_401(json!({"detail": "No active account found with the given credentials"}));
     let r = pair.post("/auth/token/refresh/", &json!({"refresh": refresh})).await;
     assert_eq!(r.status, 401, "{mode:?}: a deactivated user's refresh token still works: {}", r.text);
-    assert_eq!(r.header("www-authenticate"), common::WWW_AUTH, "the auth-service's refusal, passed on");
+    assert_eq!(
+        r.header("www-authenticate"),
+        common::CLIENT_WWW_AUTH,
+        "the auth-service's refusal, with the client's own header"
+    );
     pair.finish().await;
 }
 

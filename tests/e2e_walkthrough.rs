@@ -110,7 +110,7 @@ async fn logout_through_the_client_blacklists_the_refresh_token(backend: Backend
 
     // The refresh token is dead on the auth-service, seen through the client.
     let r = pair.post("/auth/token/refresh/", &json!({"refresh": refresh})).await;
-    r.expect_401(json!({"detail": "Token is blacklisted", "code": "token_not_valid"}));
+    r.expect_client_401(json!({"detail": "Token is blacklisted", "code": "token_not_valid"}));
     // ... and straight on the auth-service.
     let r = pair.post_auth("/auth/token/refresh/", &json!({"refresh": refresh})).await;
     r.expect_401(json!({"detail": "Token is blacklisted", "code": "token_not_valid"}));
@@ -131,8 +131,9 @@ async fn logout_through_the_client_blacklists_the_refresh_token(backend: Backend
     pair.finish().await;
 }
 
-/// Refusals of the auth-service reach the caller unchanged through the proxy (status, body,
-/// `WWW-Authenticate`); unknown paths and wrong methods get the JSON fallbacks; never a redirect.
+/// Refusals of the auth-service reach the caller through the proxy with their status and body,
+/// and a 401 with the client's own `WWW-Authenticate: Bearer` (as the EasyJWT 1.1 client's token
+/// routes answer); unknown paths and wrong methods get the JSON fallbacks; never a redirect.
 async fn auth_service_refusals_pass_through_the_client(backend: Backend) {
     let Some(pair) = Pair::start(backend, Options::new(VerifyMode::Local)).await else { return };
     pair.add_user("alice@example.com", &[]).await;
@@ -142,7 +143,7 @@ async fn auth_service_refusals_pass_through_the_client(backend: Backend) {
             json!({"email": "alice@example.com", "password": "wrong"}),
             json!({"email": "nobody@example.com", "password": PASSWORD}),
         ] {
-            pair.post(path, &creds).await.expect_401(no_account.clone());
+            pair.post(path, &creds).await.expect_client_401(no_account.clone());
         }
         let r = pair.post(path, &json!({})).await;
         r.expect_json(400, json!({"email": ["This field is required."], "password": ["This field is required."]}));
@@ -151,13 +152,13 @@ async fn auth_service_refusals_pass_through_the_client(backend: Backend) {
         let r = pair.post(path, &json!({})).await;
         r.expect_json(400, json!({"refresh": ["This field is required."]}));
         let r = pair.post(path, &json!({"refresh": "garbage"})).await;
-        r.expect_401(json!({"detail": "Token is invalid or expired", "code": "token_not_valid"}));
+        r.expect_client_401(json!({"detail": "Token is invalid or expired", "code": "token_not_valid"}));
     }
     let (_, access) = pair.login("alice@example.com").await;
     let r = pair.post("/auth/token/refresh/", &json!({"refresh": access})).await;
-    r.expect_401(json!({"detail": "Token has wrong type", "code": "token_not_valid"}));
+    r.expect_client_401(json!({"detail": "Token has wrong type", "code": "token_not_valid"}));
     let r = pair.post("/auth/token/verify/", &json!({"token": "garbage"})).await;
-    r.expect_401(json!({"detail": "Token is invalid or expired", "code": "token_not_valid"}));
+    r.expect_client_401(json!({"detail": "Token is invalid or expired", "code": "token_not_valid"}));
 
     // Malformed JSON: DRF's parse error shape.
     let r = pair
@@ -180,7 +181,7 @@ async fn auth_service_refusals_pass_through_the_client(backend: Backend) {
     // The current-user route without credentials.
     pair.get_with("/auth/user/", &[])
         .await
-        .expect_401(json!({"detail": "Authentication credentials were not provided."}));
+        .expect_client_401(json!({"detail": "Authentication credentials were not provided."}));
 
     pair.get_with("/nope/", &[]).await.expect_json(404, json!({"detail": "Not found."}));
     let r = pair.get_with("/auth/token/", &[]).await;

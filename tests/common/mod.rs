@@ -31,9 +31,9 @@ pub const KEK: &str = "ZTJlLWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE=";
 
 /// Password of every seeded user.
 pub const PASSWORD: &str = "correct horse battery";
-/// `WWW-Authenticate` of the 401s the auth-service makes (and the client passes on from it).
+/// `WWW-Authenticate` of the 401s the auth-service makes (a client passing one on puts its own).
 pub const WWW_AUTH: &str = "Bearer realm=\"api\"";
-/// `WWW-Authenticate` of the 401s the client-service itself makes (the EasyJWT 1.1 client's).
+/// `WWW-Authenticate` of every 401 the client-service answers, its own or proxied (the EasyJWT 1.1 client's).
 pub const CLIENT_WWW_AUTH: &str = "Bearer";
 
 // The mirror's tables as a host service sees them in its database.
@@ -260,8 +260,8 @@ impl Reply {
         assert_eq!(self.header("www-authenticate"), WWW_AUTH, "WWW-Authenticate");
     }
 
-    /// Asserts a 401 made by the client-service itself: `WWW-Authenticate: Bearer` (no realm,
-    /// as the EasyJWT 1.1 client) and the exact JSON body.
+    /// Asserts a 401 answered by the client-service (its own, or the auth-service's passed on):
+    /// `WWW-Authenticate: Bearer` (no realm, as the EasyJWT 1.1 client) and the exact JSON body.
     #[track_caller]
     pub fn expect_client_401(&self, body: Value) {
         self.expect_json(401, body);

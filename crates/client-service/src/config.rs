@@ -5,79 +5,9 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use shared_user::VerifySettings;
-use shared_user::settings::{self, SettingError};
+use shared_user::settings;
 
-/// How bearer tokens are checked on every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum VerifyMode {
-    /// In-process signature and claims check (shared secret or the auth-service's JWKS); no
-    /// network per request.
-    #[default]
-    Local,
-    /// `POST /auth/token/verify/` on the auth-service for every request (EasyJWT behaviour).
-    Remote,
-}
-
-/// `SameSite` attribute of the refresh-token cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SameSite {
-    /// `SameSite=Lax` (the default).
-    #[default]
-    Lax,
-    /// `SameSite=Strict`.
-    Strict,
-    /// `SameSite=None` (needs `Secure`).
-    None,
-}
-
-impl std::str::FromStr for SameSite {
-    type Err = ConfigError;
-
-    /// `Lax`, `Strict` or `None`, as `AUTH_COOKIE_SAMESITE` spells them.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "Lax" => Ok(SameSite::Lax),
-            "Strict" => Ok(SameSite::Strict),
-            "None" => Ok(SameSite::None),
-            other => {
-                Err(ConfigError::Cookie(format!("AUTH_COOKIE_SAMESITE must be Lax, Strict or None (got {other:?})")))
-            }
-        }
-    }
-}
-
-/// Why a configuration cannot be used. `Display` is one line naming the setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The auth-service URL is not `http://` or `https://`.
-    #[error("REMOTE_AUTH_SERVICE_URL must be an http:// or https:// URL (got {0:?})")]
-    RemoteUrl(String),
-    /// None of `local_hmac`, `local_jwks` or `remote` was chosen.
-    #[error("no verification mode: call local_hmac(key), local_jwks() or remote() on the builder")]
-    NoVerifyMode,
-    /// A shared secret was given for an algorithm that is not HS*.
-    #[error(
-        "SIGNING_KEY is an HMAC secret and cannot check ALGORITHM={0:?} tokens; unset it to use the auth-service's JWKS"
-    )]
-    KeyAlgorithm(Algorithm),
-    /// A setting that one of the shared parsers refused (duration, algorithm, header, key).
-    #[error(transparent)]
-    Setting(#[from] SettingError),
-    /// A timeout of zero.
-    #[error("{0} must be positive")]
-    ZeroTimeout(&'static str),
-    /// A cookie setting that browsers would refuse.
-    #[error("{0}")]
-    Cookie(String),
-    /// The revocation feed would be polled more often than every 100 ms.
-    #[error("REVOCATION_POLL_INTERVAL must be at least 100ms")]
-    PollInterval,
-    /// The HTTP client for the auth-service could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
-}
+use crate::settings::{ClientSettings, ConfigError, SameSite, VerifyMode};
 
 /// Everything the client crate needs. Build it with [`ClientConfig::builder`].
 #[derive(Debug, Clone)]
@@ -103,39 +33,13 @@ pub struct ClientConfig {
     pub(crate) revocation_poll_interval: Duration,
 }
 
-/// Default of [`ClientConfigBuilder::mirror_cache_memory`]: 64 MiB.
-pub const DEFAULT_MIRROR_CACHE_MEMORY: u64 = 64 << 20;
-/// Default of [`ClientConfigBuilder::token_cache_memory`]: 16 MiB.
-pub const DEFAULT_TOKEN_CACHE_MEMORY: u64 = 16 << 20;
-
 impl ClientConfig {
     /// A builder for an auth-service at `remote_url` (e.g. `http://127.0.0.1:8000`). Pick the
     /// verification mode with [`local_hmac`](ClientConfigBuilder::local_hmac),
     /// [`local_jwks`](ClientConfigBuilder::local_jwks) or [`remote`](ClientConfigBuilder::remote).
     pub fn builder(remote_url: impl Into<String>) -> ClientConfigBuilder {
-        ClientConfigBuilder {
-            remote_url: remote_url.into(),
-            mode: None,
-            algorithm: Algorithm::HS256,
-            user_path: "/auth/user/".into(),
-            leeway: 0,
-            audience: None,
-            issuer: None,
-            user_id_claim: "user_id".into(),
-            auth_header_name: "Authorization".into(),
-            auth_header_types: vec!["Bearer".into()],
-            mirror_ttl: Duration::from_secs(300),
-            mirror_cache_memory: DEFAULT_MIRROR_CACHE_MEMORY,
-            token_cache_memory: DEFAULT_TOKEN_CACHE_MEMORY,
-            request_timeout: Duration::from_secs(10),
-            connect_timeout: None,
-            blacklist_on_logout: true,
-            cookie: None,
-            jwks_ttl: Duration::from_secs(600),
-            jwks_min_refetch: Duration::from_secs(30),
-            revocation_feed_token: None,
-            revocation_poll_interval: Duration::from_secs(2),
-        }
+        let settings = ClientSettings { remote_auth_service_url: remote_url.into(), ..ClientSettings::default() };
+        ClientConfigBuilder::from_settings(settings)
     }
 
     /// Base URL of the auth-service (no trailing slash).
@@ -157,42 +61,37 @@ enum Mode {
     Remote,
 }
 
-/// Builds a [`ClientConfig`]; [`build`](Self::build) checks every setting. Defaults are those of
-/// the environment variables in the README (`MIRROR_TTL=5m`, `TOKEN_CACHE_MEMORY=16MiB`, ...).
+/// Builds a [`ClientConfig`]; [`build`](Self::build) checks every setting. It starts from
+/// [`ClientSettings::default`] (`MIRROR_TTL=5m`, `TOKEN_CACHE_MEMORY=16MiB`, ...).
 #[derive(Clone)]
 #[must_use]
 pub struct ClientConfigBuilder {
-    remote_url: String,
+    settings: ClientSettings,
     mode: Option<Mode>,
-    algorithm: Algorithm,
-    user_path: String,
-    leeway: u64,
-    audience: Option<String>,
-    issuer: Option<String>,
-    user_id_claim: String,
-    auth_header_name: String,
-    auth_header_types: Vec<String>,
-    mirror_ttl: Duration,
-    mirror_cache_memory: u64,
-    token_cache_memory: u64,
-    request_timeout: Duration,
-    connect_timeout: Option<Duration>,
-    blacklist_on_logout: bool,
     cookie: Option<CookieConfig>,
-    jwks_ttl: Duration,
+    connect_timeout: Option<Duration>,
     jwks_min_refetch: Duration,
-    revocation_feed_token: Option<String>,
-    revocation_poll_interval: Duration,
 }
+
+/// Default of [`ClientConfigBuilder::jwks_min_refetch`] (not a setting of the binary).
+const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for ClientConfigBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the signing key.
-        f.debug_struct("ClientConfigBuilder").field("remote_url", &self.remote_url).finish_non_exhaustive()
+        f.debug_struct("ClientConfigBuilder")
+            .field("remote_url", &self.settings.remote_auth_service_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl ClientConfigBuilder {
+    /// A builder over `settings`, with no verification mode chosen yet (the mode settings,
+    /// `VERIFY_MODE`, `SIGNING_KEY` and `JWK_URL`, are read by [`ClientSettings::into_config`]).
+    fn from_settings(settings: ClientSettings) -> Self {
+        Self { settings, mode: None, cookie: None, connect_timeout: None, jwks_min_refetch: JWKS_MIN_REFETCH }
+    }
+
     /// Local verification with the auth-service's shared HMAC secret (`SIGNING_KEY`, 32+ bytes;
     /// HS256 unless [`algorithm`](Self::algorithm) says HS384 or HS512).
     pub fn local_hmac(mut self, key: impl Into<Vec<u8>>) -> Self {
@@ -223,45 +122,45 @@ impl ClientConfigBuilder {
 
     /// Algorithm of the shared secret (`ALGORITHM`): HS256 (default), HS384 or HS512.
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
-        self.algorithm = algorithm;
+        self.settings.algorithm = algorithm;
         self
     }
 
     /// Path of the current-user endpoint (`REMOTE_AUTH_SERVICE_USER_PATH`, default
     /// `/auth/user/`); a path containing `{id}` (the legacy `/auth/users/{id}/`) gets the id.
     pub fn user_path(mut self, path: impl Into<String>) -> Self {
-        self.user_path = path.into();
+        self.settings.remote_auth_service_user_path = path.into();
         self
     }
 
     /// Clock skew allowance (`LEEWAY`, default 0 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway.as_secs();
+        self.settings.leeway = leeway.as_secs();
         self
     }
 
     /// Required `aud` claim (`AUDIENCE`).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+        self.settings.audience = Some(audience.into());
         self
     }
 
     /// Required `iss` claim (`ISSUER`).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
+        self.settings.issuer = Some(issuer.into());
         self
     }
 
     /// Name of the user id claim (`USER_ID_CLAIM`, default `user_id`).
     pub fn user_id_claim(mut self, claim: impl Into<String>) -> Self {
-        self.user_id_claim = claim.into();
+        self.settings.user_id_claim = claim.into();
         self
     }
 
     /// Header carrying the bearer token (`AUTH_HEADER_NAME`, default `Authorization`; Django's
     /// `HTTP_AUTHORIZATION` form is accepted).
     pub fn auth_header_name(mut self, name: impl Into<String>) -> Self {
-        self.auth_header_name = name.into();
+        self.settings.auth_header_name = name.into();
         self
     }
 
@@ -272,13 +171,13 @@ impl ClientConfigBuilder {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        self.auth_header_types = types.into_iter().map(Into::into).collect();
+        self.settings.auth_header_types = types.into_iter().map(Into::into).collect();
         self
     }
 
     /// How long a mirrored user is trusted before it is fetched again (`MIRROR_TTL`, 5 min).
     pub fn mirror_ttl(mut self, ttl: Duration) -> Self {
-        self.mirror_ttl = ttl;
+        self.settings.mirror_ttl = ttl;
         self
     }
 
@@ -286,7 +185,7 @@ impl ClientConfigBuilder {
     /// about 200,000 users with a few access groups each). The least recently useful users
     /// leave first; 0 turns the cache off and every request reads the mirror database.
     pub fn mirror_cache_memory(mut self, bytes: u64) -> Self {
-        self.mirror_cache_memory = bytes;
+        self.settings.mirror_cache_memory = bytes;
         self
     }
 
@@ -294,13 +193,13 @@ impl ClientConfigBuilder {
     /// bytes (`TOKEN_CACHE_MEMORY`, 16 MiB: about 150,000 tokens, whatever their length); 0 turns
     /// the cache off and every request checks the signature.
     pub fn token_cache_memory(mut self, bytes: u64) -> Self {
-        self.token_cache_memory = bytes;
+        self.settings.token_cache_memory = bytes;
         self
     }
 
     /// Timeout of each call to the auth-service (`REMOTE_AUTH_REQUEST_TIMEOUT`, 10 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.settings.remote_auth_request_timeout = timeout;
         self
     }
 
@@ -314,7 +213,7 @@ impl ClientConfigBuilder {
     /// Blacklist the refresh token on the auth-service at logout, best effort
     /// (`BLACKLIST_ON_LOGOUT`, default true).
     pub fn blacklist_on_logout(mut self, on: bool) -> Self {
-        self.blacklist_on_logout = on;
+        self.settings.blacklist_on_logout = on;
         self
     }
 
@@ -327,7 +226,7 @@ impl ClientConfigBuilder {
 
     /// How long a fetched JWKS is used before it is fetched again (`JWKS_CACHE_TTL`, 10 min).
     pub fn jwks_ttl(mut self, ttl: Duration) -> Self {
-        self.jwks_ttl = ttl;
+        self.settings.jwks_cache_ttl = ttl;
         self
     }
 
@@ -342,27 +241,28 @@ impl ClientConfigBuilder {
     /// deactivation are refused within two poll intervals. Without it (or an empty one) nothing
     /// is polled and revocations reach this client only when tokens expire.
     pub fn revocation_feed(mut self, token: impl Into<String>) -> Self {
-        self.revocation_feed_token = Some(token.into()).filter(|t| !t.is_empty());
+        self.settings.revocation_feed_token = Some(token.into()).filter(|t| !t.is_empty());
         self
     }
 
     /// How often the revocation feed is polled (2 s; at least 100 ms).
     pub fn revocation_poll_interval(mut self, interval: Duration) -> Self {
-        self.revocation_poll_interval = interval;
+        self.settings.revocation_poll_interval = interval;
         self
     }
 
     /// Checks every setting and returns the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
-        let remote_url = self.remote_url.trim().trim_end_matches('/').to_owned();
+        let given = self.settings;
+        let remote_url = given.remote_auth_service_url.trim().trim_end_matches('/').to_owned();
         if !(remote_url.starts_with("http://") || remote_url.starts_with("https://")) {
             return Err(ConfigError::RemoteUrl(remote_url));
         }
         let mode = self.mode.ok_or(ConfigError::NoVerifyMode)?;
         let (verify_mode, signing_key, jwks_url) = match mode {
             Mode::Hmac(key) => {
-                if !settings::is_hmac(self.algorithm) {
-                    return Err(ConfigError::KeyAlgorithm(self.algorithm));
+                if !settings::is_hmac(given.algorithm) {
+                    return Err(ConfigError::KeyAlgorithm(given.algorithm));
                 }
                 settings::check_signing_key(&key)?;
                 (VerifyMode::Local, Some(key), None)
@@ -370,46 +270,95 @@ impl ClientConfigBuilder {
             Mode::Jwks(url) => (VerifyMode::Local, None, url),
             Mode::Remote => (VerifyMode::Remote, None, None),
         };
-        if self.request_timeout.is_zero() {
+        let request_timeout = given.remote_auth_request_timeout;
+        if request_timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout("REMOTE_AUTH_REQUEST_TIMEOUT"));
         }
-        let connect_timeout = self.connect_timeout.unwrap_or(self.request_timeout.min(Duration::from_secs(2)));
+        let connect_timeout = self.connect_timeout.unwrap_or(request_timeout.min(Duration::from_secs(2)));
         if connect_timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout("the connect timeout"));
         }
         if let Some(cookie) = &self.cookie {
             cookie.check()?;
         }
-        if self.revocation_poll_interval < Duration::from_millis(100) {
+        if given.revocation_poll_interval < Duration::from_millis(100) {
             return Err(ConfigError::PollInterval);
         }
         Ok(ClientConfig {
             remote_url,
-            user_path: self.user_path,
+            user_path: given.remote_auth_service_user_path,
             verify_mode,
             signing_key,
             verify: VerifySettings {
-                algorithms: vec![self.algorithm],
-                leeway: self.leeway,
-                audience: self.audience,
-                issuer: self.issuer,
-                user_id_claim: self.user_id_claim,
+                algorithms: vec![given.algorithm],
+                leeway: given.leeway,
+                audience: given.audience,
+                issuer: given.issuer,
+                user_id_claim: given.user_id_claim,
             },
-            auth_header_name: settings::parse_header_name(&self.auth_header_name)?,
-            auth_header_types: settings::parse_header_types(&self.auth_header_types)?,
-            mirror_ttl: self.mirror_ttl,
-            mirror_cache_memory: self.mirror_cache_memory,
-            token_cache_memory: self.token_cache_memory,
-            request_timeout: self.request_timeout,
+            auth_header_name: settings::parse_header_name(&given.auth_header_name)?,
+            auth_header_types: settings::parse_header_types(&given.auth_header_types)?,
+            mirror_ttl: given.mirror_ttl,
+            mirror_cache_memory: given.mirror_cache_memory,
+            token_cache_memory: given.token_cache_memory,
+            request_timeout,
             connect_timeout,
-            blacklist_on_logout: self.blacklist_on_logout,
+            blacklist_on_logout: given.blacklist_on_logout,
             cookie: self.cookie,
             jwks_url,
-            jwks_ttl: self.jwks_ttl,
+            jwks_ttl: given.jwks_cache_ttl,
             jwks_min_refetch: self.jwks_min_refetch,
-            revocation_feed_token: self.revocation_feed_token,
-            revocation_poll_interval: self.revocation_poll_interval,
+            revocation_feed_token: given.revocation_feed_token.filter(|t| !t.is_empty()),
+            revocation_poll_interval: given.revocation_poll_interval,
         })
+    }
+}
+
+impl ClientSettings {
+    /// Checks the settings and turns them into a [`ClientConfig`] (through its builder, so
+    /// settings and the builder accept exactly the same values). The verification mode comes
+    /// from `VERIFY_MODE`, `SIGNING_KEY` (local HMAC) and `JWK_URL` (local JWKS; both set is an
+    /// error); the cookie settings apply when `REFRESH_TOKEN_IN_COOKIE` is on. With the `cli`
+    /// feature, a replaced setting still set in the environment (`MIRROR_CACHE_SIZE`,
+    /// `TOKEN_CACHE_SIZE`) is logged as a warning that names its successor.
+    pub fn into_config(self) -> Result<ClientConfig, ConfigError> {
+        #[cfg(feature = "cli")]
+        crate::cli::warn_replaced_settings();
+        let mut given = self;
+        let signing_key = given.signing_key.take().filter(|k| !k.is_empty());
+        let jwk_url = given.jwk_url.take();
+        let cookie = given.refresh_token_in_cookie.then(|| {
+            let mut cookie = CookieConfig::default()
+                .name(given.auth_cookie_name.clone())
+                .secure(given.auth_cookie_secure)
+                .same_site(given.auth_cookie_samesite)
+                .path(given.auth_cookie_path.clone())
+                .allowed_origins(given.allowed_auth_origins.clone());
+            if let Some(domain) = given.auth_cookie_domain.clone() {
+                cookie = cookie.domain(domain);
+            }
+            if let Some(max_age) = given.auth_cookie_max_age {
+                cookie = cookie.max_age(Duration::from_secs(max_age));
+            }
+            cookie
+        });
+        let verify_mode = given.verify_mode;
+        let mut builder = ClientConfigBuilder::from_settings(given);
+        builder = match (verify_mode, signing_key, jwk_url) {
+            (VerifyMode::Remote, _, _) => builder.remote(),
+            (VerifyMode::Local, Some(_), Some(_)) => {
+                return Err(ConfigError::Setting(settings::SettingError::new(
+                    "set either SIGNING_KEY (HS* tokens) or JWK_URL (asymmetric tokens), not both",
+                )));
+            }
+            (VerifyMode::Local, Some(key), None) => builder.local_hmac(key.into_bytes()),
+            (VerifyMode::Local, None, Some(url)) => builder.local_jwks_at(url),
+            (VerifyMode::Local, None, None) => builder.local_jwks(),
+        };
+        if let Some(cookie) = cookie {
+            builder = builder.refresh_token_in_cookie(cookie);
+        }
+        builder.build()
     }
 }
 
@@ -428,16 +377,18 @@ pub struct CookieConfig {
 }
 
 impl Default for CookieConfig {
-    /// `refresh_token`, `Secure`, `SameSite=Lax`, `Path=/`, no domain, a session cookie, any origin.
+    /// `refresh_token`, `Secure`, `SameSite=Lax`, `Path=/`, no domain, a session cookie, any
+    /// origin: the [`defaults`](crate::defaults) of the `AUTH_COOKIE_*` settings.
     fn default() -> Self {
+        let settings = ClientSettings::default();
         Self {
-            name: "refresh_token".into(),
-            secure: true,
-            same_site: SameSite::Lax,
-            path: "/".into(),
-            domain: None,
-            max_age: None,
-            allowed_origins: Vec::new(),
+            name: settings.auth_cookie_name,
+            secure: settings.auth_cookie_secure,
+            same_site: settings.auth_cookie_samesite,
+            path: settings.auth_cookie_path,
+            domain: settings.auth_cookie_domain,
+            max_age: settings.auth_cookie_max_age,
+            allowed_origins: settings.allowed_auth_origins,
         }
     }
 }
@@ -513,6 +464,7 @@ impl CookieConfig {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     const KEY: &str = "config-test-key-0123456789abcdef0123";

@@ -30,9 +30,9 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 fn same_site(config: &CookieConfig) -> SameSite {
     match config.same_site {
-        crate::config::SameSite::Strict => SameSite::Strict,
-        crate::config::SameSite::None => SameSite::None,
-        crate::config::SameSite::Lax => SameSite::Lax,
+        crate::settings::SameSite::Strict => SameSite::Strict,
+        crate::settings::SameSite::None => SameSite::None,
+        crate::settings::SameSite::Lax => SameSite::Lax,
     }
 }
 

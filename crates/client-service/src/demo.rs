@@ -11,12 +11,14 @@ use shared_user::User;
 
 use shared_user::http::both_slashes;
 
-use crate::{AuthUser, ClientState, RequireAuthLayer};
+use crate::state::ClientState;
+use crate::verify::{AuthUser, RequireAuthLayer};
+use crate::{health, proxy};
 
 /// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
 /// plus the `/auth/*` proxy routes, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`;
-/// instrumented with request ids, access logs and HTTP metrics ([`crate::instrument`]).
+/// instrumented with request ids, access logs and HTTP metrics ([`shared_user::ops::instrument`]).
 pub fn app(state: ClientState) -> Router {
     let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
         .layer(RequireAuthLayer::new(state.clone()).group("billing", None));
@@ -25,14 +27,14 @@ pub fn app(state: ClientState) -> Router {
     app = both_slashes(app, "/api/me/", get(me));
     let app = app
         .merge(billing)
-        .merge(crate::health(state.clone()))
-        .merge(crate::router(state.clone()))
+        .merge(health::routes(state.clone()))
+        .merge(proxy::routes(state.clone()))
         .merge(crate::metrics::router())
         .merge(crate::openapi::router(&crate::openapi::demo_document()))
         .with_state(state)
         .fallback(shared_user::http::not_found)
         .method_not_allowed_fallback(shared_user::http::method_not_allowed);
-    crate::instrument(app)
+    shared_user::ops::instrument(app)
 }
 
 async fn test(_user: AuthUser) -> Json<Value> {

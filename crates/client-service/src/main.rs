@@ -1,10 +1,9 @@
 //! `client-service` binary: a runnable demo microservice mounting the client crate.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use client_service::{ClientArgs, ClientState, Db};
+use client_service::{ClientSettings, ClientState, Db};
 use shared_user::server::{Limits, serve};
 
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
@@ -41,21 +40,11 @@ struct ServeArgs {
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
-    client: ClientArgs,
-    /// Longest wait for a complete request head, counted from the accept (a connection that
-    /// sends nothing is closed after it) and again after each answer on a kept-alive connection.
-    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = shared_user::settings::parse_duration)]
-    header_read_timeout: Duration,
-    /// A connection with nothing read or written for this long is closed.
-    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = shared_user::settings::parse_duration)]
-    idle_timeout: Duration,
-    /// Connections served at once; more are closed as soon as they are accepted.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
-    max_connections: usize,
-    /// Connections served at once from one client address (IPv6: one /64), by the socket's
-    /// peer; more are closed as soon as they are accepted.
-    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
-    max_connections_per_ip: usize,
+    client: ClientSettings,
+    /// Listener limits (`HEADER_READ_TIMEOUT`, `IDLE_TIMEOUT`, `MAX_CONNECTIONS`,
+    /// `MAX_CONNECTIONS_PER_IP`).
+    #[command(flatten)]
+    limits: Limits,
 }
 
 /// Pooled connections to the mirror database.
@@ -68,13 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{} migration(s) applied", client_service::migrate(&db).await?);
         }
         Command::Serve(args) => {
-            let limits = Limits {
-                header_read_timeout: args.header_read_timeout,
-                idle_timeout: args.idle_timeout,
-                max_connections: args.max_connections,
-                max_connections_per_ip: args.max_connections_per_ip,
-            };
-            limits.validate().map_err(anyhow::Error::msg)?;
+            let limits = args.limits;
+            limits.validate()?;
             let config = args.client.into_config()?;
             shared_user::runtime::raise_fd_limit(limits.max_connections, DB_POOL_SIZE)?;
             let db = Db::connect(&args.db.database_url, DB_POOL_SIZE).await?;

@@ -17,10 +17,10 @@ use shared_user::http::{Body, both_slashes};
 
 use shared_user::wire::ErrorDetail;
 
-use crate::ClientState;
 use crate::config::CookieConfig;
 use crate::cookies::{self, check_csrf, clear_refresh_cookie, read_cookie, refresh_cookie};
-use crate::error::ClientError;
+use crate::error::{ClientError, WWW_AUTHENTICATE};
+use crate::state::ClientState;
 use crate::upstream::Reply;
 
 /// Routes under `/auth/`, to be merged into the service's router.
@@ -82,14 +82,26 @@ fn request_headers(headers: &HeaderMap, peer: Peer) -> HeaderMap {
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// The upstream answer, passed on; upstream 5xx other than 503 becomes 502.
-fn pass_on(reply: Reply) -> Response {
+/// The upstream answer, passed on; upstream 5xx other than 503 becomes 502. A 401 carries this
+/// client's own `WWW-Authenticate` (its first accepted scheme, no realm), as the EasyJWT 1.1
+/// client's token routes answer, instead of the auth-service's `Bearer realm="api"`.
+fn pass_on(state: &ClientState, reply: Reply) -> Response {
     if reply.status.is_server_error() && reply.status != StatusCode::SERVICE_UNAVAILABLE {
         return ClientError::BadUpstream(format!("status {}", reply.status)).into_response();
     }
     let mut resp = (reply.status, reply.body).into_response();
     resp.headers_mut().extend(reply.headers);
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, www_authenticate(state));
+    }
     resp
+}
+
+/// The client's own `WWW-Authenticate`: its first accepted scheme (`AUTH_HEADER_TYPES`, checked
+/// as a header value when the configuration was built), without a realm.
+fn www_authenticate(state: &ClientState) -> HeaderValue {
+    let scheme = state.config().auth_header_types.first().map_or(WWW_AUTHENTICATE, String::as_str);
+    HeaderValue::from_str(scheme).unwrap_or(HeaderValue::from_static(WWW_AUTHENTICATE))
 }
 
 /// Always the canonical (trailing slash) form of the path towards the auth-service.
@@ -107,7 +119,7 @@ pub(crate) async fn forward(
     body: Bytes,
 ) -> Response {
     match state.upstream().send(method, &upstream_path(uri.path()), &request_headers(&headers, peer), body).await {
-        Ok(reply) => pass_on(reply),
+        Ok(reply) => pass_on(&state, reply),
         Err(e) => e.into_response(),
     }
 }
@@ -135,16 +147,16 @@ pub async fn obtain_token(State(state): State<ClientState>, peer: Peer, headers:
             }
         }
         if let Some(cookie) = &state.config().cookie {
-            return refresh_into_cookie(cookie, reply);
+            return refresh_into_cookie(&state, cookie, reply);
         }
     }
-    pass_on(reply)
+    pass_on(&state, reply)
 }
 
 /// Cookie mode: moves `refresh` from a 200 body into the HttpOnly cookie.
-fn refresh_into_cookie(cookie: &CookieConfig, reply: Reply) -> Response {
+fn refresh_into_cookie(state: &ClientState, cookie: &CookieConfig, reply: Reply) -> Response {
     let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&reply.body) else {
-        return pass_on(reply);
+        return pass_on(state, reply);
     };
     let refresh = body.remove("refresh");
     let mut resp = (reply.status, Json(Value::Object(body))).into_response();
@@ -174,7 +186,7 @@ pub async fn refresh_token(State(state): State<ClientState>, peer: Peer, headers
     let Some(cookie) = &state.config().cookie else {
         let headers = request_headers(&headers, peer);
         return match state.upstream().send(Method::POST, "/auth/token/refresh/", &headers, body).await {
-            Ok(reply) => pass_on(reply),
+            Ok(reply) => pass_on(&state, reply),
             Err(e) => e.into_response(),
         };
     };
@@ -185,8 +197,8 @@ pub async fn refresh_token(State(state): State<ClientState>, peer: Peer, headers
         return ClientError::Unauthenticated(ErrorDetail::new("No refresh token provided.")).into_response();
     };
     match state.upstream().post_json("/auth/token/refresh/", &json!({"refresh": token})).await {
-        Ok(reply) if reply.status == StatusCode::OK => refresh_into_cookie(cookie, reply),
-        Ok(reply) => pass_on(reply),
+        Ok(reply) if reply.status == StatusCode::OK => refresh_into_cookie(&state, cookie, reply),
+        Ok(reply) => pass_on(&state, reply),
         Err(e) => e.into_response(),
     }
 }

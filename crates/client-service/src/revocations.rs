@@ -26,7 +26,7 @@ use bytes::Bytes;
 use shared_user::wire::revocations::{Entry, FEED_TOKEN_HEADER, MAX_ENTRIES, Page, page_after};
 
 use crate::error::ClientError;
-use crate::{ClientState, Inner};
+use crate::state::{ClientState, Inner};
 
 /// What the client knows about the revocation feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,9 +222,7 @@ impl ClientState {
         marks.mark_read();
         let changed = marks.raise(&page.revocations);
         for user_id in &changed {
-            if let Some(cache) = &self.inner.cache {
-                cache.remove(user_id);
-            }
+            self.inner.users.forget(*user_id);
             // Queued behind any write of this user already waiting, so it cannot be overwritten
             // by an older fetch.
             self.mirror().mark_stale(*user_id).await;
@@ -262,6 +260,15 @@ pub(crate) fn spawn_poller(inner: Weak<Inner>, interval: Duration, mut stop: tok
     });
 }
 
+#[cfg(feature = "testing")]
+impl Watermarks {
+    /// `testing` hook: tokens of `user_id` issued before `not_before` are refused from now on,
+    /// as if the feed had announced it (a test state has no poller to race with).
+    pub(crate) fn revoke_for_tests(&self, user_id: i64, not_before: i64) {
+        self.raise(&[Entry { user_id, not_before }]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,13 +290,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_poller_reports_an_outage_and_lets_the_state_go() {
-        let Some(db) =
-            shared_user::testing::TestDb::new(shared_user::testing::Backend::Sqlite, "poller", crate::MIGRATIONS).await
+        let Some(db) = shared_user::testing::TestDb::new(
+            shared_user::testing::Backend::Sqlite,
+            "poller",
+            crate::schema::MIGRATIONS,
+        )
+        .await
         else {
             panic!("SQLite is always available");
         };
         // Nothing listens on port 9 of 127.0.0.1: every poll fails at once.
-        let mut config = crate::ClientConfig::builder("http://127.0.0.1:9")
+        let mut config = crate::config::ClientConfig::builder("http://127.0.0.1:9")
             .local_hmac(b"q2VzZ9eTlB0+T1rX8mD6u4kLx7aN3pYc0wHf5sJgRQE=".to_vec())
             .revocation_feed("feed-token-0123456789")
             .build()

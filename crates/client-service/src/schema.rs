@@ -1,6 +1,16 @@
 //! Diesel schema of the mirror (`migrations/client/{sqlite,postgres}`): two `gatehouse_` tables
 //! in the host service's database.
 
+use shared_user::Migrations;
+
+/// The mirror's tables (`migrations/client/{postgres,sqlite}`): `gatehouse_users` and
+/// `gatehouse_access_groups`, no password anywhere. Pass it to your own migration tooling, or
+/// call [`migrate`](crate::migrate).
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: diesel_migrations::embed_migrations!("../../migrations/client/postgres"),
+    sqlite: diesel_migrations::embed_migrations!("../../migrations/client/sqlite"),
+};
+
 diesel::table! {
     /// Mirrored users, keyed by the auth-service's id; no password.
     gatehouse_users (id) {

@@ -5,9 +5,10 @@ use bytes::Bytes;
 use shared_user::User;
 use shared_user::wire::ErrorDetail;
 
-use crate::config::{ClientConfig, ConfigError};
+use crate::config::ClientConfig;
 use crate::error::{CONNECTION_ERROR, ClientError, TIMED_OUT};
 use crate::metrics::upstream_call;
+use crate::settings::ConfigError;
 
 /// An answer of the auth-service, as received.
 #[derive(Debug, Clone)]

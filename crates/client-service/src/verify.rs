@@ -18,10 +18,10 @@ use shared_user::wire::ErrorDetail;
 use shared_user::{TokenError, TokenType, User};
 use tower::{Layer, Service};
 
-use crate::ClientState;
-use crate::config::VerifyMode;
 use crate::error::ClientError;
 use crate::keys::KeySource;
+use crate::settings::VerifyMode;
+use crate::state::ClientState;
 
 /// The authenticated, active, mirrored user of a request (shared with the mirror's memory
 /// cache: read its fields through the `Arc`, clone what you need to keep).
@@ -100,6 +100,14 @@ fn user_of(
 /// The user (and `iat`) of a token this service verified before against key set `generation`.
 fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
     state.verified_tokens()?.user_of(token, generation)
+}
+
+impl ClientState {
+    /// The user of a request with these headers, checked exactly as [`AuthUser`] does (for
+    /// code outside an axum handler, such as a WebSocket upgrade or a GraphQL context).
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
+        authenticate(self, headers).await
+    }
 }
 
 /// Authenticates a request from its headers: token check (local or remote), then the user from

@@ -72,3 +72,70 @@ async fn upstream_failures_map_to_gateway_errors_not_500() {
         (StatusCode::BAD_GATEWAY, r#"{"detail":"Authentication service returned an error."}"#)
     );
 }
+
+/// An auth-service that refuses everything as SimpleJWT's token views do: 401 with its own
+/// `WWW-Authenticate: Bearer realm="api"`; a 400 field map on refresh.
+async fn refusing_auth_service() -> String {
+    let refuse = || async {
+        (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "application/json"), ("www-authenticate", r#"Bearer realm="api""#)],
+            r#"{"detail":"No active account found with the given credentials"}"#,
+        )
+    };
+    let app = Router::new()
+        .route("/auth/token/", post(refuse))
+        .route("/auth/token/verify/", post(refuse))
+        .route("/auth/user/", get(refuse))
+        .route(
+            "/auth/token/refresh/",
+            post(|| async {
+                (
+                    StatusCode::BAD_REQUEST,
+                    [("content-type", "application/json")],
+                    r#"{"refresh":["This field is required."]}"#,
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// Status, `WWW-Authenticate` and body of one call.
+async fn call_with_header(app: &Router, method: &str, path: &str, body: &str) -> (StatusCode, Option<String>, String) {
+    let req = axum::http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+    let resp = app.clone().oneshot(req.body(axum::body::Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let status = resp.status();
+    let www = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, www, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxied_401_carries_the_clients_own_www_authenticate_not_the_auth_services() {
+    let db = TestDb::new(Backend::Sqlite, "proxied 401", client_service::MIGRATIONS).await.unwrap();
+    let url = refusing_auth_service().await;
+    let no_account = r#"{"detail":"No active account found with the given credentials"}"#;
+    for (types, expected) in [(vec!["Bearer"], "Bearer"), (vec!["JWT", "Bearer"], "JWT")] {
+        let config = ClientConfig::builder(url.clone()).local_hmac(KEY).auth_header_types(types).build().unwrap();
+        let app: Router = client_service::router(ClientState::new(config, db.db.clone()).unwrap());
+        for (method, path, body) in [
+            ("POST", "/auth/token/", r#"{"email":"a@b.co","password":"x"}"#),
+            ("POST", "/auth/token", r#"{"email":"a@b.co","password":"x"}"#),
+            ("POST", "/auth/token/verify/", r#"{"token":"x"}"#),
+            ("GET", "/auth/user/", ""),
+        ] {
+            let (status, www, text) = call_with_header(&app, method, path, body).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert_eq!(www.as_deref(), Some(expected), "{method} {path}: the client's first scheme, no realm");
+            assert_eq!(text, no_account, "{method} {path}: the body passes through byte for byte");
+        }
+        let (status, www, text) = call_with_header(&app, "POST", "/auth/token/refresh/", "{}").await;
+        assert_eq!(
+            (status, www, text.as_str()),
+            (StatusCode::BAD_REQUEST, None, r#"{"refresh":["This field is required."]}"#)
+        );
+    }
+}

@@ -34,47 +34,116 @@ use self::slots::{Refusal, Slot, Slots};
 /// address already held `MAX_CONNECTIONS_PER_IP`) or `total` (`MAX_CONNECTIONS` were open).
 pub const CONNECTIONS_REFUSED: &str = "gatehouse_connections_refused_total";
 
-/// Connection limits of a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Default of [`Limits::header_read_timeout`] (`HEADER_READ_TIMEOUT`).
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// Default of [`Limits::idle_timeout`] (`IDLE_TIMEOUT`).
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+/// Default of [`Limits::max_connections`] (`MAX_CONNECTIONS`).
+pub const DEFAULT_MAX_CONNECTIONS: &str = "10000";
+/// Default of [`Limits::max_connections_per_ip`] (`MAX_CONNECTIONS_PER_IP`).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: &str = "256";
+
+/// Connection limits of a listener: a plain struct for embedding code, and the
+/// `HEADER_READ_TIMEOUT`, `IDLE_TIMEOUT`, `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_IP` settings
+/// of a binary's command line (`#[command(flatten)]`). Each default is written once, in the
+/// `DEFAULT_*` constants above, and read by both [`Limits::default`] and the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
 pub struct Limits {
     /// Longest wait for a complete request head. The first one's clock starts when the
     /// connection is accepted, so a connection that never sends a byte is closed after it
     /// (for HTTP/2 it covers the connection preface and the first request's headers); after
     /// each answer on a kept-alive HTTP/1 connection the clock starts again.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT",
+        default_value = DEFAULT_HEADER_READ_TIMEOUT,
+        value_parser = crate::settings::parse_duration,
+        long_help = "Longest wait for a complete request head, counted from the accept (a connection that sends \
+                     nothing is closed after it) and again after each answer on a kept-alive connection."
+    )]
     pub header_read_timeout: Duration,
     /// A connection on which nothing was read or written for this long is closed (stalled
     /// bodies, clients that stop reading answers, idle HTTP/2 connections).
+    #[arg(
+        long,
+        env = "IDLE_TIMEOUT",
+        default_value = DEFAULT_IDLE_TIMEOUT,
+        value_parser = crate::settings::parse_duration,
+        long_help = "A connection with nothing read or written for this long is closed."
+    )]
     pub idle_timeout: Duration,
     /// Connections open at once; further ones are accepted and closed at once.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value = DEFAULT_MAX_CONNECTIONS,
+        long_help = "Connections served at once; more are closed as soon as they are accepted."
+    )]
     pub max_connections: usize,
     /// Connections open at once from one client address (an IPv4 address, or an IPv6 /64
     /// network), counted by the socket's peer: forwarded headers play no part. Further ones are
     /// accepted and closed at once. A value of `max_connections` or more leaves only the total.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS_PER_IP",
+        default_value = DEFAULT_MAX_CONNECTIONS_PER_IP,
+        long_help = "Connections served at once from one client address (IPv6: one /64), by the socket's peer \
+                     (forwarded headers play no part); more are closed as soon as they are accepted."
+    )]
     pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
+    /// The `DEFAULT_*` constants: 10 s, 60 s, 10,000 connections, 256 per address.
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
-            max_connections_per_ip: 256,
+            header_read_timeout: default_of(DEFAULT_HEADER_READ_TIMEOUT, crate::settings::parse_duration),
+            idle_timeout: default_of(DEFAULT_IDLE_TIMEOUT, crate::settings::parse_duration),
+            max_connections: default_of(DEFAULT_MAX_CONNECTIONS, str::parse::<usize>),
+            max_connections_per_ip: default_of(DEFAULT_MAX_CONNECTIONS_PER_IP, str::parse::<usize>),
         }
+    }
+}
+
+/// A default read with the parser the command line uses for it (a constant: a test reads
+/// each one, so this never fails in a build that passed its tests).
+fn default_of<T, E: std::fmt::Debug>(text: &str, parse: impl Fn(&str) -> Result<T, E>) -> T {
+    parse(text).unwrap_or_else(|e| panic!("the default {text:?} does not parse: {e:?}"))
+}
+
+/// Why listener limits cannot be used. `Display` is one line naming the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// `HEADER_READ_TIMEOUT` or `IDLE_TIMEOUT` is zero.
+    #[error("HEADER_READ_TIMEOUT and IDLE_TIMEOUT must be positive")]
+    ZeroTimeout,
+    /// `MAX_CONNECTIONS` is zero.
+    #[error("MAX_CONNECTIONS must be at least 1")]
+    NoConnections,
+    /// `MAX_CONNECTIONS_PER_IP` is zero.
+    #[error("MAX_CONNECTIONS_PER_IP must be at least 1")]
+    NoConnectionsPerIp,
+}
+
+/// For callers that still report setting errors as text.
+impl From<LimitsError> for String {
+    fn from(e: LimitsError) -> Self {
+        e.to_string()
     }
 }
 
 impl Limits {
     /// Why these limits cannot be used, if so.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LimitsError> {
         if self.header_read_timeout.is_zero() || self.idle_timeout.is_zero() {
-            return Err("HEADER_READ_TIMEOUT and IDLE_TIMEOUT must be positive".into());
+            return Err(LimitsError::ZeroTimeout);
         }
         if self.max_connections == 0 {
-            return Err("MAX_CONNECTIONS must be at least 1".into());
+            return Err(LimitsError::NoConnections);
         }
         if self.max_connections_per_ip == 0 {
-            return Err("MAX_CONNECTIONS_PER_IP must be at least 1".into());
+            return Err(LimitsError::NoConnectionsPerIp);
         }
         Ok(())
     }
@@ -316,6 +385,40 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        limits: Limits,
+    }
+
+    #[test]
+    fn the_defaults_are_the_same_in_code_and_on_the_command_line() {
+        use clap::Parser;
+        let limits = Limits::default();
+        let expected = (Duration::from_secs(10), Duration::from_secs(60), 10_000, 256);
+        assert_eq!(
+            (limits.header_read_timeout, limits.idle_timeout, limits.max_connections, limits.max_connections_per_ip),
+            expected
+        );
+        // Nothing set in the environment of this test: the command line's defaults.
+        let parsed = Command::try_parse_from(["x"]).unwrap().limits;
+        assert_eq!(parsed, limits, "Limits::default() and the command line's defaults");
+        let parsed = Command::try_parse_from(["x", "--idle-timeout", "5s", "--max-connections-per-ip", "1"]).unwrap();
+        assert_eq!((parsed.limits.idle_timeout, parsed.limits.max_connections_per_ip), (Duration::from_secs(5), 1));
+    }
+
+    #[test]
+    fn unusable_limits_are_typed_errors_naming_the_setting() {
+        let zero = Limits { idle_timeout: Duration::ZERO, ..Limits::default() };
+        assert_eq!(zero.validate(), Err(LimitsError::ZeroTimeout));
+        assert_eq!(zero.validate().unwrap_err().to_string(), "HEADER_READ_TIMEOUT and IDLE_TIMEOUT must be positive");
+        let none = Limits { max_connections: 0, ..Limits::default() };
+        assert_eq!(none.validate().unwrap_err().to_string(), "MAX_CONNECTIONS must be at least 1");
+        let none = Limits { max_connections_per_ip: 0, ..Limits::default() };
+        assert_eq!(none.validate().unwrap_err().to_string(), "MAX_CONNECTIONS_PER_IP must be at least 1");
+        assert_eq!(Limits::default().validate(), Ok(()));
+    }
 
     async fn start(limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
