@@ -8,8 +8,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 use shared_user::http::{FieldErrors, both_slashes};
+use shared_user::wire::revocations::{AFTER_PARAM, Entry, FEED_TOKEN_HEADER, Page};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -17,8 +18,6 @@ use crate::params::{invalid_page, requested_page};
 use crate::service::sessions::{check_feed_token, end_session_of, log_out_everywhere, revocations_after, sessions_of};
 use crate::state::AppState;
 
-/// Header carrying `REVOCATION_FEED_TOKEN` on feed requests.
-pub const FEED_TOKEN_HEADER: &str = "x-revocation-feed-token";
 /// The sessions, logout-all and revocation-feed routes.
 pub fn routes(mut r: Router<AppState>) -> Router<AppState> {
     r = both_slashes(r, "/auth/sessions/", get(list_sessions));
@@ -63,7 +62,7 @@ fn parse_after(query: Option<&str>) -> Result<i64, FieldErrors> {
     let mut after = 0;
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if name == "after" {
+        if name == AFTER_PARAM {
             after = value
                 .parse::<i64>()
                 .ok()
@@ -82,12 +81,11 @@ pub async fn get_revocations(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     check_feed_token(&state, headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default())?;
     let page = revocations_after(&state, parse_after(query.as_deref())?).await?;
-    let revocations: Vec<Value> =
-        page.revocations.iter().map(|r| json!({"user_id": r.user_id, "not_before": r.not_before})).collect();
-    Ok(Json(json!({"cursor": page.cursor, "revocations": revocations})))
+    let revocations = page.revocations.iter().map(|r| Entry { user_id: r.user_id, not_before: r.not_before }).collect();
+    Ok(Json(Page { cursor: page.cursor, revocations }))
 }
 
 #[cfg(test)]

@@ -126,13 +126,6 @@ pub enum LimitsError {
     NoConnectionsPerIp,
 }
 
-/// For callers that still report setting errors as text.
-impl From<LimitsError> for String {
-    fn from(e: LimitsError) -> Self {
-        e.to_string()
-    }
-}
-
 impl Limits {
     /// Why these limits cannot be used, if so.
     pub fn validate(&self) -> Result<(), LimitsError> {

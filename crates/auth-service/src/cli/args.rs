@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use shared_user::jsonwebtoken::Algorithm;
+use shared_user::server::Limits;
 use shared_user::settings::SettingError;
 
 use crate::kek::{KeyEncryptionKey, KeyError};
@@ -197,37 +198,20 @@ pub struct ServeArgs {
     /// Token and password settings.
     #[command(flatten)]
     pub settings: Settings,
-    /// Longest wait for a complete request head, counted from the accept (a connection that
-    /// sends nothing is closed after it) and again after each answer on a kept-alive connection.
-    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub header_read_timeout: Duration,
-    /// A connection with nothing read or written for this long is closed (longer than
-    /// REQUEST_TIMEOUT).
-    #[arg(long, env = "IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-    /// Connections served at once; more are closed as soon as they are accepted.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
-    pub max_connections: usize,
-    /// Connections served at once from one client address (IPv6: one /64), by the socket's
-    /// peer (TRUSTED_PROXIES plays no part); more are closed as soon as they are accepted.
-    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
-    pub max_connections_per_ip: usize,
+    /// Listener limits (`HEADER_READ_TIMEOUT`, `IDLE_TIMEOUT`, `MAX_CONNECTIONS`,
+    /// `MAX_CONNECTIONS_PER_IP`).
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 impl ServeArgs {
-    /// The listener limits, validated.
-    pub fn limits(&self) -> Result<shared_user::server::Limits, SettingError> {
-        let limits = shared_user::server::Limits {
-            header_read_timeout: self.header_read_timeout,
-            idle_timeout: self.idle_timeout,
-            max_connections: self.max_connections,
-            max_connections_per_ip: self.max_connections_per_ip,
-        };
-        limits.validate().map_err(SettingError)?;
-        if self.idle_timeout <= self.settings.request_timeout {
+    /// The listener limits, validated (also against `REQUEST_TIMEOUT`).
+    pub fn limits(&self) -> Result<Limits, SettingError> {
+        self.limits.validate().map_err(|e| SettingError(e.to_string()))?;
+        if self.limits.idle_timeout <= self.settings.request_timeout {
             return Err(SettingError::new("IDLE_TIMEOUT must be longer than REQUEST_TIMEOUT"));
         }
-        Ok(limits)
+        Ok(self.limits)
     }
 }
 

@@ -29,8 +29,9 @@ use crate::store::revocations::RevocationRow;
 use crate::store::sessions::SessionRow;
 use crate::store::watermark_now;
 
-/// Most feed entries in one answer (a client asks again at once when it got this many).
-pub const FEED_PAGE: i64 = 1000;
+/// Most feed entries in one answer (a client asks again at once when it got this many): the
+/// wire contract's `MAX_ENTRIES`.
+pub const FEED_PAGE: i64 = shared_user::wire::revocations::MAX_ENTRIES as i64;
 
 /// Whether a token of `user_id` issued at `iat` is refused by the user's watermark (a token
 /// without `iat` is refused once the user has one).
