@@ -99,9 +99,15 @@ pub fn schema(state: AppState) -> GatehouseSchema {
         .finish()
 }
 
+/// The [`schema`], built at the first GraphQL request instead of at start: building it runs a
+/// large part of async-graphql's code and this module's once, and every page of code touched at
+/// start stays resident for the life of the process (idle RSS).
+#[derive(Clone, Default)]
+pub struct LazySchema(std::sync::Arc<std::sync::OnceLock<GatehouseSchema>>);
+
 /// The `/graphql` route: POST only.
-pub fn route(state: &AppState) -> MethodRouter<AppState> {
-    post(graphql_endpoint).layer(Extension(schema(state.clone())))
+pub fn route(_state: &AppState) -> MethodRouter<AppState> {
+    post(graphql_endpoint).layer(Extension(LazySchema::default()))
 }
 
 /// Who is calling: the token of the `Authorization` header and the client address.
@@ -153,10 +159,11 @@ impl IntoResponse for Rejection {
 /// `POST /graphql`: executes one GraphQL request; the answer is always `application/json`.
 pub async fn graphql_endpoint(
     State(state): State<AppState>,
-    Extension(schema): Extension<GatehouseSchema>,
+    Extension(lazy): Extension<LazySchema>,
     ClientIp(ip): ClientIp,
     request: Request,
 ) -> Response {
+    let schema = lazy.0.get_or_init(|| schema(state.clone()));
     let (parts, raw) = request.into_parts();
     // The body is read here, within our limit, before the GraphQL extractor streams it.
     let Ok(bytes) = body::to_bytes(raw, MAX_BODY).await else {

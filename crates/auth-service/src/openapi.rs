@@ -425,9 +425,9 @@ pub fn document() -> openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// `GET /openapi.json`: the document, serialized once.
+/// `GET /openapi.json`: the document, built and serialized at the first request.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    shared_user::ops::openapi::router(&document())
+    shared_user::ops::openapi::lazy_router(document)
 }
 
 #[cfg(test)]

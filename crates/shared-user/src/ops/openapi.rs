@@ -51,9 +51,27 @@ fn add_to_operation(operation: &mut Operation, string: &impl Fn() -> Object) {
     }
 }
 
+/// `GET /openapi.json`: the document `build` returns, built and serialized at the first request
+/// and kept. Nothing runs at start-up: building a document executes a large part of a service's
+/// code once, and every page of code touched at start stays resident for the process's life.
+pub fn lazy_router<S: Clone + Send + Sync + 'static>(build: fn() -> OpenApi) -> Router<S> {
+    let body = std::sync::Arc::new(std::sync::OnceLock::<Bytes>::new());
+    Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let body = body.get_or_init(|| serialize(&build())).clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], body).into_response() }
+        }),
+    )
+}
+
+fn serialize(doc: &OpenApi) -> Bytes {
+    Bytes::from(serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
 /// `GET /openapi.json`: `doc`, serialized once.
 pub fn router<S: Clone + Send + Sync + 'static>(doc: &OpenApi) -> Router<S> {
-    let body = Bytes::from(serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec()));
+    let body = serialize(doc);
     Router::new().route(
         "/openapi.json",
         get(move || {
