@@ -41,7 +41,8 @@
 //!
 //! The crate's rooms: `state` ([`ClientState`]), `users` (the user lookup: memory cache,
 //! mirror, single-flight fetches), `verify` (extractor and layer), `proxy` (`/auth/*`),
-//! `health`, `settings` and `config` (settings, then the checked configuration), `revocations`,
+//! `health`, `settings` and `config` (settings, then the checked configuration), `revocations`
+//! (the feed poller) over `watermarks` (what it learnt),
 //! `mirror` (all SQL), `upstream` (calls to the auth-service); this file only opens the door.
 //!
 //! ```no_run
@@ -87,6 +88,7 @@ mod tokens;
 mod upstream;
 mod users;
 mod verify;
+mod watermarks;
 
 use axum::Router;
 
@@ -94,7 +96,6 @@ use axum::Router;
 pub use cli::ClientArgs;
 pub use config::{ClientConfig, ClientConfigBuilder, CookieConfig};
 pub use error::ClientError;
-pub use revocations::RevocationStatus;
 pub use schema::MIGRATIONS;
 pub use settings::{ClientSettings, ConfigError, SameSite, VerifyMode, defaults};
 pub use shared_user::ops::instrument;
@@ -103,6 +104,7 @@ pub use shared_user::runtime::{init_tracing, shutdown_signal};
 pub use shared_user::{AccessGroup, Db, DbError, ErrorDetail, Migrations, User, with_conn};
 pub use state::ClientState;
 pub use verify::{AuthUser, RequireAuth, RequireAuthLayer};
+pub use watermarks::RevocationStatus;
 
 /// Creates or updates the mirror's tables in the service's database (its other tables are
 /// left alone); returns how many migrations ran. Needs a multi-thread tokio runtime.

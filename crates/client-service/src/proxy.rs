@@ -104,9 +104,15 @@ fn www_authenticate(state: &ClientState) -> HeaderValue {
     HeaderValue::from_str(scheme).unwrap_or(HeaderValue::from_static(WWW_AUTHENTICATE))
 }
 
-/// Always the canonical (trailing slash) form of the path towards the auth-service.
-fn upstream_path(path: &str) -> String {
-    if path.ends_with('/') { path.to_owned() } else { format!("{path}/") }
+/// The target towards the auth-service: always the canonical (trailing slash) form of the
+/// path, and the query string unchanged (`GET /auth/sessions/?page=2` asks for page 2).
+fn upstream_target(uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let slash = if path.ends_with('/') { "" } else { "/" };
+    match uri.query() {
+        Some(query) => format!("{path}{slash}?{query}"),
+        None => format!("{path}{slash}"),
+    }
 }
 
 /// Any proxied call: same method, path, body and relevant headers.
@@ -118,7 +124,7 @@ pub(crate) async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match state.upstream().send(method, &upstream_path(uri.path()), &request_headers(&headers, peer), body).await {
+    match state.upstream().send(method, &upstream_target(&uri), &request_headers(&headers, peer), body).await {
         Ok(reply) => pass_on(&state, reply),
         Err(e) => e.into_response(),
     }
@@ -226,4 +232,26 @@ pub async fn logout(State(state): State<ClientState>, headers: HeaderMap, body: 
         resp.headers_mut().append(header::SET_COOKIE, clear_refresh_cookie(cookie));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uri: &'static str) -> String {
+        upstream_target(&axum::http::Uri::from_static(uri))
+    }
+
+    #[test]
+    fn the_upstream_target_keeps_the_query_and_adds_the_slash() {
+        assert_eq!(target("/auth/sessions/"), "/auth/sessions/");
+        assert_eq!(target("/auth/sessions"), "/auth/sessions/", "the canonical slash form");
+        assert_eq!(target("/auth/sessions/?page=2"), "/auth/sessions/?page=2", "the query is forwarded");
+        assert_eq!(
+            target("/auth/sessions?page=x&a=%20b"),
+            "/auth/sessions/?page=x&a=%20b",
+            "unchanged, after the slash"
+        );
+        assert_eq!(target("/auth/sessions/?"), "/auth/sessions/?", "an empty query stays empty");
+    }
 }

@@ -10,11 +10,12 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::keys::{JwksCache, KeySource};
 use crate::mirror::Mirror;
-use crate::revocations::{self, Watermarks};
+use crate::revocations::Poller;
 use crate::settings::{ConfigError, VerifyMode};
 use crate::tokens::VerifiedTokens;
 use crate::upstream::Upstream;
 use crate::users::Users;
+use crate::watermarks::{RevocationStatus, Watermarks};
 
 /// What a [`ClientState`] holds, behind one `Arc`.
 pub(crate) struct Inner {
@@ -22,11 +23,12 @@ pub(crate) struct Inner {
     pub(crate) upstream: Upstream,
     pub(crate) keys: KeySource,
     /// The mirrored users: memory cache, mirror database, fetches in flight.
-    pub(crate) users: Users,
+    pub(crate) users: Arc<Users>,
     /// Access tokens verified locally (local mode only).
     pub(crate) tokens: Option<VerifiedTokens>,
-    /// Revocation watermarks from the auth-service's feed (see `revocations`).
-    pub(crate) watermarks: Watermarks,
+    /// Revocation watermarks from the auth-service's feed, raised by the poller (see
+    /// `revocations`).
+    pub(crate) watermarks: Arc<Watermarks>,
     /// Dropped with the state: stops the revocation poller.
     _stop_poller: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -58,27 +60,22 @@ impl ClientState {
             (VerifyMode::Remote, _) => KeySource::None,
         };
         let upstream = Upstream::new(&config)?;
-        let users = Users::new(Mirror::new(db), config.mirror_cache_memory, config.mirror_ttl);
+        let users = Arc::new(Users::new(Mirror::new(db), config.mirror_cache_memory, config.mirror_ttl));
         let tokens = (config.verify_mode == VerifyMode::Local && config.token_cache_memory > 0)
             .then(|| VerifiedTokens::new(config.token_cache_memory, config.verify.leeway));
-        let poll = config.verify_mode == VerifyMode::Local && config.revocation_feed_token.is_some();
-        if !poll && config.verify_mode == VerifyMode::Local {
+        let feed_token = config.revocation_feed_token.clone().filter(|_| config.verify_mode == VerifyMode::Local);
+        if feed_token.is_none() && config.verify_mode == VerifyMode::Local {
             tracing::info!("REVOCATION_FEED_TOKEN not set: revocations reach this client only when tokens expire");
         }
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let interval = config.revocation_poll_interval;
-        let inner = Arc::new(Inner {
-            tokens,
-            config,
-            upstream,
-            users,
-            keys,
-            watermarks: Watermarks::new(poll),
-            _stop_poller: poll.then_some(stop),
-        });
-        if poll {
-            revocations::spawn_poller(Arc::downgrade(&inner), interval, stopped);
+        let watermarks = Arc::new(Watermarks::new(feed_token.is_some()));
+        let mut stop_poller = None;
+        if let Some(token) = feed_token {
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            let poller = Poller::new(upstream.clone(), token, watermarks.clone(), Arc::downgrade(&users));
+            poller.spawn(config.revocation_poll_interval, stopped);
+            stop_poller = Some(stop);
         }
+        let inner = Arc::new(Inner { tokens, config, upstream, users, keys, watermarks, _stop_poller: stop_poller });
         Ok(Self { inner })
     }
 
@@ -94,6 +91,17 @@ impl ClientState {
     /// binary does); a write that fails is logged, and that user is fetched again later.
     pub async fn flush_mirror(&self) {
         self.mirror().flush().await;
+    }
+
+    /// What this client knows about the revocation feed (for health checks and metrics).
+    pub fn revocation_status(&self) -> RevocationStatus {
+        self.inner.watermarks.status()
+    }
+
+    /// Whether local verification refuses a token of `user_id` issued at `iat` because of a
+    /// revocation the feed announced.
+    pub(crate) fn is_revoked(&self, user_id: i64, iat: Option<i64>) -> bool {
+        self.inner.watermarks.refuses(user_id, iat)
     }
 
     pub(crate) fn upstream(&self) -> &Upstream {
@@ -128,5 +136,48 @@ impl ClientState {
         let user_id = shared_user::token::user_id_of(&claims, &self.config().verify.user_id_claim)
             .ok_or_else(|| ClientError::BadUpstream("access token without a user id".into()))?;
         self.users().refresh(self.upstream(), user_id, access).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_poller_reports_an_outage_and_lets_the_state_go() {
+        let Some(db) = shared_user::testing::TestDb::new(
+            shared_user::testing::Backend::Sqlite,
+            "poller",
+            crate::schema::MIGRATIONS,
+        )
+        .await
+        else {
+            panic!("SQLite is always available");
+        };
+        // Nothing listens on port 9 of 127.0.0.1: every poll fails at once.
+        let mut config = ClientConfig::builder("http://127.0.0.1:9")
+            .local_hmac(b"q2VzZ9eTlB0+T1rX8mD6u4kLx7aN3pYc0wHf5sJgRQE=".to_vec())
+            .revocation_feed("feed-token-0123456789")
+            .build()
+            .unwrap();
+        // Faster than the builder allows, to keep the test short.
+        config.revocation_poll_interval = Duration::from_millis(50);
+        let state = ClientState::new(config, db.db.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !matches!(state.revocation_status(), RevocationStatus::Unreachable { .. }) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", state.revocation_status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let weak = Arc::downgrade(&state.inner);
+        let users = Arc::downgrade(&state.inner.users);
+        drop(state);
+        // The poller holds the users only while a poll runs; then the state and its users (and
+        // their database) are freed.
+        while weak.upgrade().is_some() || users.upgrade().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the poller keeps the state alive");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
