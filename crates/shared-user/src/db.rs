@@ -344,7 +344,7 @@ macro_rules! load_access_groups {
             .select(($($table)::+::name, $($table)::+::level))
             .load::<(String, Option<String>)>($conn)
             .await
-            .map(|rows| rows.into_iter().map(|(name, level)| $crate::AccessGroup { name, level }).collect::<Vec<_>>())
+            .map(|rows| rows.into_iter().map(|(name, level)| $crate::user::AccessGroup { name, level }).collect::<Vec<_>>())
     };
 }
 
