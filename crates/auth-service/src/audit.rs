@@ -6,7 +6,7 @@
 //! email typed at a failed login (users type passwords into that field).
 //!
 //! The client address and user agent of the request being served are captured once per request
-//! by `CaptureRequestMeta` (a layer of [`crate::app`]) in a task-local, so the service
+//! by `CaptureRequestMeta` (a layer `crate::app::app` adds) in a task-local, so the service
 //! functions that record events need no extra parameters; outside a request (the CLI) they are
 //! empty.
 

@@ -19,7 +19,7 @@ use shared_user::settings::SettingError;
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-/// The proxies whose `X-Forwarded-For` is believed (request extension set by [`crate::app`]).
+/// The proxies whose `X-Forwarded-For` is believed (a request extension `crate::app::app` sets).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Arc<[IpNet]>);
 

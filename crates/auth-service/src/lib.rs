@@ -1,7 +1,7 @@
 //! Gatehouse auth-service: the private service that issues, refreshes, verifies and revokes
 //! EasyJWT/SimpleJWT-compatible tokens and serves the users they belong to.
 //!
-//! [`app`] is the whole HTTP service over an [`AppState`] built from [`Settings`]; the binary
+//! [`app()`] is the whole HTTP service over an [`AppState`] built from [`Settings`]; the binary
 //! only parses the command line ([`cli`]), opens the database and serves it. What a
 //! client-service needs as well (user and wire types, token checking, the database handle,
 //! setting parsers) lives in `shared_user`.
@@ -11,7 +11,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | command line | [`cli`] |
-//! | the HTTP service | [`app`] |
+//! | the HTTP service | [`mod@app`] |
 //! | front ends | [`routes`] (REST), [`sessions`], [`admin`] (admin API), [`console`], [`graphql`], [`hasura`], [`openapi`] |
 //! | HTTP edge | [`auth`] (bearer extractors), [`error`] (`ApiError`), [`params`] (query and body reading), [`headers`] |
 //! | state | [`state`] (`AppState`) |

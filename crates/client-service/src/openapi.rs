@@ -5,7 +5,7 @@
 //!
 //! The `/auth/*` operations the proxy passes on are not described here: they are the
 //! auth-service's, described once in [`shared_user::openapi::proxied`]. This document takes
-//! them as they are and adds only what the proxy adds ([`Proxy`]): the `proxy` tag, a note on
+//! them as they are and adds only what the proxy adds (its `Proxy` modifier): the `proxy` tag, a note on
 //! cookie mode, and its own answers (502, 503, and 403 when the CSRF check fails).
 
 use axum::Router;
