@@ -13,7 +13,11 @@ use common::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use shared_user::both_backends;
+use shared_user::testing::net::{connect_from, read_to_close};
 use shared_user::testing::{Backend, TestDb};
+
+/// How long a test waits for the server to close a connection it should close.
+const CLOSE_WITHIN: Duration = Duration::from_secs(30);
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 const PW: &str = "s3cret pass phrase";
@@ -430,7 +434,6 @@ async fn serve_refuses_max_connections_beyond_the_hard_open_file_limit(backend: 
 }
 
 async fn serve_limits_connections_per_address_and_closes_silent_ones(backend: Backend) {
-    use tokio::io::AsyncReadExt;
     let Some(db) = TestDb::new(backend, "cli", auth_service::MIGRATIONS).await else { return };
     let env =
         [("SIGNING_KEY", KEY), ("RUST_LOG", "info"), ("MAX_CONNECTIONS_PER_IP", "2"), ("HEADER_READ_TIMEOUT", "3s")];
@@ -451,33 +454,13 @@ async fn serve_limits_connections_per_address_and_closes_silent_ones(backend: Ba
         panic!("serve never said where it listens");
     };
     let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let connect_from = |host: u8| async move {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
-        socket.connect(addr).await.unwrap()
-    };
-    // Until the server closes: `None` when it did not within 30 s.
-    async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        let read = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => out.extend_from_slice(&buf[..n]),
-                }
-            }
-        });
-        read.await.ok()?;
-        Some(out)
-    }
-    let mut silent = [connect_from(2).await, connect_from(2).await];
-    let over = read_to_close(&mut connect_from(2).await).await;
+    let mut silent = [connect_from(2, addr).await, connect_from(2, addr).await];
+    let over = read_to_close(&mut connect_from(2, addr).await, CLOSE_WITHIN).await;
     // Another address is served meanwhile, and the refusal shows in the metrics.
     let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
     let mut closed = Vec::new();
     for stream in &mut silent {
-        closed.push(read_to_close(stream).await);
+        closed.push(read_to_close(stream, CLOSE_WITHIN).await);
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -12,7 +12,6 @@ use axum::Router;
 use shared_user::User;
 use shared_user::openapi::{Health, RefreshRequest, proxied};
 use shared_user::wire::{ErrorDetail, TokenMessage};
-use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{self, Components};
 use utoipa::{Modify, OpenApi, Path};
@@ -178,7 +177,7 @@ impl Modify for Proxy {
                 continue;
             }
             let cookie_note = COOKIE_MODE.iter().find(|(p, _)| p == path).map(|(_, note)| *note);
-            for operation in operations(item) {
+            for operation in shared_user::openapi::operations(item) {
                 operation.tags = Some(vec![PROXY.to_owned()]);
                 let mut answers = __path_proxy_answers::operation().responses.responses;
                 if let Some(note) = cookie_note {
@@ -194,22 +193,6 @@ impl Modify for Proxy {
             }
         }
     }
-}
-
-/// The operations of a path, whatever their methods.
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
-    ]
-    .into_iter()
-    .flatten()
 }
 
 /// What every operation shares: the bearer scheme, the `X-Request-Id` header in and out.
@@ -254,7 +237,9 @@ mod tests {
             let item = client.paths.paths.get(&path).unwrap_or_else(|| panic!("{path} documented"));
             let mut item = item.clone();
             let mut shared = shared;
-            for (ours, theirs) in operations(&mut item).zip(operations(&mut shared)) {
+            for (ours, theirs) in
+                shared_user::openapi::operations(&mut item).zip(shared_user::openapi::operations(&mut shared))
+            {
                 assert_eq!(ours.operation_id, theirs.operation_id, "{path}");
                 assert_eq!(ours.tags, Some(vec![PROXY.to_owned()]), "{path}");
                 for status in ["502", "503"] {

@@ -7,6 +7,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use shared_user::testing::net::{connect_from, read_to_close};
+
+/// How long a test waits for the server to close a connection it should close.
+const CLOSE_WITHIN: Duration = Duration::from_secs(30);
+
 const BIN: &str = env!("CARGO_BIN_EXE_client-service");
 
 /// Runs `client-service serve` with `env`; returns the exit code and the non-empty stderr lines.
@@ -106,30 +111,6 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }
 
-/// A connection to `addr` from the loopback address `127.0.0.<host>`.
-async fn connect_from(host: u8, addr: &str) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
-    socket.connect(addr.parse().unwrap()).await.unwrap()
-}
-
-/// Reads until the server closes; `None` when it did not within 30 s.
-async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1024];
-    let read = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    read.await.ok()?;
-    Some(out)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn one_address_gets_max_connections_per_ip_and_silent_connections_are_closed() {
     let env = [
@@ -138,9 +119,10 @@ async fn one_address_gets_max_connections_per_ip_and_silent_connections_are_clos
         ("HEADER_READ_TIMEOUT", "3s"),
     ];
     let (mut child, addr, _dir) = tokio::task::block_in_place(|| spawn_serve(&env));
-    let mut silent = [connect_from(2, &addr).await, connect_from(2, &addr).await];
-    let mut refused = connect_from(2, &addr).await;
-    let over = read_to_close(&mut refused).await;
+    let socket: std::net::SocketAddr = addr.parse().unwrap();
+    let mut silent = [connect_from(2, socket).await, connect_from(2, socket).await];
+    let mut refused = connect_from(2, socket).await;
+    let over = read_to_close(&mut refused, CLOSE_WITHIN).await;
     // Another address is served meanwhile, and the refusal shows in the metrics.
     let metrics = {
         let addr = addr.clone();
@@ -148,7 +130,7 @@ async fn one_address_gets_max_connections_per_ip_and_silent_connections_are_clos
     };
     let mut closed = Vec::new();
     for stream in &mut silent {
-        closed.push(read_to_close(stream).await);
+        closed.push(read_to_close(stream, CLOSE_WITHIN).await);
     }
     let _ = child.kill();
     let _ = child.wait();

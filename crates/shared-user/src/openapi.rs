@@ -6,6 +6,25 @@
 pub mod proxied;
 
 use utoipa::ToSchema;
+use utoipa::openapi::PathItem;
+use utoipa::openapi::path::Operation;
+
+/// The operations of a path, whatever their methods (for code that changes every operation of a
+/// document).
+pub fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
 
 /// The tags of the auth-service's operations (a client files the ones it proxies under its own).
 pub mod tag {

@@ -375,9 +375,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 mod tests {
     use std::net::SocketAddr;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     use super::*;
+    use crate::testing::net::read_to_close;
 
     #[derive(Debug, clap::Parser)]
     struct Command {
@@ -426,23 +427,6 @@ mod tests {
             let _ = rx.await;
         }));
         (addr, tx)
-    }
-
-    /// Reads until the peer closes; `None` when it did not within `within` (a hung test must fail).
-    async fn read_to_close(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        tokio::time::timeout(within, async {
-            let mut buf = [0u8; 1024];
-            loop {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => out.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await
-        .ok()?;
-        Some(out)
     }
 
     #[tokio::test(flavor = "multi_thread")]

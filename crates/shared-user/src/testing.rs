@@ -7,6 +7,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub mod logs;
+pub mod net;
 pub mod openapi;
 
 use crate::db::{Db, Migrations};

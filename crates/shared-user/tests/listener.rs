@@ -2,14 +2,15 @@
 //! real sockets from several loopback addresses: silent connections up to the per-address limit
 //! from one address, more beyond it, other addresses filling the rest, and an honest client.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use shared_user::server::{CONNECTIONS_REFUSED, Limits, serve};
+use shared_user::testing::net::{connect_from, read_to_close};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Serves a router answering `GET /` with the caller's address until the sender is dropped.
 async fn start(limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -24,30 +25,6 @@ async fn start(limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
         let _ = rx.await;
     }));
     (addr, tx)
-}
-
-/// A connection to `addr` from the loopback address `127.0.0.<host>`.
-async fn connect_from(host: u8, addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0))).unwrap();
-    socket.connect(addr).await.unwrap()
-}
-
-/// Reads until the peer closes; `None` when it did not within `within` (a hung test must fail).
-async fn read_to_close(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    tokio::time::timeout(within, async {
-        let mut buf = [0u8; 1024];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .ok()?;
-    Some(out)
 }
 
 /// Whether the server still holds `stream` open (nothing to read, no end of stream).

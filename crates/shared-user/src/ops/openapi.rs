@@ -18,17 +18,7 @@ const REQUEST_ID_HELP: &str = "Request id: the caller's when 1-128 characters of
 pub fn add_request_id(doc: &mut OpenApi) {
     let string = || Object::with_type(Type::String);
     for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for operation in operations.into_iter().flatten() {
+        for operation in crate::openapi::operations(item) {
             add_to_operation(operation, &string);
         }
     }
