@@ -4,18 +4,20 @@
 pub mod args;
 
 use std::io::BufRead;
+use std::net::SocketAddr;
 
 use shared_user::{AccessGroup, Db, DbError};
 
 pub use self::args::Cli;
 use self::args::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, KeysCommand, ServeArgs, UsersCommand};
-use crate::app::app;
+use crate::app::{console_app, management_app, public_app};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Hasher;
 use crate::settings::Hashing;
 use crate::state::AppState;
 use crate::store::{NewUser, Store};
 use shared_user::runtime::shutdown_signal;
+use shared_user::server::{BindError, Listener};
 
 /// Opens and migrates the database named by `args`.
 pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
@@ -112,13 +114,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
-    let shutdown = shutdown_signal();
-    tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    shared_user::server::serve(listener, app(state), limits, shutdown).await?;
+    let listeners = listeners(args.bind, state).await?;
+    shared_user::server::serve_all("auth-service", listeners, limits, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The listeners of `serve`, bound, public first: `BIND`, then `MANAGEMENT_BIND` and
+/// `CONSOLE_BIND` when set, each with its routes ([`mod@crate::app`]). One that cannot be bound stops
+/// the start with a line naming its setting.
+pub async fn listeners(bind: SocketAddr, state: AppState) -> Result<Vec<Listener>, BindError> {
+    let (management, console) = (state.settings.management_bind, state.settings.console_bind);
+    let mut listeners = vec![Listener::bind("public", "BIND", bind, public_app(state.clone())).await?];
+    if let Some(addr) = management {
+        listeners.push(Listener::bind("management", "MANAGEMENT_BIND", addr, management_app(state.clone())).await?);
+    }
+    if let Some(addr) = console {
+        listeners.push(Listener::bind("console", "CONSOLE_BIND", addr, console_app(state)).await?);
+    }
+    Ok(listeners)
 }
 
 fn read_password(stdin: bool, given: Option<String>) -> anyhow::Result<String> {

@@ -22,8 +22,9 @@ use crate::settings::CreateUserPolicy;
 use crate::state::AppState;
 use crate::{graphql, hasura, service};
 
-/// All routes of the auth-service.
-pub fn router(state: AppState) -> Router {
+/// The public API: tokens, users, sessions, sign-up, GraphQL, the Hasura actions, the
+/// revocation feed and the JWKS.
+pub fn api(state: &AppState) -> Router<AppState> {
     let mut r = Router::new();
     // Answers carrying tokens are never stored by a cache.
     let no_store = || map_response(crate::headers::no_store);
@@ -40,15 +41,26 @@ pub fn router(state: AppState) -> Router {
     }
     r = both_slashes(r, "/hasura/actions/signup/", post(hasura::signup_action).layer(no_store()));
     r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action).layer(no_store()));
-    r = both_slashes(r, "/graphql/", graphql::route(&state).layer(no_store()));
+    r = both_slashes(r, "/graphql/", graphql::route(state).layer(no_store()));
     r = crate::sessions::routes(r);
-    r = crate::admin::routes(r).merge(crate::console::router());
     r.route("/.well-known/jwks.json", get(get_jwks))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+}
+
+/// The admin API (`/auth/admin/...`) and the admin console (`/admin/...`).
+pub fn admin() -> Router<AppState> {
+    crate::admin::routes(Router::new()).merge(crate::console::router())
+}
+
+/// `GET /healthz` and `GET /readyz`.
+pub fn health() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}
+
+/// `routes` (some of [`api`], [`admin`] and [`health`], as one listener serves them) with the
+/// service's JSON answers for an unknown path (404) and a method a path does not take (405),
+/// over `state`.
+pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }
 
 /// `POST /auth/token/`: email + password -> `{"refresh","access"}`.

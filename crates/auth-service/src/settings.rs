@@ -9,6 +9,8 @@
 //! document it in `docs/settings.md` (a test compares that page with `--help`), and read it
 //! where it is used as `state.settings.name`.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches, ValueEnum};
@@ -222,6 +224,32 @@ pub struct Settings {
     /// (audited as `session_revoked`). 0 = no cap.
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 100)]
     pub max_sessions_per_user: u32,
+    /// Address of the management listener: `/healthz`, `/readyz`, `/metrics` and
+    /// `/openapi.json`. Set, `/metrics` and `/openapi.json` leave the public listener (BIND);
+    /// the health checks stay there too, for load balancers. Default: none (all on BIND).
+    #[arg(long, env = "MANAGEMENT_BIND")]
+    pub management_bind: Option<SocketAddr>,
+    /// Address of the console listener: the admin console (`/admin/...`) and the admin API
+    /// (`/auth/admin/...`), which then leave the public listener (404 there). It never asks for
+    /// a client certificate. Default: none (both on BIND).
+    #[arg(long, env = "CONSOLE_BIND")]
+    pub console_bind: Option<SocketAddr>,
+    /// PEM certificate chain of the management listener (with MANAGEMENT_TLS_KEY_FILE).
+    /// Not supported yet: refused at start.
+    #[arg(long, env = "MANAGEMENT_TLS_CERT_FILE")]
+    pub management_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the management listener (with MANAGEMENT_TLS_CERT_FILE).
+    /// Not supported yet: refused at start.
+    #[arg(long, env = "MANAGEMENT_TLS_KEY_FILE")]
+    pub management_tls_key_file: Option<PathBuf>,
+    /// PEM certificate chain of the console listener (with CONSOLE_TLS_KEY_FILE).
+    /// Not supported yet: refused at start.
+    #[arg(long, env = "CONSOLE_TLS_CERT_FILE")]
+    pub console_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the console listener (with CONSOLE_TLS_CERT_FILE).
+    /// Not supported yet: refused at start.
+    #[arg(long, env = "CONSOLE_TLS_KEY_FILE")]
+    pub console_tls_key_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -348,6 +376,7 @@ impl Settings {
                 "REVOCATION_FEED_TOKEN is shorter than 16 bytes; set a random secret (or unset it)",
             ));
         }
+        self.check_listeners()?;
         let h = &self.hashing;
         argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
             .map_err(|e| SettingError(format!("invalid argon2 parameters: {e}")))?;
@@ -364,6 +393,32 @@ impl Settings {
         self.hasura_default_role = self.hasura_default_role.trim().to_owned();
         self.users_reader_group = self.reader_group().map(str::to_owned);
         Ok(self)
+    }
+
+    /// The management and console listeners' settings: TLS files only for a listener that is
+    /// set, and (for now) none at all.
+    fn check_listeners(&self) -> Result<(), SettingError> {
+        let listeners = [
+            ("MANAGEMENT", self.management_bind, [&self.management_tls_cert_file, &self.management_tls_key_file]),
+            ("CONSOLE", self.console_bind, [&self.console_tls_cert_file, &self.console_tls_key_file]),
+        ];
+        for (name, bind, files) in listeners {
+            if files.iter().any(|f| f.is_some()) {
+                if bind.is_none() {
+                    return Err(SettingError(format!(
+                        "{name}_TLS_CERT_FILE and {name}_TLS_KEY_FILE need {name}_BIND (the listener they are for)"
+                    )));
+                }
+                // TLS on these listeners comes with the TLS listener code: until it is wired
+                // here, refuse the files rather than serve plain HTTP where TLS was asked for.
+                return Err(SettingError(format!(
+                    "{name}_TLS_CERT_FILE and {name}_TLS_KEY_FILE are not supported yet: the {} listener \
+                     serves plain HTTP in this version (unset them)",
+                    name.to_lowercase()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// `KEY_ENCRYPTION_KEY`, parsed.

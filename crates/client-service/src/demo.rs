@@ -19,18 +19,39 @@ use crate::{health, proxy};
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
 /// plus the `/auth/*` proxy routes, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`;
 /// instrumented with request ids, access logs and HTTP metrics ([`shared_user::ops::instrument`]).
+/// The binary serves this on its one listener when `MANAGEMENT_BIND` is unset.
 pub fn app(state: ClientState) -> Router {
-    let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
-        .layer(RequireAuthLayer::new(state.clone()).group("billing", None));
-    let mut app = Router::<ClientState>::new();
-    app = both_slashes(app, "/api/test/", get(test));
-    app = both_slashes(app, "/api/me/", get(me));
+    build(state, true, true)
+}
+
+/// The public listener (`BIND`) next to a management listener: [`app`] without `/metrics` and
+/// `/openapi.json` (the JSON 404 of an unknown path here); `/healthz` and `/readyz` stay, for the
+/// load balancers that probe this listener.
+pub fn public_app(state: ClientState) -> Router {
+    build(state, true, false)
+}
+
+/// The management listener (`MANAGEMENT_BIND`): `/healthz`, `/readyz`, `/metrics` and
+/// `/openapi.json`, with the same instrumentation.
+pub fn management_app(state: ClientState) -> Router {
+    build(state, false, true)
+}
+
+/// The demo's routes: the API (`/api/*`, `/auth/*`) when `api`, `/metrics` and `/openapi.json`
+/// when `operations`, the health checks always.
+fn build(state: ClientState, api: bool, operations: bool) -> Router {
+    let mut app = Router::<ClientState>::new().merge(health::routes(state.clone()));
+    if api {
+        let billing = both_slashes(Router::<ClientState>::new(), "/api/billing/", get(billing))
+            .layer(RequireAuthLayer::new(state.clone()).group("billing", None));
+        app = both_slashes(app, "/api/test/", get(test));
+        app = both_slashes(app, "/api/me/", get(me));
+        app = app.merge(billing).merge(proxy::routes(state.clone()));
+    }
+    if operations {
+        app = app.merge(crate::metrics::router()).merge(crate::openapi::router(&crate::openapi::demo_document()));
+    }
     let app = app
-        .merge(billing)
-        .merge(health::routes(state.clone()))
-        .merge(proxy::routes(state.clone()))
-        .merge(crate::metrics::router())
-        .merge(crate::openapi::router(&crate::openapi::demo_document()))
         .with_state(state)
         .fallback(shared_user::http::not_found)
         .method_not_allowed_fallback(shared_user::http::method_not_allowed);

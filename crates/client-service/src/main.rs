@@ -1,10 +1,11 @@
 //! `client-service` binary: a runnable demo microservice mounting the client crate.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use client_service::{ClientSettings, ClientState, Db};
-use shared_user::server::{Limits, serve};
+use client_service::{ClientSettings, ClientState, Db, demo};
+use shared_user::server::{BindError, Limits, Listener, serve_all};
 
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
 #[derive(Debug, Parser)]
@@ -37,6 +38,19 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8001")]
     bind: SocketAddr,
+    /// Address of the management listener: `/healthz`, `/readyz`, `/metrics` and
+    /// `/openapi.json`. Set, `/metrics` and `/openapi.json` leave the public listener (BIND);
+    /// the health checks stay there too, for load balancers. Default: none (all on BIND).
+    #[arg(long, env = "MANAGEMENT_BIND")]
+    management_bind: Option<SocketAddr>,
+    /// PEM certificate chain of the management listener (with MANAGEMENT_TLS_KEY_FILE).
+    /// Not supported yet: refused at start.
+    #[arg(long, env = "MANAGEMENT_TLS_CERT_FILE")]
+    management_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the management listener (with MANAGEMENT_TLS_CERT_FILE).
+    /// Not supported yet: refused at start.
+    #[arg(long, env = "MANAGEMENT_TLS_KEY_FILE")]
+    management_tls_key_file: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
@@ -45,6 +59,43 @@ struct ServeArgs {
     /// `MAX_CONNECTIONS_PER_IP`).
     #[command(flatten)]
     limits: Limits,
+}
+
+impl ServeArgs {
+    /// The management listener's settings: TLS files only with `MANAGEMENT_BIND`, and (for now)
+    /// none at all.
+    fn check_listeners(&self) -> anyhow::Result<()> {
+        if self.management_tls_cert_file.is_some() || self.management_tls_key_file.is_some() {
+            if self.management_bind.is_none() {
+                anyhow::bail!(
+                    "MANAGEMENT_TLS_CERT_FILE and MANAGEMENT_TLS_KEY_FILE need MANAGEMENT_BIND (the listener they are for)"
+                );
+            }
+            // TLS on this listener comes with the TLS listener code: until it is wired here,
+            // refuse the files rather than serve plain HTTP where TLS was asked for.
+            anyhow::bail!(
+                "MANAGEMENT_TLS_CERT_FILE and MANAGEMENT_TLS_KEY_FILE are not supported yet: the management listener \
+                 serves plain HTTP in this version (unset them)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The listeners, bound, public first: `BIND`, then `MANAGEMENT_BIND` when set. One that cannot
+/// be bound stops the start with a line naming its setting.
+async fn listeners(
+    bind: SocketAddr,
+    management: Option<SocketAddr>,
+    state: &ClientState,
+) -> Result<Vec<Listener>, BindError> {
+    let Some(management) = management else {
+        return Ok(vec![Listener::bind("public", "BIND", bind, demo::app(state.clone())).await?]);
+    };
+    Ok(vec![
+        Listener::bind("public", "BIND", bind, demo::public_app(state.clone())).await?,
+        Listener::bind("management", "MANAGEMENT_BIND", management, demo::management_app(state.clone())).await?,
+    ])
 }
 
 /// Pooled connections to the mirror database.
@@ -59,18 +110,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let limits = args.limits;
             limits.validate()?;
+            args.check_listeners()?;
             let config = args.client.into_config()?;
             shared_user::runtime::raise_fd_limit(limits.max_connections, DB_POOL_SIZE)?;
             let db = Db::connect(&args.db.database_url, DB_POOL_SIZE).await?;
             client_service::migrate(&db).await?;
             let state = ClientState::new(config, db)?;
-            let listener = tokio::net::TcpListener::bind(args.bind)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
-            let shutdown = client_service::shutdown_signal();
-            tracing::info!(addr = %listener.local_addr()?, "client-service listening");
-            let app = client_service::demo::app(state.clone());
-            serve(listener, app, limits, shutdown).await?;
+            let listeners = listeners(args.bind, args.management_bind, &state).await?;
+            serve_all("client-service", listeners, limits, client_service::shutdown_signal()).await?;
             // The last users fetched reach the mirror before the process exits.
             state.flush_mirror().await;
         }

@@ -2,8 +2,11 @@
 //! router on hyper with the limits a slow, silent or greedy client must not get around: a
 //! deadline for the request head that runs from the moment a connection is accepted, an idle
 //! timeout on the connection, and a cap on open connections in total and per client address.
-//! Every request carries the peer's address as [`ConnectInfo`]`<SocketAddr>`.
+//! Every request carries the peer's address as [`ConnectInfo`]`<SocketAddr>`. A binary with
+//! several listeners (public, management, console) binds each with [`Listener::bind`] and serves
+//! them together with [`serve_all`].
 
+mod listeners;
 mod slots;
 
 use std::future::Future;
@@ -28,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+pub use self::listeners::{BindError, Listener, serve_all};
 use self::slots::{Refusal, Slot, Slots};
 
 /// Connections refused at accept and closed at once, by `reason`: `per_ip` (the client's
