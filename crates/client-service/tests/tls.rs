@@ -1,9 +1,10 @@
 //! The client over TLS, with real handshakes on sockets: an auth-service stand-in served over
 //! tokio-rustls on 127.0.0.1 with certificates made here (rcgen). A private CA
 //! (`REMOTE_AUTH_CA_FILE`) works end to end (login through the proxy, remote verify, the user
-//! fetch, the revocation feed); an unknown CA, an expired certificate and a wrong host name each
-//! answer 503 with the outage body and one log line naming the cause; a client certificate is
-//! presented when configured and its absence is named when the server requires one.
+//! fetch, the JWKS, the revocation feed); an unknown CA, an expired certificate and a wrong host
+//! name each answer 503 with the outage body and one log line naming the cause; a client
+//! certificate is presented when configured and its absence is named when the server requires
+//! one; `REMOTE_AUTH_SSL_VERIFY=false` needs development mode.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -330,4 +331,29 @@ fn unusable_tls_files_are_start_up_errors() {
     let e = b().client_certificate(&me.cert, &me.cert).build().unwrap_err().to_string();
     assert!(e.contains("holds no PEM block of PRIVATE KEY"), "{e}");
     b().client_certificate(&me.cert, &me.key).build().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_is_fetched_through_the_private_ca_too() {
+    use shared_user::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test CA");
+    let ca_file = ca.write(dir.path(), "ca");
+    let leaf = ca.leaf(dir.path(), "auth", &["127.0.0.1"], |_| {});
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let signing = EncodingKey::from_ed_der(pkcs8.as_ref());
+    let jwk = shared_user::jwks::public_jwk(&signing, Algorithm::EdDSA, "k1").unwrap();
+    let jwks = json!({"keys": [jwk]});
+    let app = auth_service_stub().route("/.well-known/jwks.json", get(move || async move { axum::Json(jwks) }));
+    let (port, _) = serve_tls(app, &leaf, None).await;
+
+    let url = format!("https://127.0.0.1:{port}");
+    let (app, _state, _db) = client(ClientConfig::builder(&url).local_jwks().ca_file(&ca_file)).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"token_type": "access", "exp": now + 300, "iat": now, "jti": "j", "user_id": 7});
+    let header = Header { kid: Some("k1".into()), ..Header::new(Algorithm::EdDSA) };
+    let token = encode(&header, &claims, &signing).unwrap();
+    let (status, body) = call(&app, "GET", "/api/me/", json!(null), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["email"], "tls@example.com");
 }
