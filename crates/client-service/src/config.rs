@@ -7,7 +7,8 @@ use jsonwebtoken::Algorithm;
 use shared_user::VerifySettings;
 use shared_user::settings;
 
-use crate::settings::{ClientSettings, ConfigError, SameSite, VerifyMode};
+use crate::settings::{ClientSettings, ConfigError, SameSite, SslVerify, VerifyMode};
+use crate::tls::{Tls, TlsFiles};
 
 /// Everything the client crate needs. Build it with [`ClientConfig::builder`].
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct ClientConfig {
     pub(crate) jwks_min_refetch: Duration,
     pub(crate) revocation_feed_token: Option<String>,
     pub(crate) revocation_poll_interval: Duration,
+    /// What the client trusts and presents towards the auth-service.
+    pub(crate) tls: Tls,
 }
 
 impl ClientConfig {
@@ -251,7 +254,41 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Checks every setting and returns the configuration.
+    /// Trust exactly the CA certificates of this PEM bundle for the auth-service's
+    /// certificate, and no system root (`REMOTE_AUTH_CA_FILE`; a private CA). Without it (and
+    /// without a path in [`ssl_verify`](Self::ssl_verify)) the system roots are trusted.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.settings.remote_auth_ca_file = Some(path.into());
+        self
+    }
+
+    /// EasyJWT's `REMOTE_AUTH_SSL_VERIFY`: [`SslVerify::Verify`] (the default),
+    /// [`SslVerify::CaFile`] (same as [`ca_file`](Self::ca_file); both with different paths is
+    /// an error) or [`SslVerify::Off`] (no check; only with [`dev`](Self::dev)).
+    pub fn ssl_verify(mut self, verify: SslVerify) -> Self {
+        self.settings.remote_auth_ssl_verify = verify;
+        self
+    }
+
+    /// Present this client certificate to the auth-service (mutual TLS): a PEM certificate
+    /// chain and its PEM private key (`REMOTE_AUTH_CLIENT_CERT_FILE`, `REMOTE_AUTH_CLIENT_KEY_FILE`).
+    pub fn client_certificate(
+        mut self,
+        cert_file: impl Into<std::path::PathBuf>,
+        key_file: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.settings.remote_auth_client_cert_file = Some(cert_file.into());
+        self.settings.remote_auth_client_key_file = Some(key_file.into());
+        self
+    }
+
+    /// Development mode (`GATEHOUSE_DEV`, default off): allows [`SslVerify::Off`].
+    pub fn dev(mut self, on: bool) -> Self {
+        self.settings.dev = on;
+        self
+    }
+
+    /// Checks every setting (the TLS files are read here) and returns the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         let given = self.settings;
         let remote_url = given.remote_auth_service_url.trim().trim_end_matches('/').to_owned();
@@ -284,6 +321,13 @@ impl ClientConfigBuilder {
         if given.revocation_poll_interval < Duration::from_millis(100) {
             return Err(ConfigError::PollInterval);
         }
+        let tls = Tls::load(TlsFiles {
+            ca_file: given.remote_auth_ca_file.as_deref(),
+            ssl_verify: &given.remote_auth_ssl_verify,
+            client_cert: given.remote_auth_client_cert_file.as_deref(),
+            client_key: given.remote_auth_client_key_file.as_deref(),
+            dev: given.dev,
+        })?;
         Ok(ClientConfig {
             remote_url,
             user_path: given.remote_auth_service_user_path,
@@ -310,6 +354,7 @@ impl ClientConfigBuilder {
             jwks_min_refetch: self.jwks_min_refetch,
             revocation_feed_token: given.revocation_feed_token.filter(|t| !t.is_empty()),
             revocation_poll_interval: given.revocation_poll_interval,
+            tls,
         })
     }
 }

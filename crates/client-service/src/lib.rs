@@ -43,7 +43,8 @@
 //! mirror, single-flight fetches), `verify` (extractor and layer), `proxy` (`/auth/*`),
 //! `health`, `settings` and `config` (settings, then the checked configuration), `revocations`
 //! (the feed poller) over `watermarks` (what it learnt),
-//! `mirror` (all SQL), `upstream` (calls to the auth-service); this file only opens the door.
+//! `mirror` (all SQL), `upstream` (calls to the auth-service) over `tls` (what it trusts and
+//! presents, and the words for a refused handshake); this file only opens the door.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -84,6 +85,7 @@ mod settings;
 mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod tokens;
 mod upstream;
 mod users;
@@ -97,7 +99,7 @@ pub use cli::ClientArgs;
 pub use config::{ClientConfig, ClientConfigBuilder, CookieConfig};
 pub use error::ClientError;
 pub use schema::MIGRATIONS;
-pub use settings::{ClientSettings, ConfigError, SameSite, VerifyMode, defaults};
+pub use settings::{ClientSettings, ConfigError, SameSite, SslVerify, VerifyMode, defaults};
 pub use shared_user::ops::instrument;
 #[cfg(feature = "cli")]
 pub use shared_user::runtime::{init_tracing, shutdown_signal};

@@ -8,6 +8,7 @@
 //! line in `Default`), then its use in [`ClientConfigBuilder::build`](crate::ClientConfigBuilder::build);
 //! `docs/settings.md` gets its row (the drift test compares it with `--help`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -53,6 +54,8 @@ pub mod defaults {
     pub const AUTH_COOKIE_PATH: &str = "/";
     /// `REVOCATION_POLL_INTERVAL`.
     pub const REVOCATION_POLL_INTERVAL: &str = "2s";
+    /// `REMOTE_AUTH_SSL_VERIFY`.
+    pub const REMOTE_AUTH_SSL_VERIFY: &str = "true";
 }
 
 /// How bearer tokens are checked on every request.
@@ -95,6 +98,40 @@ impl std::str::FromStr for SameSite {
     }
 }
 
+/// `REMOTE_AUTH_SSL_VERIFY`, with the meanings of EasyJWT's setting (python-requests' `verify`):
+/// check the auth-service's certificate, check it against one CA bundle, or not at all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SslVerify {
+    /// `true` (the default): the certificate must chain to the system roots, or to
+    /// `REMOTE_AUTH_CA_FILE` when that is set.
+    #[default]
+    Verify,
+    /// A path: the certificate must chain to a CA in this PEM bundle (same as
+    /// `REMOTE_AUTH_CA_FILE`).
+    CaFile(PathBuf),
+    /// `false`: no check at all (anyone on the path can read the passwords and tokens that
+    /// travel); refused outside development mode (`GATEHOUSE_DEV`).
+    Off,
+}
+
+impl std::str::FromStr for SslVerify {
+    type Err = SettingError;
+
+    /// `true` or `false` in any case (Python's `True`/`False` too), else a path to a CA bundle.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("true") {
+            Ok(SslVerify::Verify)
+        } else if s.eq_ignore_ascii_case("false") {
+            Ok(SslVerify::Off)
+        } else if s.is_empty() {
+            Err(SettingError::new("REMOTE_AUTH_SSL_VERIFY must be true, false or the path of a CA bundle (got \"\")"))
+        } else {
+            Ok(SslVerify::CaFile(PathBuf::from(s)))
+        }
+    }
+}
+
 /// Why a configuration cannot be used. `Display` is one line naming the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -125,6 +162,43 @@ pub enum ConfigError {
     /// The HTTP client for the auth-service could not be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    /// A certificate or key file (named by `setting`) cannot be read or holds no usable PEM.
+    #[error("{setting}={}: {reason}", path.display())]
+    TlsFile {
+        /// The setting that names the file (`REMOTE_AUTH_CA_FILE`, ...).
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never its contents).
+        reason: String,
+    },
+    /// `REMOTE_AUTH_SSL_VERIFY` and `REMOTE_AUTH_CA_FILE` name two different CA bundles.
+    #[error(
+        "REMOTE_AUTH_SSL_VERIFY={} and REMOTE_AUTH_CA_FILE={} name different CA bundles: set one of them",
+        ssl_verify.display(), ca_file.display()
+    )]
+    CaConflict {
+        /// The path in `REMOTE_AUTH_SSL_VERIFY`.
+        ssl_verify: PathBuf,
+        /// The path in `REMOTE_AUTH_CA_FILE`.
+        ca_file: PathBuf,
+    },
+    /// `REMOTE_AUTH_SSL_VERIFY=false` outside development mode.
+    #[error(
+        "REMOTE_AUTH_SSL_VERIFY=false (no check of the auth-service's certificate) is refused outside development mode (GATEHOUSE_DEV=true); trust a private CA with REMOTE_AUTH_CA_FILE instead"
+    )]
+    VerifyOffOutsideDev,
+    /// `REMOTE_AUTH_SSL_VERIFY=false` together with a CA bundle to trust.
+    #[error("REMOTE_AUTH_SSL_VERIFY=false and REMOTE_AUTH_CA_FILE contradict each other: unset one of them")]
+    VerifyOffWithCa,
+    /// One of `REMOTE_AUTH_CLIENT_CERT_FILE` and `REMOTE_AUTH_CLIENT_KEY_FILE` without the other.
+    #[error("{given} is set without {missing}: a client certificate needs both")]
+    ClientCertHalf {
+        /// The one that is set.
+        given: &'static str,
+        /// The one that is missing.
+        missing: &'static str,
+    },
 }
 
 /// Every setting of the client crate, with the names of its environment variables. Fill it
@@ -227,6 +301,24 @@ pub struct ClientSettings {
     /// How often the revocation feed is polled.
     #[cfg_attr(feature = "cli", arg(long, env = "REVOCATION_POLL_INTERVAL", default_value = defaults::REVOCATION_POLL_INTERVAL, value_parser = settings::parse_duration))]
     pub revocation_poll_interval: Duration,
+    /// PEM bundle of the CA(s) trusted for the auth-service's certificate instead of the
+    /// system roots (a private CA); unset: the system roots.
+    #[cfg_attr(feature = "cli", arg(long, env = "REMOTE_AUTH_CA_FILE"))]
+    pub remote_auth_ca_file: Option<PathBuf>,
+    /// EasyJWT's check of the auth-service's certificate: `true`, the path of a CA bundle (same
+    /// as REMOTE_AUTH_CA_FILE) or `false` (no check; refused outside GATEHOUSE_DEV).
+    #[cfg_attr(feature = "cli", arg(long, env = "REMOTE_AUTH_SSL_VERIFY", default_value = defaults::REMOTE_AUTH_SSL_VERIFY, value_parser = parse_ssl_verify))]
+    pub remote_auth_ssl_verify: SslVerify,
+    /// PEM certificate chain this client presents to the auth-service (mutual TLS); needs
+    /// REMOTE_AUTH_CLIENT_KEY_FILE.
+    #[cfg_attr(feature = "cli", arg(long, env = "REMOTE_AUTH_CLIENT_CERT_FILE"))]
+    pub remote_auth_client_cert_file: Option<PathBuf>,
+    /// PEM private key of REMOTE_AUTH_CLIENT_CERT_FILE.
+    #[cfg_attr(feature = "cli", arg(long, env = "REMOTE_AUTH_CLIENT_KEY_FILE"))]
+    pub remote_auth_client_key_file: Option<PathBuf>,
+    /// Development mode: allows REMOTE_AUTH_SSL_VERIFY=false.
+    #[cfg_attr(feature = "cli", arg(long = "dev", env = "GATEHOUSE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new()))]
+    pub dev: bool,
 }
 
 impl std::fmt::Debug for ClientSettings {
@@ -272,6 +364,11 @@ impl Default for ClientSettings {
             allowed_auth_origins: Vec::new(),
             revocation_feed_token: None,
             revocation_poll_interval: default_of(defaults::REVOCATION_POLL_INTERVAL, settings::parse_duration),
+            remote_auth_ca_file: None,
+            remote_auth_ssl_verify: default_of(defaults::REMOTE_AUTH_SSL_VERIFY, parse_ssl_verify),
+            remote_auth_client_cert_file: None,
+            remote_auth_client_key_file: None,
+            dev: false,
         }
     }
 }
@@ -288,6 +385,11 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, SettingError> {
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| SettingError::new(format!("not a size such as 64MiB ({e})")))
+}
+
+/// `true`, `false` or a CA bundle path.
+fn parse_ssl_verify(s: &str) -> Result<SslVerify, SettingError> {
+    s.parse()
 }
 
 /// `Lax`, `Strict` or `None`.
@@ -313,6 +415,21 @@ mod tests {
         );
         assert!(s.blacklist_on_logout && !s.refresh_token_in_cookie && s.auth_cookie_secure);
         assert_eq!(s.auth_cookie_samesite, SameSite::Lax);
+        assert_eq!((s.remote_auth_ssl_verify, s.dev), (SslVerify::Verify, false), "REMOTE_AUTH_SSL_VERIFY true");
+    }
+
+    #[test]
+    fn ssl_verify_reads_as_easyjwt_does() {
+        for (text, read) in [
+            ("true", SslVerify::Verify),
+            ("True", SslVerify::Verify),
+            ("false", SslVerify::Off),
+            ("False", SslVerify::Off),
+            ("/etc/gatehouse/ca.pem", SslVerify::CaFile("/etc/gatehouse/ca.pem".into())),
+        ] {
+            assert_eq!(text.parse::<SslVerify>().unwrap(), read, "{text}");
+        }
+        assert!("".parse::<SslVerify>().is_err());
     }
 
     #[cfg(feature = "cli")]

@@ -1,4 +1,6 @@
-//! Calls to the auth-service, bounded by timeouts; transport failures become 503s.
+//! Calls to the auth-service, bounded by timeouts; transport failures become 503s. One
+//! `reqwest` client (one connection pool, one TLS configuration) serves every call: the proxy,
+//! user fetches, remote verification, the JWKS and the revocation feed.
 
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use bytes::Bytes;
@@ -9,6 +11,7 @@ use crate::config::ClientConfig;
 use crate::error::{CONNECTION_ERROR, ClientError, TIMED_OUT};
 use crate::metrics::upstream_call;
 use crate::settings::ConfigError;
+use crate::tls;
 
 /// An answer of the auth-service, as received.
 #[derive(Debug, Clone)]
@@ -45,9 +48,17 @@ fn transport(e: &reqwest::Error) -> ClientError {
     if e.is_timeout() { ClientError::Unavailable(TIMED_OUT) } else { ClientError::Unavailable(CONNECTION_ERROR) }
 }
 
-/// The metrics outcome of a call that failed at the transport level.
-fn failure(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() { "timeout" } else { "connection" }
+/// A call that got no answer: its metrics outcome (`tls`, `timeout` or `connection`), one log
+/// line naming the cause (a refused certificate is named as such), and the caller's 503.
+fn unanswered(e: &reqwest::Error, started: std::time::Instant, path: &str) -> ClientError {
+    if let Some(failure) = tls::failure_of(e) {
+        upstream_call(started, "tls");
+        tracing::error!(path, cause = failure.label(), "{failure}");
+        return ClientError::Unavailable(CONNECTION_ERROR);
+    }
+    upstream_call(started, if e.is_timeout() { "timeout" } else { "connection" });
+    tracing::warn!(error = %e, path, "auth-service call failed");
+    transport(e)
 }
 
 /// The metrics outcome of an answer.
@@ -58,14 +69,18 @@ fn answered(status: StatusCode) -> &'static str {
 impl Upstream {
     /// A client for `config.remote_url`.
     pub(crate) fn new(config: &ClientConfig) -> Result<Self, ConfigError> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .user_agent(concat!("gatehouse-client/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+            .user_agent(concat!("gatehouse-client/", env!("CARGO_PKG_VERSION")));
+        let http = config.tls.apply(builder).build().map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        if config.tls.unchecked() {
+            tracing::warn!(
+                "REMOTE_AUTH_SSL_VERIFY=false (development mode): the auth-service's certificate is not checked"
+            );
+        }
         Ok(Self {
             http,
             base: config.remote_url.clone(),
@@ -89,11 +104,7 @@ impl Upstream {
         }
         req = with_request_id(req, headers);
         let started = std::time::Instant::now();
-        let resp = req.body(body).send().await.map_err(|e| {
-            upstream_call(started, failure(&e));
-            tracing::warn!(error = %e, path, "auth-service call failed");
-            transport(&e)
-        })?;
+        let resp = req.body(body).send().await.map_err(|e| unanswered(&e, started, path))?;
         let status = resp.status();
         let mut out = HeaderMap::new();
         for name in PASSED_ON {
@@ -101,10 +112,7 @@ impl Upstream {
                 out.insert(name, v.clone());
             }
         }
-        let body = resp.bytes().await.map_err(|e| {
-            upstream_call(started, failure(&e));
-            transport(&e)
-        })?;
+        let body = resp.bytes().await.map_err(|e| unanswered(&e, started, path))?;
         upstream_call(started, answered(status));
         Ok(Reply { status, headers: out, body })
     }
@@ -124,10 +132,10 @@ impl Upstream {
             format!("{}{}", self.base, url)
         };
         let started = std::time::Instant::now();
-        let resp = with_request_id(self.http.get(full), &HeaderMap::new()).send().await.map_err(|e| {
-            upstream_call(started, failure(&e));
-            transport(&e)
-        })?;
+        let resp = with_request_id(self.http.get(full), &HeaderMap::new())
+            .send()
+            .await
+            .map_err(|e| unanswered(&e, started, url))?;
         upstream_call(started, answered(resp.status()));
         if !resp.status().is_success() {
             return Err(if resp.status().is_server_error() {

@@ -307,3 +307,42 @@ fn help_documents_the_logging_settings() {
         assert!(help.contains("[env: LOG_FORMAT=]") && help.contains("json"), "{args:?}: {help}");
     }
 }
+
+#[test]
+fn ssl_verify_false_is_refused_outside_development_mode_with_one_line() {
+    let key = ("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0");
+    for value in ["false", "False"] {
+        let (code, lines, _dir) = serve(&[key, ("REMOTE_AUTH_SSL_VERIFY", value)]);
+        assert!(matches!(code, Some(c) if c != 0), "{value}: started anyway");
+        assert_eq!(lines.len(), 1, "one clear line: {lines:?}");
+        assert!(
+            lines[0].starts_with("client-service: REMOTE_AUTH_SSL_VERIFY=false (no check of the auth-service's certificate) is refused outside development mode (GATEHOUSE_DEV=true)"),
+            "{lines:?}"
+        );
+    }
+    // In development mode it starts, saying that nothing is checked.
+    let lines = start_up_lines(&[("REMOTE_AUTH_SSL_VERIFY", "false"), ("GATEHOUSE_DEV", "true")]);
+    assert_eq!(lines.iter().filter(|l| l.contains("certificate is not checked")).count(), 1, "{lines:?}");
+}
+
+#[test]
+fn half_a_client_certificate_or_two_ca_bundles_are_refused_at_start() {
+    let key = ("SIGNING_KEY", "8Jq1sZ0bV7xYt3Lw9Pe2Rk5Hn6Cm4Ud0");
+    let (code, lines, _dir) = serve(&[key, ("REMOTE_AUTH_CLIENT_CERT_FILE", "/etc/client.pem")]);
+    assert!(matches!(code, Some(c) if c != 0));
+    assert_eq!(
+        lines,
+        [
+            "client-service: REMOTE_AUTH_CLIENT_CERT_FILE is set without REMOTE_AUTH_CLIENT_KEY_FILE: a client certificate needs both"
+        ]
+    );
+    let (code, lines, _dir) =
+        serve(&[key, ("REMOTE_AUTH_SSL_VERIFY", "/etc/a.pem"), ("REMOTE_AUTH_CA_FILE", "/etc/b.pem")]);
+    assert!(matches!(code, Some(c) if c != 0));
+    assert_eq!(
+        lines,
+        [
+            "client-service: REMOTE_AUTH_SSL_VERIFY=/etc/a.pem and REMOTE_AUTH_CA_FILE=/etc/b.pem name different CA bundles: set one of them"
+        ]
+    );
+}

@@ -236,7 +236,8 @@ pub const MIRROR_WRITE_DURATION: &str = "gatehouse_mirror_write_duration_seconds
 pub const MIRROR_WRITE_FAILURES: &str = "gatehouse_mirror_write_failures_total";
 /// Client: users per group-committed mirror write.
 pub const MIRROR_WRITE_USERS: &str = "gatehouse_mirror_write_users";
-/// Client: calls to the auth-service by `outcome` (`ok`, `timeout`, `connection`).
+/// Client: calls to the auth-service by `outcome` (`ok`, `server_error`, `timeout`,
+/// `connection`, `tls`: a failed TLS handshake).
 pub const UPSTREAM_REQUESTS: &str = "gatehouse_upstream_requests_total";
 /// Client: latency of calls to the auth-service.
 pub const UPSTREAM_DURATION: &str = "gatehouse_upstream_request_duration_seconds";
@@ -267,7 +268,10 @@ fn describe() {
     );
     describe_counter!(MIRROR_WRITE_FAILURES, "Users that could not be written to the mirror (fetched again later)");
     describe_histogram!(MIRROR_WRITE_USERS, Unit::Count, "Users per mirror write (batch size)");
-    describe_counter!(UPSTREAM_REQUESTS, "Calls to the auth-service by outcome (ok, timeout, connection)");
+    describe_counter!(
+        UPSTREAM_REQUESTS,
+        "Calls to the auth-service by outcome (ok, server_error, timeout, connection, tls)"
+    );
     describe_histogram!(UPSTREAM_DURATION, Unit::Seconds, "Latency of calls to the auth-service");
     describe_counter!(JWKS_FETCHES, "JWKS fetches from the auth-service by outcome (success, failure)");
     describe_gauge!(REVOCATION_FEED_LAG, Unit::Seconds, "Seconds since the revocation feed was last read");
