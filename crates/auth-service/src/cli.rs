@@ -1,5 +1,5 @@
-//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit; their
-//! flags are in [`args`].
+//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit,
+//! certs ...; their flags are in [`args`].
 
 pub mod args;
 
@@ -8,7 +8,7 @@ use std::io::BufRead;
 use shared_user::{AccessGroup, Db, DbError};
 
 pub use self::args::Cli;
-use self::args::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, KeysCommand, ServeArgs, UsersCommand};
+use self::args::{AuditArgs, CertsCommand, Command, CreateSuperuserArgs, DbArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::app::app;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Hasher;
@@ -16,6 +16,7 @@ use crate::settings::Hashing;
 use crate::state::AppState;
 use crate::store::{NewUser, Store};
 use shared_user::runtime::shutdown_signal;
+use shared_user::server::Tls;
 
 /// Opens and migrates the database named by `args`.
 pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
@@ -58,6 +59,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Users(cmd) => users(cmd).await,
         Command::Keys(cmd) => keys(cmd).await,
         Command::Audit(args) => audit(args).await,
+        Command::Certs(cmd) => certs(cmd),
         Command::PurgeTokens(args) => {
             let store = Store::new(open_db(&args.db).await?);
             let (tokens, counters, keys) = housekeeping(&store, args.refresh_token_lifetime).await?;
@@ -78,6 +80,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Validate every setting before touching the database.
     settings.validate()?;
     let kek = settings.key_encryption_key()?;
+    let tls = settings.tls_files()?.map(Tls::load).transpose()?;
     shared_user::runtime::raise_fd_limit(limits.max_connections, args.db.db_pool_size)?;
     let db = open_db(&args.db).await?;
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
@@ -116,8 +119,58 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
     let shutdown = shutdown_signal();
-    tracing::info!(addr = %listener.local_addr()?, "auth-service listening");
-    shared_user::server::serve(listener, app(state), limits, shutdown).await?;
+    match &tls {
+        Some(tls) => {
+            tls.watch(shared_user::server::tls::DEFAULT_POLL_INTERVAL);
+            let client_auth = tls.files().client_auth;
+            tracing::info!(addr = %listener.local_addr()?, ?client_auth, "auth-service listening (TLS)");
+        }
+        None => tracing::info!(addr = %listener.local_addr()?, "auth-service listening"),
+    }
+    shared_user::server::serve_tls(listener, app(state), limits, tls, shutdown).await?;
+    Ok(())
+}
+
+/// `certs init` and `certs client`: files written, and what to set, on stdout.
+fn certs(cmd: CertsCommand) -> anyhow::Result<()> {
+    use shared_user::pki::{Ca, Overwrite, files, write_issued};
+    let overwrite = |force: bool| if force { Overwrite::Replace } else { Overwrite::Refuse };
+    match cmd {
+        CertsCommand::Init { dir, hosts, force } => {
+            // Both keys checked before anything is written: a refusal leaves the directory as it was.
+            for key in [files::CA_KEY, files::SERVER_KEY] {
+                if !force && dir.join(key).exists() {
+                    return Err(shared_user::pki::PkiError::Exists(dir.join(key)).into());
+                }
+            }
+            let ca = Ca::new("Gatehouse private CA")?;
+            let server = ca.server(&hosts)?;
+            ca.write(&dir, overwrite(force))?;
+            write_issued(&dir, files::SERVER_CERT, files::SERVER_KEY, &server, overwrite(force))?;
+            let path = |name: &str| dir.join(name).display().to_string();
+            println!("wrote {} and {} (keep the key offline)", path(files::CA_CERT), path(files::CA_KEY));
+            println!("wrote {} and {} for {}", path(files::SERVER_CERT), path(files::SERVER_KEY), hosts.join(", "));
+            println!("serve with: TLS_CERT_FILE={} TLS_KEY_FILE={}", path(files::SERVER_CERT), path(files::SERVER_KEY));
+            println!("clients trust: REMOTE_AUTH_CA_FILE={}", path(files::CA_CERT));
+        }
+        CertsCommand::Client { name, dir, force } => {
+            let ca = Ca::read(&dir)?;
+            let client = ca.client(&name)?;
+            let (cert, key) = (files::client_cert(&name), files::client_key(&name));
+            write_issued(&dir, &cert, &key, &client, overwrite(force))?;
+            let path = |name: &str| dir.join(name).display().to_string();
+            println!("wrote {} and {} for the client {name}", path(&cert), path(&key));
+            println!(
+                "client presents: REMOTE_AUTH_CLIENT_CERT_FILE={} REMOTE_AUTH_CLIENT_KEY_FILE={}",
+                path(&cert),
+                path(&key)
+            );
+            println!(
+                "auth-service accepts: TLS_CLIENT_CA_FILE={} TLS_CLIENT_AUTH=required (or optional)",
+                path(files::CA_CERT)
+            );
+        }
+    }
     Ok(())
 }
 

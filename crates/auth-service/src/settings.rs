@@ -9,10 +9,12 @@
 //! document it in `docs/settings.md` (a test compares that page with `--help`), and read it
 //! where it is used as `state.settings.name`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches, ValueEnum};
 use shared_user::jsonwebtoken::Algorithm;
+use shared_user::server::{ClientAuth, TlsFiles};
 use shared_user::settings::{SettingError, parse_duration};
 
 use crate::kek::KeyEncryptionKey;
@@ -194,6 +196,28 @@ pub struct Settings {
     /// 404 and local-mode clients cannot learn of revocations before tokens expire.
     #[arg(long, env = "REVOCATION_FEED_TOKEN", hide_env_values = true)]
     pub revocation_feed_token: Option<Redacted>,
+    /// Client certificates that may read the revocation feed without REVOCATION_FEED_TOKEN:
+    /// comma-separated names, each matched (ASCII case ignored) against the subject common name
+    /// and the DNS names of a certificate the listener verified against TLS_CLIENT_CA_FILE.
+    /// Needs TLS_CLIENT_AUTH=optional or required. Set, the feed is on even without a token.
+    #[arg(long, env = "REVOCATION_FEED_CLIENT_NAMES", value_delimiter = ',')]
+    pub revocation_feed_client_names: Vec<String>,
+    /// PEM certificate chain (leaf first) of the listener; with TLS_KEY_FILE the listener
+    /// speaks TLS 1.2/1.3 only (ALPN h2, http/1.1). Reloaded on SIGHUP and when the files
+    /// change (a bad new file keeps the old certificate). Unset: plain HTTP.
+    #[arg(long, env = "TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_FILE (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates the listener accepts (with
+    /// TLS_CLIENT_AUTH optional or required).
+    #[arg(long, env = "TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Client certificates: `none` (never asked), `optional` (asked; verified when given),
+    /// `required` (a connection without one signed by TLS_CLIENT_CA_FILE fails the handshake).
+    #[arg(long, env = "TLS_CLIENT_AUTH", value_enum, default_value_t = ClientAuth::None)]
+    pub tls_client_auth: ClientAuth,
     /// How long audit events are kept before the hourly housekeeping deletes them (default 90d).
     #[arg(long, env = "AUDIT_RETENTION", default_value = defaults::AUDIT_RETENTION, value_parser = parse_duration)]
     pub audit_retention: Duration,
@@ -348,6 +372,13 @@ impl Settings {
                 "REVOCATION_FEED_TOKEN is shorter than 16 bytes; set a random secret (or unset it)",
             ));
         }
+        let tls = self.tls_files()?;
+        if !self.feed_client_names().is_empty() && tls.is_none_or(|t| t.client_auth == ClientAuth::None) {
+            return Err(SettingError::new(
+                "REVOCATION_FEED_CLIENT_NAMES needs client certificates: set TLS_CLIENT_CA_FILE and \
+                 TLS_CLIENT_AUTH=optional or required",
+            ));
+        }
         let h = &self.hashing;
         argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
             .map_err(|e| SettingError(format!("invalid argon2 parameters: {e}")))?;
@@ -363,6 +394,7 @@ impl Settings {
         self.auth_header_types = self.header_types()?;
         self.hasura_default_role = self.hasura_default_role.trim().to_owned();
         self.users_reader_group = self.reader_group().map(str::to_owned);
+        self.revocation_feed_client_names = self.feed_client_names();
         Ok(self)
     }
 
@@ -393,6 +425,33 @@ impl Settings {
     /// `USERS_READER_GROUP` trimmed, when set.
     pub fn reader_group(&self) -> Option<&str> {
         self.users_reader_group.as_deref().map(str::trim).filter(|g| !g.is_empty())
+    }
+
+    /// The listener's TLS files (`TLS_*`), or `None` for plain HTTP; a partial set is an error
+    /// of one line.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, SettingError> {
+        TlsFiles::from_settings(
+            "",
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+            self.tls_client_ca_file.as_deref(),
+            self.tls_client_auth,
+        )
+    }
+
+    /// `REVOCATION_FEED_CLIENT_NAMES` trimmed, empty entries dropped.
+    pub fn feed_client_names(&self) -> Vec<String> {
+        self.revocation_feed_client_names
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether the revocation feed is on: a token or client names to let callers in.
+    pub fn feed_enabled(&self) -> bool {
+        self.revocation_feed_token.is_some() || !self.revocation_feed_client_names.is_empty()
     }
 
     /// `MAX_SESSIONS_PER_USER` as a cap (`None`: 0, no cap).
@@ -443,6 +502,30 @@ mod tests {
         let text = format!("{s:?}");
         assert!(!text.contains("0123456789"), "{text}");
         assert!(text.contains("signing_key: Some([redacted])"), "{text}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_at_start_with_one_line() {
+        let key = Some("test-signing-key-0123456789abcdef0123456789".into());
+        let base = Settings { signing_key: key, ..Settings::default() };
+        assert_eq!(base.tls_files().unwrap(), None, "plain HTTP by default");
+        let cert_only = Settings { tls_cert_file: Some("c.pem".into()), ..base.clone() };
+        assert_eq!(cert_only.validate().unwrap_err().to_string(), "TLS_CERT_FILE is set without TLS_KEY_FILE");
+        let tls = Settings { tls_cert_file: Some("c.pem".into()), tls_key_file: Some("k.pem".into()), ..base.clone() };
+        tls.validate().expect("certificate and key");
+        let no_ca = Settings { tls_client_auth: ClientAuth::Required, ..tls.clone() };
+        assert!(no_ca.validate().unwrap_err().to_string().starts_with("TLS_CLIENT_AUTH asks for client certificates"));
+        let names = Settings { revocation_feed_client_names: vec!["client-service".into()], ..tls.clone() };
+        assert!(names.validate().unwrap_err().to_string().starts_with("REVOCATION_FEED_CLIENT_NAMES needs client"));
+        let mtls = Settings {
+            tls_client_ca_file: Some("ca.pem".into()),
+            tls_client_auth: ClientAuth::Optional,
+            revocation_feed_client_names: vec![" client-service ".into(), "".into()],
+            ..tls
+        };
+        let checked = mtls.checked().expect("client names with client certificates");
+        assert_eq!(checked.revocation_feed_client_names, ["client-service"]);
+        assert!(checked.feed_enabled(), "client names alone turn the feed on");
     }
 
     #[test]

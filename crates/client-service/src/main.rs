@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 use client_service::{ClientSettings, ClientState, Db};
-use shared_user::server::{Limits, serve};
+use shared_user::server::{ClientAuth, Limits, Tls, TlsFiles, serve_tls};
 
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
 #[derive(Debug, Parser)]
@@ -45,6 +45,14 @@ struct ServeArgs {
     /// `MAX_CONNECTIONS_PER_IP`).
     #[command(flatten)]
     limits: Limits,
+    /// PEM certificate chain (leaf first) of the listener; with TLS_KEY_FILE it speaks TLS
+    /// 1.2/1.3 only (ALPN h2, http/1.1), reloaded on SIGHUP and when the files change. Unset:
+    /// plain HTTP.
+    #[arg(long, env = "TLS_CERT_FILE")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of TLS_CERT_FILE.
+    #[arg(long, env = "TLS_KEY_FILE")]
+    tls_key_file: Option<std::path::PathBuf>,
 }
 
 /// Pooled connections to the mirror database.
@@ -59,6 +67,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let limits = args.limits;
             limits.validate()?;
+            let tls = TlsFiles::from_settings(
+                "",
+                args.tls_cert_file.as_deref(),
+                args.tls_key_file.as_deref(),
+                None,
+                ClientAuth::None,
+            )?
+            .map(Tls::load)
+            .transpose()?;
             let config = args.client.into_config()?;
             shared_user::runtime::raise_fd_limit(limits.max_connections, DB_POOL_SIZE)?;
             let db = Db::connect(&args.db.database_url, DB_POOL_SIZE).await?;
@@ -68,9 +85,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.bind))?;
             let shutdown = client_service::shutdown_signal();
-            tracing::info!(addr = %listener.local_addr()?, "client-service listening");
+            if let Some(tls) = &tls {
+                tls.watch(shared_user::server::tls::DEFAULT_POLL_INTERVAL);
+            }
+            tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "client-service listening");
             let app = client_service::demo::app(state.clone());
-            serve(listener, app, limits, shutdown).await?;
+            serve_tls(listener, app, limits, tls, shutdown).await?;
             // The last users fetched reach the mirror before the process exits.
             state.flush_mirror().await;
         }

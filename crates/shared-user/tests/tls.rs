@@ -191,7 +191,8 @@ async fn optional_client_certificates_serve_clients_without_one() {
 async fn plain_http_on_a_tls_port_gets_a_clean_close_and_the_port_keeps_serving() {
     let pki = Pki::new();
     let server = start(pki.files(), Limits::default()).await;
-    for request in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"\x00\x01garbage"] {
+    for request in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"\x00\x01garbage"]
+    {
         let mut plain = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         plain.write_all(request).await.unwrap();
         let answer = read_to_close(&mut plain, Duration::from_secs(5)).await.expect("closed, not left hanging");

@@ -198,9 +198,7 @@ impl Tls {
         let contents = Contents::read(&files);
         let config = build(&files, &contents)?;
         let watch = WatchState { loaded: contents.clone(), seen: contents, reported: None };
-        Ok(Self {
-            inner: Arc::new(Inner { files, current: ArcSwap::from_pointee(config), watch: Mutex::new(watch) }),
-        })
+        Ok(Self { inner: Arc::new(Inner { files, current: ArcSwap::from_pointee(config), watch: Mutex::new(watch) }) })
     }
 
     /// The files this configuration comes from.
@@ -321,8 +319,7 @@ fn build(files: &TlsFiles, contents: &Contents) -> Result<ServerConfig, TlsError
     if chain.is_empty() {
         return Err(TlsError::NoCertificate(files.cert.clone()));
     }
-    let key =
-        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey(files.key.clone(), e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey(files.key.clone(), e.to_string()))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -339,11 +336,8 @@ fn build(files: &TlsFiles, contents: &Contents) -> Result<ServerConfig, TlsError
                 return Err(ca_error("no certificate".to_owned()));
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if files.client_auth == ClientAuth::Optional {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
+            let verifier =
+                if files.client_auth == ClientAuth::Optional { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| ca_error(e.to_string()))?)
         }
         _ => builder.with_no_client_auth(),
@@ -421,10 +415,16 @@ mod tests {
         assert_eq!(TlsFiles::from_settings("", c, k, None, none).unwrap(), Some(TlsFiles::new("c.pem", "k.pem")));
         let err = |prefix, c, k, ca, auth| TlsFiles::from_settings(prefix, c, k, ca, auth).unwrap_err().to_string();
         assert_eq!(err("", c, None, None, none), "TLS_CERT_FILE is set without TLS_KEY_FILE");
-        assert_eq!(err("MANAGEMENT_", None, k, None, none), "MANAGEMENT_TLS_KEY_FILE is set without MANAGEMENT_TLS_CERT_FILE");
+        assert_eq!(
+            err("MANAGEMENT_", None, k, None, none),
+            "MANAGEMENT_TLS_KEY_FILE is set without MANAGEMENT_TLS_CERT_FILE"
+        );
         assert!(err("", c, k, None, ClientAuth::Required).starts_with("TLS_CLIENT_AUTH asks for client certificates"));
         assert!(err("", c, k, ca, none).starts_with("TLS_CLIENT_CA_FILE is set but TLS_CLIENT_AUTH is none"));
-        assert!(err("", None, None, ca, ClientAuth::Optional).starts_with("TLS_CLIENT_CA_FILE and TLS_CLIENT_AUTH need TLS"));
+        assert!(
+            err("", None, None, ca, ClientAuth::Optional)
+                .starts_with("TLS_CLIENT_CA_FILE and TLS_CLIENT_AUTH need TLS")
+        );
         let files = TlsFiles::from_settings("", c, k, ca, ClientAuth::Optional).unwrap().unwrap();
         assert_eq!((files.client_ca.as_deref(), files.client_auth), (ca, ClientAuth::Optional));
     }
