@@ -291,7 +291,11 @@ async fn a_replaced_certificate_serves_new_connections_without_a_failed_request(
     let [kept, fresh] = loops;
     let ((kept_done, kept_seen), (fresh_done, fresh_seen)) = (kept.await.unwrap(), fresh.await.unwrap());
     assert_eq!(failures.load(Ordering::Relaxed), 0, "no request failed ({kept_done} kept-alive, {fresh_done} new)");
-    assert_eq!(kept_seen, [first.clone()], "the kept-alive connection stayed open on the first certificate");
+    assert_eq!(
+        kept_seen,
+        std::slice::from_ref(&first),
+        "the kept-alive connection stayed open on the first certificate"
+    );
     assert_eq!(fresh_seen.first(), Some(&first), "new connections saw the first certificate...");
     assert_eq!(fresh_seen.last(), Some(&der_of(&third.cert_pem)), "...and the last one at the end");
 }
