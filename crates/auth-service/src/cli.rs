@@ -1,5 +1,5 @@
-//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit; their
-//! flags are in [`args`].
+//! Subcommands: serve, migrate, createsuperuser, users ..., purge-tokens, keys ..., audit,
+//! certs ...; their flags are in [`args`].
 
 pub mod args;
 
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use shared_user::{AccessGroup, Db, DbError};
 
 pub use self::args::Cli;
-use self::args::{AuditArgs, Command, CreateSuperuserArgs, DbArgs, KeysCommand, ServeArgs, UsersCommand};
+use self::args::{AuditArgs, CertsCommand, Command, CreateSuperuserArgs, DbArgs, KeysCommand, ServeArgs, UsersCommand};
 use crate::app::{console_app, management_app, public_app};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Hasher;
@@ -17,7 +17,7 @@ use crate::settings::Hashing;
 use crate::state::AppState;
 use crate::store::{NewUser, Store};
 use shared_user::runtime::shutdown_signal;
-use shared_user::server::{BindError, Listener};
+use shared_user::server::{BindError, Listener, Tls};
 
 /// Opens and migrates the database named by `args`.
 pub async fn open_db(args: &DbArgs) -> anyhow::Result<Db> {
@@ -60,6 +60,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Users(cmd) => users(cmd).await,
         Command::Keys(cmd) => keys(cmd).await,
         Command::Audit(args) => audit(args).await,
+        Command::Certs(cmd) => certs(cmd),
         Command::PurgeTokens(args) => {
             let store = Store::new(open_db(&args.db).await?);
             let (tokens, counters, keys) = housekeeping(&store, args.refresh_token_lifetime).await?;
@@ -80,6 +81,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Validate every setting before touching the database.
     settings.validate()?;
     let kek = settings.key_encryption_key()?;
+    let tls = ListenerTls::load(&settings)?;
     shared_user::runtime::raise_fd_limit(limits.max_connections, args.db.db_pool_size)?;
     let db = open_db(&args.db).await?;
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
@@ -114,9 +116,86 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let listeners = listeners(args.bind, state).await?;
+    let listeners = listeners(args.bind, state)
+        .await?
+        .into_iter()
+        .map(|listener| {
+            let tls = match listener.role() {
+                "management" => tls.management.clone(),
+                "console" => tls.console.clone(),
+                _ => tls.public.clone(),
+            };
+            listener.with_tls(tls)
+        })
+        .collect();
     shared_user::server::serve_all("auth-service", listeners, limits, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `certs init` and `certs client`: files written, and what to set, on stdout.
+fn certs(cmd: CertsCommand) -> anyhow::Result<()> {
+    use shared_user::pki::{Ca, Overwrite, files, write_issued};
+    let overwrite = |force: bool| if force { Overwrite::Replace } else { Overwrite::Refuse };
+    match cmd {
+        CertsCommand::Init { dir, hosts, force } => {
+            // Both keys checked before anything is written: a refusal leaves the directory as it was.
+            for key in [files::CA_KEY, files::SERVER_KEY] {
+                if !force && dir.join(key).exists() {
+                    return Err(shared_user::pki::PkiError::Exists(dir.join(key)).into());
+                }
+            }
+            let ca = Ca::new("Gatehouse private CA")?;
+            let server = ca.server(&hosts)?;
+            ca.write(&dir, overwrite(force))?;
+            write_issued(&dir, files::SERVER_CERT, files::SERVER_KEY, &server, overwrite(force))?;
+            let path = |name: &str| dir.join(name).display().to_string();
+            println!("wrote {} and {} (keep the key offline)", path(files::CA_CERT), path(files::CA_KEY));
+            println!("wrote {} and {} for {}", path(files::SERVER_CERT), path(files::SERVER_KEY), hosts.join(", "));
+            println!("serve with: TLS_CERT_FILE={} TLS_KEY_FILE={}", path(files::SERVER_CERT), path(files::SERVER_KEY));
+            println!("clients trust: REMOTE_AUTH_CA_FILE={}", path(files::CA_CERT));
+        }
+        CertsCommand::Client { name, dir, force } => {
+            let ca = Ca::read(&dir)?;
+            let client = ca.client(&name)?;
+            let (cert, key) = (files::client_cert(&name), files::client_key(&name));
+            write_issued(&dir, &cert, &key, &client, overwrite(force))?;
+            let path = |name: &str| dir.join(name).display().to_string();
+            println!("wrote {} and {} for the client {name}", path(&cert), path(&key));
+            println!(
+                "client presents: REMOTE_AUTH_CLIENT_CERT_FILE={} REMOTE_AUTH_CLIENT_KEY_FILE={}",
+                path(&cert),
+                path(&key)
+            );
+            println!(
+                "auth-service accepts: TLS_CLIENT_CA_FILE={} TLS_CLIENT_AUTH=required (or optional)",
+                path(files::CA_CERT)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Each listener's TLS, loaded and watched (plain HTTP where `None`).
+struct ListenerTls {
+    public: Option<Tls>,
+    management: Option<Tls>,
+    console: Option<Tls>,
+}
+
+impl ListenerTls {
+    fn load(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
+        let load = |files: Option<shared_user::server::TlsFiles>| -> anyhow::Result<Option<Tls>> {
+            let Some(files) = files else { return Ok(None) };
+            let tls = Tls::load(files)?;
+            tls.watch(shared_user::server::tls::DEFAULT_POLL_INTERVAL);
+            Ok(Some(tls))
+        };
+        Ok(Self {
+            public: load(settings.tls_files()?)?,
+            management: load(settings.management_tls_files()?)?,
+            console: load(settings.console_tls_files()?)?,
+        })
+    }
 }
 
 /// The listeners of `serve`, bound, public first: `BIND`, then `MANAGEMENT_BIND` and

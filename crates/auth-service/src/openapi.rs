@@ -240,8 +240,8 @@ mod operations {
         responses(
             (status = 200, description = "Feed page", body = RevocationFeed),
             (status = 400, description = "Bad cursor", body = FieldErrors),
-            (status = 403, description = "Missing or wrong feed token", body = ErrorDetail),
-            (status = 404, description = "The feed is off (no REVOCATION_FEED_TOKEN)", body = ErrorDetail),
+            (status = 403, description = "Missing or wrong feed token (and no client certificate of REVOCATION_FEED_CLIENT_NAMES)", body = ErrorDetail),
+            (status = 404, description = "The feed is off (neither REVOCATION_FEED_TOKEN nor REVOCATION_FEED_CLIENT_NAMES)", body = ErrorDetail),
         ))]
     fn get_revocations() {}
 

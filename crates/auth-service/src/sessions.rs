@@ -2,14 +2,15 @@
 //! `POST /auth/logout-all/` and the revocation feed `GET /auth/revocations/?after=CURSOR`. The
 //! rules (paging, the watermark) are the service's, in `crate::service::sessions`.
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::{Extension, Json};
 use serde_json::json;
 use shared_user::http::{FieldErrors, both_slashes};
+use shared_user::server::ClientCertificate;
 use shared_user::wire::revocations::{AFTER_PARAM, Entry, FEED_TOKEN_HEADER, Page};
 
 use crate::auth::CurrentUser;
@@ -75,14 +76,17 @@ fn parse_after(query: Option<&str>) -> Result<i64, FieldErrors> {
 
 /// `GET /auth/revocations/?after=CURSOR`: watermarks recorded after the cursor,
 /// `{"cursor":N,"revocations":[{"user_id":7,"not_before":EPOCH}]}`. Only with
-/// `REVOCATION_FEED_TOKEN` set (404 otherwise), and only for callers presenting it in
-/// `X-Revocation-Feed-Token` (403 otherwise).
+/// `REVOCATION_FEED_TOKEN` or `REVOCATION_FEED_CLIENT_NAMES` set (404 otherwise), and only for
+/// callers presenting the token in `X-Revocation-Feed-Token` or a client certificate of one of
+/// those names (403 otherwise).
 pub async fn get_revocations(
     State(state): State<AppState>,
     headers: HeaderMap,
+    client: Option<Extension<ClientCertificate>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page>, ApiError> {
-    check_feed_token(&state, headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default())?;
+    let token = headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    check_feed_token(&state, token, client.as_ref().map(|Extension(c)| c))?;
     let page = revocations_after(&state, parse_after(query.as_deref())?).await?;
     let revocations = page.revocations.iter().map(|r| Entry { user_id: r.user_id, not_before: r.not_before }).collect();
     Ok(Json(Page { cursor: page.cursor, revocations }))

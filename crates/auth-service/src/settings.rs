@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches, ValueEnum};
 use shared_user::jsonwebtoken::Algorithm;
+use shared_user::server::{ClientAuth, TlsFiles};
 use shared_user::settings::{SettingError, parse_duration};
 
 use crate::kek::KeyEncryptionKey;
@@ -196,6 +197,28 @@ pub struct Settings {
     /// 404 and local-mode clients cannot learn of revocations before tokens expire.
     #[arg(long, env = "REVOCATION_FEED_TOKEN", hide_env_values = true)]
     pub revocation_feed_token: Option<Redacted>,
+    /// Client certificates that may read the revocation feed without REVOCATION_FEED_TOKEN:
+    /// comma-separated names, each matched (ASCII case ignored) against the subject common name
+    /// and the DNS names of a certificate the listener verified against TLS_CLIENT_CA_FILE.
+    /// Needs TLS_CLIENT_AUTH=optional or required. Set, the feed is on even without a token.
+    #[arg(long, env = "REVOCATION_FEED_CLIENT_NAMES", value_delimiter = ',')]
+    pub revocation_feed_client_names: Vec<String>,
+    /// PEM certificate chain (leaf first) of the listener; with TLS_KEY_FILE the listener
+    /// speaks TLS 1.2/1.3 only (ALPN h2, http/1.1). Reloaded on SIGHUP and when the files
+    /// change (a bad new file keeps the old certificate). Unset: plain HTTP.
+    #[arg(long, env = "TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_FILE (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates the listener accepts (with
+    /// TLS_CLIENT_AUTH optional or required).
+    #[arg(long, env = "TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Client certificates: `none` (never asked), `optional` (asked; verified when given),
+    /// `required` (a connection without one signed by TLS_CLIENT_CA_FILE fails the handshake).
+    #[arg(long, env = "TLS_CLIENT_AUTH", value_enum, default_value_t = ClientAuth::None)]
+    pub tls_client_auth: ClientAuth,
     /// How long audit events are kept before the hourly housekeeping deletes them (default 90d).
     #[arg(long, env = "AUDIT_RETENTION", default_value = defaults::AUDIT_RETENTION, value_parser = parse_duration)]
     pub audit_retention: Duration,
@@ -234,20 +257,20 @@ pub struct Settings {
     /// a client certificate. Default: none (both on BIND).
     #[arg(long, env = "CONSOLE_BIND")]
     pub console_bind: Option<SocketAddr>,
-    /// PEM certificate chain of the management listener (with MANAGEMENT_TLS_KEY_FILE).
-    /// Not supported yet: refused at start.
+    /// PEM certificate chain of the management listener (with MANAGEMENT_TLS_KEY_FILE). Default: none
+    /// (the public listener's TLS_CERT_FILE when that is set, else plain HTTP).
     #[arg(long, env = "MANAGEMENT_TLS_CERT_FILE")]
     pub management_tls_cert_file: Option<PathBuf>,
-    /// PEM private key of the management listener (with MANAGEMENT_TLS_CERT_FILE).
-    /// Not supported yet: refused at start.
+    /// PEM private key of the management listener (with MANAGEMENT_TLS_CERT_FILE). Default: none (the
+    /// public listener's TLS_KEY_FILE when that is set).
     #[arg(long, env = "MANAGEMENT_TLS_KEY_FILE")]
     pub management_tls_key_file: Option<PathBuf>,
-    /// PEM certificate chain of the console listener (with CONSOLE_TLS_KEY_FILE).
-    /// Not supported yet: refused at start.
+    /// PEM certificate chain of the console listener (with CONSOLE_TLS_KEY_FILE). Default: none
+    /// (the public listener's TLS_CERT_FILE when that is set, else plain HTTP).
     #[arg(long, env = "CONSOLE_TLS_CERT_FILE")]
     pub console_tls_cert_file: Option<PathBuf>,
-    /// PEM private key of the console listener (with CONSOLE_TLS_CERT_FILE).
-    /// Not supported yet: refused at start.
+    /// PEM private key of the console listener (with CONSOLE_TLS_CERT_FILE). Default: none (the
+    /// public listener's TLS_KEY_FILE when that is set).
     #[arg(long, env = "CONSOLE_TLS_KEY_FILE")]
     pub console_tls_key_file: Option<PathBuf>,
 }
@@ -377,6 +400,13 @@ impl Settings {
             ));
         }
         self.check_listeners()?;
+        let tls = self.tls_files()?;
+        if !self.feed_client_names().is_empty() && tls.is_none_or(|t| t.client_auth == ClientAuth::None) {
+            return Err(SettingError::new(
+                "REVOCATION_FEED_CLIENT_NAMES needs client certificates: set TLS_CLIENT_CA_FILE and \
+                 TLS_CLIENT_AUTH=optional or required",
+            ));
+        }
         let h = &self.hashing;
         argon2::Params::new(h.argon2_memory_kib, h.argon2_iterations, h.argon2_parallelism, None)
             .map_err(|e| SettingError(format!("invalid argon2 parameters: {e}")))?;
@@ -392,32 +422,26 @@ impl Settings {
         self.auth_header_types = self.header_types()?;
         self.hasura_default_role = self.hasura_default_role.trim().to_owned();
         self.users_reader_group = self.reader_group().map(str::to_owned);
+        self.revocation_feed_client_names = self.feed_client_names();
         Ok(self)
     }
 
     /// The management and console listeners' settings: TLS files only for a listener that is
-    /// set, and (for now) none at all.
+    /// set, each pair complete.
     fn check_listeners(&self) -> Result<(), SettingError> {
         let listeners = [
             ("MANAGEMENT", self.management_bind, [&self.management_tls_cert_file, &self.management_tls_key_file]),
             ("CONSOLE", self.console_bind, [&self.console_tls_cert_file, &self.console_tls_key_file]),
         ];
         for (name, bind, files) in listeners {
-            if files.iter().any(|f| f.is_some()) {
-                if bind.is_none() {
-                    return Err(SettingError(format!(
-                        "{name}_TLS_CERT_FILE and {name}_TLS_KEY_FILE need {name}_BIND (the listener they are for)"
-                    )));
-                }
-                // TLS on these listeners comes with the TLS listener code: until it is wired
-                // here, refuse the files rather than serve plain HTTP where TLS was asked for.
+            if files.iter().any(|f| f.is_some()) && bind.is_none() {
                 return Err(SettingError(format!(
-                    "{name}_TLS_CERT_FILE and {name}_TLS_KEY_FILE are not supported yet: the {} listener \
-                     serves plain HTTP in this version (unset them)",
-                    name.to_lowercase()
+                    "{name}_TLS_CERT_FILE and {name}_TLS_KEY_FILE need {name}_BIND (the listener they are for)"
                 )));
             }
         }
+        self.management_tls_files()?;
+        self.console_tls_files()?;
         Ok(())
     }
 
@@ -448,6 +472,72 @@ impl Settings {
     /// `USERS_READER_GROUP` trimmed, when set.
     pub fn reader_group(&self) -> Option<&str> {
         self.users_reader_group.as_deref().map(str::trim).filter(|g| !g.is_empty())
+    }
+
+    /// The listener's TLS files (`TLS_*`), or `None` for plain HTTP; a partial set is an error
+    /// of one line.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, SettingError> {
+        TlsFiles::from_settings(
+            "",
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+            self.tls_client_ca_file.as_deref(),
+            self.tls_client_auth,
+        )
+    }
+
+    /// The management listener's TLS: its own `MANAGEMENT_TLS_CERT_FILE`/`_KEY_FILE`, or else the
+    /// public listener's certificate (`None` without `MANAGEMENT_BIND`). It never asks for
+    /// client certificates.
+    pub fn management_tls_files(&self) -> Result<Option<TlsFiles>, SettingError> {
+        self.side_listener_tls(
+            "MANAGEMENT_",
+            self.management_bind,
+            self.management_tls_cert_file.as_deref(),
+            self.management_tls_key_file.as_deref(),
+        )
+    }
+
+    /// The console listener's TLS, as [`Settings::management_tls_files`] with `CONSOLE_`: browsers
+    /// are never asked for a client certificate.
+    pub fn console_tls_files(&self) -> Result<Option<TlsFiles>, SettingError> {
+        self.side_listener_tls(
+            "CONSOLE_",
+            self.console_bind,
+            self.console_tls_cert_file.as_deref(),
+            self.console_tls_key_file.as_deref(),
+        )
+    }
+
+    fn side_listener_tls(
+        &self,
+        prefix: &str,
+        bind: Option<SocketAddr>,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<Option<TlsFiles>, SettingError> {
+        if bind.is_none() {
+            return Ok(None);
+        }
+        if cert.is_some() || key.is_some() {
+            return TlsFiles::from_settings(prefix, cert, key, None, ClientAuth::None);
+        }
+        Ok(self.tls_files()?.map(|public| TlsFiles::new(public.cert, public.key)))
+    }
+
+    /// `REVOCATION_FEED_CLIENT_NAMES` trimmed, empty entries dropped.
+    pub fn feed_client_names(&self) -> Vec<String> {
+        self.revocation_feed_client_names
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether the revocation feed is on: a token or client names to let callers in.
+    pub fn feed_enabled(&self) -> bool {
+        self.revocation_feed_token.is_some() || !self.revocation_feed_client_names.is_empty()
     }
 
     /// `MAX_SESSIONS_PER_USER` as a cap (`None`: 0, no cap).
@@ -498,6 +588,30 @@ mod tests {
         let text = format!("{s:?}");
         assert!(!text.contains("0123456789"), "{text}");
         assert!(text.contains("signing_key: Some([redacted])"), "{text}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_at_start_with_one_line() {
+        let key = Some("test-signing-key-0123456789abcdef0123456789".into());
+        let base = Settings { signing_key: key, ..Settings::default() };
+        assert_eq!(base.tls_files().unwrap(), None, "plain HTTP by default");
+        let cert_only = Settings { tls_cert_file: Some("c.pem".into()), ..base.clone() };
+        assert_eq!(cert_only.validate().unwrap_err().to_string(), "TLS_CERT_FILE is set without TLS_KEY_FILE");
+        let tls = Settings { tls_cert_file: Some("c.pem".into()), tls_key_file: Some("k.pem".into()), ..base.clone() };
+        tls.validate().expect("certificate and key");
+        let no_ca = Settings { tls_client_auth: ClientAuth::Required, ..tls.clone() };
+        assert!(no_ca.validate().unwrap_err().to_string().starts_with("TLS_CLIENT_AUTH asks for client certificates"));
+        let names = Settings { revocation_feed_client_names: vec!["client-service".into()], ..tls.clone() };
+        assert!(names.validate().unwrap_err().to_string().starts_with("REVOCATION_FEED_CLIENT_NAMES needs client"));
+        let mtls = Settings {
+            tls_client_ca_file: Some("ca.pem".into()),
+            tls_client_auth: ClientAuth::Optional,
+            revocation_feed_client_names: vec![" client-service ".into(), "".into()],
+            ..tls
+        };
+        let checked = mtls.checked().expect("client names with client certificates");
+        assert_eq!(checked.revocation_feed_client_names, ["client-service"]);
+        assert!(checked.feed_enabled(), "client names alone turn the feed on");
     }
 
     #[test]

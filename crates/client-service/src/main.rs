@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use client_service::{ClientSettings, ClientState, Db, demo};
-use shared_user::server::{BindError, Limits, Listener, serve_all};
+use shared_user::server::{BindError, ClientAuth, Limits, Listener, Tls, TlsFiles, serve_all};
 
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
 #[derive(Debug, Parser)]
@@ -44,11 +44,11 @@ struct ServeArgs {
     #[arg(long, env = "MANAGEMENT_BIND")]
     management_bind: Option<SocketAddr>,
     /// PEM certificate chain of the management listener (with MANAGEMENT_TLS_KEY_FILE).
-    /// Not supported yet: refused at start.
+    /// Default: none (the public listener's TLS_CERT_FILE when set, else plain HTTP).
     #[arg(long, env = "MANAGEMENT_TLS_CERT_FILE")]
     management_tls_cert_file: Option<PathBuf>,
     /// PEM private key of the management listener (with MANAGEMENT_TLS_CERT_FILE).
-    /// Not supported yet: refused at start.
+    /// Default: none (the public listener's TLS_KEY_FILE when set).
     #[arg(long, env = "MANAGEMENT_TLS_KEY_FILE")]
     management_tls_key_file: Option<PathBuf>,
     #[command(flatten)]
@@ -59,27 +59,60 @@ struct ServeArgs {
     /// `MAX_CONNECTIONS_PER_IP`).
     #[command(flatten)]
     limits: Limits,
+    /// PEM certificate chain (leaf first) of the listener; with TLS_KEY_FILE it speaks TLS
+    /// 1.2/1.3 only (ALPN h2, http/1.1), reloaded on SIGHUP and when the files change. Unset:
+    /// plain HTTP.
+    #[arg(long, env = "TLS_CERT_FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_FILE.
+    #[arg(long, env = "TLS_KEY_FILE")]
+    tls_key_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    /// The management listener's settings: TLS files only with `MANAGEMENT_BIND`, and (for now)
-    /// none at all.
+    /// The management listener's settings: TLS files only with `MANAGEMENT_BIND`.
     fn check_listeners(&self) -> anyhow::Result<()> {
-        if self.management_tls_cert_file.is_some() || self.management_tls_key_file.is_some() {
-            if self.management_bind.is_none() {
-                anyhow::bail!(
-                    "MANAGEMENT_TLS_CERT_FILE and MANAGEMENT_TLS_KEY_FILE need MANAGEMENT_BIND (the listener they are for)"
-                );
-            }
-            // TLS on this listener comes with the TLS listener code: until it is wired here,
-            // refuse the files rather than serve plain HTTP where TLS was asked for.
+        if (self.management_tls_cert_file.is_some() || self.management_tls_key_file.is_some())
+            && self.management_bind.is_none()
+        {
             anyhow::bail!(
-                "MANAGEMENT_TLS_CERT_FILE and MANAGEMENT_TLS_KEY_FILE are not supported yet: the management listener \
-                 serves plain HTTP in this version (unset them)"
+                "MANAGEMENT_TLS_CERT_FILE and MANAGEMENT_TLS_KEY_FILE need MANAGEMENT_BIND (the listener they are for)"
             );
         }
         Ok(())
     }
+
+    /// Each listener's TLS, loaded and watched: the public one from `TLS_CERT_FILE`/`_KEY_FILE`,
+    /// the management one from its own files or else the public one's (plain HTTP where `None`).
+    fn tls(&self) -> anyhow::Result<ListenerTls> {
+        let public = TlsFiles::from_settings(
+            "",
+            self.tls_cert_file.as_deref(),
+            self.tls_key_file.as_deref(),
+            None,
+            ClientAuth::None,
+        )?;
+        let management = match (&self.management_bind, &self.management_tls_cert_file, &self.management_tls_key_file) {
+            (None, ..) => None,
+            (Some(_), None, None) => public.clone(),
+            (Some(_), cert, key) => {
+                TlsFiles::from_settings("MANAGEMENT_", cert.as_deref(), key.as_deref(), None, ClientAuth::None)?
+            }
+        };
+        let load = |files: Option<TlsFiles>| -> anyhow::Result<Option<Tls>> {
+            let Some(files) = files else { return Ok(None) };
+            let tls = Tls::load(files)?;
+            tls.watch(shared_user::server::tls::DEFAULT_POLL_INTERVAL);
+            Ok(Some(tls))
+        };
+        Ok(ListenerTls { public: load(public)?, management: load(management)? })
+    }
+}
+
+/// The TLS of each listener (plain HTTP where `None`).
+struct ListenerTls {
+    public: Option<Tls>,
+    management: Option<Tls>,
 }
 
 /// The listeners, bound, public first: `BIND`, then `MANAGEMENT_BIND` when set. One that cannot
@@ -111,12 +144,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let limits = args.limits;
             limits.validate()?;
             args.check_listeners()?;
+            let tls = args.tls()?;
             let config = args.client.into_config()?;
             shared_user::runtime::raise_fd_limit(limits.max_connections, DB_POOL_SIZE)?;
             let db = Db::connect(&args.db.database_url, DB_POOL_SIZE).await?;
             client_service::migrate(&db).await?;
             let state = ClientState::new(config, db)?;
-            let listeners = listeners(args.bind, args.management_bind, &state).await?;
+            let listeners = listeners(args.bind, args.management_bind, &state)
+                .await?
+                .into_iter()
+                .map(|listener| {
+                    let tls = if listener.role() == "management" { tls.management.clone() } else { tls.public.clone() };
+                    listener.with_tls(tls)
+                })
+                .collect();
             serve_all("client-service", listeners, limits, client_service::shutdown_signal()).await?;
             // The last users fetched reach the mirror before the process exits.
             state.flush_mirror().await;

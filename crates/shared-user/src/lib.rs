@@ -15,6 +15,8 @@ pub mod jwks;
 pub mod openapi;
 #[cfg(feature = "ops")]
 pub mod ops;
+#[cfg(feature = "pki")]
+pub mod pki;
 #[cfg(feature = "server")]
 pub mod runtime;
 #[cfg(feature = "server")]

@@ -2,12 +2,17 @@
 //! router on hyper with the limits a slow, silent or greedy client must not get around: a
 //! deadline for the request head that runs from the moment a connection is accepted, an idle
 //! timeout on the connection, and a cap on open connections in total and per client address.
-//! Every request carries the peer's address as [`ConnectInfo`]`<SocketAddr>`. A binary with
-//! several listeners (public, management, console) binds each with [`Listener::bind`] and serves
-//! them together with [`serve_all`].
+//! Every request carries the peer's address as [`ConnectInfo`]`<SocketAddr>`.
+//!
+//! [`serve`] speaks plain HTTP; [`serve_tls`] speaks TLS when given a [`Tls`] (see [`tls`]): the
+//! handshake runs inside the head deadline and holds a connection slot like any connection, and
+//! a verified client certificate reaches handlers as [`ClientCertificate`]. A binary with
+//! several listeners (public, management, console) binds each with [`Listener::bind`], gives it
+//! its TLS with [`Listener::with_tls`], and serves them together with [`serve_all`].
 
 mod listeners;
 mod slots;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -24,7 +29,7 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +38,12 @@ use tower::ServiceExt;
 
 pub use self::listeners::{BindError, Listener, serve_all};
 use self::slots::{Refusal, Slot, Slots};
+pub use self::tls::{ClientAuth, ClientCertificate, Reloaded, Tls, TlsError, TlsFiles};
+
+/// TLS handshakes that failed, by `reason`: `timeout` (not done by the head deadline) or `error`
+/// (refused by either side: no or an untrusted client certificate, plain HTTP, no common
+/// protocol version...).
+pub const TLS_HANDSHAKE_FAILURES: &str = "gatehouse_tls_handshake_failures_total";
 
 /// Connections refused at accept and closed at once, by `reason`: `per_ip` (the client's
 /// address already held `MAX_CONNECTIONS_PER_IP`) or `total` (`MAX_CONNECTIONS` were open).
@@ -166,6 +177,23 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    serve_tls(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve`], speaking TLS when `tls` is given (plain HTTP when `None`): each connection's
+/// handshake uses the configuration `tls` holds at its accept (so a reloaded certificate serves
+/// the next connections while open ones keep theirs), must finish before the head deadline
+/// ([`Limits::header_read_timeout`] from the accept), and holds a connection slot from the
+/// accept. A failed handshake (plain HTTP on this port too) closes the connection, counted in
+/// [`TLS_HANDSHAKE_FAILURES`]. The listener does not watch the files: call [`Tls::watch`] once
+/// per loaded [`Tls`] (listeners may share one).
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     // Heads after the first (kept-alive HTTP/1 connections); the first one is timed from the
     // accept in `Connection::serve`, because hyper starts this clock only once it has seen
@@ -198,8 +226,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let connection = Connection { builder: builder.clone(), router: router.clone(), limits, peer, head_deadline };
-        tokio::spawn(connection.serve(stream, slot, &graceful));
+        let acceptor = tls.as_ref().map(Tls::acceptor);
+        let connection =
+            Connection { builder: builder.clone(), router: router.clone(), limits, peer, head_deadline, acceptor };
+        tokio::spawn(connection.serve(stream, slot, graceful.watcher()));
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
@@ -241,16 +271,74 @@ struct Connection {
     /// When the first request head must have arrived: [`Limits::header_read_timeout`] after
     /// the accept.
     head_deadline: Instant,
+    /// The TLS configuration at the accept, on a TLS listener.
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// How a connection ended.
+enum Ended {
+    /// Served until either side closed.
+    Served,
+    /// Served, ended by an error.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+    /// No complete request head before the deadline.
+    NoHead,
+    /// The TLS handshake failed.
+    Handshake(io::Error),
+    /// The TLS handshake was not done before the head deadline.
+    HandshakeTimeout,
 }
 
 impl Connection {
     /// Serves the connection until it ends, then gives its slot back. Everything between the
-    /// accept and the first request (a TLS handshake too, once there is one, run under
+    /// accept and the first request (the TLS handshake too, run under
     /// `timeout_at(head_deadline, ..)`) counts against the head deadline: a connection that
     /// sends no complete request by then is closed.
-    fn serve(self, stream: TcpStream, slot: Slot, graceful: &GracefulShutdown) -> impl Future<Output = ()> + use<> {
-        let Self { builder, router, limits, peer, head_deadline } = self;
+    fn serve(self, stream: TcpStream, slot: Slot, watcher: Watcher) -> impl Future<Output = ()> + use<> {
         let _ = stream.set_nodelay(true);
+        let peer = self.peer;
+        async move {
+            let io = IdleIo::new(stream, self.limits.idle_timeout);
+            let ended = match self.acceptor.clone() {
+                None => self.run(io, None, watcher).await,
+                Some(acceptor) => match tokio::time::timeout_at(self.head_deadline, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => {
+                        let certificate = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|leaf| ClientCertificate::from_der(leaf.clone().into_owned()));
+                        self.run(stream, certificate, watcher).await
+                    }
+                    Ok(Err(e)) => Ended::Handshake(e),
+                    Err(_) => Ended::HandshakeTimeout,
+                },
+            };
+            // The socket is closed by now (the connection was dropped with its future).
+            drop(slot);
+            match ended {
+                Ended::Served => {}
+                Ended::NoHead => tracing::debug!(%peer, "no request head before the deadline; connection closed"),
+                Ended::Failed(e) => tracing::debug!(error = %e, %peer, "connection ended with an error"),
+                Ended::Handshake(e) => {
+                    metrics::counter!(TLS_HANDSHAKE_FAILURES, "reason" => "error").increment(1);
+                    tracing::debug!(error = %e, %peer, "TLS handshake failed; connection closed");
+                }
+                Ended::HandshakeTimeout => {
+                    metrics::counter!(TLS_HANDSHAKE_FAILURES, "reason" => "timeout").increment(1);
+                    tracing::debug!(%peer, "no TLS handshake before the head deadline; connection closed");
+                }
+            }
+        }
+    }
+
+    /// Serves HTTP on `io` (plain or after the handshake) until the connection ends.
+    async fn run<I>(self, io: I, certificate: Option<ClientCertificate>, watcher: Watcher) -> Ended
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self { builder, router, peer, head_deadline, .. } = self;
         // Set by the first request the service sees: its head (HTTP/1) or headers (HTTP/2)
         // arrived.
         let requested = Arc::new(AtomicBool::new(false));
@@ -260,28 +348,24 @@ impl Connection {
                 seen.store(true, Ordering::Relaxed);
             }
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            if let Some(certificate) = &certificate {
+                req.extensions_mut().insert(certificate.clone());
+            }
             req
         });
-        let io = TokioIo::new(IdleIo::new(stream, limits.idle_timeout));
-        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service)).into_owned();
-        let conn = graceful.watch(conn);
-        async move {
-            let ended = {
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    ended = conn.as_mut() => Some(ended),
-                    () = tokio::time::sleep_until(head_deadline) => {
-                        if requested.load(Ordering::Relaxed) { Some(conn.await) } else { None }
-                    }
-                }
-            };
-            // The socket is closed by now (the connection was dropped with its block).
-            drop(slot);
-            match ended {
-                None => tracing::debug!(%peer, "no request head before the deadline; connection closed"),
-                Some(Err(e)) => tracing::debug!(error = %e, %peer, "connection ended with an error"),
-                Some(Ok(())) => {}
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+        let conn = watcher.watch(conn.into_owned());
+        let mut conn = std::pin::pin!(conn);
+        let ended = tokio::select! {
+            ended = conn.as_mut() => Some(ended),
+            () = tokio::time::sleep_until(head_deadline) => {
+                if requested.load(Ordering::Relaxed) { Some(conn.await) } else { None }
             }
+        };
+        match ended {
+            None => Ended::NoHead,
+            Some(Ok(())) => Ended::Served,
+            Some(Err(e)) => Ended::Failed(e),
         }
     }
 }

@@ -47,6 +47,40 @@ pub enum Command {
     Keys(KeysCommand),
     /// Show the audit trail (newest first).
     Audit(AuditArgs),
+    /// Make a private CA and certificates for TLS (for people without a PKI of their own).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+/// `certs` subcommands. Private keys are written with mode 0600 and never replaced without
+/// --force.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a new private CA (ca.pem, ca-key.pem) and a server certificate for the given host
+    /// names and addresses (server.pem, server-key.pem) into DIR.
+    Init {
+        /// Directory to write into (created when missing).
+        dir: std::path::PathBuf,
+        /// A DNS name or IP address the server is reached by (repeat it, or separate with commas).
+        #[arg(long = "host", required = true, value_delimiter = ',', num_args = 1..)]
+        hosts: Vec<String>,
+        /// Replace existing keys (every certificate the old CA signed stops being trusted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write a client certificate for NAME (its common name and DNS name), signed by the CA in
+    /// DIR: client-NAME.pem, client-NAME-key.pem.
+    Client {
+        /// The client's name (letters, digits, '.', '-', '_'); list it in
+        /// REVOCATION_FEED_CLIENT_NAMES to let it read the revocation feed.
+        name: String,
+        /// Directory of the CA (from `certs init`), where the files are written.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Replace an existing key of that name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `audit` options.

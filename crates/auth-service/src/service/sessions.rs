@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use shared_user::server::ClientCertificate;
 use shared_user::{TokenError, User};
 
 use super::ServiceError;
@@ -105,13 +106,30 @@ pub struct RevocationPage {
     pub revocations: Vec<RevocationRow>,
 }
 
-/// Whether a caller presenting `feed_token` may read the revocation feed: only with
-/// `REVOCATION_FEED_TOKEN` set ([`ServiceError::NotFound`] otherwise) and only when it presents
-/// that token ([`ServiceError::Forbidden`] otherwise, compared by digest in constant time, so
-/// neither its bytes nor its length leak through timing).
-pub fn check_feed_token(state: &AppState, feed_token: &[u8]) -> Result<(), ServiceError> {
-    let Some(expected) = &state.settings.revocation_feed_token else { return Err(ServiceError::NotFound) };
-    if expected.matches(feed_token) { Ok(()) } else { Err(ServiceError::Forbidden) }
+/// Whether a caller presenting `feed_token` and, on a TLS connection, the verified client
+/// certificate `client` may read the revocation feed. The feed is on only with
+/// `REVOCATION_FEED_TOKEN` or `REVOCATION_FEED_CLIENT_NAMES` set ([`ServiceError::NotFound`]
+/// otherwise). A caller is let in by a client certificate whose common name or a DNS name is
+/// one of `REVOCATION_FEED_CLIENT_NAMES`, or by presenting the token (compared by digest in
+/// constant time, so neither its bytes nor its length leak through timing);
+/// [`ServiceError::Forbidden`] otherwise.
+pub fn check_feed_token(
+    state: &AppState,
+    feed_token: &[u8],
+    client: Option<&ClientCertificate>,
+) -> Result<(), ServiceError> {
+    let settings = &state.settings;
+    if !settings.feed_enabled() {
+        return Err(ServiceError::NotFound);
+    }
+    let names = &settings.revocation_feed_client_names;
+    if !names.is_empty() && client.is_some_and(|c| c.is_one_of(names)) {
+        return Ok(());
+    }
+    match &settings.revocation_feed_token {
+        Some(expected) if expected.matches(feed_token) => Ok(()),
+        _ => Err(ServiceError::Forbidden),
+    }
 }
 
 /// The page of the revocation feed after cursor `after` (for a caller [`check_feed_token`] let in).

@@ -1,5 +1,5 @@
 //! Several listeners in one process (the public API, management, the admin console): each bound
-//! from its own setting, so a failure names that setting, and all served by [`serve`] with the
+//! from its own setting, so a failure names that setting, and all served by [`serve_tls`] with the
 //! same [`Limits`] until one shutdown, which drains them all.
 
 use std::future::Future;
@@ -10,7 +10,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::{Limits, serve};
+use super::{Limits, Tls, serve_tls};
 
 /// A listener that could not be bound. `Display` is one line naming the setting:
 /// `cannot listen on 127.0.0.1:9100 (MANAGEMENT_BIND, the management listener): Address in use`.
@@ -28,12 +28,13 @@ pub struct BindError {
     pub source: io::Error,
 }
 
-/// One bound listener, with its role and the router it serves.
+/// One bound listener, with its role, the router it serves and its TLS (plain HTTP without).
 #[derive(Debug)]
 pub struct Listener {
     role: &'static str,
     listener: TcpListener,
     router: Router,
+    tls: Option<Tls>,
 }
 
 impl Listener {
@@ -45,14 +46,21 @@ impl Listener {
         router: Router,
     ) -> Result<Self, BindError> {
         match TcpListener::bind(addr).await {
-            Ok(listener) => Ok(Self { role, listener, router }),
+            Ok(listener) => Ok(Self { role, listener, router, tls: None }),
             Err(source) => Err(BindError { role, setting, addr, source }),
         }
     }
 
     /// Wraps an already bound `listener` (tests, embedding code).
     pub fn from_tcp(role: &'static str, listener: TcpListener, router: Router) -> Self {
-        Self { role, listener, router }
+        Self { role, listener, router, tls: None }
+    }
+
+    /// Speaks TLS with `tls` (plain HTTP with `None`). Listeners may share one [`Tls`]; the
+    /// caller starts its file watch ([`Tls::watch`]) once.
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The listener's role.
@@ -67,7 +75,8 @@ impl Listener {
 }
 
 /// Serves every listener with the same `limits` (each counts its own connections) until
-/// `shutdown` resolves, then lets the open connections of all of them finish (see [`serve`]).
+/// `shutdown` resolves, then lets the open connections of all of them finish (see
+/// [`serve_tls`]).
 ///
 /// Logs one `{service} listening` line per listener first, in the order given, with its `role`
 /// and `addr` (put the public listener first: tools read the first `addr=`).
@@ -78,18 +87,24 @@ pub async fn serve_all(
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     for listener in &listeners {
-        tracing::info!(role = %listener.role, addr = %listener.local_addr()?, "{service} listening");
+        let tls = listener.tls.as_ref().map(|tls| tls.files().client_auth);
+        match tls {
+            Some(client_auth) => tracing::info!(
+                role = %listener.role, addr = %listener.local_addr()?, tls = true, ?client_auth, "{service} listening"
+            ),
+            None => tracing::info!(role = %listener.role, addr = %listener.local_addr()?, "{service} listening"),
+        }
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut served = JoinSet::new();
-    for Listener { listener, router, .. } in listeners {
+    for Listener { listener, router, tls, .. } in listeners {
         let mut stopped = stopped.clone();
         let shutdown = async move {
             // An error means the sender is gone: stopping too.
             let _ = stopped.wait_for(|stop| *stop).await;
         };
         // The one place each listener is served; a TLS listener gets its acceptor here.
-        served.spawn(serve(listener, router, limits, shutdown));
+        served.spawn(serve_tls(listener, router, limits, tls, shutdown));
     }
     let mut result = Ok(());
     tokio::select! {
