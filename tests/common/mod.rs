@@ -89,7 +89,14 @@ pub struct Options {
     pub auth: Settings,
     /// Last changes to the client's configuration (cookie mode, JWKS settings...).
     pub configure: Option<fn(ClientConfigBuilder) -> ClientConfigBuilder>,
+    /// The auth-service over mutual TLS: certificates from a private CA made for the test, the
+    /// auth-service requiring a client certificate, the client trusting exactly that CA and
+    /// presenting its own certificate (named [`TLS_CLIENT_NAME`]).
+    pub mutual_tls: bool,
 }
+
+/// The name of the client-service's certificate in a [`Options::mutual_tls`] pair.
+pub const TLS_CLIENT_NAME: &str = "e2e-client-service";
 
 impl Options {
     /// `mode` with a long mirror TTL.
@@ -104,7 +111,14 @@ impl Options {
                 ..Settings::default()
             },
             configure: None,
+            mutual_tls: false,
         }
+    }
+
+    /// Same, with the auth-service behind mutual TLS.
+    pub fn mutual_tls(mut self) -> Self {
+        self.mutual_tls = true;
+        self
     }
 
     /// Same, with changed auth-service settings.
@@ -183,12 +197,16 @@ struct Server {
 
 impl Server {
     async fn start(router: Router) -> Server {
+        Server::start_tls(router, None).await
+    }
+
+    async fn start_tls(router: Router, tls: Option<shared_user::server::Tls>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let limits = shared_user::server::Limits::default();
-            shared_user::server::serve(listener, router, limits, async move {
+            shared_user::server::serve_tls(listener, router, limits, tls, async move {
                 let _ = rx.await;
             })
             .await
@@ -365,6 +383,23 @@ pub struct Pair {
     // Dropped last: the servers hold pools on these databases.
     pub auth_db: TestDb,
     pub client_db: TestDb,
+    /// The certificates of a mutual-TLS pair (`ca.pem`, ...), removed with the pair.
+    pub pki: Option<tempfile::TempDir>,
+}
+
+/// A private CA, a server certificate for 127.0.0.1 and a client certificate named
+/// [`TLS_CLIENT_NAME`], written as `certs init` and `certs client` write them.
+fn make_pki() -> tempfile::TempDir {
+    use shared_user::pki::{Ca, Overwrite, files, write_issued};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Ca::new("e2e CA").expect("CA");
+    ca.write(dir.path(), Overwrite::Refuse).expect("write CA");
+    let server = ca.server(&["127.0.0.1", "localhost"]).expect("server certificate");
+    write_issued(dir.path(), files::SERVER_CERT, files::SERVER_KEY, &server, Overwrite::Refuse).expect("write server");
+    let client = ca.client(TLS_CLIENT_NAME).expect("client certificate");
+    let (cert, key) = (files::client_cert(TLS_CLIENT_NAME), files::client_key(TLS_CLIENT_NAME));
+    write_issued(dir.path(), &cert, &key, &client, Overwrite::Refuse).expect("write client");
+    dir
 }
 
 impl Pair {
@@ -379,12 +414,27 @@ impl Pair {
             settings.signing_key = None;
             settings.key_encryption_key.get_or_insert_with(|| KEK.into());
         }
+        // Mutual TLS as an operator sets it: `TLS_CERT_FILE`, `TLS_KEY_FILE`, `TLS_CLIENT_CA_FILE`
+        // and `TLS_CLIENT_AUTH=required` on the files `certs` wrote.
+        let pki = options.mutual_tls.then(make_pki);
+        if let Some(dir) = &pki {
+            use shared_user::pki::files;
+            settings.tls_cert_file = Some(dir.path().join(files::SERVER_CERT));
+            settings.tls_key_file = Some(dir.path().join(files::SERVER_KEY));
+            settings.tls_client_ca_file = Some(dir.path().join(files::CA_CERT));
+            settings.tls_client_auth = shared_user::server::ClientAuth::Required;
+        }
+        let tls = settings
+            .tls_files()
+            .expect("TLS settings")
+            .map(|files| shared_user::server::Tls::load(files).expect("server TLS"));
         let auth = AppState::build(settings, auth_db.db.clone()).await.expect("auth-service state");
         let counter = Counter::default();
         let auth_router =
             auth_service::app(auth.clone()).layer(middleware::from_fn_with_state(counter.clone(), count_requests));
-        let auth_server = Server::start(auth_router).await;
-        let auth_url = format!("http://{}", auth_server.addr);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let auth_server = Server::start_tls(auth_router, tls).await;
+        let auth_url = format!("{scheme}://{}", auth_server.addr);
 
         let mut config = match (options.mode, asymmetric) {
             (VerifyMode::Remote, _) => ClientConfig::builder(auth_url.clone()).remote(),
@@ -394,6 +444,13 @@ impl Pair {
         .mirror_ttl(options.mirror_ttl)
         .request_timeout(options.client_timeout)
         .connect_timeout(options.client_timeout.min(Duration::from_secs(1)));
+        if let Some(dir) = &pki {
+            use shared_user::pki::files;
+            config = config.ca_file(dir.path().join(files::CA_CERT)).client_certificate(
+                dir.path().join(files::client_cert(TLS_CLIENT_NAME)),
+                dir.path().join(files::client_key(TLS_CLIENT_NAME)),
+            );
+        }
         if let Some(configure) = options.configure {
             config = configure(config);
         }
@@ -402,12 +459,32 @@ impl Pair {
         let client_server = Server::start(client_service::demo::app(client.clone())).await;
         let client_url = format!("http://{}", client_server.addr);
 
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("reqwest client");
-        Some(Pair { counter, auth, client, auth_url, client_url, http, auth_server, client_server, auth_db, client_db })
+        let mut http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(20));
+        if let Some(dir) = &pki {
+            // The test's own calls to the auth-service: the same CA and client certificate.
+            use shared_user::pki::files;
+            let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read test certificate");
+            let identity =
+                [read(&files::client_cert(TLS_CLIENT_NAME)), read(&files::client_key(TLS_CLIENT_NAME))].concat();
+            http = http
+                .tls_certs_only([reqwest::Certificate::from_pem(&read(files::CA_CERT)).expect("CA")])
+                .identity(reqwest::Identity::from_pem(&identity).expect("identity"));
+        }
+        let http = http.build().expect("reqwest client");
+        Some(Pair {
+            counter,
+            auth,
+            client,
+            auth_url,
+            client_url,
+            http,
+            auth_server,
+            client_server,
+            auth_db,
+            client_db,
+            pki,
+        })
     }
 
     /// Adds an active user with [`PASSWORD`] and `groups` (`NAME` or `NAME:LEVEL`) on the
