@@ -10,6 +10,8 @@
 //! - [`users`]: many distinct users (cold pass, steady pass) against the release binaries.
 //! - [`listener`]: the shared listener at its default limits under silent connections from one
 //!   address.
+//! - [`tls`]: remote verify through a client over TLS against plain HTTP, and new TLS
+//!   connections per second on one thread.
 //!
 //! Everything here talks to loopback addresses only, and every loop stops by itself after a
 //! duration and a request count.
@@ -19,4 +21,5 @@ pub mod load;
 pub mod rss;
 pub mod scenarios;
 pub mod setup;
+pub mod tls;
 pub mod users;

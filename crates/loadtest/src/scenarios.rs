@@ -38,6 +38,9 @@ pub enum Scenario {
     /// with a long history of ended sessions, and a locked address sending a new email per
     /// request (what it costs, and what it writes).
     Abuse,
+    /// Remote verify through a client over TLS vs plain HTTP, interleaved (`--rounds`), and new
+    /// TLS connections per second to a listener on one thread (not part of `all`).
+    Tls,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -123,7 +126,8 @@ impl Options {
     }
 
     fn wants(&self, s: Scenario) -> bool {
-        (self.scenario == Scenario::All && !matches!(s, Scenario::Users | Scenario::Listener | Scenario::Abuse))
+        (self.scenario == Scenario::All
+            && !matches!(s, Scenario::Users | Scenario::Listener | Scenario::Abuse | Scenario::Tls))
             || self.scenario == s
     }
 }
@@ -159,6 +163,14 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     if options.scenario == Scenario::Listener {
         let report = crate::listener::measure(options.connections, options.seconds, options.warmup, servers, loadgen)?;
         crate::listener::print(&report, options.connections);
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average after: {}", load.trim());
+        }
+        return Ok(());
+    }
+    if options.scenario == Scenario::Tls {
+        let report = crate::tls::measure(options.limits(options.connections), options.rounds, servers, loadgen)?;
+        crate::tls::print(&report, options.connections);
         if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
             println!("load average after: {}", load.trim());
         }
