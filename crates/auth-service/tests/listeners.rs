@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -145,33 +144,6 @@ fn spawn_serve(db: &TestDb, env: &[(&str, &str)]) -> Child {
         .expect("spawn auth-service serve")
 }
 
-/// The `role=` and `addr=` of the first `count` "listening" lines; panics with the logs when the
-/// process stops first.
-fn listening(child: &mut Child, count: usize) -> Vec<(String, String)> {
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let mut found = Vec::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        let field = |name: &str| line.split(name).nth(1).and_then(|v| v.split_whitespace().next()).map(str::to_owned);
-        if line.contains("auth-service listening")
-            && let (Some(role), Some(addr)) = (field("role="), field("addr="))
-        {
-            found.push((role, addr));
-        }
-        seen.push(line);
-        if found.len() == count {
-            break;
-        }
-    }
-    if found.len() < count {
-        let _ = child.kill();
-        panic!("serve did not say where it listens: {}", seen.join("\n"));
-    }
-    // Keep reading the logs so the process never blocks on a full pipe.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    found
-}
-
 async fn status(base: &str, path: &str) -> (u16, String) {
     let r = reqwest::get(format!("http://{base}{path}")).await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -181,7 +153,7 @@ async fn serve_runs_three_listeners_and_stops_them_all_on_sigterm(backend: Backe
     let Some(db) = TestDb::new(backend, "listeners", auth_service::MIGRATIONS).await else { return };
     let env = [("MANAGEMENT_BIND", "127.0.0.1:0"), ("CONSOLE_BIND", "127.0.0.1:0")];
     let mut child = spawn_serve(&db, &env);
-    let found = tokio::task::block_in_place(|| listening(&mut child, 3));
+    let found = tokio::task::block_in_place(|| shared_user::testing::logs::listening(&mut child, "auth-service", 3));
     let roles: Vec<&str> = found.iter().map(|(role, _)| role.as_str()).collect();
     assert_eq!(roles, ["public", "management", "console"], "one line per listener, public first");
     let [public, management, console] = [0, 1, 2].map(|i| found[i].1.clone());
@@ -261,7 +233,7 @@ async fn every_listener_speaks_tls_and_only_the_public_one_asks_for_client_certi
         ("TLS_CLIENT_AUTH", "required"),
     ];
     let mut child = spawn_serve(&db, &env);
-    let found = tokio::task::block_in_place(|| listening(&mut child, 3));
+    let found = tokio::task::block_in_place(|| shared_user::testing::logs::listening(&mut child, "auth-service", 3));
     let [public, management, console] = [0, 1, 2].map(|i| found[i].1.clone());
     let trusting = || {
         let ca = reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap();

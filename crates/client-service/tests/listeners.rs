@@ -3,7 +3,6 @@
 //! the public one. The routers first, then the real binary with two listeners and a bind
 //! conflict.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,30 +71,6 @@ fn spawn_serve(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Child {
         .expect("run client-service")
 }
 
-/// The `role=` and `addr=` of the first `count` "listening" lines.
-fn listening(child: &mut Child, count: usize) -> Vec<(String, String)> {
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut seen, mut found) = (Vec::new(), Vec::new());
-    for line in lines.by_ref().map_while(Result::ok) {
-        let field = |name: &str| line.split(name).nth(1).and_then(|v| v.split_whitespace().next()).map(str::to_owned);
-        if line.contains("client-service listening")
-            && let (Some(role), Some(addr)) = (field("role="), field("addr="))
-        {
-            found.push((role, addr));
-        }
-        seen.push(line);
-        if found.len() == count {
-            break;
-        }
-    }
-    if found.len() < count {
-        let _ = child.kill();
-        panic!("serve did not say where it listens: {}", seen.join("\n"));
-    }
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    found
-}
-
 async fn status(base: &str, path: &str) -> (u16, String) {
     let r = reqwest::get(format!("http://{base}{path}")).await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
@@ -105,7 +80,7 @@ async fn status(base: &str, path: &str) -> (u16, String) {
 async fn serve_runs_a_management_listener_and_stops_both_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_serve(&dir, &[("MANAGEMENT_BIND", "127.0.0.1:0")]);
-    let found = tokio::task::block_in_place(|| listening(&mut child, 2));
+    let found = tokio::task::block_in_place(|| shared_user::testing::logs::listening(&mut child, "client-service", 2));
     let roles: Vec<&str> = found.iter().map(|(role, _)| role.as_str()).collect();
     assert_eq!(roles, ["public", "management"], "one line per listener, public first");
     let (public, management) = (found[0].1.clone(), found[1].1.clone());
@@ -140,7 +115,7 @@ async fn serve_runs_a_management_listener_and_stops_both_on_sigterm() {
 async fn without_management_bind_everything_stays_on_one_listener() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_serve(&dir, &[]);
-    let found = tokio::task::block_in_place(|| listening(&mut child, 1));
+    let found = tokio::task::block_in_place(|| shared_user::testing::logs::listening(&mut child, "client-service", 1));
     assert_eq!(found[0].0, "public");
     let public = &found[0].1;
     for path in ["/metrics", "/openapi.json", "/healthz", "/readyz"] {

@@ -60,3 +60,33 @@ pub fn capture() -> Logs {
     })
     .clone()
 }
+
+/// The `role=` and `addr=` of the first `count` "`service` listening" lines a child process
+/// (a binary's `serve`, `stderr` piped, text logs at `info`) writes; panics with the logs read so
+/// far when the process stops first. The rest of its logs is read and dropped in the background,
+/// so the process never blocks on a full pipe.
+pub fn listening(child: &mut std::process::Child, service: &str, count: usize) -> Vec<(String, String)> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("the child's stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let (mut seen, mut found) = (Vec::new(), Vec::new());
+    let needle = format!("{service} listening");
+    for line in lines.by_ref().map_while(Result::ok) {
+        let field = |name: &str| line.split(name).nth(1).and_then(|v| v.split_whitespace().next()).map(str::to_owned);
+        if line.contains(&needle)
+            && let (Some(role), Some(addr)) = (field("role="), field("addr="))
+        {
+            found.push((role, addr));
+        }
+        seen.push(line);
+        if found.len() == count {
+            break;
+        }
+    }
+    if found.len() < count {
+        let _ = child.kill();
+        panic!("serve did not say where it listens: {}", seen.join("\n"));
+    }
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    found
+}
