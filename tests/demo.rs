@@ -219,11 +219,12 @@ async fn every_printed_line_of_the_demo_answers_as_printed() {
         format!("{STAFF_EMAIL} / {}", demo.staff_password),
         "/auth/logout-all/".to_owned(),
         "README, section \"PostgreSQL\"".to_owned(),
+        "README, section \"Running on a network\"".to_owned(),
     ] {
         assert!(printed.contains(&needle), "{needle:?} is not printed");
     }
     // Features that need setup and are not there yet are not advertised.
-    for absent in ["TLS", "MFA", "TOTP", "openid-configuration"] {
+    for absent in ["MFA", "TOTP", "openid-configuration"] {
         assert!(!printed.contains(absent), "{absent} is printed");
     }
     // The logout-all line is followed by the line that shows its effect.
