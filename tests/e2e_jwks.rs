@@ -90,7 +90,114 @@ async fn hmac_tokens_signed_with_the_public_key_are_refused(backend: Backend) {
     p.finish().await;
 }
 
+/// The auth-service says how long its JWKS may be cached; the client keeps it that long (not
+/// its own longer `JWKS_CACHE_TTL`), then asks again with the `ETag` and keeps the set on a 304.
+async fn the_client_keeps_the_jwks_for_its_max_age_then_revalidates_it(backend: Backend) {
+    let options = Options::new(client_service::VerifyMode::Local)
+        .auth(|s| {
+            s.algorithm = Algorithm::EdDSA;
+            s.jwks_max_age = std::time::Duration::from_secs(1);
+        })
+        .configure(|c| c.jwks_min_refetch(std::time::Duration::from_millis(200)));
+    let Some(p) = Pair::start(backend, options).await else { return };
+    p.add_user("alice@example.com", &[]).await;
+    let (_, access) = p.login("alice@example.com").await;
+    p.counter.reset();
+    for _ in 0..3 {
+        p.get("/api/test/", &access).await.expect_json(200, json!("success"));
+    }
+    assert_eq!(p.counter.get(JWKS), 1, "fetched once, then cached: {:?}", p.counter.snapshot());
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    for _ in 0..3 {
+        p.get("/api/test/", &access).await.expect_json(200, json!("success"));
+    }
+    assert_eq!(p.counter.get(JWKS), 2, "asked again once max-age=1 passed: {:?}", p.counter.snapshot());
+    let metrics = p.get_with("/metrics", &[]).await.text;
+    assert!(
+        metrics.lines().any(|l| l.starts_with(r#"gatehouse_jwks_fetches_total{outcome="not_modified"}"#)),
+        "the unchanged set came back as a 304: {metrics}"
+    );
+    p.finish().await;
+}
+
+/// Changing the shared secret on the client's side: the new secret with the old one as
+/// `SIGNING_KEY_PREVIOUS` accepts the auth-service's tokens of the old secret; the new secret
+/// alone refuses them.
+async fn a_client_with_signing_key_previous_accepts_tokens_of_the_earlier_secret(backend: Backend) {
+    const NEW: &str = "the-new-signing-secret-0123456789abcdef";
+    let rotating = Options::new(client_service::VerifyMode::Local)
+        .configure(|c| c.local_hmac(NEW).previous_hmac_keys([common::KEY]));
+    let Some(p) = Pair::start(backend, rotating).await else { return };
+    p.add_user("alice@example.com", &[]).await;
+    let (_, access) = p.login("alice@example.com").await;
+    p.counter.reset();
+    p.get("/api/test/", &access).await.expect_json(200, json!("success"));
+    assert_eq!(p.counter.get("/auth/token/verify/"), 0, "verified locally: {:?}", p.counter.snapshot());
+    p.finish().await;
+
+    let new_only = Options::new(client_service::VerifyMode::Local).configure(|c| c.local_hmac(NEW));
+    let Some(p) = Pair::start(backend, new_only).await else { return };
+    p.add_user("alice@example.com", &[]).await;
+    let (_, access) = p.login("alice@example.com").await;
+    p.get("/api/test/", &access).await.expect_client_401(token_not_valid());
+    p.finish().await;
+}
+
+/// With `ISSUER` set to the auth-service's URL, a verifier we did not write (`jwt-authorizer`'s
+/// `from_oidc`) and our client, each given that URL alone, find the keys through discovery and
+/// accept the auth-service's tokens; a token of another key is refused by both.
+async fn verifiers_given_only_the_issuer_url_find_the_keys_through_discovery(backend: Backend) {
+    let options = Options::new(client_service::VerifyMode::Local).auth(|s| s.algorithm = Algorithm::EdDSA).discovery();
+    let Some(p) = Pair::start(backend, options).await else { return };
+    let id = p.add_user("alice@example.com", &[]).await;
+    let issuer = p.auth_url.clone();
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+        let r = p.http.get(format!("{issuer}{path}")).send().await.expect("discovery");
+        assert_eq!(r.status(), 200, "{path}");
+        let doc: serde_json::Value = r.json().await.expect("JSON");
+        assert_eq!(doc["issuer"], json!(issuer), "{path}");
+        assert_eq!(doc["jwks_uri"], json!(format!("{issuer}{JWKS}")), "{path}");
+        assert_eq!(doc["token_endpoint"], json!(format!("{issuer}/auth/token/")), "{path}");
+        assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["EdDSA"]), "{path}");
+    }
+
+    let (_, access) = p.login_direct("alice@example.com").await;
+    let foreign = jwt_authorizer::JwtAuthorizer::<serde_json::Value>::from_oidc(&issuer)
+        .validation(jwt_authorizer::Validation::new().iss(&[issuer.as_str()]))
+        .build()
+        .await
+        .expect("jwt-authorizer reads the discovery document");
+    let checked = foreign.check_auth(&access).await.expect("jwt-authorizer accepts our token");
+    assert_eq!(checked.claims["user_id"], json!(id));
+    assert_eq!(checked.claims["iss"], json!(issuer));
+
+    p.counter.reset();
+    p.get("/api/test/", &access).await.expect_json(200, json!("success"));
+    p.get("/api/test/", &access).await.expect_json(200, json!("success"));
+    let calls = p.counter.snapshot();
+    assert_eq!(p.counter.get("/.well-known/openid-configuration"), 1, "{calls:?}");
+    assert_eq!(p.counter.get(JWKS), 1, "{calls:?}");
+    assert_eq!(p.counter.get("/auth/user/"), 1, "the mirror's first copy: {calls:?}");
+    assert_eq!(p.counter.total(), 3, "nothing else, and nothing per request: {calls:?}");
+
+    // A token in the same shape, signed by a key that is not published: refused by both.
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "x", "user_id": id, "iss": issuer});
+    let pem = auth_service::tokens::generate_private_pem(Algorithm::EdDSA).unwrap();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = checked.header.kid.clone();
+    let forged =
+        shared_user::jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem.as_bytes()).unwrap())
+            .unwrap();
+    assert!(foreign.check_auth(&forged).await.is_err(), "jwt-authorizer refuses a token of another key");
+    p.get("/api/test/", &forged).await.expect_client_401(token_not_valid());
+    p.finish().await;
+}
+
 both_backends!(
+    verifiers_given_only_the_issuer_url_find_the_keys_through_discovery,
+    the_client_keeps_the_jwks_for_its_max_age_then_revalidates_it,
+    a_client_with_signing_key_previous_accepts_tokens_of_the_earlier_secret,
     local_mode_verifies_with_the_cached_jwks,
     rotated_keys_are_picked_up_on_the_first_unknown_kid,
     unknown_kids_are_refused_and_refetched_at_most_once,

@@ -282,6 +282,33 @@ async fn a_feed_that_is_off_is_reported(backend: Backend) {
     pair.finish().await;
 }
 
+/// The client long-polls the feed (REVOCATION_FEED_WAIT, 25 s by default): a logout-all
+/// reaches it at once, although its poll interval (only used when long polls fail) is 10 s.
+async fn long_polling_pushes_a_logout_all_to_the_client(backend: Backend) {
+    let options = Options::new(VerifyMode::Local)
+        .auth(|s| s.revocation_feed_token = Some(FEED_TOKEN.into()))
+        .configure(|c| c.revocation_feed(FEED_TOKEN).revocation_poll_interval(Duration::from_secs(10)));
+    let Some(pair) = Pair::start(backend, options).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    wait_live(&pair).await;
+    assert_eq!(pair.get("/api/me/", &old).await.status, 200);
+    pair.counter.reset();
+    let auth = format!("Bearer {old}");
+    let since = Instant::now();
+    pair.post_with("/auth/logout-all/", &json!({}), &[("authorization", auth.as_str())])
+        .await
+        .expect_json(200, json!({}));
+    while pair.get("/api/me/", &old).await.status != 401 {
+        assert!(since.elapsed() < Duration::from_secs(5), "not pushed: polling alone would take 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("logout-all refused by the long-polling client after {:?}", since.elapsed());
+    let polls = pair.counter.get("/auth/revocations/");
+    assert!(polls <= 3, "one long poll answered, the next one waiting: {:?}", pair.counter.snapshot());
+    pair.finish().await;
+}
+
 /// Remote mode needs no feed: the auth-service's verify applies the watermark at once.
 async fn remote_mode_refuses_at_once(backend: Backend) {
     let options = Options::new(VerifyMode::Remote).auth(|s| s.revocation_feed_token = Some(FEED_TOKEN.into()));
@@ -304,6 +331,7 @@ async fn remote_mode_refuses_at_once(backend: Backend) {
 }
 
 both_backends!(
+    long_polling_pushes_a_logout_all_to_the_client,
     logout_all_reaches_the_client,
     remote_mode_refuses_at_once,
     password_change_reaches_the_client,

@@ -93,6 +93,8 @@ pub struct Options {
     /// auth-service requiring a client certificate, the client trusting exactly that CA and
     /// presenting its own certificate (named [`TLS_CLIENT_NAME`]).
     pub mutual_tls: bool,
+    /// `ISSUER` is the auth-service's URL, and the client finds the JWKS through discovery.
+    pub discovery: bool,
 }
 
 /// The name of the client-service's certificate in a [`Options::mutual_tls`] pair.
@@ -112,7 +114,15 @@ impl Options {
             },
             configure: None,
             mutual_tls: false,
+            discovery: false,
         }
+    }
+
+    /// Same, with `ISSUER` set to the auth-service's URL and a client configured by that URL
+    /// alone (local mode, the JWKS found through discovery).
+    pub fn discovery(mut self) -> Self {
+        self.discovery = true;
+        self
     }
 
     /// Same, with the auth-service behind mutual TLS.
@@ -202,6 +212,10 @@ impl Server {
 
     async fn start_tls(router: Router, tls: Option<shared_user::server::Tls>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        Server::serve_on(listener, router, tls)
+    }
+
+    fn serve_on(listener: tokio::net::TcpListener, router: Router, tls: Option<shared_user::server::Tls>) -> Server {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -428,15 +442,23 @@ impl Pair {
             .tls_files()
             .expect("TLS settings")
             .map(|files| shared_user::server::Tls::load(files).expect("server TLS"));
+        // Bound first: with discovery, the auth-service's URL is its ISSUER.
+        let auth_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let auth_url = format!("{scheme}://{}", auth_listener.local_addr().expect("local addr"));
+        if options.discovery {
+            settings.issuer = Some(auth_url.clone());
+        }
         let auth = AppState::build(settings, auth_db.db.clone()).await.expect("auth-service state");
         let counter = Counter::default();
         let auth_router =
             auth_service::app(auth.clone()).layer(middleware::from_fn_with_state(counter.clone(), count_requests));
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let auth_server = Server::start_tls(auth_router, tls).await;
-        let auth_url = format!("{scheme}://{}", auth_server.addr);
+        let auth_server = Server::serve_on(auth_listener, auth_router, tls);
 
         let mut config = match (options.mode, asymmetric) {
+            (VerifyMode::Local, true) if options.discovery => {
+                ClientConfig::builder(auth_url.clone()).issuer(auth_url.clone()).local_jwks_from_issuer()
+            }
             (VerifyMode::Remote, _) => ClientConfig::builder(auth_url.clone()).remote(),
             (VerifyMode::Local, true) => ClientConfig::builder(auth_url.clone()).local_jwks(),
             (VerifyMode::Local, false) => ClientConfig::builder(auth_url.clone()).local_hmac(KEY),

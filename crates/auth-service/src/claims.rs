@@ -37,6 +37,17 @@ pub fn access_claims(preset: ClaimsPreset, user: &User, default_role: &str) -> M
     }
 }
 
+/// The names of the claims `preset` adds to access tokens (for the discovery document).
+pub fn preset_claim_names(preset: ClaimsPreset) -> &'static [&'static str] {
+    match preset {
+        ClaimsPreset::None => &[],
+        ClaimsPreset::Hasura => &["sub", "name", "email", HASURA_NAMESPACE],
+        ClaimsPreset::HasuraTutorial => {
+            &["sub", "name", "email", "username", "sub_name", "sub_email", HASURA_NAMESPACE]
+        }
+    }
+}
+
 /// The Hasura roles of `user`, the default role first.
 pub fn hasura_roles(user: &User, default_role: &str) -> Vec<String> {
     let mut roles: Vec<String> = Vec::new();

@@ -87,6 +87,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
     let (keys_reload_interval, refresh_lifetime, audit_retention) =
         (settings.keys_reload_interval, settings.refresh_token_lifetime, settings.audit_retention);
+    match crate::discovery::issuer_url(&settings) {
+        Ok(issuer) => tracing::info!(issuer, "discovery: /.well-known/openid-configuration"),
+        Err(why) => tracing::info!("{why}"),
+    }
     let state = AppState::build(settings, db).await?;
     if dev_key {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");

@@ -28,6 +28,7 @@ pub mod claims;
 pub mod cli;
 pub mod client_ip;
 pub mod console;
+pub mod discovery;
 pub mod error;
 pub mod form_key;
 pub mod graphql;

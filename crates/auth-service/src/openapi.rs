@@ -103,6 +103,35 @@ pub struct Jwks {
     pub keys: Vec<Value>,
 }
 
+/// Authorization server metadata (OpenID Connect Discovery 1.0, RFC 8414): every endpoint is
+/// the `ISSUER` URL plus its path.
+#[derive(ToSchema)]
+#[schema(example = json!({"issuer": "https://auth.internal:8443", "jwks_uri": "https://auth.internal:8443/.well-known/jwks.json", "token_endpoint": "https://auth.internal:8443/auth/token/", "userinfo_endpoint": "https://auth.internal:8443/auth/user/", "grant_types_supported": ["password", "refresh_token"], "token_endpoint_auth_methods_supported": ["none"], "response_types_supported": [], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["EdDSA"], "token_endpoint_auth_signing_alg_values_supported": [], "claims_supported": ["token_type", "exp", "iat", "jti", "user_id", "iss"]}))]
+pub struct Discovery {
+    /// The `ISSUER` setting, the tokens' `iss`.
+    pub issuer: String,
+    /// The JWKS.
+    pub jwks_uri: String,
+    /// `POST /auth/token/` (SimpleJWT's JSON body, not an OAuth form post).
+    pub token_endpoint: String,
+    /// `GET /auth/user/`.
+    pub userinfo_endpoint: String,
+    /// `password` and `refresh_token`.
+    pub grant_types_supported: Vec<String>,
+    /// `none`: no client authentication.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Empty: there is no authorization endpoint.
+    pub response_types_supported: Vec<String>,
+    /// `public`.
+    pub subject_types_supported: Vec<String>,
+    /// The `ALGORITHM` tokens are signed with.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Empty: no client authentication.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// The claims access tokens carry.
+    pub claims_supported: Vec<String>,
+}
+
 /// A DRF page of users (`GET /auth/admin/users/`, 25 per page).
 #[derive(ToSchema)]
 pub struct UserPage {
@@ -206,10 +235,37 @@ mod operations {
         ))]
     fn graphql() {}
 
-    /// The public keys verifying our tokens.
+    /// The public keys verifying our tokens, cacheable for `JWKS_MAX_AGE`.
     #[utoipa::path(get, path = "/.well-known/jwks.json", tag = TOKENS, operation_id = "get_jwks",
-        responses((status = 200, description = "JSON Web Key Set", body = Jwks)))]
+        params(("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer")),
+        responses(
+            (status = 200, description = "JSON Web Key Set", body = Jwks, headers(
+                ("Cache-Control" = String, description = "`public, max-age=N` (JWKS_MAX_AGE)"),
+                ("ETag" = String, description = "Entity tag of this key set"),
+            )),
+            (status = 304, description = "The key set named by If-None-Match is still current"),
+        ))]
     fn get_jwks() {}
+
+    /// The issuer's metadata (OpenID Connect Discovery); 404 while `ISSUER` is not a URL.
+    #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = TOKENS,
+        operation_id = "get_openid_configuration",
+        responses(
+            (status = 200, description = "Authorization server metadata", body = Discovery, headers(
+                ("Cache-Control" = String, description = "`public, max-age=N` (JWKS_MAX_AGE)"),
+            )),
+            (status = 404, description = "ISSUER is not set to a URL", body = ErrorDetail),
+        ))]
+    fn get_openid_configuration() {}
+
+    /// The same metadata at RFC 8414's address.
+    #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = TOKENS,
+        operation_id = "get_oauth_authorization_server",
+        responses(
+            (status = 200, description = "Authorization server metadata", body = Discovery),
+            (status = 404, description = "ISSUER is not set to a URL", body = ErrorDetail),
+        ))]
+    fn get_oauth_authorization_server() {}
 
     /// Liveness: the process answers.
     #[utoipa::path(get, path = "/healthz", tag = OPERATIONS, operation_id = "healthz",
@@ -231,15 +287,17 @@ mod operations {
             example = json!("# TYPE gatehouse_logins_total counter\ngatehouse_logins_total{outcome=\"success\"} 3\n"))))]
     fn get_metrics() {}
 
-    /// Revocation watermarks recorded after `after` (for local-mode clients).
+    /// Revocation watermarks recorded after `after` (for local-mode clients); with `wait`, a
+    /// long poll answered as soon as there is one.
     #[utoipa::path(get, path = "/auth/revocations/", tag = SESSIONS, operation_id = "get_revocations",
         params(
             ("after" = Option<i64>, Query, description = "Cursor of the last entry seen (0: from the start)"),
+            ("wait" = Option<String>, Query, description = "Long poll: hold the request up to this long (`25s`, `500ms` or seconds; at most 60 s and less than REQUEST_TIMEOUT) while nothing follows `after`; empty page at the deadline"),
             ("X-Revocation-Feed-Token" = String, Header, description = "REVOCATION_FEED_TOKEN"),
         ),
         responses(
             (status = 200, description = "Feed page", body = RevocationFeed),
-            (status = 400, description = "Bad cursor", body = FieldErrors),
+            (status = 400, description = "Bad cursor or wait", body = FieldErrors),
             (status = 403, description = "Missing or wrong feed token (and no client certificate of REVOCATION_FEED_CLIENT_NAMES)", body = ErrorDetail),
             (status = 404, description = "The feed is off (neither REVOCATION_FEED_TOKEN nor REVOCATION_FEED_CLIENT_NAMES)", body = ErrorDetail),
         ))]
@@ -388,7 +446,8 @@ mod operations {
         proxied::issue_token, proxied::refresh_token, proxied::verify_token,
         proxied::blacklist_token, proxied::get_current_user, proxied::get_user,
         proxied::change_password, operations::create_user, operations::hasura_signup,
-        operations::hasura_login, operations::graphql, operations::get_jwks, operations::healthz,
+        operations::hasura_login, operations::graphql, operations::get_jwks,
+        operations::get_openid_configuration, operations::get_oauth_authorization_server, operations::healthz,
         operations::readyz, operations::get_metrics, operations::get_openapi,
         proxied::list_sessions, proxied::end_session, proxied::logout_all,
         operations::get_revocations, operations::admin_list_users, operations::admin_create_user,

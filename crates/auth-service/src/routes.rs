@@ -43,7 +43,9 @@ pub fn api(state: &AppState) -> Router<AppState> {
     r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action).layer(no_store()));
     r = both_slashes(r, "/graphql/", graphql::route(state).layer(no_store()));
     r = crate::sessions::routes(r);
-    r.route("/.well-known/jwks.json", get(get_jwks))
+    r.route(crate::discovery::JWKS_PATH, get(get_jwks))
+        .route(crate::discovery::OPENID_CONFIGURATION_PATH, get(get_discovery))
+        .route(crate::discovery::OAUTH_SERVER_PATH, get(get_discovery))
 }
 
 /// The admin API (`/auth/admin/...`) and the admin console (`/admin/...`).
@@ -163,9 +165,36 @@ pub async fn change_password(
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify our tokens (asymmetric
-/// algorithms; an empty set with an HMAC secret, which is never published).
-pub async fn get_jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(serde_json::to_value(&*state.keys.jwks()).unwrap_or_else(|_| json!({"keys": []})))
+/// algorithms; an empty set with an HMAC secret, which is never published). Cacheable for
+/// `JWKS_MAX_AGE`, with an `ETag`; a matching `If-None-Match` answers 304 without a body.
+pub async fn get_jwks(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    use axum::http::{HeaderValue, header};
+    let published = state.keys.published();
+    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
+    let cache = HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache"));
+    let etag = HeaderValue::from_str(&published.etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let unchanged =
+        headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| published.matches(v));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, [(header::CACHE_CONTROL, cache), (header::ETAG, etag)]).into_response();
+    }
+    let json = HeaderValue::from_static("application/json");
+    ([(header::CONTENT_TYPE, json), (header::CACHE_CONTROL, cache), (header::ETAG, etag)], published.body)
+        .into_response()
+}
+
+/// `GET /.well-known/openid-configuration` and `GET /.well-known/oauth-authorization-server`:
+/// the issuer's metadata ([`crate::discovery::document`]), cacheable like the JWKS; the JSON
+/// 404 of an unknown path while `ISSUER` is not a URL (the log says why, at start-up).
+pub async fn get_discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
+    use axum::http::{HeaderValue, header};
+    let document = crate::discovery::document(&state.settings).map_err(|why| {
+        tracing::debug!(%why, "discovery asked for");
+        ApiError::NotFound
+    })?;
+    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
+    let cache = HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache"));
+    Ok(([(header::CACHE_CONTROL, cache)], Json(document)).into_response())
 }
 
 /// `GET /healthz`: the process answers.

@@ -10,13 +10,15 @@ use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
 use serde_json::json;
 use shared_user::http::{FieldErrors, both_slashes};
-use shared_user::server::ClientCertificate;
-use shared_user::wire::revocations::{AFTER_PARAM, Entry, FEED_TOKEN_HEADER, Page};
+use shared_user::server::{ClientCertificate, Draining};
+use shared_user::wire::revocations::{AFTER_PARAM, Entry, FEED_TOKEN_HEADER, Page, WAIT_PARAM};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::params::{invalid_page, requested_page};
-use crate::service::sessions::{check_feed_token, end_session_of, log_out_everywhere, revocations_after, sessions_of};
+use crate::service::sessions::{
+    check_feed_token, end_session_of, log_out_everywhere, revocations_waiting, sessions_of,
+};
 use crate::state::AppState;
 
 /// The sessions, logout-all and revocation-feed routes.
@@ -58,9 +60,10 @@ pub async fn logout_all(State(state): State<AppState>, CurrentUser(user): Curren
     Ok(Json(json!({})).into_response())
 }
 
-/// The `after` cursor of a feed request (absent: 0).
-fn parse_after(query: Option<&str>) -> Result<i64, FieldErrors> {
-    let mut after = 0;
+/// The `after` cursor (absent: 0) and the `wait` of a feed request (absent: none; `25s`,
+/// `500ms`, or seconds).
+fn parse_feed_query(query: Option<&str>) -> Result<(i64, std::time::Duration), FieldErrors> {
+    let (mut after, mut wait) = (0, std::time::Duration::ZERO);
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if name == AFTER_PARAM {
@@ -69,9 +72,13 @@ fn parse_after(query: Option<&str>) -> Result<i64, FieldErrors> {
                 .ok()
                 .filter(|v| *v >= 0)
                 .ok_or_else(|| crate::service::field_error("after", &["A valid integer is required."]))?;
+        } else if name == WAIT_PARAM {
+            wait = shared_user::wire::revocations::parse_wait(value).ok_or_else(|| {
+                crate::service::field_error("wait", &["A valid duration is required (e.g. 25s, 500ms or 25)."])
+            })?;
         }
     }
-    Ok(after)
+    Ok((after, wait))
 }
 
 /// `GET /auth/revocations/?after=CURSOR`: watermarks recorded after the cursor,
@@ -83,11 +90,13 @@ pub async fn get_revocations(
     State(state): State<AppState>,
     headers: HeaderMap,
     client: Option<Extension<ClientCertificate>>,
+    draining: Option<Extension<Draining>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page>, ApiError> {
     let token = headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     check_feed_token(&state, token, client.as_ref().map(|Extension(c)| c))?;
-    let page = revocations_after(&state, parse_after(query.as_deref())?).await?;
+    let (after, wait) = parse_feed_query(query.as_deref())?;
+    let page = revocations_waiting(&state, after, wait, draining.map(|Extension(d)| d)).await?;
     let revocations = page.revocations.iter().map(|r| Entry { user_id: r.user_id, not_before: r.not_before }).collect();
     Ok(Json(Page { cursor: page.cursor, revocations }))
 }
@@ -98,12 +107,31 @@ mod tests {
 
     #[test]
     fn after_is_a_non_negative_integer_defaulting_to_zero() {
-        assert_eq!(parse_after(None).unwrap(), 0);
-        assert_eq!(parse_after(Some("after=42")).unwrap(), 42);
-        assert_eq!(parse_after(Some("x=1&after=7")).unwrap(), 7);
+        let after = |q| parse_feed_query(q).map(|(after, _)| after);
+        assert_eq!(after(None).unwrap(), 0);
+        assert_eq!(after(Some("after=42")).unwrap(), 42);
+        assert_eq!(after(Some("x=1&after=7")).unwrap(), 7);
         for bad in ["after=-1", "after=x", "after=", "after=1.5"] {
-            let e = parse_after(Some(bad)).unwrap_err();
+            let e = after(Some(bad)).unwrap_err();
             assert_eq!(serde_json::to_string(&e.0).unwrap(), r#"{"after":["A valid integer is required."]}"#, "{bad}");
+        }
+    }
+
+    #[test]
+    fn wait_is_a_duration_defaulting_to_none() {
+        use std::time::Duration;
+        let wait = |q| parse_feed_query(Some(q)).map(|(_, wait)| wait);
+        assert_eq!(wait("after=1").unwrap(), Duration::ZERO);
+        assert_eq!(wait("after=1&wait=25s").unwrap(), Duration::from_secs(25));
+        assert_eq!(wait("wait=500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(wait("wait=25").unwrap(), Duration::from_secs(25));
+        for bad in ["wait=", "wait=soon", "wait=-1s", "wait=99999999999999999999"] {
+            let e = wait(bad).unwrap_err();
+            assert_eq!(
+                serde_json::to_string(&e.0).unwrap(),
+                r#"{"wait":["A valid duration is required (e.g. 25s, 500ms or 25)."]}"#,
+                "{bad}"
+            );
         }
     }
 }

@@ -103,6 +103,11 @@ pub struct Settings {
     /// HMAC secret (HS*) used to sign and verify tokens. Required unless --dev.
     #[arg(long, env = "SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<Redacted>,
+    /// Earlier HMAC secrets, comma-separated: tokens they signed are still accepted (never
+    /// signed with), so SIGNING_KEY can change without a refused token. Remove them once the
+    /// refresh token lifetime has passed since the change.
+    #[arg(long, env = "SIGNING_KEY_PREVIOUS", hide_env_values = true)]
+    pub signing_key_previous: Option<Redacted>,
     /// Development mode: allows a missing or weak signing key (a random one is generated).
     #[arg(long, env = "GATEHOUSE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
@@ -158,6 +163,10 @@ pub struct Settings {
     /// keys are dropped within a second regardless).
     #[arg(long, env = "KEYS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub keys_reload_interval: Duration,
+    /// How long verifiers may cache the JWKS (`Cache-Control: public, max-age=N` on
+    /// /.well-known/jwks.json, which also answers 304 to a matching `If-None-Match`).
+    #[arg(long, env = "JWKS_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub jwks_max_age: Duration,
     /// Who may create users over HTTP: off, open or admin.
     #[arg(long, env = "ALLOW_CREATE_USER", value_enum, default_value_t = CreateUserPolicy::Off)]
     pub allow_create_user: CreateUserPolicy,
@@ -339,10 +348,33 @@ impl Settings {
         }
     }
 
+    /// The earlier HMAC secrets of `SIGNING_KEY_PREVIOUS` (verification only), checked like
+    /// SIGNING_KEY outside development mode.
+    pub fn resolve_previous_signing_keys(&self) -> Result<Vec<Vec<u8>>, SettingError> {
+        let Some(list) = self.signing_key_previous.as_ref().map(Redacted::expose) else { return Ok(Vec::new()) };
+        if self.is_asymmetric() {
+            return Err(SettingError(format!(
+                "SIGNING_KEY_PREVIOUS holds HMAC secrets and cannot be used with ALGORITHM={:?}; asymmetric keys rotate in the database (see `auth-service keys`)",
+                self.algorithm
+            )));
+        }
+        let mut keys = Vec::new();
+        for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if !self.dev {
+                shared_user::settings::check_signing_key(key.as_bytes()).map_err(|e| {
+                    SettingError(e.0.replacen("SIGNING_KEY ", "SIGNING_KEY_PREVIOUS holds a secret that ", 1))
+                })?;
+            }
+            keys.push(key.as_bytes().to_vec());
+        }
+        Ok(keys)
+    }
+
     /// Every check start-up must pass, done before the database is touched, so a bad setting
     /// fails fast with one line and changes nothing ([`Settings::checked`] also normalizes).
     pub fn validate(&self) -> Result<(), SettingError> {
         self.resolve_signing_key()?;
+        self.resolve_previous_signing_keys()?;
         self.header_types()?;
         self.header_name()?;
         if self.access_token_lifetime.is_zero() || self.refresh_token_lifetime.is_zero() {

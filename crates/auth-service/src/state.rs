@@ -77,7 +77,8 @@ impl AppState {
                 let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref()).await?;
                 Keys::from_rows(&rows, verify, access, refresh)?
             }
-            Some(secret) => Keys::hmac(&secret, verify, access, refresh),
+            Some(secret) => Keys::hmac(&secret, verify, access, refresh)
+                .accepting_previous(&secret, &settings.resolve_previous_signing_keys()?),
         };
         let hasher = Hasher::new(settings.hashing, settings.hash_concurrency)?;
         let signup = (settings.signup_throttle_per_hour > 0)

@@ -162,12 +162,14 @@ pub struct Store {
     /// [`revocations::WatermarkIndex`]): every token check needs one, and a database read per
     /// request would cost more than the check.
     watermarks: std::sync::Arc<revocations::WatermarkIndex>,
+    /// Wakes the feed's long polls (see [`revocations::FeedWatch`]).
+    feed_watch: std::sync::Arc<revocations::FeedWatch>,
 }
 
 impl Store {
     /// Wraps a connected, migrated database.
     pub fn new(db: Db) -> Self {
-        Self { db, watermarks: std::sync::Arc::default() }
+        Self { db, watermarks: std::sync::Arc::default(), feed_watch: std::sync::Arc::default() }
     }
 
     /// The underlying database.

@@ -44,6 +44,7 @@ pub enum Fault {
 const DIAGNOSTIC_LEEWAY_SECS: u64 = 100 * 366 * 24 * 3600;
 
 /// The key material in force: what signs, what verifies, what is published.
+#[derive(Clone)]
 struct Active {
     algorithm: Algorithm,
     encoding: EncodingKey,
@@ -53,8 +54,36 @@ struct Active {
     /// `verifier` refused a token (signature fine but expired, or a bad signature).
     diagnostic: Arc<Verifier>,
     jwks: Arc<JwkSet>,
+    /// `jwks` as served, with its entity tag (computed once per key set, not per request).
+    published: Published,
     /// The asymmetric keys `verifier` holds (empty with an HMAC secret).
     named: Vec<NamedKey>,
+}
+
+/// The JWKS document as served at `/.well-known/jwks.json`: its JSON body and a strong entity
+/// tag derived from that body, so every replica holding the same keys answers the same `ETag`.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The JSON body.
+    pub body: axum::body::Bytes,
+    /// The quoted entity tag (`"..."`): the first 128 bits of the body's SHA-256, hex.
+    pub etag: String,
+}
+
+impl Published {
+    fn of(jwks: &JwkSet) -> Self {
+        use sha2::Digest;
+        let body = serde_json::to_vec(jwks).unwrap_or_else(|_| b"{\"keys\":[]}".to_vec());
+        let digest = sha2::Sha256::digest(&body);
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self { body: body.into(), etag: format!("\"{hex}\"") }
+    }
+
+    /// Whether an `If-None-Match` header value names this document (a list of tags, weak or
+    /// strong, or `*`; RFC 9110 §13.1.2 compares weakly).
+    pub fn matches(&self, if_none_match: &str) -> bool {
+        if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == self.etag)
+    }
 }
 
 fn diagnostic_settings(settings: &VerifySettings) -> VerifySettings {
@@ -132,10 +161,24 @@ impl Keys {
             verifier: Arc::new(Verifier::hmac(settings.clone(), secret)),
             diagnostic: Arc::new(Verifier::hmac(diagnostic_settings(&settings), secret)),
             jwks: Arc::new(JwkSet::default()),
+            published: Published::of(&JwkSet::default()),
             named: Vec::new(),
         };
         let refused = Mutex::default();
         Self { active: RwLock::new(Arc::new(active)), refused, settings, access_lifetime, refresh_lifetime }
+    }
+
+    /// These HMAC keys, also accepting tokens signed with the `previous` secrets
+    /// (`SIGNING_KEY_PREVIOUS`; verification only, the current secret signs).
+    pub fn accepting_previous(self, secret: &[u8], previous: &[Vec<u8>]) -> Self {
+        if previous.is_empty() {
+            return self;
+        }
+        let mut active = (*self.current()).clone();
+        active.verifier = Arc::new(Verifier::hmac_rotating(self.settings.clone(), secret, previous));
+        active.diagnostic = Arc::new(Verifier::hmac_rotating(diagnostic_settings(&self.settings), secret, previous));
+        *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
+        self
     }
 
     /// Asymmetric keys from stored rows: the `current` key signs; `next`, `current` and
@@ -204,6 +247,7 @@ impl Keys {
             kid,
             diagnostic: Arc::new(Verifier::new(diagnostic_settings(&settings), named.clone())),
             verifier: Arc::new(Verifier::new(settings, named.clone())),
+            published: Published::of(&jwks),
             jwks: Arc::new(jwks),
             named,
         }
@@ -256,6 +300,11 @@ impl Keys {
     /// The public keys to publish at `/.well-known/jwks.json` (empty with an HMAC secret).
     pub fn jwks(&self) -> Arc<JwkSet> {
         self.current().jwks.clone()
+    }
+
+    /// The JWKS as served, with its entity tag.
+    pub fn published(&self) -> Published {
+        self.current().published.clone()
     }
 
     /// Lifetime of refresh tokens.

@@ -136,7 +136,160 @@ async fn keys_cli_stages_promotes_and_lists_without_private_material(backend: Ba
     assert!(listed.contains("\"status\":\"retired\"") && !listed.contains("\"status\":\"next\""));
 }
 
+async fn the_jwks_is_cacheable_with_an_etag_and_answers_304_while_unchanged(backend: Backend) {
+    let Some(app) = TestApp::asymmetric(backend, &["--algorithm", "EdDSA"]).await else { return };
+    let get = |headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.send(axum::http::Method::GET, "/.well-known/jwks.json", None, &headers).await
+        }
+    };
+    let first = get(vec![]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.header("cache-control"), Some("public, max-age=300"), "JWKS_MAX_AGE 5m by default");
+    let etag = first.header("etag").expect("an ETag").to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34, "a strong tag: {etag}");
+    assert_eq!(get(vec![]).await.header("etag"), Some(etag.as_str()), "the same set, the same tag");
+
+    // The tag of the current set, alone, weak or in a list: 304, no body, the same headers.
+    for asked in [etag.clone(), format!("W/{etag}"), format!("\"stale\", {etag}"), "*".to_owned()] {
+        let r = get(vec![("if-none-match", asked.clone())]).await;
+        assert_eq!((r.status, r.text.as_str()), (StatusCode::NOT_MODIFIED, ""), "{asked}");
+        assert_eq!(r.header("etag"), Some(etag.as_str()));
+        assert_eq!(r.header("cache-control"), Some("public, max-age=300"));
+    }
+    let r = get(vec![("if-none-match", "\"some-other-set\"".to_owned())]).await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, first.text.as_str()));
+
+    // A staged key changes the set: the old tag no longer matches.
+    auth_service::keys::rotate_step(&app.state.store, Algorithm::EdDSA, Some(&common::kek())).await.unwrap();
+    common::reload_keys(&app).await;
+    let r = get(vec![("if-none-match", etag.clone())]).await;
+    assert_eq!(r.status, StatusCode::OK, "a changed set is sent in full");
+    assert_ne!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(serde_json::from_str::<JwkSet>(&r.text).unwrap().keys.len(), 2);
+}
+
+async fn jwks_max_age_is_a_setting(backend: Backend) {
+    let tweak = |s: &mut auth_service::Settings| s.jwks_max_age = std::time::Duration::from_secs(42);
+    let Some(app) = TestApp::new(backend, tweak).await else { return };
+    let r = app.send(axum::http::Method::GET, "/.well-known/jwks.json", None, &[]).await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, r#"{"keys":[]}"#));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=42"));
+}
+
+/// Discovery is off (the JSON 404 of an unknown path) until `ISSUER` is a URL; then both
+/// addresses answer the same metadata, every endpoint under the issuer.
+async fn discovery_needs_an_issuer_url_and_names_the_jwks(backend: Backend) {
+    const PATHS: [&str; 2] = ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"];
+    for issuer in [None, Some("gatehouse"), Some("https://auth.example/?tenant=1")] {
+        let tweak = |s: &mut auth_service::Settings| s.issuer = issuer.map(str::to_owned);
+        let Some(app) = TestApp::new(backend, tweak).await else { return };
+        for path in PATHS {
+            let r = app.send(axum::http::Method::GET, path, None, &[]).await;
+            assert_eq!(
+                (r.status, r.text.as_str()),
+                (StatusCode::NOT_FOUND, r#"{"detail":"Not found."}"#),
+                "{issuer:?}"
+            );
+        }
+    }
+    let tweak = |s: &mut auth_service::Settings| {
+        s.issuer = Some("https://auth.internal:8443".into());
+        s.audience = Some("api".into());
+    };
+    let Some(app) = TestApp::new(backend, tweak).await else { return };
+    let expected = json!({
+        "issuer": "https://auth.internal:8443",
+        "jwks_uri": "https://auth.internal:8443/.well-known/jwks.json",
+        "token_endpoint": "https://auth.internal:8443/auth/token/",
+        "userinfo_endpoint": "https://auth.internal:8443/auth/user/",
+        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["HS256"],
+        "token_endpoint_auth_signing_alg_values_supported": [],
+        "claims_supported": ["token_type", "exp", "iat", "jti", "user_id", "iss", "aud"],
+    });
+    for path in PATHS {
+        let r = app.send(axum::http::Method::GET, path, None, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(serde_json::from_str::<Value>(&r.text).unwrap(), expected, "{path}");
+        assert_eq!(r.header("cache-control"), Some("public, max-age=300"));
+    }
+    // The tokens carry the issuer the document names.
+    app.add_user("alice@example.com", "Str0ng-Passw0rd!", false, &[]).await;
+    let r = app.post("/auth/token/", r#"{"email": "alice@example.com", "password": "Str0ng-Passw0rd!"}"#).await;
+    let access = r.json()["access"].as_str().unwrap().to_owned();
+    let claims: Value = serde_json::from_str(&common::payload_text(&access)).unwrap();
+    assert_eq!(claims["iss"], "https://auth.internal:8443");
+}
+
+/// Changing an HMAC secret: tokens of the earlier secret keep working where
+/// `SIGNING_KEY_PREVIOUS` names it, new tokens carry the new secret, and without it the old
+/// tokens are refused.
+async fn an_earlier_hmac_secret_in_signing_key_previous_still_verifies(backend: Backend) {
+    const NEW: &str = "the-new-signing-secret-0123456789abcdef";
+    let Some(before) = TestApp::new(backend, &[]).await else { return };
+    before.add_user("alice@example.com", PW, false, &[]).await;
+    let (old_refresh, old_access) = before.login("alice@example.com", PW).await;
+
+    // The same database, restarted with the new secret and the old one as previous.
+    let db = before.db;
+    let rotating = move |s: &mut auth_service::Settings| {
+        s.signing_key = Some(NEW.into());
+        s.signing_key_previous = Some(common::KEY.into());
+    };
+    let after = TestApp::with_db(db, rotating).await;
+    let r = after.post("/auth/token/verify/", &json!({"token": old_access}).to_string()).await;
+    assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "{}"), "an access token of the old secret");
+    assert_eq!(after.get_bearer("/auth/user/", &old_access).await.status, StatusCode::OK);
+    let r = after.post("/auth/token/refresh/", &json!({"refresh": old_refresh}).to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "a refresh token of the old secret: {}", r.text);
+    let fresh: Value = serde_json::from_str(&r.text).unwrap();
+    let new_access = fresh["access"].as_str().unwrap().to_owned();
+    let by_new = Verifier::hmac(VerifySettings::default(), NEW.as_bytes());
+    assert!(by_new.decode(&new_access, Some(TokenType::Access)).is_ok(), "new tokens carry the new secret");
+    let by_old = Verifier::hmac(VerifySettings::default(), common::KEY.as_bytes());
+    assert!(by_old.decode(&new_access, None).is_err());
+
+    // Step 3: the earlier secret removed, its tokens are refused like any foreign token.
+    let db = after.db;
+    let done = TestApp::with_db(db, |s: &mut auth_service::Settings| s.signing_key = Some(NEW.into())).await;
+    let r = done.post("/auth/token/verify/", &json!({"token": old_access}).to_string()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.text, r#"{"detail":"Token is invalid or expired","code":"token_not_valid"}"#);
+    let r = done.post("/auth/token/verify/", &json!({"token": new_access}).to_string()).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[test]
+fn signing_key_previous_is_checked_like_signing_key() {
+    let with = |previous: &str, algorithm: &str| auth_service::Settings {
+        signing_key_previous: Some(previous.into()),
+        algorithm: auth_service::tokens::parse_signing_algorithm(algorithm).unwrap(),
+        signing_key: (algorithm == "HS256").then(|| common::KEY.into()),
+        ..auth_service::Settings::default()
+    };
+    let err = with("changeme", "HS256").validate().unwrap_err().to_string();
+    assert!(err.starts_with("SIGNING_KEY_PREVIOUS holds a secret that is a development placeholder"), "{err}");
+    let err = with(&format!("{},short", common::KEY), "HS256").validate().unwrap_err().to_string();
+    assert!(err.starts_with("SIGNING_KEY_PREVIOUS holds a secret that is shorter than 32 bytes"), "{err}");
+    with(&format!("{}, another-earlier-secret-0123456789abcdef", common::KEY), "HS256").validate().unwrap();
+    let err = with(common::KEY, "EdDSA").validate().unwrap_err().to_string();
+    assert!(
+        err.starts_with("SIGNING_KEY_PREVIOUS holds HMAC secrets and cannot be used with ALGORITHM=EdDSA"),
+        "{err}"
+    );
+}
+
 both_backends!(
+    discovery_needs_an_issuer_url_and_names_the_jwks,
+    the_jwks_is_cacheable_with_an_etag_and_answers_304_while_unchanged,
+    jwks_max_age_is_a_setting,
+    an_earlier_hmac_secret_in_signing_key_previous_still_verifies,
     each_algorithm_signs_with_kid_and_publishes_its_public_key,
     hmac_secret_is_never_published,
     rotation_publishes_the_next_key_first_and_keeps_old_tokens_valid,

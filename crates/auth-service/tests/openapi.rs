@@ -49,7 +49,14 @@ async fn every_routed_path_is_documented() {
 async fn every_documented_operation_is_routed() {
     let app = TestApp::new(
         Backend::Sqlite,
-        &["--allow-create-user", "open", "--revocation-feed-token", "feed-token-0123456789"],
+        &[
+            "--allow-create-user",
+            "open",
+            "--revocation-feed-token",
+            "feed-token-0123456789",
+            "--issuer",
+            "http://127.0.0.1:8000",
+        ],
     )
     .await
     .expect("sqlite");

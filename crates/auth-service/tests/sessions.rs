@@ -524,6 +524,64 @@ async fn another_replica_refuses_revoked_tokens_within_seconds(backend: Backend)
     assert_eq!(verify(bob.clone()).await.0, StatusCode::OK, "bob untouched");
 }
 
+/// `GET path` on `router` with the feed token; the status and the body as JSON (or text).
+async fn feed_call(router: &axum::Router, path: String) -> (StatusCode, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::get(path).header("x-revocation-feed-token", FEED_TOKEN);
+    let resp = router.clone().oneshot(req.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())))
+}
+
+/// Long polls of the feed: held while nothing follows the cursor (an empty page at the
+/// deadline), answered as soon as a revocation lands (well before their 25 s), forty at once
+/// without starving the database pool (a waiting poll holds no connection: the logout-all that
+/// wakes them still gets one), and on another replica too.
+async fn long_polls_of_the_feed_answer_as_soon_as_a_revocation_lands(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let alice = app.add_user("alice@example.com", PW, false, &[]).await;
+    let (_, access) = app.login("alice@example.com", PW).await;
+    let cursor = feed(&app, 0).await["cursor"].as_i64().unwrap();
+
+    let (status, page) = feed_call(&app.router, format!("/auth/revocations/?after={cursor}&wait=300ms")).await;
+    assert_eq!((status, page), (StatusCode::OK, json!({"cursor": cursor, "revocations": []})), "empty at the deadline");
+    let (status, body) = feed_call(&app.router, format!("/auth/revocations/?after={cursor}&wait=soon")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, json!({"wait": ["A valid duration is required (e.g. 25s, 500ms or 25)."]}));
+
+    let replica = auth_service::AppState::build(
+        common::settings(&["--revocation-feed-token", FEED_TOKEN, "--rotate-refresh-tokens", "true"]),
+        app.db.db.clone(),
+    )
+    .await
+    .unwrap();
+    let other = auth_service::app(replica);
+    let long_poll = |router: &axum::Router| {
+        let router = router.clone();
+        tokio::spawn(async move { feed_call(&router, format!("/auth/revocations/?after={cursor}&wait=25s")).await })
+    };
+    let mut polls: Vec<_> = (0..40).map(|_| long_poll(&app.router)).collect();
+    polls.push(long_poll(&other));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(polls.iter().all(|p| !p.is_finished()), "the polls wait while nothing follows the cursor");
+
+    let r = app.send(Method::POST, "/auth/logout-all/", None, &[("authorization", &bearer(&access))]).await;
+    assert_json(&r, StatusCode::OK, "{}");
+    for poll in polls {
+        let (status, page) = tokio::time::timeout(std::time::Duration::from_secs(10), poll)
+            .await
+            .expect("answered long before its 25 s wait")
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let entries = page["revocations"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{page}");
+        assert_eq!(entries[0]["user_id"], alice);
+        assert!(page["cursor"].as_i64().unwrap() > cursor);
+    }
+}
+
 /// Admin changes keep their own audit detail next to the count of revoked tokens; a
 /// deactivation writes its change, the revocations, the watermark and both events at once
 /// (and only once); a creation is one `user_created` event with its actor.
@@ -842,6 +900,7 @@ both_backends!(
     the_watermark_boundary_is_iat_before_not_before,
     password_change_and_deactivation_refuse_old_access_tokens,
     the_feed_is_protected,
+    long_polls_of_the_feed_answer_as_soon_as_a_revocation_lands,
     logins_are_audited_and_the_cli_lists_them,
     graphql_sessions_and_logout_all,
     a_reused_refresh_token_is_audited,

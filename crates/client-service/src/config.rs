@@ -7,16 +7,19 @@ use jsonwebtoken::Algorithm;
 use shared_user::VerifySettings;
 use shared_user::settings;
 
+use crate::keys::JwksAt;
 use crate::settings::{ClientSettings, ConfigError, SameSite, SslVerify, VerifyMode};
 use crate::tls::{Tls, TlsFiles};
 
 /// Everything the client crate needs. Build it with [`ClientConfig::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     pub(crate) remote_url: String,
     pub(crate) user_path: String,
     pub(crate) verify_mode: VerifyMode,
     pub(crate) signing_key: Option<Vec<u8>>,
+    /// Earlier shared secrets still accepted (`SIGNING_KEY_PREVIOUS`).
+    pub(crate) previous_signing_keys: Vec<Vec<u8>>,
     pub(crate) verify: VerifySettings,
     pub(crate) auth_header_name: String,
     pub(crate) auth_header_types: Vec<String>,
@@ -28,10 +31,14 @@ pub struct ClientConfig {
     pub(crate) blacklist_on_logout: bool,
     pub(crate) cookie: Option<CookieConfig>,
     pub(crate) jwks_url: Option<String>,
+    /// Find the JWKS through the discovery document of the `ISSUER` URL.
+    pub(crate) jwks_discovery: bool,
     pub(crate) jwks_ttl: Duration,
     pub(crate) jwks_min_refetch: Duration,
     pub(crate) revocation_feed_token: Option<String>,
     pub(crate) revocation_poll_interval: Duration,
+    /// Long poll of the feed (`REVOCATION_FEED_WAIT`; zero: plain polling).
+    pub(crate) revocation_feed_wait: Duration,
     /// What the client trusts and presents towards the auth-service.
     pub(crate) tls: Tls,
 }
@@ -61,6 +68,7 @@ impl ClientConfig {
 enum Mode {
     Hmac(Vec<u8>),
     Jwks(Option<String>),
+    Discovery,
     Remote,
 }
 
@@ -74,10 +82,26 @@ pub struct ClientConfigBuilder {
     cookie: Option<CookieConfig>,
     connect_timeout: Option<Duration>,
     jwks_min_refetch: Duration,
+    previous_keys: Vec<Vec<u8>>,
 }
 
 /// Default of [`ClientConfigBuilder::jwks_min_refetch`] (not a setting of the binary).
-const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+const JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never a secret: no signing keys, no feed token.
+        f.debug_struct("ClientConfig")
+            .field("remote_url", &self.remote_url)
+            .field("verify_mode", &self.verify_mode)
+            .field("verify", &self.verify)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_discovery", &self.jwks_discovery)
+            .field("hmac_keys", &(self.signing_key.iter().count() + self.previous_signing_keys.len()))
+            .field("revocation_feed", &self.revocation_feed_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl std::fmt::Debug for ClientConfigBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,13 +116,28 @@ impl ClientConfigBuilder {
     /// A builder over `settings`, with no verification mode chosen yet (the mode settings,
     /// `VERIFY_MODE`, `SIGNING_KEY` and `JWK_URL`, are read by [`ClientSettings::into_config`]).
     fn from_settings(settings: ClientSettings) -> Self {
-        Self { settings, mode: None, cookie: None, connect_timeout: None, jwks_min_refetch: JWKS_MIN_REFETCH }
+        Self {
+            settings,
+            mode: None,
+            cookie: None,
+            connect_timeout: None,
+            jwks_min_refetch: JWKS_MIN_REFETCH,
+            previous_keys: Vec::new(),
+        }
     }
 
     /// Local verification with the auth-service's shared HMAC secret (`SIGNING_KEY`, 32+ bytes;
     /// HS256 unless [`algorithm`](Self::algorithm) says HS384 or HS512).
     pub fn local_hmac(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.mode = Some(Mode::Hmac(key.into()));
+        self
+    }
+
+    /// With [`local_hmac`](Self::local_hmac): earlier shared secrets whose tokens are still
+    /// accepted (`SIGNING_KEY_PREVIOUS`), so the auth-service's secret can change without a
+    /// refused token. Each is checked like the current one.
+    pub fn previous_hmac_keys(mut self, keys: impl IntoIterator<Item = impl Into<Vec<u8>>>) -> Self {
+        self.previous_keys = keys.into_iter().map(Into::into).collect();
         self
     }
 
@@ -113,6 +152,17 @@ impl ClientConfigBuilder {
     /// `JWK_URL`).
     pub fn local_jwks_at(mut self, url: impl Into<String>) -> Self {
         self.mode = Some(Mode::Jwks(Some(url.into())));
+        self
+    }
+
+    /// Local verification against the JWKS named by the issuer's discovery document
+    /// (`{ISSUER}/.well-known/openid-configuration`, read once; its `issuer` must be exactly
+    /// [`issuer`](Self::issuer)), for an issuer known by its URL alone. The issuer must be an
+    /// `http://` or `https://` URL; the document and the JWKS are fetched with the same client
+    /// (and TLS trust) as every other call. `VERIFY_MODE=local` with an `ISSUER` URL and
+    /// neither `SIGNING_KEY` nor `JWK_URL` chooses this.
+    pub fn local_jwks_from_issuer(mut self) -> Self {
+        self.mode = Some(Mode::Discovery);
         self
     }
 
@@ -233,7 +283,8 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Least time between two JWKS refetches caused by tokens with an unknown `kid` (30 s).
+    /// Least time between two JWKS refetches caused by tokens with an unknown `kid`, and the
+    /// shortest time a JWKS is cached whatever its `Cache-Control` says (10 s).
     pub fn jwks_min_refetch(mut self, interval: Duration) -> Self {
         self.jwks_min_refetch = interval;
         self
@@ -241,16 +292,27 @@ impl ClientConfigBuilder {
 
     /// Local mode: poll the auth-service's revocation feed with this shared secret (its
     /// `REVOCATION_FEED_TOKEN`), so tokens issued before a user's logout-all, password change or
-    /// deactivation are refused within two poll intervals. Without it (or an empty one) nothing
+    /// deactivation are refused within milliseconds (the feed is long-polled; within two poll
+    /// intervals when it can only be polled). Without it (or an empty one) nothing
     /// is polled and revocations reach this client only when tokens expire.
     pub fn revocation_feed(mut self, token: impl Into<String>) -> Self {
         self.settings.revocation_feed_token = Some(token.into()).filter(|t| !t.is_empty());
         self
     }
 
-    /// How often the revocation feed is polled (2 s; at least 100 ms).
+    /// How often the revocation feed is polled when it is not long-polled, and after a failed
+    /// poll (2 s; at least 100 ms).
     pub fn revocation_poll_interval(mut self, interval: Duration) -> Self {
         self.settings.revocation_poll_interval = interval;
+        self
+    }
+
+    /// Long poll of the revocation feed (`REVOCATION_FEED_WAIT`, 25 s): one request held open
+    /// by the auth-service until a revocation arrives, so it is applied within milliseconds;
+    /// zero polls every [`revocation_poll_interval`](Self::revocation_poll_interval) instead. An
+    /// auth-service that does not long-poll is polled at that interval anyway.
+    pub fn revocation_feed_wait(mut self, wait: Duration) -> Self {
+        self.settings.revocation_feed_wait = wait;
         self
     }
 
@@ -296,15 +358,30 @@ impl ClientConfigBuilder {
             return Err(ConfigError::RemoteUrl(remote_url));
         }
         let mode = self.mode.ok_or(ConfigError::NoVerifyMode)?;
+        let discovery = matches!(mode, Mode::Discovery);
+        if discovery && !given.issuer.as_deref().is_some_and(is_web_url) {
+            return Err(ConfigError::IssuerNotUrl(given.issuer.unwrap_or_default()));
+        }
         let (verify_mode, signing_key, jwks_url) = match mode {
             Mode::Hmac(key) => {
                 if !settings::is_hmac(given.algorithm) {
                     return Err(ConfigError::KeyAlgorithm(given.algorithm));
                 }
                 settings::check_signing_key(&key)?;
+                for previous in &self.previous_keys {
+                    settings::check_signing_key(previous).map_err(|e| {
+                        settings::SettingError(e.0.replacen(
+                            "SIGNING_KEY ",
+                            "SIGNING_KEY_PREVIOUS holds a secret that ",
+                            1,
+                        ))
+                    })?;
+                }
                 (VerifyMode::Local, Some(key), None)
             }
+            _ if !self.previous_keys.is_empty() => return Err(ConfigError::PreviousWithoutKey),
             Mode::Jwks(url) => (VerifyMode::Local, None, url),
+            Mode::Discovery => (VerifyMode::Local, None, None),
             Mode::Remote => (VerifyMode::Remote, None, None),
         };
         let request_timeout = given.remote_auth_request_timeout;
@@ -333,6 +410,7 @@ impl ClientConfigBuilder {
             user_path: given.remote_auth_service_user_path,
             verify_mode,
             signing_key,
+            previous_signing_keys: self.previous_keys,
             verify: VerifySettings {
                 algorithms: vec![given.algorithm],
                 leeway: given.leeway,
@@ -350,12 +428,32 @@ impl ClientConfigBuilder {
             blacklist_on_logout: given.blacklist_on_logout,
             cookie: self.cookie,
             jwks_url,
+            jwks_discovery: discovery,
             jwks_ttl: given.jwks_cache_ttl,
             jwks_min_refetch: self.jwks_min_refetch,
             revocation_feed_token: given.revocation_feed_token.filter(|t| !t.is_empty()),
             revocation_poll_interval: given.revocation_poll_interval,
+            revocation_feed_wait: given.revocation_feed_wait,
             tls,
         })
+    }
+}
+
+/// An `http://` or `https://` URL (an issuer whose discovery document can be read).
+fn is_web_url(s: &str) -> bool {
+    s.parse::<axum::http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
+}
+
+impl ClientConfig {
+    /// Where local verification finds the JWKS.
+    pub(crate) fn jwks_at(&self) -> JwksAt {
+        match (&self.jwks_url, &self.verify.issuer) {
+            (None, Some(issuer)) if self.jwks_discovery => {
+                JwksAt::Discovered { issuer: issuer.clone(), uri: std::sync::Mutex::new(None) }
+            }
+            (url, _) => JwksAt::Url(url.clone().unwrap_or_else(|| "/.well-known/jwks.json".into())),
+        }
     }
 }
 
@@ -371,6 +469,13 @@ impl ClientSettings {
         crate::cli::warn_replaced_settings();
         let mut given = self;
         let signing_key = given.signing_key.take().filter(|k| !k.is_empty());
+        let previous: Vec<Vec<u8>> = given
+            .signing_key_previous
+            .take()
+            .map(|list| {
+                list.split(',').map(str::trim).filter(|k| !k.is_empty()).map(|k| k.as_bytes().to_vec()).collect()
+            })
+            .unwrap_or_default();
         let jwk_url = given.jwk_url.take();
         let cookie = given.refresh_token_in_cookie.then(|| {
             let mut cookie = CookieConfig::default()
@@ -388,17 +493,22 @@ impl ClientSettings {
             cookie
         });
         let verify_mode = given.verify_mode;
+        let issuer_url = given.issuer.as_deref().is_some_and(is_web_url);
         let mut builder = ClientConfigBuilder::from_settings(given);
         builder = match (verify_mode, signing_key, jwk_url) {
+            // Remote mode checks nothing itself: the secrets are not used (nor refused).
             (VerifyMode::Remote, _, _) => builder.remote(),
             (VerifyMode::Local, Some(_), Some(_)) => {
                 return Err(ConfigError::Setting(settings::SettingError::new(
                     "set either SIGNING_KEY (HS* tokens) or JWK_URL (asymmetric tokens), not both",
                 )));
             }
-            (VerifyMode::Local, Some(key), None) => builder.local_hmac(key.into_bytes()),
-            (VerifyMode::Local, None, Some(url)) => builder.local_jwks_at(url),
-            (VerifyMode::Local, None, None) => builder.local_jwks(),
+            (VerifyMode::Local, Some(key), None) => builder.local_hmac(key.into_bytes()).previous_hmac_keys(previous),
+            (VerifyMode::Local, None, Some(url)) => builder.local_jwks_at(url).previous_hmac_keys(previous),
+            (VerifyMode::Local, None, None) if issuer_url => {
+                builder.local_jwks_from_issuer().previous_hmac_keys(previous)
+            }
+            (VerifyMode::Local, None, None) => builder.local_jwks().previous_hmac_keys(previous),
         };
         if let Some(cookie) = cookie {
             builder = builder.refresh_token_in_cookie(cookie);
@@ -553,6 +663,53 @@ mod tests {
         assert_eq!(c.revocation_poll_interval, Duration::from_secs(2));
         let e = ClientConfig::builder("http://a").local_hmac(KEY).revocation_poll_interval(Duration::from_millis(99));
         assert_eq!(e.build().unwrap_err(), ConfigError::PollInterval);
+    }
+
+    #[test]
+    fn an_issuer_url_alone_locates_the_jwks_through_discovery() {
+        let e = ClientConfig::builder("http://a").local_jwks_from_issuer().build().unwrap_err();
+        assert_eq!(e, ConfigError::IssuerNotUrl(String::new()));
+        let e = ClientConfig::builder("http://a").issuer("gatehouse").local_jwks_from_issuer().build().unwrap_err();
+        assert_eq!(e, ConfigError::IssuerNotUrl("gatehouse".into()));
+        let issuer = "https://auth.internal:8443";
+        let c = ClientConfig::builder("http://a").issuer(issuer).local_jwks_from_issuer().build().unwrap();
+        assert!(matches!(c.jwks_at(), JwksAt::Discovered { issuer: i, .. } if i == issuer));
+        // From the settings: local mode with an ISSUER URL and neither SIGNING_KEY nor JWK_URL.
+        let local = |issuer: &str, jwk_url: Option<&str>| ClientSettings {
+            verify_mode: VerifyMode::Local,
+            issuer: Some(issuer.into()),
+            jwk_url: jwk_url.map(str::to_owned),
+            ..ClientSettings::default()
+        };
+        let c = local(issuer, None).into_config().unwrap();
+        assert!(matches!(c.jwks_at(), JwksAt::Discovered { .. }));
+        let c = local(issuer, Some("https://keys.example/jwks.json")).into_config().unwrap();
+        assert!(matches!(c.jwks_at(), JwksAt::Url(u) if u == "https://keys.example/jwks.json"));
+        let c = local("gatehouse", None).into_config().unwrap();
+        assert!(matches!(c.jwks_at(), JwksAt::Url(u) if u == "/.well-known/jwks.json"));
+    }
+
+    #[test]
+    fn previous_secrets_need_a_current_one_and_are_checked_like_it() {
+        let earlier = "an-earlier-secret-0123456789abcdef0123";
+        let c = ClientConfig::builder("http://a").local_hmac(KEY).previous_hmac_keys([earlier]).build().unwrap();
+        assert_eq!(c.previous_signing_keys, [earlier.as_bytes().to_vec()]);
+        let e = ClientConfig::builder("http://a").local_jwks().previous_hmac_keys([earlier]).build().unwrap_err();
+        assert_eq!(e, ConfigError::PreviousWithoutKey);
+        let e = ClientConfig::builder("http://a").local_hmac(KEY).previous_hmac_keys(["changeme"]).build().unwrap_err();
+        assert!(
+            e.to_string().starts_with("SIGNING_KEY_PREVIOUS holds a secret that is a development placeholder"),
+            "{e}"
+        );
+        // From the settings: a comma-separated list, blanks ignored.
+        let settings = ClientSettings {
+            signing_key: Some(KEY.into()),
+            signing_key_previous: Some(format!(" {earlier}, ,{KEY}")),
+            ..ClientSettings::default()
+        };
+        let c = settings.into_config().unwrap();
+        assert_eq!(c.previous_signing_keys, [earlier.as_bytes().to_vec(), KEY.as_bytes().to_vec()]);
+        assert!(!format!("{c:?}").contains(earlier), "no secret in Debug: {c:?}");
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Where local verification gets its keys: the shared HMAC secret, or the auth-service's JWKS
-//! (cached; an unknown `kid` triggers at most one refetch per interval).
+//! (cached; an unknown `kid` triggers at most one refetch per interval), found at a URL or
+//! through the issuer's discovery document.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use shared_user::jsonwebtoken::jwk::JwkSet;
 use shared_user::{Verifier, VerifySettings};
 
 use crate::error::{CONNECTION_ERROR, ClientError};
-use crate::upstream::Upstream;
+use crate::upstream::{Cacheable, Upstream};
 
 /// Verification keys for local mode.
 #[derive(Debug)]
@@ -31,31 +32,140 @@ pub(crate) struct KeySet {
     pub(crate) generation: u64,
 }
 
-/// A cached JWKS turned into a [`Verifier`].
+/// A cached JWKS turned into a [`Verifier`]. It is kept for the auth-service's
+/// `Cache-Control: max-age`, but at least the refetch interval (a `no-cache` JWKS is not fetched
+/// per request) and at most `JWKS_CACHE_TTL` (also the lifetime when the answer gives no age),
+/// then revalidated with its `ETag` (a 304 keeps the set).
 #[derive(Debug)]
 pub(crate) struct JwksCache {
-    url: String,
+    at: JwksAt,
     settings: VerifySettings,
     ttl: Duration,
     min_refetch: Duration,
-    current: RwLock<Option<(KeySet, Instant)>>,
+    current: RwLock<Option<Cached>>,
     /// Serialises fetches; holds when the last unknown-kid refetch happened.
     gate: tokio::sync::Mutex<Option<Instant>>,
 }
 
-impl JwksCache {
-    /// A cache of the set at `url` (absolute, or a path on the auth-service).
-    pub(crate) fn new(url: String, settings: VerifySettings, ttl: Duration, min_refetch: Duration) -> Self {
-        Self { url, settings, ttl, min_refetch, current: RwLock::new(None), gate: tokio::sync::Mutex::new(None) }
+/// The installed set, when it was fetched or revalidated, for how long, and its entity tag.
+#[derive(Debug, Clone)]
+struct Cached {
+    set: KeySet,
+    at: Instant,
+    lifetime: Duration,
+    etag: Option<String>,
+}
+
+impl Cached {
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < self.lifetime
+    }
+}
+
+/// Where the JWKS is.
+#[derive(Debug)]
+pub(crate) enum JwksAt {
+    /// At this URL (absolute, or a path on the auth-service).
+    Url(String),
+    /// At the `jwks_uri` of the discovery document of `issuer` (an `http(s)://` URL), once read.
+    Discovered {
+        /// The `ISSUER` setting.
+        issuer: String,
+        /// The `jwks_uri` read from the document; cleared when a fetch from it fails, so the
+        /// next fetch reads the document again.
+        uri: Mutex<Option<String>>,
+    },
+}
+
+/// The path of OpenID Connect Discovery's document under the issuer URL.
+const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+impl JwksAt {
+    /// The JWKS URL, reading the issuer's discovery document when it has not been read yet.
+    async fn url(&self, upstream: &Upstream) -> Result<String, ClientError> {
+        let (issuer, uri) = match self {
+            JwksAt::Url(url) => return Ok(url.clone()),
+            JwksAt::Discovered { issuer, uri } => (issuer, uri),
+        };
+        if let Some(known) = uri.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(known);
+        }
+        let url = format!("{}{DISCOVERY_PATH}", issuer.trim_end_matches('/'));
+        let body = match upstream.get_cacheable(&url, None).await? {
+            Cacheable::Fresh { body, .. } => body,
+            Cacheable::NotModified { .. } => return Err(ClientError::BadUpstream("unasked discovery 304".into())),
+        };
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let metadata: Metadata = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::BadUpstream(format!("{url} is not a discovery document: {e}")))?;
+        // OpenID Connect Discovery 1.0, section 4.3: the document must name the issuer asked.
+        if metadata.issuer != *issuer {
+            return Err(ClientError::BadUpstream(format!(
+                "{url} names the issuer {:?}, not ISSUER={issuer:?}",
+                metadata.issuer
+            )));
+        }
+        if !(metadata.jwks_uri.starts_with("https://") || metadata.jwks_uri.starts_with("http://")) {
+            return Err(ClientError::BadUpstream(format!("{url} gives a jwks_uri that is not a URL")));
+        }
+        tracing::info!(issuer, jwks_uri = %metadata.jwks_uri, "JWKS found through discovery");
+        *uri.lock().unwrap_or_else(|p| p.into_inner()) = Some(metadata.jwks_uri.clone());
+        Ok(metadata.jwks_uri)
     }
 
-    fn cached(&self) -> Option<(KeySet, Instant)> {
+    /// A fetch from the discovered URL failed: read the document again next time.
+    fn forget(&self) {
+        if let JwksAt::Discovered { uri, .. } = self {
+            *uri.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
+impl JwksCache {
+    /// A cache of the set `at`.
+    pub(crate) fn new(at: JwksAt, settings: VerifySettings, ttl: Duration, min_refetch: Duration) -> Self {
+        Self { at, settings, ttl, min_refetch, current: RwLock::new(None), gate: tokio::sync::Mutex::new(None) }
+    }
+
+    fn cached(&self) -> Option<Cached> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Fetches and installs the set; callers hold `gate`, so installs are serialised.
+    /// How long to keep an answer that allowed `max_age`.
+    fn lifetime(&self, max_age: Option<Duration>) -> Duration {
+        max_age.map_or(self.ttl, |age| age.max(self.min_refetch).min(self.ttl))
+    }
+
+    /// Fetches (or revalidates) and installs the set; callers hold `gate`, so installs are
+    /// serialised.
     async fn fetch(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
-        let set: JwkSet = upstream.get_json(&self.url).await.inspect_err(|_| jwks_fetch("failure"))?;
+        let cached = self.cached();
+        let etag = cached.as_ref().and_then(|c| c.etag.as_deref());
+        let url = self.at.url(upstream).await.inspect_err(|_| jwks_fetch("failure"))?;
+        let (body, etag, max_age) = match upstream.get_cacheable(&url, etag).await {
+            Err(e) => {
+                jwks_fetch("failure");
+                self.at.forget();
+                return Err(e);
+            }
+            Ok(Cacheable::NotModified { max_age }) => {
+                let Some(mut kept) = cached else { return Err(ClientError::BadUpstream("unasked JWKS 304".into())) };
+                (kept.at, kept.lifetime) = (Instant::now(), self.lifetime(max_age));
+                let set = kept.set.clone();
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(kept);
+                jwks_fetch("not_modified");
+                return Ok(set);
+            }
+            Ok(Cacheable::Fresh { body, etag, max_age }) => (body, etag, max_age),
+        };
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| {
+            jwks_fetch("failure");
+            ClientError::BadUpstream(format!("the JWKS is not a key set: {e}"))
+        })?;
         let keys = shared_user::jwks::keys_from_set(&set);
         if keys.is_empty() {
             jwks_fetch("failure");
@@ -65,30 +175,31 @@ impl JwksCache {
         settings.algorithms = keys.iter().map(|k| k.algorithm).collect();
         settings.algorithms.dedup();
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        let generation = current.as_ref().map_or(1, |(set, _)| set.generation + 1);
+        let generation = current.as_ref().map_or(1, |c| c.set.generation + 1);
         let installed = KeySet { verifier: Arc::new(Verifier::new(settings, keys)), generation };
-        *current = Some((installed.clone(), Instant::now()));
+        let lifetime = self.lifetime(max_age);
+        *current = Some(Cached { set: installed.clone(), at: Instant::now(), lifetime, etag });
         jwks_fetch("success");
         Ok(installed)
     }
 
-    /// The current set, fetching it when there is none or it is older than the TTL (a failed
+    /// The current set, fetching it when there is none or its cache lifetime is over (a failed
     /// refresh keeps using the old set).
     pub(crate) async fn verifier(&self, upstream: &Upstream) -> Result<KeySet, ClientError> {
         match self.cached() {
-            Some((set, at)) if at.elapsed() < self.ttl => Ok(set),
+            Some(cached) if cached.fresh() => Ok(cached.set),
             stale => {
                 let _serialised = self.gate.lock().await;
-                if let Some((set, at)) = self.cached()
-                    && at.elapsed() < self.ttl
+                if let Some(cached) = self.cached()
+                    && cached.fresh()
                 {
-                    return Ok(set);
+                    return Ok(cached.set);
                 }
                 match (self.fetch(upstream).await, stale) {
                     (Ok(set), _) => Ok(set),
-                    (Err(e), Some((old, _))) => {
+                    (Err(e), Some(old)) => {
                         tracing::warn!(error = %e, "JWKS refresh failed; keeping the cached keys");
-                        Ok(old)
+                        Ok(old.set)
                     }
                     (Err(ClientError::Unavailable(_)), None) => Err(ClientError::Unavailable(CONNECTION_ERROR)),
                     (Err(e), None) => Err(e),
@@ -101,10 +212,10 @@ impl JwksCache {
     /// minimum interval. Returns the new set when it knows `kid`.
     pub(crate) async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<KeySet> {
         let mut gate = self.gate.lock().await;
-        if let Some((set, _)) = self.cached()
-            && set.verifier.knows_kid(kid)
+        if let Some(cached) = self.cached()
+            && cached.set.verifier.knows_kid(kid)
         {
-            return Some(set);
+            return Some(cached.set);
         }
         if gate.is_some_and(|last| last.elapsed() < self.min_refetch) {
             return None;

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use bytes::Bytes;
-use shared_user::wire::revocations::{FEED_TOKEN_HEADER, MAX_ENTRIES, Page, page_after};
+use shared_user::wire::revocations::{FEED_TOKEN_HEADER, MAX_ENTRIES, Page, long_poll_after, page_after};
 
 use crate::error::ClientError;
 use crate::upstream::Upstream;
@@ -51,6 +51,18 @@ enum FeedError {
     Status(StatusCode),
 }
 
+/// An answer held at least this long came from an auth-service that long-polls.
+const LONG_POLL_HELD: Duration = Duration::from_millis(500);
+
+/// When to read the feed again after a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// At once: the feed is long-polled.
+    Now,
+    /// After the poll interval: plain polling, or the poll failed.
+    AfterInterval,
+}
+
 /// The revocation poller's parts: what it reads the feed with and what it writes.
 pub(crate) struct Poller {
     /// The auth-service client (a clone of the state's).
@@ -71,9 +83,11 @@ impl Poller {
         Self { upstream, token, watermarks, users }
     }
 
-    /// Starts polling (a no-op outside a tokio runtime, with a warning): at once, then every
-    /// `interval`, until `stop` is dropped with the state (or the users are gone).
-    pub(crate) fn spawn(self, interval: Duration, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    /// Starts reading the feed (a no-op outside a tokio runtime, with a warning) until `stop`
+    /// is dropped with the state (or the users are gone): with a `wait`, one long poll after
+    /// another, each answered as soon as a revocation arrives; without one, or when the
+    /// auth-service answers at once (it does not long-poll) or fails, again after `interval`.
+    pub(crate) fn spawn(self, interval: Duration, wait: Duration, mut stop: tokio::sync::oneshot::Receiver<()>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no tokio runtime: the revocation feed is not polled");
             return;
@@ -81,8 +95,14 @@ impl Poller {
         runtime.spawn(async move {
             loop {
                 let Some(users) = self.users.upgrade() else { return };
-                self.poll(&users).await;
+                let next = tokio::select! {
+                    _ = &mut stop => return,
+                    next = self.poll(&users, wait) => next,
+                };
                 drop(users);
+                if next == Next::Now {
+                    continue;
+                }
                 tokio::select! {
                     _ = &mut stop => return,
                     () = tokio::time::sleep(interval) => {}
@@ -94,20 +114,28 @@ impl Poller {
     /// One poll: reads the feed until it has nothing more, applying what it brings (on failure
     /// the status says why and the known watermarks stay in force), then sets the feed lag
     /// metric.
-    async fn poll(&self, users: &Users) {
-        self.read_feed(users).await;
+    async fn poll(&self, users: &Users, wait: Duration) -> Next {
+        let next = self.read_feed(users, wait).await;
         crate::metrics::set_revocation_feed_lag(self.watermarks.lag());
+        next
     }
 
-    async fn read_feed(&self, users: &Users) {
+    async fn read_feed(&self, users: &Users, wait: Duration) -> Next {
         loop {
-            match self.fetch_page().await {
+            let started = std::time::Instant::now();
+            // The first read (and the first after an outage) does not wait: the current state
+            // is wanted at once; long polls follow.
+            let live = matches!(self.watermarks.status(), RevocationStatus::Live { .. });
+            match self.fetch_page(if live { wait } else { Duration::ZERO }).await {
                 Ok(page) => {
                     // A full page means "ask again now".
                     let full = page.revocations.len() >= MAX_ENTRIES;
                     self.apply(users, &page).await;
                     if !full {
-                        return;
+                        // Long polling works when the answer brought something or was held;
+                        // an empty answer at once is an auth-service that does not long-poll.
+                        let held = !live || !page.revocations.is_empty() || started.elapsed() >= LONG_POLL_HELD;
+                        return if !wait.is_zero() && held { Next::Now } else { Next::AfterInterval };
                     }
                 }
                 Err(e) => {
@@ -123,18 +151,23 @@ impl Poller {
                         let since = SystemTime::now();
                         self.watermarks.set_status(RevocationStatus::Unreachable { reason, since, cursor });
                     }
-                    return;
+                    return Next::AfterInterval;
                 }
             }
         }
     }
 
-    async fn fetch_page(&self) -> Result<Page, FeedError> {
+    async fn fetch_page(&self, wait: Duration) -> Result<Page, FeedError> {
         let mut headers = HeaderMap::new();
         let value = HeaderValue::from_str(&self.token).map_err(|_| FeedError::BadToken)?;
         headers.insert(FEED_TOKEN_HEADER, value);
-        let path = page_after(self.watermarks.cursor());
-        let reply = self.upstream.send(Method::GET, &path, &headers, Bytes::new()).await?;
+        let cursor = self.watermarks.cursor();
+        let reply = if wait.is_zero() {
+            self.upstream.send(Method::GET, &page_after(cursor), &headers, Bytes::new()).await?
+        } else {
+            let path = long_poll_after(cursor, wait);
+            self.upstream.send_within(Method::GET, &path, &headers, Bytes::new(), Some(wait)).await?
+        };
         match reply.status {
             StatusCode::OK => serde_json::from_slice::<Page>(&reply.body).map_err(FeedError::Unreadable),
             StatusCode::NOT_FOUND => Err(FeedError::Off),

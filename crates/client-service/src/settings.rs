@@ -54,6 +54,8 @@ pub mod defaults {
     pub const AUTH_COOKIE_PATH: &str = "/";
     /// `REVOCATION_POLL_INTERVAL`.
     pub const REVOCATION_POLL_INTERVAL: &str = "2s";
+    /// `REVOCATION_FEED_WAIT`.
+    pub const REVOCATION_FEED_WAIT: &str = "25s";
     /// `REMOTE_AUTH_SSL_VERIFY`.
     pub const REMOTE_AUTH_SSL_VERIFY: &str = "true";
 }
@@ -156,6 +158,12 @@ pub enum ConfigError {
     /// A cookie setting that browsers would refuse.
     #[error("{0}")]
     Cookie(String),
+    /// `SIGNING_KEY_PREVIOUS` without a shared secret to go with it.
+    #[error("SIGNING_KEY_PREVIOUS holds earlier HMAC secrets: it needs SIGNING_KEY (local HMAC verification)")]
+    PreviousWithoutKey,
+    /// Discovery of the JWKS without an `http(s)://` issuer URL to read it from.
+    #[error("finding the JWKS through discovery needs ISSUER to be the issuer's http:// or https:// URL (got {0:?})")]
+    IssuerNotUrl(String),
     /// The revocation feed would be polled more often than every 100 ms.
     #[error("REVOCATION_POLL_INTERVAL must be at least 100ms")]
     PollInterval,
@@ -231,6 +239,11 @@ pub struct ClientSettings {
     /// Shared HMAC secret (same as the auth-service's) for local verification.
     #[cfg_attr(feature = "cli", arg(long, env = "SIGNING_KEY", hide_env_values = true))]
     pub signing_key: Option<String>,
+    /// Earlier shared secrets, comma-separated, still accepted (with SIGNING_KEY): the
+    /// auth-service's SIGNING_KEY can change without a refused token. Remove them once the
+    /// refresh token lifetime has passed since the change.
+    #[cfg_attr(feature = "cli", arg(long, env = "SIGNING_KEY_PREVIOUS", hide_env_values = true))]
+    pub signing_key_previous: Option<String>,
     /// Algorithm of the shared secret: HS256, HS384 or HS512 (EdDSA, ES256 and RS256 tokens are
     /// checked against the JWKS, with no SIGNING_KEY).
     #[cfg_attr(feature = "cli", arg(long, env = "ALGORITHM", default_value = defaults::ALGORITHM, value_parser = settings::parse_algorithm))]
@@ -241,7 +254,8 @@ pub struct ClientSettings {
     /// Required `aud`.
     #[cfg_attr(feature = "cli", arg(long, env = "AUDIENCE"))]
     pub audience: Option<String>,
-    /// Required `iss`.
+    /// Required `iss`. An http(s) URL also locates the JWKS in local mode without SIGNING_KEY
+    /// or JWK_URL: through its `/.well-known/openid-configuration`.
     #[cfg_attr(feature = "cli", arg(long, env = "ISSUER"))]
     pub issuer: Option<String>,
     /// Name of the user id claim.
@@ -295,12 +309,18 @@ pub struct ClientSettings {
     pub allowed_auth_origins: Vec<String>,
     /// Shared secret of the auth-service's revocation feed (same value as there). Set (local
     /// mode): the feed is polled and tokens issued before a user's logout-all, password change or
-    /// deactivation are refused within two poll intervals. Unset: no polling.
+    /// deactivation are refused within milliseconds (long poll). Unset: no polling.
     #[cfg_attr(feature = "cli", arg(long, env = "REVOCATION_FEED_TOKEN", hide_env_values = true))]
     pub revocation_feed_token: Option<String>,
-    /// How often the revocation feed is polled.
+    /// How often the revocation feed is polled when it cannot be long-polled (an auth-service
+    /// without long polls, REVOCATION_FEED_WAIT=0) and after a failed poll.
     #[cfg_attr(feature = "cli", arg(long, env = "REVOCATION_POLL_INTERVAL", default_value = defaults::REVOCATION_POLL_INTERVAL, value_parser = settings::parse_duration))]
     pub revocation_poll_interval: Duration,
+    /// Long poll of the revocation feed: how long the auth-service may hold each feed request
+    /// until a revocation arrives (pushed within milliseconds); `0` polls every
+    /// REVOCATION_POLL_INTERVAL instead. Keep it below the auth-service's REQUEST_TIMEOUT.
+    #[cfg_attr(feature = "cli", arg(long, env = "REVOCATION_FEED_WAIT", default_value = defaults::REVOCATION_FEED_WAIT, value_parser = settings::parse_duration))]
+    pub revocation_feed_wait: Duration,
     /// PEM bundle of the CA(s) trusted for the auth-service's certificate instead of the
     /// system roots (a private CA); unset: the system roots.
     #[cfg_attr(feature = "cli", arg(long, env = "REMOTE_AUTH_CA_FILE"))]
@@ -342,6 +362,7 @@ impl Default for ClientSettings {
             jwk_url: None,
             jwks_cache_ttl: default_of(defaults::JWKS_CACHE_TTL, settings::parse_duration),
             signing_key: None,
+            signing_key_previous: None,
             algorithm: default_of(defaults::ALGORITHM, settings::parse_algorithm),
             leeway: default_of(defaults::LEEWAY, str::parse),
             audience: None,
@@ -364,6 +385,7 @@ impl Default for ClientSettings {
             allowed_auth_origins: Vec::new(),
             revocation_feed_token: None,
             revocation_poll_interval: default_of(defaults::REVOCATION_POLL_INTERVAL, settings::parse_duration),
+            revocation_feed_wait: default_of(defaults::REVOCATION_FEED_WAIT, settings::parse_duration),
             remote_auth_ca_file: None,
             remote_auth_ssl_verify: default_of(defaults::REMOTE_AUTH_SSL_VERIFY, parse_ssl_verify),
             remote_auth_client_cert_file: None,
@@ -408,6 +430,7 @@ mod tests {
         assert_eq!(s.jwks_cache_ttl, Duration::from_secs(600), "JWKS_CACHE_TTL 10m");
         assert_eq!(s.remote_auth_request_timeout, Duration::from_secs(10), "REMOTE_AUTH_REQUEST_TIMEOUT 10s");
         assert_eq!(s.revocation_poll_interval, Duration::from_secs(2), "REVOCATION_POLL_INTERVAL 2s");
+        assert_eq!(s.revocation_feed_wait, Duration::from_secs(25), "REVOCATION_FEED_WAIT 25s");
         assert_eq!((s.mirror_cache_memory, s.token_cache_memory), (64 << 20, 16 << 20), "64MiB, 16MiB");
         assert_eq!(
             (s.algorithm, s.leeway, s.auth_header_types.as_slice()),

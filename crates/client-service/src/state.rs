@@ -50,9 +50,13 @@ impl ClientState {
     /// State over a connected database that [`migrate`](crate::migrate) has prepared.
     pub fn new(config: ClientConfig, db: Db) -> Result<Self, ConfigError> {
         let keys = match (&config.verify_mode, &config.signing_key) {
-            (VerifyMode::Local, Some(key)) => KeySource::Hmac(Arc::new(Verifier::hmac(config.verify.clone(), key))),
+            (VerifyMode::Local, Some(key)) => KeySource::Hmac(Arc::new(Verifier::hmac_rotating(
+                config.verify.clone(),
+                key,
+                &config.previous_signing_keys,
+            ))),
             (VerifyMode::Local, None) => KeySource::Jwks(Box::new(JwksCache::new(
-                config.jwks_url.clone().unwrap_or_else(|| "/.well-known/jwks.json".into()),
+                config.jwks_at(),
                 config.verify.clone(),
                 config.jwks_ttl,
                 config.jwks_min_refetch,
@@ -72,7 +76,7 @@ impl ClientState {
         if let Some(token) = feed_token {
             let (stop, stopped) = tokio::sync::oneshot::channel();
             let poller = Poller::new(upstream.clone(), token, watermarks.clone(), Arc::downgrade(&users));
-            poller.spawn(config.revocation_poll_interval, stopped);
+            poller.spawn(config.revocation_poll_interval, config.revocation_feed_wait, stopped);
             stop_poller = Some(stop);
         }
         let inner = Arc::new(Inner { tokens, config, upstream, users, keys, watermarks, _stop_poller: stop_poller });

@@ -13,6 +13,30 @@ use crate::metrics::upstream_call;
 use crate::settings::ConfigError;
 use crate::tls;
 
+/// A cacheable document from the auth-service (the JWKS).
+#[derive(Debug)]
+pub(crate) enum Cacheable {
+    /// 200: the document, its entity tag and how long it may be cached.
+    Fresh { body: Bytes, etag: Option<String>, max_age: Option<std::time::Duration> },
+    /// 304: the cached copy is still the document; cache it this much longer.
+    NotModified { max_age: Option<std::time::Duration> },
+}
+
+/// How long a `Cache-Control` value lets the answer be cached: `max-age=N` seconds; zero for
+/// `no-cache` or `no-store` (whatever age is given with them); `None` when it does not say.
+pub(crate) fn max_age(cache_control: &str) -> Option<std::time::Duration> {
+    let mut age = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "no-cache" | "no-store" => return Some(std::time::Duration::ZERO),
+            "max-age" => age = value.trim().trim_matches('"').parse::<u64>().ok().map(std::time::Duration::from_secs),
+            _ => {}
+        }
+    }
+    age
+}
+
 /// An answer of the auth-service, as received.
 #[derive(Debug, Clone)]
 pub(crate) struct Reply {
@@ -36,6 +60,8 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     http: reqwest::Client,
+    /// `REMOTE_AUTH_REQUEST_TIMEOUT`, the client's timeout of every call.
+    timeout: std::time::Duration,
     base: String,
     user_path: String,
     scheme: String,
@@ -83,6 +109,7 @@ impl Upstream {
         }
         Ok(Self {
             http,
+            timeout: config.request_timeout,
             base: config.remote_url.clone(),
             user_path: config.user_path.clone(),
             scheme: config.auth_header_types.first().cloned().unwrap_or_else(|| "Bearer".into()),
@@ -97,8 +124,24 @@ impl Upstream {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Reply, ClientError> {
+        self.send_within(method, path, headers, body, None).await
+    }
+
+    /// [`send`](Self::send), with `longer` added to the request timeout (a long poll, which the
+    /// auth-service holds that long by design).
+    pub(crate) async fn send_within(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        longer: Option<std::time::Duration>,
+    ) -> Result<Reply, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, url);
+        if let Some(longer) = longer {
+            req = req.timeout(self.timeout + longer);
+        }
         for (name, value) in headers {
             req = req.header(name, value);
         }
@@ -124,19 +167,25 @@ impl Upstream {
         self.send(Method::POST, path, &headers, Bytes::from(body.to_string())).await
     }
 
-    /// `GET url` (absolute, or a path on the auth-service) expecting 200 JSON.
-    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
+    /// `GET url` (absolute, or a path on the auth-service) expecting 200, or 304 when `etag`
+    /// (from an earlier answer) still names the document; with the answer's cache lifetime.
+    pub(crate) async fn get_cacheable(&self, url: &str, etag: Option<&str>) -> Result<Cacheable, ClientError> {
         let full = if url.starts_with("http://") || url.starts_with("https://") {
             url.to_owned()
         } else {
             format!("{}{}", self.base, url)
         };
         let started = std::time::Instant::now();
-        let resp = with_request_id(self.http.get(full), &HeaderMap::new())
-            .send()
-            .await
-            .map_err(|e| unanswered(&e, started, url))?;
+        let mut req = with_request_id(self.http.get(full), &HeaderMap::new());
+        if let Some(etag) = etag {
+            req = req.header(header::IF_NONE_MATCH, etag);
+        }
+        let resp = req.send().await.map_err(|e| unanswered(&e, started, url))?;
         upstream_call(started, answered(resp.status()));
+        let max_age = resp.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+        if etag.is_some() && resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Cacheable::NotModified { max_age });
+        }
         if !resp.status().is_success() {
             return Err(if resp.status().is_server_error() {
                 ClientError::Unavailable(CONNECTION_ERROR)
@@ -144,8 +193,9 @@ impl Upstream {
                 ClientError::BadUpstream(format!("GET {url}: status {}", resp.status()))
             });
         }
-        let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadUpstream(format!("GET {url}: {e}")))
+        let etag = resp.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = resp.bytes().await.map_err(|e| transport(&e))?;
+        Ok(Cacheable::Fresh { body, etag, max_age })
     }
 
     /// Fetches the token's user from the current-user endpoint.
@@ -178,5 +228,22 @@ fn with_request_id(req: reqwest::RequestBuilder, headers: &HeaderMap) -> reqwest
     match current() {
         Some(id) if !headers.contains_key(X_REQUEST_ID) => req.header(X_REQUEST_ID, id),
         _ => req,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::max_age;
+
+    #[test]
+    fn cache_control_max_age_is_read_as_caches_read_it() {
+        assert_eq!(max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(max_age("Max-Age=\"60\", public"), Some(Duration::from_secs(60)));
+        assert_eq!(max_age("no-cache"), Some(Duration::ZERO));
+        assert_eq!(max_age("max-age=300, no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=soon"), None);
     }
 }

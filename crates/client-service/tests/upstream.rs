@@ -139,3 +139,45 @@ async fn a_proxied_401_carries_the_clients_own_www_authenticate_not_the_auth_ser
         );
     }
 }
+
+/// An auth-service that does not long-poll (it ignores `wait` and answers an empty page at
+/// once) is polled every `REVOCATION_POLL_INTERVAL`, not in a tight loop; one that holds the
+/// request is asked again as soon as it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_that_answers_at_once_is_polled_at_the_interval_not_in_a_loop() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let waits = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (count, seen) = (asked.clone(), waits.clone());
+    let app = Router::new().route(
+        "/auth/revocations/",
+        get(move |axum::extract::RawQuery(query): axum::extract::RawQuery| {
+            let (count, seen) = (count.clone(), seen.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                seen.lock().unwrap().push(query.unwrap_or_default());
+                ([("content-type", "application/json")], r#"{"cursor":0,"revocations":[]}"#)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let db = TestDb::new(Backend::Sqlite, "old feed", client_service::MIGRATIONS).await.unwrap();
+    let config = ClientConfig::builder(format!("http://{addr}"))
+        .local_hmac(KEY)
+        .revocation_feed("feed-token-0123456789")
+        .revocation_poll_interval(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let state = ClientState::new(config, db.db.clone()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    drop(state);
+    let n = asked.load(Ordering::SeqCst);
+    assert!((2..=10).contains(&n), "about one request per 300 ms over 1.5 s, not a loop: {n}");
+    let queries = waits.lock().unwrap().clone();
+    assert_eq!(queries[0], "after=0", "the first read does not wait: {queries:?}");
+    assert!(queries[1..].iter().all(|q| q == "after=0&wait=25s"), "then long polls: {queries:?}");
+}

@@ -180,6 +180,20 @@ pub async fn serve(
     serve_tls(listener, router, limits, None, shutdown).await
 }
 
+/// A request extension [`serve_tls`] (and so [`serve`] and [`serve_all`]) puts on every
+/// request: it resolves once the server starts shutting down, so a handler that waits on
+/// purpose (a long poll) answers at once instead of holding the shutdown's drain.
+#[derive(Debug, Clone)]
+pub struct Draining(tokio::sync::watch::Receiver<bool>);
+
+impl Draining {
+    /// Resolves when the server that took the request starts shutting down.
+    pub async fn started(mut self) {
+        // A dropped sender means the server is gone: as good as draining.
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
+}
+
 /// [`serve`], speaking TLS when `tls` is given (plain HTTP when `None`): each connection's
 /// handshake uses the configuration `tls` holds at its accept (so a reloaded certificate serves
 /// the next connections while open ones keep theirs), must finish before the head deadline
@@ -204,6 +218,8 @@ pub async fn serve_tls(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_warning: Option<Instant> = None;
+    let (draining, drain) = tokio::sync::watch::channel(false);
+    let router = router.layer(axum::Extension(Draining(drain)));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -232,6 +248,7 @@ pub async fn serve_tls(
         tokio::spawn(connection.serve(stream, slot, graceful.watcher()));
     }
     drop(listener);
+    draining.send_replace(true);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after the shutdown grace period; closing them");
     }

@@ -148,6 +148,19 @@ impl Verifier {
         Self::new(settings, vec![key])
     }
 
+    /// A verifier for a shared HMAC secret that still accepts tokens signed with earlier
+    /// secrets (`SIGNING_KEY_PREVIOUS`): a token is checked against `current` first, then
+    /// against each of `previous` in order, so only a token signed with an old secret costs
+    /// more than one signature check.
+    pub fn hmac_rotating(settings: VerifySettings, current: &[u8], previous: &[Vec<u8>]) -> Self {
+        let algorithm = settings.algorithms.first().copied().unwrap_or(Algorithm::HS256);
+        let keys = std::iter::once(current)
+            .chain(previous.iter().map(Vec::as_slice))
+            .map(|secret| NamedKey { kid: None, algorithm, key: DecodingKey::from_secret(secret) })
+            .collect();
+        Self::new(settings, keys)
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &VerifySettings {
         &self.settings
@@ -183,6 +196,16 @@ impl Verifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if !self.settings.algorithms.contains(&header.alg) {
             return Err(TokenError::Invalid);
+        }
+        let unnamed = |i: &usize| self.keys[*i].kid.is_none() && self.keys[*i].algorithm == header.alg;
+        let secrets: Vec<usize> =
+            if header.kid.is_none() { (0..self.keys.len()).filter(unnamed).collect() } else { Vec::new() };
+        if secrets.len() > 1 {
+            // A shared secret and earlier ones: the first whose signature matches.
+            let claims = secrets.iter().find_map(|&i| {
+                jsonwebtoken::decode::<Map<String, Value>>(token, &self.keys[i].key, &self.validations[i]).ok()
+            });
+            return self.check_claims(claims.ok_or(TokenError::Invalid)?.claims, expected);
         }
         let index = self.key_for(header.kid.as_deref(), header.alg)?;
         let key = &self.keys[index];
@@ -295,6 +318,24 @@ mod tests {
     fn good(kind: &str) -> Value {
         let now = chrono::Utc::now().timestamp();
         json!({"token_type": kind, "exp": now + 60, "iat": now, "jti": "abc", "user_id": 7})
+    }
+
+    #[test]
+    fn a_rotating_secret_accepts_the_current_and_earlier_secrets_only() {
+        let old = b"an-earlier-secret-an-earlier-secret".to_vec();
+        let new = b"the-current-secret-the-current-secret";
+        let signed = |secret: &[u8]| {
+            encode(&Header::new(Algorithm::HS256), &good("access"), &EncodingKey::from_secret(secret)).unwrap()
+        };
+        let v = Verifier::hmac_rotating(VerifySettings::default(), new, std::slice::from_ref(&old));
+        assert_eq!(v.decode(&signed(new), None).unwrap().user_id, Some(7), "the current secret");
+        assert_eq!(v.decode(&signed(&old), None).unwrap().user_id, Some(7), "an earlier secret");
+        assert_eq!(v.decode(&signed(b"some-other-secret-some-other-secret"), None), Err(TokenError::Invalid));
+        let expired = json!({"token_type": "access", "exp": 1, "iat": 0, "jti": "x", "user_id": 7});
+        let old_expired = encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(&old)).unwrap();
+        assert_eq!(v.decode(&old_expired, None), Err(TokenError::Invalid), "time checks still apply");
+        let current_only = Verifier::hmac(VerifySettings::default(), new);
+        assert_eq!(current_only.decode(&signed(&old), None), Err(TokenError::Invalid), "without it: refused");
     }
 
     #[test]

@@ -132,6 +132,38 @@ pub fn check_feed_token(
     }
 }
 
+/// Longest wait of one long poll of the feed (the contract's 60 s; shorter when
+/// `REQUEST_TIMEOUT` is: the wait ends a second before the request would time out).
+pub const FEED_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The page of the revocation feed after cursor `after`, waiting up to `wait` (at most
+/// [`FEED_MAX_WAIT`]) for one that is not empty: answered as soon as there is an entry after
+/// `after`, or empty at the deadline (or at once when the server starts shutting down, so the
+/// caller moves to another replica). No database connection is held while waiting.
+pub async fn revocations_waiting(
+    state: &AppState,
+    after: i64,
+    wait: Duration,
+    draining: Option<shared_user::server::Draining>,
+) -> Result<RevocationPage, ServiceError> {
+    let longest = FEED_MAX_WAIT.min(state.settings.request_timeout.saturating_sub(Duration::from_secs(1)));
+    let deadline = tokio::time::Instant::now() + wait.min(longest);
+    let page = revocations_after(state, after).await?;
+    if !page.revocations.is_empty() || wait.is_zero() || page.cursor < after {
+        return Ok(page);
+    }
+    let cut_short = async move {
+        match draining {
+            Some(draining) => draining.started().await,
+            None => std::future::pending().await,
+        }
+    };
+    if state.store.wait_for_revocation_after(after, deadline, cut_short).await {
+        return revocations_after(state, after).await;
+    }
+    Ok(page)
+}
+
 /// The page of the revocation feed after cursor `after` (for a caller [`check_feed_token`] let in).
 pub async fn revocations_after(state: &AppState, after: i64) -> Result<RevocationPage, ServiceError> {
     let revocations = state.store.revocations_after(after, FEED_PAGE).await?;

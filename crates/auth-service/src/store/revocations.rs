@@ -129,7 +129,120 @@ impl WatermarkIndex {
     }
 }
 
+/// How often a replica with waiting long polls reads the feed's newest cursor, to learn of
+/// revocations other replicas (or the CLI) made; its own wake its waiters at once.
+pub const FEED_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Wakes the feed's long polls (`GET /auth/revocations/?after=N&wait=25s`) without any of them
+/// holding a database connection while it waits: they wait on the newest cursor this replica
+/// knows, which one watcher task reads from the database every [`FEED_WATCH_INTERVAL`], and at
+/// once after this process wrote to the feed. The watcher runs only while someone waits (it
+/// stops with the last waiter), so an idle replica reads nothing and a dropped state leaves no
+/// task behind.
+#[derive(Debug)]
+pub struct FeedWatch {
+    /// The newest cursor read.
+    newest: tokio::sync::watch::Sender<i64>,
+    /// Read now: this process wrote to the feed, or the first waiter arrived.
+    poke: tokio::sync::Notify,
+    /// Waiters, and whether the watcher task runs.
+    waiting: std::sync::Mutex<(usize, bool)>,
+}
+
+impl Default for FeedWatch {
+    fn default() -> Self {
+        Self {
+            newest: tokio::sync::watch::Sender::new(0),
+            poke: tokio::sync::Notify::new(),
+            waiting: std::sync::Mutex::new((0, false)),
+        }
+    }
+}
+
+/// One waiter of [`FeedWatch`]; leaving drops the count.
+struct Waiting<'a>(&'a FeedWatch);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.lock().unwrap_or_else(|p| p.into_inner()).0 -= 1;
+    }
+}
+
+impl FeedWatch {
+    /// Says the feed changed here: waiters learn of it without waiting for the next read.
+    pub(crate) fn poke(&self) {
+        self.poke.notify_one();
+    }
+
+    /// Counts a waiter in, starting the watcher over `store` when none runs.
+    fn enter(&self, store: &Store) -> Waiting<'_> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.0 += 1;
+        if !waiting.1 {
+            waiting.1 = true;
+            let store = store.clone();
+            tokio::spawn(async move { store.feed_watch.watch(&store).await });
+        }
+        self.poke.notify_one();
+        Waiting(self)
+    }
+
+    /// The watcher: reads the newest cursor until nobody waits any more.
+    async fn watch(&self, store: &Store) {
+        loop {
+            match store.last_revocation_id().await {
+                Ok(id) => {
+                    self.newest.send_if_modified(|known| {
+                        let newer = id != *known;
+                        *known = id;
+                        newer
+                    });
+                }
+                Err(e) => tracing::debug!(error = %e, "revocation feed watch: the newest cursor could not be read"),
+            }
+            tokio::select! {
+                () = self.poke.notified() => {}
+                () = tokio::time::sleep(FEED_WATCH_INTERVAL) => {}
+            }
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if waiting.0 == 0 {
+                waiting.1 = false;
+                return;
+            }
+        }
+    }
+}
+
 impl Store {
+    /// Waits, holding no database connection, until the feed holds an entry after `after` (as
+    /// far as this replica knows: within [`FEED_WATCH_INTERVAL`] for another replica's
+    /// revocation, at once for this one's), `deadline` passes or `cut_short` resolves (the
+    /// server shuts down); `true` when there is one.
+    pub async fn wait_for_revocation_after(
+        &self,
+        after: i64,
+        deadline: tokio::time::Instant,
+        cut_short: impl std::future::Future<Output = ()>,
+    ) -> bool {
+        let watch = &self.feed_watch;
+        let _waiting = watch.enter(self);
+        let mut newest = watch.newest.subscribe();
+        let fresh = async {
+            // What the watcher read before this waiter arrived counts too (an entry committed
+            // between the caller's page read and now).
+            while *newest.borrow_and_update() <= after {
+                if newest.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::select! {
+            fresh = tokio::time::timeout_at(deadline, fresh) => fresh.unwrap_or(false),
+            () = cut_short => false,
+        }
+    }
+
     /// The user's watermark: tokens with `iat` before it are dead (`None`: no revocation kept).
     /// From memory; the feed table is read at most once per [`WATERMARK_TTL`] for all users.
     pub async fn not_before(&self, user_id: i64) -> Result<Option<i64>, DbError> {
@@ -187,6 +300,7 @@ impl Store {
     /// its own revocation applies at once.
     pub(crate) fn forget_watermark(&self, _user_id: i64) {
         self.watermarks.invalidate();
+        self.feed_watch.poke();
     }
 
     /// Feed entries after cursor `after`, oldest first, at most `limit`.

@@ -16,6 +16,28 @@ pub const PATH: &str = "/auth/revocations/";
 /// the start). It must be a non-negative integer.
 pub const AFTER_PARAM: &str = "after";
 
+/// The query parameter asking for a long poll: how long the auth-service may hold the request
+/// while the feed has nothing after the cursor (`25s`, `500ms`, or whole seconds; at most 60 s,
+/// and less than the auth-service's `REQUEST_TIMEOUT`). The answer comes as soon as there is
+/// an entry, or empty at the deadline. An auth-service that predates it ignores it and answers
+/// at once.
+pub const WAIT_PARAM: &str = "wait";
+
+/// Reads a [`WAIT_PARAM`] value: a duration with a unit (`25s`, `500ms`, `1m`) or whole seconds.
+pub fn parse_wait(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(std::time::Duration::from_secs);
+    }
+    humantime::parse_duration(value).ok()
+}
+
+/// The path and query of a long poll after `cursor`, waiting up to `wait` (whole seconds, at
+/// least one): `/auth/revocations/?after=CURSOR&wait=25s`.
+pub fn long_poll_after(cursor: i64, wait: std::time::Duration) -> String {
+    format!("{PATH}?{AFTER_PARAM}={cursor}&{WAIT_PARAM}={}s", wait.as_secs().max(1))
+}
+
 /// The header carrying the feed token, `X-Revocation-Feed-Token`; written in lower case, the
 /// form `http::HeaderName::from_static` takes (header names are case-insensitive).
 pub const FEED_TOKEN_HEADER: &str = "x-revocation-feed-token";
