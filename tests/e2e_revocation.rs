@@ -309,6 +309,55 @@ async fn long_polling_pushes_a_logout_all_to_the_client(backend: Backend) {
     pair.finish().await;
 }
 
+/// A revoked signing key reaches a local-mode client through the feed: its tokens are refused
+/// within moments, with no JWKS fetch (the client's copy would still hold the key for minutes),
+/// while the successor's tokens are accepted.
+async fn a_revoked_signing_key_is_pushed_to_the_client(backend: Backend) {
+    use shared_user::jsonwebtoken::Algorithm;
+    let options = Options::new(VerifyMode::Local)
+        .auth(|s| {
+            s.algorithm = Algorithm::EdDSA;
+            s.revocation_feed_token = Some(FEED_TOKEN.into());
+        })
+        .configure(|c| c.revocation_feed(FEED_TOKEN).revocation_poll_interval(Duration::from_secs(10)));
+    let Some(pair) = Pair::start(backend, options).await else { return };
+    pair.add_user("alice@example.com", &[]).await;
+    let (_, old) = pair.login("alice@example.com").await;
+    wait_live(&pair).await;
+    assert_eq!(pair.get("/api/me/", &old).await.status, 200);
+    let kid = shared_user::jsonwebtoken::decode_header(&old).unwrap().kid.expect("a kid");
+    pair.counter.reset();
+    let since = Instant::now();
+    let kek = auth_service::keys::KeyEncryptionKey::parse(common::KEK).expect("KEK");
+    let revoked =
+        auth_service::keys::revoke(&pair.auth.store, &kid, Algorithm::EdDSA, Some(&kek)).await.expect("revoke");
+    assert!(matches!(revoked, auth_service::keys::Revoked::Current(_)), "{revoked:?}");
+    while pair.get("/api/me/", &old).await.status != 401 {
+        assert!(since.elapsed() < Duration::from_secs(5), "not pushed: the JWKS copy is kept for 5 minutes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("revoked key refused by the long-polling client after {:?}", since.elapsed());
+    pair.get("/api/me/", &old).await.expect_client_401(common::token_not_valid());
+    assert_eq!(pair.counter.get("/.well-known/jwks.json"), 0, "no JWKS fetch: {:?}", pair.counter.snapshot());
+    // The feed's entry names the key.
+    let r = pair
+        .http
+        .get(format!("{}/auth/revocations/?after=0", pair.auth_url))
+        .header("x-revocation-feed-token", FEED_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let page: serde_json::Value = r.json().await.unwrap();
+    let entries = page["revocations"].as_array().unwrap();
+    assert!(entries.contains(&json!({"user_id": 0, "not_before": 0, "kid": kid})), "{page}");
+    // The successor signs once the replica has seen the revocation; its tokens pass.
+    common::reload_auth_keys(&pair).await;
+    let (_, new) = pair.login_direct("alice@example.com").await;
+    assert_ne!(shared_user::jsonwebtoken::decode_header(&new).unwrap().kid, Some(kid));
+    assert_eq!(pair.get("/api/me/", &new).await.status, 200);
+    pair.finish().await;
+}
+
 /// Remote mode needs no feed: the auth-service's verify applies the watermark at once.
 async fn remote_mode_refuses_at_once(backend: Backend) {
     let options = Options::new(VerifyMode::Remote).auth(|s| s.revocation_feed_token = Some(FEED_TOKEN.into()));
@@ -331,6 +380,7 @@ async fn remote_mode_refuses_at_once(backend: Backend) {
 }
 
 both_backends!(
+    a_revoked_signing_key_is_pushed_to_the_client,
     long_polling_pushes_a_logout_all_to_the_client,
     logout_all_reaches_the_client,
     remote_mode_refuses_at_once,

@@ -212,8 +212,9 @@ pub enum Revoked {
 
 /// Revokes `kid` in the database: every running replica stops accepting its tokens and
 /// publishing it within about a second ([`watch::REVOKED_POLL_INTERVAL`], whatever
-/// `KEYS_RELOAD_INTERVAL` is), and local-mode clients refuse its tokens at their next JWKS
-/// fetch. Revoking the signing key first promotes the staged one, or creates a new key of
+/// `KEYS_RELOAD_INTERVAL` is), and local-mode clients refuse its tokens as soon as the
+/// revocation feed, where the revocation is an entry, brings it (or at their next JWKS fetch
+/// without the feed). Revoking the signing key first promotes the staged one, or creates a new key of
 /// `alg`; replicas sign with it as soon as they have seen the revocation.
 pub async fn revoke(
     store: &Store,

@@ -97,7 +97,14 @@ pub async fn get_revocations(
     check_feed_token(&state, token, client.as_ref().map(|Extension(c)| c))?;
     let (after, wait) = parse_feed_query(query.as_deref())?;
     let page = revocations_waiting(&state, after, wait, draining.map(|Extension(d)| d)).await?;
-    let revocations = page.revocations.iter().map(|r| Entry { user_id: r.user_id, not_before: r.not_before }).collect();
+    let revocations = page
+        .revocations
+        .into_iter()
+        .map(|r| match r.kid {
+            Some(kid) => Entry::key(kid),
+            None => Entry::watermark(r.user_id, r.not_before),
+        })
+        .collect();
     Ok(Json(Page { cursor: page.cursor, revocations }))
 }
 

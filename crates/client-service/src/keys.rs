@@ -2,6 +2,7 @@
 //! (cached; an unknown `kid` triggers at most one refetch per interval), found at a URL or
 //! through the issuer's discovery document.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,9 @@ pub(crate) enum KeySource {
     None,
     /// Shared secret (HS*).
     Hmac(Arc<Verifier>),
-    /// Public keys from a JWKS URL.
-    Jwks(Box<JwksCache>),
+    /// Public keys from a JWKS URL (shared with the revocation poller, which drops revoked
+    /// keys).
+    Jwks(Arc<JwksCache>),
 }
 
 /// One fetched JWKS as a [`Verifier`], numbered so that results obtained with an older set can
@@ -43,6 +45,9 @@ pub(crate) struct JwksCache {
     ttl: Duration,
     min_refetch: Duration,
     current: RwLock<Option<Cached>>,
+    /// Keys the revocation feed announced revoked: dropped from the installed set at once and
+    /// never installed again, whatever a (possibly cached) JWKS answer still holds.
+    revoked: RwLock<HashSet<String>>,
     /// Serialises fetches; holds when the last unknown-kid refetch happened.
     gate: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -128,7 +133,32 @@ impl JwksAt {
 impl JwksCache {
     /// A cache of the set `at`.
     pub(crate) fn new(at: JwksAt, settings: VerifySettings, ttl: Duration, min_refetch: Duration) -> Self {
-        Self { at, settings, ttl, min_refetch, current: RwLock::new(None), gate: tokio::sync::Mutex::new(None) }
+        Self {
+            at,
+            settings,
+            ttl,
+            min_refetch,
+            current: RwLock::new(None),
+            revoked: RwLock::new(HashSet::new()),
+            gate: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn is_revoked(&self, kid: &str) -> bool {
+        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains(kid)
+    }
+
+    /// The revocation feed announced `kid` revoked: its tokens are refused from now on (the
+    /// installed set loses the key and gets a new generation, so no remembered verification
+    /// of it counts either), and no later JWKS answer brings it back. Returns whether the
+    /// installed set held it.
+    pub(crate) fn revoke_kid(&self, kid: &str) -> bool {
+        self.revoked.write().unwrap_or_else(|p| p.into_inner()).insert(kid.to_owned());
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let Some(cached) = current.as_mut() else { return false };
+        let Some(verifier) = cached.set.verifier.without_kid(kid) else { return false };
+        cached.set = KeySet { verifier: Arc::new(verifier), generation: cached.set.generation + 1 };
+        true
     }
 
     fn cached(&self) -> Option<Cached> {
@@ -166,7 +196,8 @@ impl JwksCache {
             jwks_fetch("failure");
             ClientError::BadUpstream(format!("the JWKS is not a key set: {e}"))
         })?;
-        let keys = shared_user::jwks::keys_from_set(&set);
+        let mut keys = shared_user::jwks::keys_from_set(&set);
+        keys.retain(|k| k.kid.as_deref().is_none_or(|kid| !self.is_revoked(kid)));
         if keys.is_empty() {
             jwks_fetch("failure");
             return Err(ClientError::BadUpstream("the JWKS holds no usable signing key".into()));
@@ -211,6 +242,10 @@ impl JwksCache {
     /// A token named a `kid` we do not know: refetch once, unless a fetch happened within the
     /// minimum interval. Returns the new set when it knows `kid`.
     pub(crate) async fn refetch_for(&self, upstream: &Upstream, kid: &str) -> Option<KeySet> {
+        if self.is_revoked(kid) {
+            // The feed said so: no fetch can make it valid.
+            return None;
+        }
         let mut gate = self.gate.lock().await;
         if let Some(cached) = self.cached()
             && cached.set.verifier.knows_kid(kid)

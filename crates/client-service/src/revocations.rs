@@ -24,6 +24,7 @@ use bytes::Bytes;
 use shared_user::wire::revocations::{FEED_TOKEN_HEADER, MAX_ENTRIES, Page, long_poll_after, page_after};
 
 use crate::error::ClientError;
+use crate::keys::JwksCache;
 use crate::upstream::Upstream;
 use crate::users::Users;
 use crate::watermarks::{RevocationStatus, Watermarks};
@@ -74,13 +75,21 @@ pub(crate) struct Poller {
     /// The state's mirrored users, to forget the revoked ones; weak, so the poller does not
     /// keep them (and their database) alive once the state is dropped.
     users: Weak<Users>,
+    /// The JWKS cache of a client verifying with published keys, which drops revoked keys.
+    jwks: Option<Arc<JwksCache>>,
 }
 
 impl Poller {
-    /// A poller reading the feed through `upstream` with `token`, raising `watermarks` and
-    /// forgetting revoked users in `users`.
-    pub(crate) fn new(upstream: Upstream, token: String, watermarks: Arc<Watermarks>, users: Weak<Users>) -> Self {
-        Self { upstream, token, watermarks, users }
+    /// A poller reading the feed through `upstream` with `token`, raising `watermarks`,
+    /// forgetting revoked users in `users` and dropping revoked keys from `jwks`.
+    pub(crate) fn new(
+        upstream: Upstream,
+        token: String,
+        watermarks: Arc<Watermarks>,
+        users: Weak<Users>,
+        jwks: Option<Arc<JwksCache>>,
+    ) -> Self {
+        Self { upstream, token, watermarks, users, jwks }
     }
 
     /// Starts reading the feed (a no-op outside a tokio runtime, with a warning) until `stop`
@@ -188,6 +197,12 @@ impl Poller {
         }
         if !changed.is_empty() {
             tracing::info!(users = changed.len(), cursor = page.cursor, "revocations applied");
+        }
+        for kid in page.revocations.iter().filter_map(|e| e.kid.as_deref()) {
+            if let Some(jwks) = &self.jwks {
+                let held = jwks.revoke_kid(kid);
+                tracing::info!(kid, held, "signing key revoked: its tokens are refused from now on");
+            }
         }
         if let RevocationStatus::Unreachable { since, .. } = marks.status() {
             let outage = since.elapsed().unwrap_or_default();

@@ -55,7 +55,7 @@ impl ClientState {
                 key,
                 &config.previous_signing_keys,
             ))),
-            (VerifyMode::Local, None) => KeySource::Jwks(Box::new(JwksCache::new(
+            (VerifyMode::Local, None) => KeySource::Jwks(Arc::new(JwksCache::new(
                 config.jwks_at(),
                 config.verify.clone(),
                 config.jwks_ttl,
@@ -75,7 +75,11 @@ impl ClientState {
         let mut stop_poller = None;
         if let Some(token) = feed_token {
             let (stop, stopped) = tokio::sync::oneshot::channel();
-            let poller = Poller::new(upstream.clone(), token, watermarks.clone(), Arc::downgrade(&users));
+            let jwks = match &keys {
+                KeySource::Jwks(jwks) => Some(jwks.clone()),
+                _ => None,
+            };
+            let poller = Poller::new(upstream.clone(), token, watermarks.clone(), Arc::downgrade(&users), jwks);
             poller.spawn(config.revocation_poll_interval, config.revocation_feed_wait, stopped);
             stop_poller = Some(stop);
         }

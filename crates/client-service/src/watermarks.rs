@@ -77,7 +77,8 @@ impl Watermarks {
         let current = self.map.load_full();
         let mut changed = Vec::new();
         let mut next: Option<HashMap<i64, i64>> = None;
-        for e in entries {
+        // Key entries (with a `kid`) are the keys' business, not a user's.
+        for e in entries.iter().filter(|e| e.kid.is_none()) {
             let known = next.as_ref().unwrap_or(&current).get(&e.user_id).copied();
             if known.is_none_or(|nb| nb < e.not_before) {
                 next.get_or_insert_with(|| (*current).clone()).insert(e.user_id, e.not_before);
@@ -132,7 +133,7 @@ impl Watermarks {
     /// `testing` hook: tokens of `user_id` issued before `not_before` are refused from now on,
     /// as if the feed had announced it (a test state has no poller to race with).
     pub(crate) fn revoke_for_tests(&self, user_id: i64, not_before: i64) {
-        self.raise(&[Entry { user_id, not_before }]);
+        self.raise(&[Entry::watermark(user_id, not_before)]);
     }
 }
 
@@ -141,7 +142,7 @@ mod tests {
     use super::*;
 
     fn entry(user_id: i64, not_before: i64) -> Entry {
-        Entry { user_id, not_before }
+        Entry::watermark(user_id, not_before)
     }
 
     #[test]
@@ -153,6 +154,13 @@ mod tests {
         assert!(!marks.refuses(7, Some(100)), "iat == not_before is accepted");
         assert!(marks.refuses(7, None), "no iat, refused once the user has a watermark");
         assert!(!marks.refuses(8, Some(1)), "other users are untouched");
+    }
+
+    #[test]
+    fn key_entries_raise_no_watermark() {
+        let marks = Watermarks::new(true);
+        assert!(marks.raise(&[Entry::key("k1")]).is_empty());
+        assert!(!marks.refuses(0, None), "no watermark for user 0");
     }
 
     #[test]

@@ -12,12 +12,15 @@
 //!   address.
 //! - [`tls`]: remote verify through a client over TLS against plain HTTP, and new TLS
 //!   connections per second on one thread.
+//! - [`push`]: how fast a logout-all reaches a long-polling local-mode client, and what a
+//!   thousand waiting long polls cost the auth-service (release binaries).
 //!
 //! Everything here talks to loopback addresses only, and every loop stops by itself after a
 //! duration and a request count.
 
 pub mod listener;
 pub mod load;
+pub mod push;
 pub mod rss;
 pub mod scenarios;
 pub mod setup;

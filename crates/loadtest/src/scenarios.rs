@@ -41,6 +41,10 @@ pub enum Scenario {
     /// Remote verify through a client over TLS vs plain HTTP, interleaved (`--rounds`), and new
     /// TLS connections per second to a listener on one thread (not part of `all`).
     Tls,
+    /// Revocations pushed (not part of `all`): logout-all -> a long-polling local-mode client's
+    /// first 401, `--rounds` times (default here 200), then `--waiters` long polls of the feed
+    /// at once (the auth-service's memory, and one revocation's fan-out), release binaries.
+    Push,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -105,6 +109,9 @@ pub struct Options {
     /// `users` with --postgres: keep the auth-service on SQLite (only the mirror on PostgreSQL).
     #[arg(long)]
     pub auth_sqlite: bool,
+    /// Long polls of the feed held open at once in the `push` scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub waiters: usize,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -127,7 +134,7 @@ impl Options {
 
     fn wants(&self, s: Scenario) -> bool {
         (self.scenario == Scenario::All
-            && !matches!(s, Scenario::Users | Scenario::Listener | Scenario::Abuse | Scenario::Tls))
+            && !matches!(s, Scenario::Users | Scenario::Listener | Scenario::Abuse | Scenario::Tls | Scenario::Push))
             || self.scenario == s
     }
 }
@@ -171,6 +178,16 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     if options.scenario == Scenario::Tls {
         let report = crate::tls::measure(options.limits(options.connections), options.rounds, servers, loadgen)?;
         crate::tls::print(&report, options.connections);
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average after: {}", load.trim());
+        }
+        return Ok(());
+    }
+    if options.scenario == Scenario::Push {
+        let bin_dir = options.bin_dir.clone().unwrap_or_else(crate::rss::default_bin_dir);
+        let rounds = if options.rounds > 1 { options.rounds } else { 200 };
+        let report = loadgen.block_on(crate::push::measure(&bin_dir, rounds, options.waiters, &options.child_env))?;
+        crate::push::print(&report);
         if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
             println!("load average after: {}", load.trim());
         }

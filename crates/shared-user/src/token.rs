@@ -161,6 +161,16 @@ impl Verifier {
         Self::new(settings, keys)
     }
 
+    /// The same verifier without the key named `kid` (a revoked key); `None` when it has no
+    /// such key.
+    pub fn without_kid(&self, kid: &str) -> Option<Self> {
+        if !self.knows_kid(kid) {
+            return None;
+        }
+        let keys = self.keys.iter().filter(|k| k.kid.as_deref() != Some(kid)).cloned().collect();
+        Some(Self::new(self.settings.clone(), keys))
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &VerifySettings {
         &self.settings

@@ -22,6 +22,7 @@ diesel::table! {
         user_id -> BigInt,
         not_before -> BigInt,
         created_at -> Timestamp,
+        kid -> Nullable<Text>,
     }
 }
 
@@ -58,15 +59,32 @@ macro_rules! insert_revocation {
 }
 pub(crate) use insert_revocation;
 
+/// Inserts the feed entry of revoked signing key `$kid` on `$conn` (user 0, `not_before` 0),
+/// inside the caller's transaction, last, like [`insert_revocation!`].
+macro_rules! insert_key_revocation {
+    ($conn:expr, $kid:expr, $now:expr) => {{
+        use $crate::store::revocations::FeedLock as _;
+        use $crate::store::revocations::revocation_events as t;
+        $conn.lock_feed().await?;
+        diesel::insert_into(t::table)
+            .values((t::user_id.eq(0_i64), t::not_before.eq(0_i64), t::created_at.eq($now), t::kid.eq(Some($kid))))
+            .execute($conn)
+            .await
+    }};
+}
+pub(crate) use insert_key_revocation;
+
 /// One entry of the feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct RevocationRow {
     /// Cursor of this entry.
     pub id: i64,
-    /// The user whose tokens are refused.
+    /// The user whose tokens are refused (0 for a key).
     pub user_id: i64,
-    /// Tokens with `iat` before this (epoch seconds) are refused.
+    /// Tokens with `iat` before this (epoch seconds) are refused (0 for a key).
     pub not_before: i64,
+    /// A revoked signing key: every token it signed is refused.
+    pub kid: Option<String>,
 }
 
 /// How long the in-memory watermarks are used before the feed table is read again for what
@@ -267,11 +285,11 @@ impl Store {
         let mut fresh = std::collections::HashMap::new();
         loop {
             let rows = self.revocations_after(after, PAGE).await?;
-            for r in &rows {
+            for r in rows.iter().filter(|r| r.kid.is_none()) {
                 let mark = fresh.entry(r.user_id).or_insert(r.not_before);
                 *mark = (*mark).max(r.not_before);
-                after = after.max(r.id);
             }
+            after = rows.iter().map(|r| r.id).fold(after, i64::max);
             if (rows.len() as i64) < PAGE {
                 break;
             }
@@ -310,7 +328,12 @@ impl Store {
                 .filter(revocation_events::id.gt(after))
                 .order(revocation_events::id.asc())
                 .limit(limit)
-                .select((revocation_events::id, revocation_events::user_id, revocation_events::not_before))
+                .select((
+                    revocation_events::id,
+                    revocation_events::user_id,
+                    revocation_events::not_before,
+                    revocation_events::kid,
+                ))
                 .load::<RevocationRow>(conn)
                 .await?)
         })

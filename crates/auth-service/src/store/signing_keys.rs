@@ -8,6 +8,7 @@ use shared_user::{DbError, with_conn};
 
 use super::Store;
 use super::audit::insert_audit;
+use super::revocations::insert_key_revocation;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::schema::signing_keys;
 
@@ -136,16 +137,28 @@ impl Store {
         })
     }
 
-    /// Marks `kid` revoked (not published, its tokens refused); `false` when there is no such key.
+    /// Marks `kid` revoked (not published, its tokens refused) and announces it in the
+    /// revocation feed, in one transaction; `false` when there is no such key.
     pub async fn revoke_signing_key(&self, kid: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
-            let n = diesel::update(signing_keys::table.find(kid))
-                .set((signing_keys::status.eq("revoked"), signing_keys::retired_at.eq(Some(now))))
-                .execute(conn)
-                .await?;
-            Ok(n > 0)
-        })
+        let revoked = with_conn!(self.db(), |conn| {
+            conn.transaction(async move |conn| {
+                let n = diesel::update(signing_keys::table.find(kid))
+                    .set((signing_keys::status.eq("revoked"), signing_keys::retired_at.eq(Some(now))))
+                    .execute(conn)
+                    .await?;
+                if n > 0 {
+                    insert_key_revocation!(conn, kid, now)?;
+                }
+                Ok::<bool, DbError>(n > 0)
+            })
+            .await
+        })?;
+        if revoked {
+            // Long polls of the feed answer now.
+            self.forget_watermark(0);
+        }
+        Ok(revoked)
     }
 
     /// The kids of revoked keys: one small read (revocations are rare and the table holds a

@@ -6,6 +6,11 @@
 //! On the wire a page is `{"cursor":12,"revocations":[{"user_id":7,"not_before":1764606908}]}`:
 //! the fields in that order, none optional. A client ignores fields it does not know, so the
 //! auth-service may add some later.
+//!
+//! A revoked signing key travels in the same sequence, as an entry with a `kid`:
+//! `{"user_id":0,"not_before":0,"kid":"5c1f2d7e9a8b4c3d"}`. Its `user_id` and `not_before` are
+//! zero, so a reader that predates key entries takes it for a watermark that refuses nothing;
+//! a reader that knows them drops the key at once instead of at its next JWKS fetch.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,15 +66,32 @@ pub struct Page {
     pub revocations: Vec<Entry>,
 }
 
-/// One revocation watermark: tokens of `user_id` with `iat < not_before` are dead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One revocation: a watermark (tokens of `user_id` with `iat < not_before` are dead), or, with
+/// a `kid`, a revoked signing key (every token it signed is dead; `user_id` and `not_before`
+/// are then 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = RevocationDoc))]
 pub struct Entry {
-    /// The user.
+    /// The user (0 for a key).
     pub user_id: i64,
-    /// Epoch seconds.
+    /// Epoch seconds (0 for a key).
     pub not_before: i64,
+    /// The revoked signing key; absent for a watermark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+}
+
+impl Entry {
+    /// A watermark: tokens of `user_id` issued before `not_before` are dead.
+    pub fn watermark(user_id: i64, not_before: i64) -> Self {
+        Self { user_id, not_before, kid: None }
+    }
+
+    /// A revoked signing key.
+    pub fn key(kid: impl Into<String>) -> Self {
+        Self { user_id: 0, not_before: 0, kid: Some(kid.into()) }
+    }
 }
 
 #[cfg(test)]
@@ -78,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_page_is_the_auth_service_json_byte_for_byte_and_round_trips() {
-        let page = Page { cursor: 12, revocations: vec![Entry { user_id: 7, not_before: 1764606908 }] };
+        let page = Page { cursor: 12, revocations: vec![Entry::watermark(7, 1764606908)] };
         let json = serde_json::to_string(&page).unwrap();
         assert_eq!(
             json, r#"{"cursor":12,"revocations":[{"user_id":7,"not_before":1764606908}]}"#,
@@ -99,7 +121,26 @@ mod tests {
         let page: Page =
             serde_json::from_str(r#"{"cursor":3,"revocations":[{"user_id":1,"not_before":2,"why":"x"}],"more":true}"#)
                 .unwrap();
-        assert_eq!(page, Page { cursor: 3, revocations: vec![Entry { user_id: 1, not_before: 2 }] });
+        assert_eq!(page, Page { cursor: 3, revocations: vec![Entry::watermark(1, 2)] });
+    }
+
+    #[test]
+    fn a_key_entry_reads_as_a_harmless_watermark_to_an_older_reader() {
+        let page = Page { cursor: 4, revocations: vec![Entry::key("k1")] };
+        let json = serde_json::to_string(&page).unwrap();
+        assert_eq!(json, r#"{"cursor":4,"revocations":[{"user_id":0,"not_before":0,"kid":"k1"}]}"#);
+        assert_eq!(serde_json::from_str::<Page>(&json).unwrap(), page, "round trip");
+        #[derive(Deserialize)]
+        struct OldEntry {
+            user_id: i64,
+            not_before: i64,
+        }
+        #[derive(Deserialize)]
+        struct OldPage {
+            revocations: Vec<OldEntry>,
+        }
+        let old: OldPage = serde_json::from_str(&json).unwrap();
+        assert_eq!((old.revocations[0].user_id, old.revocations[0].not_before), (0, 0));
     }
 
     #[test]
