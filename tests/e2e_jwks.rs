@@ -194,7 +194,102 @@ async fn verifiers_given_only_the_issuer_url_find_the_keys_through_discovery(bac
     p.finish().await;
 }
 
+/// Two replicas rotate their keys by themselves (`KEY_ROTATION_INTERVAL` 4 s, so a 3 s
+/// publication lead: 1 s reload + 1 s `JWKS_MAX_AGE` + 1 s) while a local-mode client checks a
+/// steady stream of fresh and older tokens from both: through two rotations no valid token is
+/// refused, a key is in the JWKS before any token carries it, and a retired key leaves the JWKS
+/// only once every token it signed has expired (refresh lifetime 6 s).
+async fn two_replicas_rotate_by_themselves_without_a_refused_token(backend: Backend) {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::{Duration, Instant};
+    let options = Options::new(client_service::VerifyMode::Local)
+        .auth(|s| {
+            s.algorithm = Algorithm::EdDSA;
+            s.key_rotation_interval = Duration::from_secs(4);
+            s.keys_reload_interval = Duration::from_secs(1);
+            s.jwks_max_age = Duration::from_secs(1);
+            s.access_token_lifetime = Duration::from_secs(5);
+            s.refresh_token_lifetime = Duration::from_secs(6);
+        })
+        .configure(|c| c.jwks_min_refetch(Duration::from_millis(200)));
+    let Some(p) = Pair::start(backend, options).await else { return };
+    let id = p.add_user("alice@example.com", &[]).await;
+    let kek = auth_service::keys::KeyEncryptionKey::parse(common::KEK).expect("KEK");
+    let replica_b = auth_service::AppState::build((*p.auth.settings).clone(), p.auth_db.db.clone()).await.unwrap();
+    let mut watches = Vec::new();
+    for state in [&p.auth, &replica_b] {
+        let policy = auth_service::keys::rotation::Policy::of(&state.settings);
+        let watch = auth_service::keys::watch::KeyWatch::new(
+            state.store.clone(),
+            state.keys.clone(),
+            Some(kek.clone()),
+            state.settings.keys_reload_interval,
+        );
+        watches.push(watch.rotating(policy).spawn());
+    }
+
+    let started = Instant::now();
+    // Every token minted, with its kid and expiry; the kids each JWKS answer held.
+    let mut tokens: Vec<(String, String, i64)> = Vec::new();
+    let mut first_seen_in_jwks: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut refused = Vec::new();
+    let mut first_kid_gone_at = None;
+    let kid_of = |t: &str| shared_user::jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    while started.elapsed() < Duration::from_secs(16) {
+        let now = chrono::Utc::now().timestamp();
+        for state in [&p.auth, &replica_b] {
+            let minted = state.keys.mint(shared_user::TokenType::Access, id).unwrap();
+            let kid = kid_of(&minted.token);
+            tokens.push((minted.token, kid, minted.exp));
+        }
+        let jwks: serde_json::Value =
+            p.http.get(format!("{}{JWKS}", p.auth_url)).send().await.unwrap().json().await.unwrap();
+        let last_jwks: BTreeSet<String> =
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+        for kid in &last_jwks {
+            first_seen_in_jwks.entry(kid.clone()).or_insert_with(Instant::now);
+        }
+        // Every unexpired token's key is published; every unexpired token is accepted (the two
+        // newest and a sample of older ones, so the loop stays steady).
+        let live: Vec<&(String, String, i64)> = tokens.iter().filter(|(_, _, exp)| *exp > now + 1).collect();
+        for (_, kid, _) in &live {
+            assert!(last_jwks.contains(kid), "a key with live tokens is unpublished: {kid} not in {last_jwks:?}");
+        }
+        for (token, kid, _) in live.iter().rev().take(2).chain(live.iter().step_by(7)) {
+            let r = p.get("/api/test/", token).await;
+            if r.status != 200 {
+                refused.push((started.elapsed(), kid.clone(), r.status, r.text.clone()));
+            }
+        }
+        let first = &tokens[0].1;
+        if first_kid_gone_at.is_none() && !last_jwks.contains(first) {
+            first_kid_gone_at = Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for w in watches {
+        w.abort();
+    }
+    let kids: BTreeSet<&String> = tokens.iter().map(|(_, kid, _)| kid).collect();
+    assert!(refused.is_empty(), "refused valid tokens: {refused:?}");
+    assert!(kids.len() >= 3, "two rotations: three signing keys, got {kids:?}");
+    // The first key signed until the first promotion (about 7 s in), and its tokens live 5 s
+    // (refresh tokens 6 s): it left the JWKS only after that.
+    let rows = p.auth.store.signing_keys().await.unwrap();
+    let first_retired = rows.iter().find(|r| r.kid == tokens[0].1).and_then(|r| r.retired_at);
+    assert!(first_retired.is_some(), "the first key retired: {rows:?}");
+    let last_exp_first = tokens.iter().filter(|(_, kid, _)| *kid == tokens[0].1).map(|(_, _, e)| *e).max().unwrap();
+    let gone = first_kid_gone_at.expect("the first key left the JWKS within the run");
+    let gone_epoch = chrono::Utc::now().timestamp() - (started.elapsed() - gone).as_secs() as i64;
+    assert!(
+        gone_epoch >= last_exp_first,
+        "unpublished at {gone_epoch}, before its last token expired at {last_exp_first}"
+    );
+    p.finish().await;
+}
+
 both_backends!(
+    two_replicas_rotate_by_themselves_without_a_refused_token,
     verifiers_given_only_the_issuer_url_find_the_keys_through_discovery,
     the_client_keeps_the_jwks_for_its_max_age_then_revalidates_it,
     a_client_with_signing_key_previous_accepts_tokens_of_the_earlier_secret,

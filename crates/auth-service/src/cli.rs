@@ -87,6 +87,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (dev_key, asymmetric) = (settings.dev && settings.signing_key.is_none(), settings.is_asymmetric());
     let (keys_reload_interval, refresh_lifetime, audit_retention) =
         (settings.keys_reload_interval, settings.refresh_token_lifetime, settings.audit_retention);
+    let rotation = crate::keys::rotation::Policy::of(&settings);
     match crate::discovery::issuer_url(&settings) {
         Ok(issuer) => tracing::info!(issuer, "discovery: /.well-known/openid-configuration"),
         Err(why) => tracing::info!("{why}"),
@@ -97,7 +98,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if asymmetric {
         // Revocations within a second, rotations every KEYS_RELOAD_INTERVAL.
-        crate::keys::watch::KeyWatch::new(state.store.clone(), state.keys.clone(), kek, keys_reload_interval).spawn();
+        crate::keys::watch::KeyWatch::new(state.store.clone(), state.keys.clone(), kek, keys_reload_interval)
+            .rotating(rotation)
+            .spawn();
     }
     let purger = state.store.clone();
     tokio::spawn(async move {
@@ -401,9 +404,11 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        KeysCommand::List { db } => {
+        KeysCommand::List { db, rotation } => {
             let store = Store::new(open_db(&db).await?);
+            let policy = rotation.policy();
             for k in store.signing_keys().await? {
+                let next = crate::keys::rotation::next_step(&k, &policy);
                 let line = serde_json::json!({
                     "kid": k.kid,
                     "algorithm": k.algorithm,
@@ -411,6 +416,8 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                     "created_at": shared_user::user::format_datetime(&k.created_at),
                     "activated_at": k.activated_at.as_ref().map(shared_user::user::format_datetime),
                     "retired_at": k.retired_at.as_ref().map(shared_user::user::format_datetime),
+                    "next_step": next.map(|(step, _)| step),
+                    "next_step_at": next.map(|(_, at)| shared_user::user::format_datetime(&at)),
                 });
                 println!("{line}");
             }

@@ -7,8 +7,9 @@
 //! hold a PEM and are recognised by it; `auth-service migrate` and `serve` seal them.
 //!
 //! How a running replica follows the stored keys (revocations within a second, rotations at
-//! `KEYS_RELOAD_INTERVAL`) is [`watch`].
+//! `KEYS_RELOAD_INTERVAL`) is [`watch`]; how keys rotate by themselves is [`rotation`].
 
+pub mod rotation;
 pub mod watch;
 
 use shared_user::jsonwebtoken::Algorithm;

@@ -29,6 +29,14 @@ pub mod defaults {
     pub const REFRESH_TOKEN_LIFETIME: &str = "1d";
     /// `AUDIT_RETENTION`.
     pub const AUDIT_RETENTION: &str = "90d";
+    /// `KEYS_RELOAD_INTERVAL`.
+    pub const KEYS_RELOAD_INTERVAL: &str = "30s";
+    /// `JWKS_MAX_AGE`.
+    pub const JWKS_MAX_AGE: &str = "5m";
+    /// `KEY_ROTATION_INTERVAL`.
+    pub const KEY_ROTATION_INTERVAL: &str = "30d";
+    /// `LEEWAY`, seconds.
+    pub const LEEWAY: &str = "0";
 }
 
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
@@ -141,7 +149,7 @@ pub struct Settings {
     #[arg(long, env = "ISSUER")]
     pub issuer: Option<String>,
     /// Clock skew allowance in seconds for `exp`, `nbf` and `iat`.
-    #[arg(long, env = "LEEWAY", default_value_t = 0)]
+    #[arg(long, env = "LEEWAY", default_value = defaults::LEEWAY)]
     pub leeway: u64,
     /// Name of the user id claim.
     #[arg(long, env = "USER_ID_CLAIM", default_value = "user_id")]
@@ -161,12 +169,17 @@ pub struct Settings {
     pub trust_x_forwarded_for: bool,
     /// How often replicas reload asymmetric signing keys from the database (rotation; revoked
     /// keys are dropped within a second regardless).
-    #[arg(long, env = "KEYS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "KEYS_RELOAD_INTERVAL", default_value = defaults::KEYS_RELOAD_INTERVAL, value_parser = parse_duration)]
     pub keys_reload_interval: Duration,
     /// How long verifiers may cache the JWKS (`Cache-Control: public, max-age=N` on
     /// /.well-known/jwks.json, which also answers 304 to a matching `If-None-Match`).
-    #[arg(long, env = "JWKS_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "JWKS_MAX_AGE", default_value = defaults::JWKS_MAX_AGE, value_parser = parse_duration)]
     pub jwks_max_age: Duration,
+    /// Automatic rotation of asymmetric signing keys (EdDSA, ES256, RS256): once the signing key
+    /// is this old, one replica stages its successor, which signs after the publication lead
+    /// (KEYS_RELOAD_INTERVAL + JWKS_MAX_AGE + LEEWAY + 1s). `0`: manual rotation only.
+    #[arg(long, env = "KEY_ROTATION_INTERVAL", default_value = defaults::KEY_ROTATION_INTERVAL, value_parser = parse_duration)]
+    pub key_rotation_interval: Duration,
     /// Who may create users over HTTP: off, open or admin.
     #[arg(long, env = "ALLOW_CREATE_USER", value_enum, default_value_t = CreateUserPolicy::Off)]
     pub allow_create_user: CreateUserPolicy,
@@ -419,6 +432,14 @@ impl Settings {
             )));
         }
         self.key_encryption_key()?;
+        let lead = crate::keys::rotation::Policy::of(self).lead;
+        if !self.key_rotation_interval.is_zero() && self.key_rotation_interval <= lead {
+            return Err(SettingError(format!(
+                "KEY_ROTATION_INTERVAL must be longer than the publication lead of a new key ({}: \
+                 KEYS_RELOAD_INTERVAL + JWKS_MAX_AGE + LEEWAY + 1s), or 0 for manual rotation",
+                humantime::format_duration(lead)
+            )));
+        }
         self.trusted_proxies()?;
         if self.trust_x_forwarded_for && self.trusted_proxies()?.is_empty() {
             return Err(SettingError::new(

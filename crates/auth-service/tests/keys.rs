@@ -130,10 +130,46 @@ async fn keys_cli_stages_promotes_and_lists_without_private_material(backend: Ba
     let listed = run(&["keys", "list"]);
     assert_eq!(listed.lines().count(), 2);
     assert!(listed.contains("\"status\":\"next\"") && listed.contains("\"status\":\"current\""));
+    // What happens next, and when: the staged key signs after the publication lead
+    // (30 s reload + 5 min JWKS_MAX_AGE + 1 s by default).
+    let staged: Value =
+        listed.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|k| k["status"] == "next").unwrap();
+    assert_eq!(staged["next_step"], "sign");
+    let at = |v: &Value| chrono::NaiveDateTime::parse_from_str(v.as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%.fZ").unwrap();
+    assert_eq!((at(&staged["next_step_at"]) - at(&staged["created_at"])).num_seconds(), 331, "{staged}");
     assert!(!listed.contains("PRIVATE KEY"));
     assert!(run(&["keys", "rotate", "--algorithm", "EdDSA"]).contains("is now current"));
     let listed = run(&["keys", "list"]);
     assert!(listed.contains("\"status\":\"retired\"") && !listed.contains("\"status\":\"next\""));
+    assert!(listed.contains("\"next_step\":\"unpublish\"") && listed.contains("\"next_step\":\"stage_successor\""));
+}
+
+/// Eight replicas find the signing key due at the same moment: one stage is stored, and then
+/// one promotion; every step is audited once.
+async fn replicas_racing_to_rotate_take_each_step_once(backend: Backend) {
+    use auth_service::keys::rotation::{Policy, step};
+    use auth_service::store::signing_keys::KeyStep;
+    let Some(app) = TestApp::asymmetric(backend, &["--algorithm", "EdDSA"]).await else { return };
+    let policy = Policy { interval: std::time::Duration::from_secs(1), ..Policy::of(&app.state.settings) };
+    let later = shared_user::user::now_utc() + chrono::Duration::hours(1);
+    let kek = common::kek();
+    for expected in ["staged", "promoted"] {
+        let rows = app.state.store.signing_keys().await.unwrap();
+        let mut racing = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (store, rows, kek) = (app.state.store.clone(), rows.clone(), kek.clone());
+            racing.spawn(async move { step(&store, &rows, &policy, Some(&kek), later).await.unwrap() });
+        }
+        let steps: Vec<Option<KeyStep>> = racing.join_all().await;
+        let taken: Vec<&KeyStep> = steps.iter().flatten().collect();
+        assert_eq!(taken.len(), 1, "{expected}: exactly one replica takes the step: {steps:?}");
+        let rows = app.state.store.signing_keys().await.unwrap();
+        let count = |status: &str| rows.iter().filter(|r| r.status == status).count();
+        match expected {
+            "staged" => assert_eq!((count("current"), count("next")), (1, 1), "{rows:?}"),
+            _ => assert_eq!((count("current"), count("next"), count("retired")), (1, 0, 1), "{rows:?}"),
+        }
+    }
 }
 
 async fn the_jwks_is_cacheable_with_an_etag_and_answers_304_while_unchanged(backend: Backend) {
@@ -266,6 +302,24 @@ async fn an_earlier_hmac_secret_in_signing_key_previous_still_verifies(backend: 
 }
 
 #[test]
+fn key_rotation_interval_must_outlast_the_publication_lead() {
+    let settings = |interval: u64| auth_service::Settings {
+        algorithm: Algorithm::EdDSA,
+        dev: true,
+        key_rotation_interval: std::time::Duration::from_secs(interval),
+        ..auth_service::Settings::default()
+    };
+    // 30 s reload + 300 s JWKS_MAX_AGE + 0 s leeway + 1 s.
+    let e = settings(331).validate().unwrap_err().to_string();
+    assert!(
+        e.starts_with("KEY_ROTATION_INTERVAL must be longer than the publication lead of a new key (5m 31s"),
+        "{e}"
+    );
+    settings(332).validate().unwrap();
+    settings(0).validate().unwrap();
+}
+
+#[test]
 fn signing_key_previous_is_checked_like_signing_key() {
     let with = |previous: &str, algorithm: &str| auth_service::Settings {
         signing_key_previous: Some(previous.into()),
@@ -286,6 +340,7 @@ fn signing_key_previous_is_checked_like_signing_key() {
 }
 
 both_backends!(
+    replicas_racing_to_rotate_take_each_step_once,
     discovery_needs_an_issuer_url_and_names_the_jwks,
     the_jwks_is_cacheable_with_an_etag_and_answers_304_while_unchanged,
     jwks_max_age_is_a_setting,

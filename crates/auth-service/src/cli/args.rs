@@ -169,12 +169,50 @@ pub enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// List the keys (kid, algorithm, status, dates; never private material).
+    /// List the keys (kid, algorithm, status, dates, and the next step each takes by itself and
+    /// when; never private material).
     List {
         /// Database.
         #[command(flatten)]
         db: DbArgs,
+        /// The settings of the replicas that rotate the keys.
+        #[command(flatten)]
+        rotation: RotationArgs,
     },
+}
+
+/// The `serve` settings that time automatic key rotation, for `keys list` (the same names,
+/// environment variables and defaults as `serve`'s).
+#[derive(Debug, Clone, Args)]
+pub struct RotationArgs {
+    /// KEY_ROTATION_INTERVAL of the replicas (`0`: manual rotation only).
+    #[arg(long, env = "KEY_ROTATION_INTERVAL", default_value = defaults::KEY_ROTATION_INTERVAL, value_parser = parse_duration)]
+    pub key_rotation_interval: Duration,
+    /// KEYS_RELOAD_INTERVAL of the replicas.
+    #[arg(long, env = "KEYS_RELOAD_INTERVAL", default_value = defaults::KEYS_RELOAD_INTERVAL, value_parser = parse_duration)]
+    pub keys_reload_interval: Duration,
+    /// JWKS_MAX_AGE of the replicas.
+    #[arg(long, env = "JWKS_MAX_AGE", default_value = defaults::JWKS_MAX_AGE, value_parser = parse_duration)]
+    pub jwks_max_age: Duration,
+    /// LEEWAY of the replicas, seconds.
+    #[arg(long, env = "LEEWAY", default_value = defaults::LEEWAY)]
+    pub leeway: u64,
+    /// REFRESH_TOKEN_LIFETIME of the replicas.
+    #[arg(long, env = "REFRESH_TOKEN_LIFETIME", default_value = defaults::REFRESH_TOKEN_LIFETIME, value_parser = parse_duration)]
+    pub refresh_token_lifetime: Duration,
+}
+
+impl RotationArgs {
+    /// The rotation policy these settings give.
+    pub fn policy(&self) -> crate::keys::rotation::Policy {
+        crate::keys::rotation::Policy::new(
+            self.key_rotation_interval,
+            self.keys_reload_interval,
+            self.jwks_max_age,
+            self.leeway,
+            self.refresh_token_lifetime,
+        )
+    }
 }
 
 /// `migrate` options.

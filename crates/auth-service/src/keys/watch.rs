@@ -12,6 +12,9 @@
 //! - **Rotation, every `KEYS_RELOAD_INTERVAL`.** A staged key is published for at least the
 //!   clients' JWKS cache time before it signs, so a slow reload is harmless.
 //!
+//! - **Automatic rotation, checked each second** when `KEY_ROTATION_INTERVAL` is set
+//!   ([`rotation`](super::rotation)): the replica that stages or promotes a key reloads at once.
+//!
 //! A token check never reads the database. A replica that cannot read the database keeps its
 //! keys and says so once in its logs (and in `gatehouse_revoked_key_polls_total`).
 
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use super::rotation::{self, Policy};
 use super::{KeyEncryptionKey, load_rows};
 use crate::store::Store;
 use crate::tokens::Keys;
@@ -35,6 +39,7 @@ pub struct KeyWatch {
     keys: Arc<Keys>,
     kek: Option<KeyEncryptionKey>,
     reload_every: Duration,
+    policy: Option<Policy>,
 }
 
 impl KeyWatch {
@@ -42,7 +47,13 @@ impl KeyWatch {
     /// reloaded every `reload_every` (`KEYS_RELOAD_INTERVAL`, at least a second).
     pub fn new(store: Store, keys: Arc<Keys>, kek: Option<KeyEncryptionKey>, reload_every: Duration) -> Self {
         let reload_every = reload_every.max(REVOKED_POLL_INTERVAL);
-        Self { store, keys, kek, reload_every }
+        Self { store, keys, kek, reload_every, policy: None }
+    }
+
+    /// Same, also taking the automatic rotation steps of `policy` when they are due.
+    pub fn rotating(mut self, policy: Policy) -> Self {
+        self.policy = policy.automatic().then_some(policy);
+        self
     }
 
     /// Runs the watch until the runtime stops (or the handle is aborted).
@@ -79,10 +90,44 @@ impl KeyWatch {
                     }
                 }
             }
-            if revoked_in_force || last_reload.elapsed() >= self.reload_every {
+            let rotated = self.rotate().await;
+            if rotated || revoked_in_force || last_reload.elapsed() >= self.reload_every {
                 last_reload = Instant::now();
                 // After a revocation, retried each second until the successor is loaded.
                 revoked_in_force &= !self.reload().await;
+            }
+        }
+    }
+
+    /// Takes the rotation step that is due, if any (and sets the rotation gauges); `true` when
+    /// this replica changed the stored keys.
+    async fn rotate(&self) -> bool {
+        let Some(policy) = &self.policy else { return false };
+        let rows = match self.store.signing_keys().await {
+            Ok(rows) => rows,
+            // The revoked-kids poll of the same tick reports a database that cannot be read.
+            Err(_) => return false,
+        };
+        let now = shared_user::user::now_utc();
+        let epoch = |at: chrono::NaiveDateTime| at.and_utc().timestamp() as f64;
+        if let Some(current) = rows.iter().filter(|r| r.status == "current").max_by_key(|r| r.activated_at) {
+            let since = current.activated_at.unwrap_or(current.created_at);
+            metrics::gauge!("gatehouse_signing_key_age_seconds").set((now - since).num_milliseconds() as f64 / 1e3);
+        }
+        if let Some(at) = rotation::next_due(&rows, policy) {
+            metrics::gauge!("gatehouse_signing_key_next_step_timestamp_seconds").set(epoch(at));
+        }
+        match rotation::step(&self.store, &rows, policy, self.kek.as_ref(), now).await {
+            Ok(Some(step)) => {
+                metrics::counter!("gatehouse_key_rotation_steps_total", "outcome" => "success").increment(1);
+                tracing::info!(?step, "automatic key rotation");
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                metrics::counter!("gatehouse_key_rotation_steps_total", "outcome" => "failure").increment(1);
+                tracing::warn!(error = %e, "automatic key rotation failed; retrying in a second");
+                false
             }
         }
     }

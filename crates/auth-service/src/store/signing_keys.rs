@@ -93,37 +93,54 @@ impl Store {
 
     /// Promotes the staged `next` key to `current` and retires the previous current key, with
     /// its `key_rotated` event, in one transaction; the promoted kid, `None` when nothing is
-    /// staged.
+    /// staged (or another promotion took it first).
     pub async fn promote_next_key(&self) -> Result<Option<String>, DbError> {
-        let now = now_utc();
-        let promoted = with_conn!(self.db(), |conn| {
-            conn.transaction(async move |conn| {
-                let next: Option<String> = signing_keys::table
+        let next: Option<String> = with_conn!(self.db(), |conn| {
+            Ok::<_, DbError>(
+                signing_keys::table
                     .filter(signing_keys::status.eq("next"))
                     .order(signing_keys::created_at.asc())
                     .select(signing_keys::kid)
                     .first(conn)
                     .await
-                    .optional()?;
-                let Some(next) = next else { return Ok::<Option<(String, AuditEvent)>, DbError>(None) };
+                    .optional()?,
+            )
+        })?;
+        let Some(next) = next else { return Ok(None) };
+        Ok(self.promote_staged_key(&next).await?.then_some(next))
+    }
+
+    /// Promotes `kid` to `current` if it still is the staged key, retiring the signing key, with
+    /// the `key_rotated` event, in one transaction; `false` (and nothing changed) when `kid` is
+    /// no longer staged: replicas racing to promote it, exactly one wins. The staged row is
+    /// claimed first (a conditional update that a concurrent winner makes match nothing), so a
+    /// loser never retires the winner's key.
+    pub async fn promote_staged_key(&self, kid: &str) -> Result<bool, DbError> {
+        let now = now_utc();
+        let promoted = with_conn!(self.db(), |conn| {
+            conn.transaction(async move |conn| {
+                let claimed = diesel::update(signing_keys::table.find(kid).filter(signing_keys::status.eq("next")))
+                    .set(signing_keys::status.eq("promoting"))
+                    .execute(conn)
+                    .await?;
+                if claimed == 0 {
+                    return Ok::<Option<AuditEvent>, DbError>(None);
+                }
                 diesel::update(signing_keys::table.filter(signing_keys::status.eq("current")))
                     .set((signing_keys::status.eq("retired"), signing_keys::retired_at.eq(Some(now))))
                     .execute(conn)
                     .await?;
-                diesel::update(signing_keys::table.find(&next))
+                diesel::update(signing_keys::table.find(kid))
                     .set((signing_keys::status.eq("current"), signing_keys::activated_at.eq(Some(now))))
                     .execute(conn)
                     .await?;
-                let event = rotated("promoted", &next);
+                let event = rotated("promoted", kid);
                 insert_audit!(conn, &event, now)?;
-                Ok(Some((next, event)))
+                Ok(Some(event))
             })
             .await
         })?;
-        Ok(promoted.map(|(kid, event)| {
-            event.log();
-            kid
-        }))
+        Ok(promoted.map(|event| event.log()).is_some())
     }
 
     /// Replaces the stored private key of `kid` when it still is `expected`; `false` otherwise.
