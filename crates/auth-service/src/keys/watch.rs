@@ -13,7 +13,7 @@
 //!   clients' JWKS cache time before it signs, so a slow reload is harmless.
 //!
 //! - **Automatic rotation, checked each second** when `KEY_ROTATION_INTERVAL` is set
-//!   ([`rotation`](super::rotation)): the replica that stages or promotes a key reloads at once.
+//!   ([`super::rotation`]): the replica that stages or promotes a key reloads at once.
 //!
 //! A token check never reads the database. A replica that cannot read the database keeps its
 //! keys and says so once in its logs (and in `gatehouse_revoked_key_polls_total`).
