@@ -282,17 +282,28 @@ async fn a_feed_that_is_off_is_reported(backend: Backend) {
     pair.finish().await;
 }
 
-/// The client long-polls the feed (REVOCATION_FEED_WAIT, 25 s by default): a logout-all
-/// reaches it at once, although its poll interval (only used when long polls fail) is 10 s.
-async fn long_polling_pushes_a_logout_all_to_the_client(backend: Backend) {
+/// A pair whose client long-polls the feed (its poll interval, only used when long polls fail,
+/// 10 s), with `change` made to the auth-service's settings; alice signed in through it, her
+/// access token accepted and the feed live.
+async fn long_polling_pair(backend: Backend, change: fn(&mut auth_service::Settings)) -> Option<(Pair, String)> {
     let options = Options::new(VerifyMode::Local)
-        .auth(|s| s.revocation_feed_token = Some(FEED_TOKEN.into()))
+        .auth(|s| {
+            s.revocation_feed_token = Some(FEED_TOKEN.into());
+            change(s);
+        })
         .configure(|c| c.revocation_feed(FEED_TOKEN).revocation_poll_interval(Duration::from_secs(10)));
-    let Some(pair) = Pair::start(backend, options).await else { return };
+    let pair = Pair::start(backend, options).await?;
     pair.add_user("alice@example.com", &[]).await;
     let (_, old) = pair.login("alice@example.com").await;
     wait_live(&pair).await;
     assert_eq!(pair.get("/api/me/", &old).await.status, 200);
+    Some((pair, old))
+}
+
+/// The client long-polls the feed (REVOCATION_FEED_WAIT, 25 s by default): a logout-all
+/// reaches it at once, although its poll interval (only used when long polls fail) is 10 s.
+async fn long_polling_pushes_a_logout_all_to_the_client(backend: Backend) {
+    let Some((pair, old)) = long_polling_pair(backend, |_| {}).await else { return };
     pair.counter.reset();
     let auth = format!("Bearer {old}");
     let since = Instant::now();
@@ -314,17 +325,7 @@ async fn long_polling_pushes_a_logout_all_to_the_client(backend: Backend) {
 /// while the successor's tokens are accepted.
 async fn a_revoked_signing_key_is_pushed_to_the_client(backend: Backend) {
     use shared_user::jsonwebtoken::Algorithm;
-    let options = Options::new(VerifyMode::Local)
-        .auth(|s| {
-            s.algorithm = Algorithm::EdDSA;
-            s.revocation_feed_token = Some(FEED_TOKEN.into());
-        })
-        .configure(|c| c.revocation_feed(FEED_TOKEN).revocation_poll_interval(Duration::from_secs(10)));
-    let Some(pair) = Pair::start(backend, options).await else { return };
-    pair.add_user("alice@example.com", &[]).await;
-    let (_, old) = pair.login("alice@example.com").await;
-    wait_live(&pair).await;
-    assert_eq!(pair.get("/api/me/", &old).await.status, 200);
+    let Some((pair, old)) = long_polling_pair(backend, |s| s.algorithm = Algorithm::EdDSA).await else { return };
     let kid = shared_user::jsonwebtoken::decode_header(&old).unwrap().kid.expect("a kid");
     pair.counter.reset();
     let since = Instant::now();

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::load;
-use crate::rss::{Service, command, free_port, memory, wait_healthy};
+use crate::rss::{Pair, command, memory};
 use crate::setup::signing_key;
 
 /// Feed token of the run.
@@ -40,6 +40,9 @@ pub struct Report {
     pub after_send: Vec<Duration>,
     /// Client requests made while waiting for the 401s (all answered from memory).
     pub probes: u64,
+    /// auth-service RSS with `waiters` idle kept-alive connections open (each served one
+    /// `GET /healthz`), KiB: what a connection costs without a long poll.
+    pub rss_idle_connections_kib: u64,
     /// auth-service RSS with only the client's long poll open, KiB.
     pub rss_before_kib: u64,
     /// auth-service RSS with `waiters` more long polls open, KiB.
@@ -92,40 +95,9 @@ pub async fn measure(
         }
         anyhow::ensure!(add.wait()?.success(), "auth-service users add failed");
     }
-    let auth_addr = free_port()?;
-    let mut auth = Service {
-        child: command(
-            &auth_bin,
-            &[
-                ("DATABASE_URL", auth_db),
-                ("SIGNING_KEY", key.clone()),
-                ("BIND", auth_addr.to_string()),
-                ("REVOCATION_FEED_TOKEN", FEED_TOKEN.into()),
-            ],
-            extra,
-        )
-        .arg("serve")
-        .spawn()?,
-    };
-    wait_healthy(auth_addr, &mut auth).await?;
-    let client_addr = free_port()?;
-    let mut client = Service {
-        child: command(
-            &client_bin,
-            &[
-                ("DATABASE_URL", client_db),
-                ("SIGNING_KEY", key),
-                ("BIND", client_addr.to_string()),
-                ("REMOTE_AUTH_SERVICE_URL", format!("http://{auth_addr}")),
-                ("VERIFY_MODE", "local".into()),
-                ("REVOCATION_FEED_TOKEN", FEED_TOKEN.into()),
-            ],
-            extra,
-        )
-        .arg("serve")
-        .spawn()?,
-    };
-    wait_healthy(client_addr, &mut client).await?;
+    let feed = [("REVOCATION_FEED_TOKEN", FEED_TOKEN.to_owned())];
+    let Pair { auth, auth_addr, client, client_addr } =
+        Pair::start(&auth_bin, &client_bin, (auth_db, client_db), &key, &feed, extra).await?;
     // The client's first read of the feed, then its long poll.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -153,10 +125,20 @@ pub async fn measure(
         report.after_send.push(sent.elapsed());
     }
 
-    // The waiters, after the newest entry.
+    // The waiters, after the newest entry; first the same number of idle kept-alive connections
+    // (one `GET /healthz` each), for what a connection alone costs.
     let cursor = feed_cursor(&http, auth_addr).await?;
     report.waiters = waiters;
     report.rss_before_kib = memory(auth.pid())?.rss_kib;
+    let mut idle = Vec::with_capacity(waiters);
+    for i in 0..waiters {
+        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + (i % 8) as u8));
+        idle.push(kept_alive(source, auth_addr).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    report.rss_idle_connections_kib = memory(auth.pid())?.rss_kib;
+    drop(idle);
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(waiters.max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..waiters {
@@ -217,6 +199,23 @@ async fn feed_cursor(http: &reqwest::Client, auth: SocketAddr) -> anyhow::Result
     }
 }
 
+/// A connection from `source` that has been answered one `GET /healthz` and stays open.
+async fn kept_alive(source: IpAddr, auth: SocketAddr) -> anyhow::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = socket.connect(auth).await?;
+    stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {auth}\r\n\r\n").as_bytes()).await?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !answer.ends_with(b"}") {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "closed before the health answer");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    anyhow::ensure!(answer.starts_with(b"HTTP/1.1 200"), "health answered {}", String::from_utf8_lossy(&answer));
+    Ok(stream)
+}
+
 /// One long poll of the feed from `source`, on its own connection: says it is sent on `ready`,
 /// returns when the answer's status line has arrived.
 async fn long_poll(
@@ -265,6 +264,13 @@ pub fn print(report: &Report) {
     fan_out.sort();
     let delta = report.rss_waiting_kib.saturating_sub(report.rss_before_kib);
     println!("\n{} long polls of the feed waiting at once (8 source addresses)", report.waiters);
+    let idle = report.rss_idle_connections_kib.saturating_sub(report.rss_before_kib);
+    println!(
+        "  for comparison, {} idle kept-alive connections (one GET /healthz each): +{:.2} MiB ({:.1} KiB each)",
+        report.waiters,
+        idle as f64 / 1024.0,
+        idle as f64 / report.waiters.max(1) as f64
+    );
     println!(
         "  auth-service RSS: {:.1} MiB before, {:.1} MiB while they wait: +{:.2} MiB ({:.1} KiB per waiter)",
         report.rss_before_kib as f64 / 1024.0,

@@ -125,6 +125,45 @@ pub(crate) async fn wait_healthy(addr: SocketAddr, service: &mut Service) -> any
     anyhow::bail!("service on {addr} did not become healthy in 20 s")
 }
 
+/// `auth-service serve` and a local-mode `client-service serve` in front of it, both healthy.
+pub(crate) struct Pair {
+    pub(crate) auth: Service,
+    pub(crate) auth_addr: SocketAddr,
+    pub(crate) client: Service,
+    pub(crate) client_addr: SocketAddr,
+}
+
+impl Pair {
+    /// Starts `auth_bin` on the first of `dbs` and `client_bin` (local mode, HMAC `key`) on the
+    /// second, on free loopback ports; `both` is more environment for both, `extra` too.
+    pub(crate) async fn start(
+        auth_bin: &Path,
+        client_bin: &Path,
+        dbs: (String, String),
+        key: &str,
+        both: &[(&str, String)],
+        extra: &[(String, String)],
+    ) -> anyhow::Result<Pair> {
+        let auth_addr = free_port()?;
+        let mut env = vec![("DATABASE_URL", dbs.0), ("SIGNING_KEY", key.to_owned()), ("BIND", auth_addr.to_string())];
+        env.extend_from_slice(both);
+        let mut auth = Service { child: command(auth_bin, &env, extra).arg("serve").spawn()? };
+        wait_healthy(auth_addr, &mut auth).await?;
+        let client_addr = free_port()?;
+        let mut env = vec![
+            ("DATABASE_URL", dbs.1),
+            ("SIGNING_KEY", key.to_owned()),
+            ("BIND", client_addr.to_string()),
+            ("REMOTE_AUTH_SERVICE_URL", format!("http://{auth_addr}")),
+            ("VERIFY_MODE", "local".into()),
+        ];
+        env.extend_from_slice(both);
+        let mut client = Service { child: command(client_bin, &env, extra).arg("serve").spawn()? };
+        wait_healthy(client_addr, &mut client).await?;
+        Ok(Pair { auth, auth_addr, client, client_addr })
+    }
+}
+
 /// Where the release binaries are: next to the running executable (`target/release/`).
 pub fn default_bin_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."))
@@ -158,35 +197,8 @@ pub async fn measure(
     }
     anyhow::ensure!(add.wait()?.success(), "auth-service users add failed");
 
-    let auth_addr = free_port()?;
-    let mut auth = Service {
-        child: command(
-            &auth_bin,
-            &[("DATABASE_URL", auth_db), ("SIGNING_KEY", key.clone()), ("BIND", auth_addr.to_string())],
-            extra,
-        )
-        .arg("serve")
-        .spawn()?,
-    };
-    wait_healthy(auth_addr, &mut auth).await?;
-
-    let client_addr = free_port()?;
-    let mut client = Service {
-        child: command(
-            &client_bin,
-            &[
-                ("DATABASE_URL", client_db),
-                ("SIGNING_KEY", key),
-                ("BIND", client_addr.to_string()),
-                ("REMOTE_AUTH_SERVICE_URL", format!("http://{auth_addr}")),
-                ("VERIFY_MODE", "local".into()),
-            ],
-            extra,
-        )
-        .arg("serve")
-        .spawn()?,
-    };
-    wait_healthy(client_addr, &mut client).await?;
+    let Pair { auth, auth_addr, client, client_addr } =
+        Pair::start(&auth_bin, &client_bin, (auth_db, client_db), &key, &[], extra).await?;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut report = Report { child_env: extra.iter().map(|(k, v)| format!("{k}={v}")).collect(), ..Report::default() };
