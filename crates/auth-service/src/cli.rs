@@ -93,6 +93,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Err(why) => tracing::info!("{why}"),
     }
     let state = AppState::build(settings, db).await?;
+    // Every listener is bound before any background task starts: a start that fails to bind
+    // ends with its one line, not with a housekeeping query cut off mid-way.
+    let listeners = listeners(args.bind, state.clone()).await?;
     if dev_key {
         tracing::warn!("development mode: using a generated signing key; tokens die with this process");
     }
@@ -123,8 +126,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let listeners = listeners(args.bind, state)
-        .await?
+    let listeners = listeners
         .into_iter()
         .map(|listener| {
             let tls = match listener.role() {

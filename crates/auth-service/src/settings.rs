@@ -39,6 +39,13 @@ pub mod defaults {
     pub const LEEWAY: &str = "0";
 }
 
+/// How long a newly staged signing key is published before it signs: every replica reloads
+/// within `reload` (at least every second), every verifier's cached JWKS is at most
+/// `jwks_max_age` old, clocks may differ by `leeway` seconds, and one second more.
+pub fn publication_lead(reload: Duration, jwks_max_age: Duration, leeway: u64) -> Duration {
+    reload.max(Duration::from_secs(1)) + jwks_max_age + Duration::from_secs(leeway) + Duration::from_secs(1)
+}
+
 /// A secret setting: compared, never printed (`Debug` shows `[redacted]`).
 #[derive(Clone)]
 pub struct Redacted(pub String);
@@ -432,7 +439,7 @@ impl Settings {
             )));
         }
         self.key_encryption_key()?;
-        let lead = crate::keys::rotation::Policy::of(self).lead;
+        let lead = publication_lead(self.keys_reload_interval, self.jwks_max_age, self.leeway);
         if !self.key_rotation_interval.is_zero() && self.key_rotation_interval <= lead {
             return Err(SettingError(format!(
                 "KEY_ROTATION_INTERVAL must be longer than the publication lead of a new key ({}: \

@@ -7,7 +7,6 @@ use jsonwebtoken::Algorithm;
 use shared_user::VerifySettings;
 use shared_user::settings;
 
-use crate::keys::JwksAt;
 use crate::settings::{ClientSettings, ConfigError, SameSite, SslVerify, VerifyMode};
 use crate::tls::{Tls, TlsFiles};
 
@@ -445,18 +444,6 @@ fn is_web_url(s: &str) -> bool {
         .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
 }
 
-impl ClientConfig {
-    /// Where local verification finds the JWKS.
-    pub(crate) fn jwks_at(&self) -> JwksAt {
-        match (&self.jwks_url, &self.verify.issuer) {
-            (None, Some(issuer)) if self.jwks_discovery => {
-                JwksAt::Discovered { issuer: issuer.clone(), uri: std::sync::Mutex::new(None) }
-            }
-            (url, _) => JwksAt::Url(url.clone().unwrap_or_else(|| "/.well-known/jwks.json".into())),
-        }
-    }
-}
-
 impl ClientSettings {
     /// Checks the settings and turns them into a [`ClientConfig`] (through its builder, so
     /// settings and the builder accept exactly the same values). The verification mode comes
@@ -663,30 +650,6 @@ mod tests {
         assert_eq!(c.revocation_poll_interval, Duration::from_secs(2));
         let e = ClientConfig::builder("http://a").local_hmac(KEY).revocation_poll_interval(Duration::from_millis(99));
         assert_eq!(e.build().unwrap_err(), ConfigError::PollInterval);
-    }
-
-    #[test]
-    fn an_issuer_url_alone_locates_the_jwks_through_discovery() {
-        let e = ClientConfig::builder("http://a").local_jwks_from_issuer().build().unwrap_err();
-        assert_eq!(e, ConfigError::IssuerNotUrl(String::new()));
-        let e = ClientConfig::builder("http://a").issuer("gatehouse").local_jwks_from_issuer().build().unwrap_err();
-        assert_eq!(e, ConfigError::IssuerNotUrl("gatehouse".into()));
-        let issuer = "https://auth.internal:8443";
-        let c = ClientConfig::builder("http://a").issuer(issuer).local_jwks_from_issuer().build().unwrap();
-        assert!(matches!(c.jwks_at(), JwksAt::Discovered { issuer: i, .. } if i == issuer));
-        // From the settings: local mode with an ISSUER URL and neither SIGNING_KEY nor JWK_URL.
-        let local = |issuer: &str, jwk_url: Option<&str>| ClientSettings {
-            verify_mode: VerifyMode::Local,
-            issuer: Some(issuer.into()),
-            jwk_url: jwk_url.map(str::to_owned),
-            ..ClientSettings::default()
-        };
-        let c = local(issuer, None).into_config().unwrap();
-        assert!(matches!(c.jwks_at(), JwksAt::Discovered { .. }));
-        let c = local(issuer, Some("https://keys.example/jwks.json")).into_config().unwrap();
-        assert!(matches!(c.jwks_at(), JwksAt::Url(u) if u == "https://keys.example/jwks.json"));
-        let c = local("gatehouse", None).into_config().unwrap();
-        assert!(matches!(c.jwks_at(), JwksAt::Url(u) if u == "/.well-known/jwks.json"));
     }
 
     #[test]

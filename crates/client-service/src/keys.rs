@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use shared_user::jsonwebtoken::jwk::JwkSet;
 use shared_user::{Verifier, VerifySettings};
 
+use crate::config::ClientConfig;
 use crate::error::{CONNECTION_ERROR, ClientError};
 use crate::upstream::{Cacheable, Upstream};
 
@@ -86,6 +87,16 @@ pub(crate) enum JwksAt {
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 impl JwksAt {
+    /// Where local verification with `config` finds the JWKS.
+    pub(crate) fn of(config: &ClientConfig) -> Self {
+        match (&config.jwks_url, &config.verify.issuer) {
+            (None, Some(issuer)) if config.jwks_discovery => {
+                JwksAt::Discovered { issuer: issuer.clone(), uri: Mutex::new(None) }
+            }
+            (url, _) => JwksAt::Url(url.clone().unwrap_or_else(|| "/.well-known/jwks.json".into())),
+        }
+    }
+
     /// The JWKS URL, reading the issuer's discovery document when it has not been read yet.
     async fn url(&self, upstream: &Upstream) -> Result<String, ClientError> {
         let (issuer, uri) = match self {
@@ -270,4 +281,34 @@ impl JwksCache {
 /// One JWKS fetch in `gatehouse_jwks_fetches_total`.
 fn jwks_fetch(outcome: &'static str) {
     metrics::counter!("gatehouse_jwks_fetches_total", "outcome" => outcome).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{ClientSettings, ConfigError, VerifyMode};
+
+    #[test]
+    fn an_issuer_url_alone_locates_the_jwks_through_discovery() {
+        let e = ClientConfig::builder("http://a").local_jwks_from_issuer().build().unwrap_err();
+        assert_eq!(e, ConfigError::IssuerNotUrl(String::new()));
+        let e = ClientConfig::builder("http://a").issuer("gatehouse").local_jwks_from_issuer().build().unwrap_err();
+        assert_eq!(e, ConfigError::IssuerNotUrl("gatehouse".into()));
+        let issuer = "https://auth.internal:8443";
+        let c = ClientConfig::builder("http://a").issuer(issuer).local_jwks_from_issuer().build().unwrap();
+        assert!(matches!(JwksAt::of(&c), JwksAt::Discovered { issuer: i, .. } if i == issuer));
+        // From the settings: local mode with an ISSUER URL and neither SIGNING_KEY nor JWK_URL.
+        let local = |issuer: &str, jwk_url: Option<&str>| ClientSettings {
+            verify_mode: VerifyMode::Local,
+            issuer: Some(issuer.into()),
+            jwk_url: jwk_url.map(str::to_owned),
+            ..ClientSettings::default()
+        };
+        let c = local(issuer, None).into_config().unwrap();
+        assert!(matches!(JwksAt::of(&c), JwksAt::Discovered { .. }));
+        let c = local(issuer, Some("https://keys.example/jwks.json")).into_config().unwrap();
+        assert!(matches!(JwksAt::of(&c), JwksAt::Url(u) if u == "https://keys.example/jwks.json"));
+        let c = local("gatehouse", None).into_config().unwrap();
+        assert!(matches!(JwksAt::of(&c), JwksAt::Url(u) if u == "/.well-known/jwks.json"));
+    }
 }

@@ -8,7 +8,7 @@ use shared_user::{Db, User, Verifier};
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
-use crate::keys::{JwksCache, KeySource};
+use crate::keys::{JwksAt, JwksCache, KeySource};
 use crate::mirror::Mirror;
 use crate::revocations::Poller;
 use crate::settings::{ConfigError, VerifyMode};
@@ -56,7 +56,7 @@ impl ClientState {
                 &config.previous_signing_keys,
             ))),
             (VerifyMode::Local, None) => KeySource::Jwks(Arc::new(JwksCache::new(
-                config.jwks_at(),
+                JwksAt::of(&config),
                 config.verify.clone(),
                 config.jwks_ttl,
                 config.jwks_min_refetch,

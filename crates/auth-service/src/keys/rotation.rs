@@ -54,11 +54,10 @@ impl Policy {
     /// The policy of these settings: `KEY_ROTATION_INTERVAL`, `KEYS_RELOAD_INTERVAL`,
     /// `JWKS_MAX_AGE`, `LEEWAY` (seconds) and `REFRESH_TOKEN_LIFETIME`.
     pub fn new(interval: Duration, reload: Duration, jwks_max_age: Duration, leeway: u64, refresh: Duration) -> Self {
-        let leeway = Duration::from_secs(leeway);
         Self {
             interval,
-            lead: reload.max(super::watch::REVOKED_POLL_INTERVAL) + jwks_max_age + leeway + Duration::from_secs(1),
-            keep_retired: refresh + leeway,
+            lead: crate::settings::publication_lead(reload, jwks_max_age, leeway),
+            keep_retired: refresh + Duration::from_secs(leeway),
         }
     }
 
