@@ -170,8 +170,7 @@ pub async fn change_password(
 pub async fn get_jwks(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     use axum::http::{HeaderValue, header};
     let published = state.keys.published();
-    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
-    let cache = HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache"));
+    let cache = key_cache_control(&state);
     let etag = HeaderValue::from_str(&published.etag).unwrap_or(HeaderValue::from_static("\"\""));
     let unchanged =
         headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| published.matches(v));
@@ -187,14 +186,18 @@ pub async fn get_jwks(State(state): State<AppState>, headers: axum::http::Header
 /// the issuer's metadata ([`crate::discovery::document`]), cacheable like the JWKS; the JSON
 /// 404 of an unknown path while `ISSUER` is not a URL (the log says why, at start-up).
 pub async fn get_discovery(State(state): State<AppState>) -> Result<Response, ApiError> {
-    use axum::http::{HeaderValue, header};
+    use axum::http::header;
     let document = crate::discovery::document(&state.settings).map_err(|why| {
         tracing::debug!(%why, "discovery asked for");
         ApiError::NotFound
     })?;
-    let cache = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
-    let cache = HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache"));
-    Ok(([(header::CACHE_CONTROL, cache)], Json(document)).into_response())
+    Ok(([(header::CACHE_CONTROL, key_cache_control(&state))], Json(document)).into_response())
+}
+
+/// `Cache-Control` of the JWKS and the discovery documents: `public, max-age=JWKS_MAX_AGE`.
+fn key_cache_control(state: &AppState) -> axum::http::HeaderValue {
+    let value = format!("public, max-age={}", state.settings.jwks_max_age.as_secs());
+    axum::http::HeaderValue::from_str(&value).unwrap_or(axum::http::HeaderValue::from_static("no-cache"))
 }
 
 /// `GET /healthz`: the process answers.

@@ -44,35 +44,25 @@ impl FeedLock for SqliteConn {
     }
 }
 
-/// Inserts a watermark for `$user_id` on `$conn`, inside the caller's transaction (do it last:
-/// the lock is held until commit); evaluates to `Result<usize, diesel::result::Error>`.
+/// Inserts a feed entry on `$conn`, inside the caller's transaction (do it last: the lock is
+/// held until commit): a watermark for `$user_id`, or with a fifth argument `Some(kid)` a revoked
+/// signing key (`$user_id` and `$not_before` then 0); evaluates to
+/// `Result<usize, diesel::result::Error>`.
 macro_rules! insert_revocation {
-    ($conn:expr, $user_id:expr, $not_before:expr, $now:expr) => {{
+    ($conn:expr, $user_id:expr, $not_before:expr, $now:expr) => {
+        $crate::store::revocations::insert_revocation!($conn, $user_id, $not_before, $now, None::<&str>)
+    };
+    ($conn:expr, $user_id:expr, $not_before:expr, $now:expr, $kid:expr) => {{
         use $crate::store::revocations::FeedLock as _;
         use $crate::store::revocations::revocation_events as t;
         $conn.lock_feed().await?;
         diesel::insert_into(t::table)
-            .values((t::user_id.eq($user_id), t::not_before.eq($not_before), t::created_at.eq($now)))
+            .values((t::user_id.eq($user_id), t::not_before.eq($not_before), t::created_at.eq($now), t::kid.eq($kid)))
             .execute($conn)
             .await
     }};
 }
 pub(crate) use insert_revocation;
-
-/// Inserts the feed entry of revoked signing key `$kid` on `$conn` (user 0, `not_before` 0),
-/// inside the caller's transaction, last, like [`insert_revocation!`].
-macro_rules! insert_key_revocation {
-    ($conn:expr, $kid:expr, $now:expr) => {{
-        use $crate::store::revocations::FeedLock as _;
-        use $crate::store::revocations::revocation_events as t;
-        $conn.lock_feed().await?;
-        diesel::insert_into(t::table)
-            .values((t::user_id.eq(0_i64), t::not_before.eq(0_i64), t::created_at.eq($now), t::kid.eq(Some($kid))))
-            .execute($conn)
-            .await
-    }};
-}
-pub(crate) use insert_key_revocation;
 
 /// One entry of the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]

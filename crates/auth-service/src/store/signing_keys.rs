@@ -8,7 +8,7 @@ use shared_user::{DbError, with_conn};
 
 use super::Store;
 use super::audit::insert_audit;
-use super::revocations::insert_key_revocation;
+use super::revocations::insert_revocation;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::schema::signing_keys;
 
@@ -165,7 +165,7 @@ impl Store {
                     .execute(conn)
                     .await?;
                 if n > 0 {
-                    insert_key_revocation!(conn, kid, now)?;
+                    insert_revocation!(conn, 0_i64, 0_i64, now, Some(kid))?;
                 }
                 Ok::<bool, DbError>(n > 0)
             })
@@ -173,7 +173,7 @@ impl Store {
         })?;
         if revoked {
             // Long polls of the feed answer now.
-            self.forget_watermark(0);
+            self.feed_watch.poke();
         }
         Ok(revoked)
     }
