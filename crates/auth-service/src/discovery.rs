@@ -48,8 +48,8 @@ pub fn issuer_url(settings: &Settings) -> Result<&str, Unavailable> {
 /// The token endpoints take SimpleJWT's JSON bodies (`email` + `password`, `refresh`), not
 /// OAuth form posts; the document lists the grants they stand for (`password`,
 /// `refresh_token`) and no client authentication (`none`). There is no authorization endpoint,
-/// so no response type, and no RFC 7009 revocation endpoint (`/auth/token/blacklist/` takes a
-/// `refresh` field, not `token`), so `revocation_endpoint` is left out.
+/// so no response type. `revocation_endpoint` is `/auth/token/blacklist/`, which takes
+/// SimpleJWT's `{"refresh"}` body rather than RFC 7009's `token` form field.
 pub fn document(settings: &Settings) -> Result<Value, Unavailable> {
     let issuer = issuer_url(settings)?;
     let base = issuer.trim_end_matches('/');
@@ -63,6 +63,7 @@ pub fn document(settings: &Settings) -> Result<Value, Unavailable> {
         "jwks_uri": format!("{base}{JWKS_PATH}"),
         "token_endpoint": format!("{base}/auth/token/"),
         "userinfo_endpoint": format!("{base}/auth/user/"),
+        "revocation_endpoint": format!("{base}/auth/token/blacklist/"),
         "grant_types_supported": ["password", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["none"],
         "response_types_supported": [],
@@ -99,6 +100,6 @@ mod tests {
         assert_eq!(doc["jwks_uri"], "https://auth.internal:8443/.well-known/jwks.json");
         assert_eq!(doc["token_endpoint"], "https://auth.internal:8443/auth/token/");
         assert_eq!(doc["claims_supported"], json!(["token_type", "exp", "iat", "jti", "user_id", "iss"]));
-        assert!(doc.get("revocation_endpoint").is_none());
+        assert_eq!(doc["revocation_endpoint"], "https://auth.internal:8443/auth/token/blacklist/");
     }
 }

@@ -106,7 +106,7 @@ pub struct Jwks {
 /// Authorization server metadata (OpenID Connect Discovery 1.0, RFC 8414): every endpoint is
 /// the `ISSUER` URL plus its path.
 #[derive(ToSchema)]
-#[schema(example = json!({"issuer": "https://auth.internal:8443", "jwks_uri": "https://auth.internal:8443/.well-known/jwks.json", "token_endpoint": "https://auth.internal:8443/auth/token/", "userinfo_endpoint": "https://auth.internal:8443/auth/user/", "grant_types_supported": ["password", "refresh_token"], "token_endpoint_auth_methods_supported": ["none"], "response_types_supported": [], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["EdDSA"], "token_endpoint_auth_signing_alg_values_supported": [], "claims_supported": ["token_type", "exp", "iat", "jti", "user_id", "iss"]}))]
+#[schema(example = json!({"issuer": "https://auth.internal:8443", "jwks_uri": "https://auth.internal:8443/.well-known/jwks.json", "token_endpoint": "https://auth.internal:8443/auth/token/", "userinfo_endpoint": "https://auth.internal:8443/auth/user/", "revocation_endpoint": "https://auth.internal:8443/auth/token/blacklist/", "grant_types_supported": ["password", "refresh_token"], "token_endpoint_auth_methods_supported": ["none"], "response_types_supported": [], "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["EdDSA"], "token_endpoint_auth_signing_alg_values_supported": [], "claims_supported": ["token_type", "exp", "iat", "jti", "user_id", "iss"]}))]
 pub struct Discovery {
     /// The `ISSUER` setting, the tokens' `iss`.
     pub issuer: String,
@@ -116,6 +116,8 @@ pub struct Discovery {
     pub token_endpoint: String,
     /// `GET /auth/user/`.
     pub userinfo_endpoint: String,
+    /// `POST /auth/token/blacklist/` (SimpleJWT's `{"refresh"}` body, not RFC 7009's form).
+    pub revocation_endpoint: String,
     /// `password` and `refresh_token`.
     pub grant_types_supported: Vec<String>,
     /// `none`: no client authentication.

@@ -241,6 +241,7 @@ async fn discovery_needs_an_issuer_url_and_names_the_jwks(backend: Backend) {
         "jwks_uri": "https://auth.internal:8443/.well-known/jwks.json",
         "token_endpoint": "https://auth.internal:8443/auth/token/",
         "userinfo_endpoint": "https://auth.internal:8443/auth/user/",
+        "revocation_endpoint": "https://auth.internal:8443/auth/token/blacklist/",
         "grant_types_supported": ["password", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["none"],
         "response_types_supported": [],
