@@ -123,8 +123,10 @@ pub async fn get_current_user(CurrentUser(user): CurrentUser) -> Json<User> {
 pub async fn get_user(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<User>, ApiError> {
+    // A path segment that is not valid percent-encoded UTF-8 is an unknown user, like any other.
+    let Ok(Path(id)) = id else { return Err(ApiError::NotFound) };
     // Django's `<int:id>`: digits only (no sign, no spaces).
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::NotFound);
