@@ -14,6 +14,8 @@
 //!   connections per second on one thread.
 //! - [`push`]: how fast a logout-all reaches a long-polling local-mode client, and what a
 //!   thousand waiting long polls cost the auth-service (release binaries).
+//! - [`rotation`]: two auth-service replicas rotating EdDSA keys by themselves under load, a
+//!   local-mode client-service on the JWKS refusing no valid token (release binaries).
 //!
 //! Everything here talks to loopback addresses only, and every loop stops by itself after a
 //! duration and a request count.
@@ -21,6 +23,7 @@
 pub mod listener;
 pub mod load;
 pub mod push;
+pub mod rotation;
 pub mod rss;
 pub mod scenarios;
 pub mod setup;

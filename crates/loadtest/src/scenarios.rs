@@ -45,6 +45,11 @@ pub enum Scenario {
     /// first 401, `--rounds` times (default here 200), then `--waiters` long polls of the feed
     /// at once (the auth-service's memory, and one revocation's fan-out), release binaries.
     Push,
+    /// Key rotation under load (not part of `all`): two auth-service replicas on one fresh
+    /// database (PostgreSQL with --postgres, else SQLite) rotating EdDSA keys by themselves, a
+    /// local-mode client on the JWKS, until two rotations are done; no valid token may be
+    /// refused. Release binaries; lasts about a minute.
+    Rotation,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -72,8 +77,8 @@ pub struct Options {
     /// round with the median req/s per row (steadier on a shared machine).
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// PostgreSQL server for the refresh scenario (a fresh database is created on it and
-    /// dropped after), e.g. postgres://postgres@127.0.0.1:5432/postgres. Loopback only.
+    /// PostgreSQL server for the refresh, users and rotation scenarios (a fresh database is
+    /// created on it and dropped after), e.g. postgres://postgres@127.0.0.1:5432/postgres. Loopback only.
     #[arg(long)]
     pub postgres: Option<String>,
     /// Also run the release binaries as child processes and report their idle and peak RSS.
@@ -134,7 +139,15 @@ impl Options {
 
     fn wants(&self, s: Scenario) -> bool {
         (self.scenario == Scenario::All
-            && !matches!(s, Scenario::Users | Scenario::Listener | Scenario::Abuse | Scenario::Tls | Scenario::Push))
+            && !matches!(
+                s,
+                Scenario::Users
+                    | Scenario::Listener
+                    | Scenario::Abuse
+                    | Scenario::Tls
+                    | Scenario::Push
+                    | Scenario::Rotation
+            ))
             || self.scenario == s
     }
 }
@@ -191,6 +204,18 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
         if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
             println!("load average after: {}", load.trim());
         }
+        return Ok(());
+    }
+    if options.scenario == Scenario::Rotation {
+        let bin_dir = options.bin_dir.clone().unwrap_or_else(crate::rss::default_bin_dir);
+        let report =
+            loadgen.block_on(crate::rotation::measure(&bin_dir, options.postgres.as_deref(), &options.child_env))?;
+        crate::rotation::print(&report);
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average after: {}", load.trim());
+        }
+        anyhow::ensure!(report.refused.is_empty(), "{} valid tokens refused", report.refused.len());
+        anyhow::ensure!(report.complete, "two rotations were not done within the run");
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
