@@ -100,6 +100,8 @@ pub struct Keys {
     settings: VerifySettings,
     access_lifetime: Duration,
     refresh_lifetime: Duration,
+    /// How long a retired key still verifies and is published after its retirement.
+    keep_retired: Duration,
 }
 
 impl std::fmt::Debug for Keys {
@@ -165,7 +167,15 @@ impl Keys {
             named: Vec::new(),
         };
         let refused = Mutex::default();
-        Self { active: RwLock::new(Arc::new(active)), refused, settings, access_lifetime, refresh_lifetime }
+        let keep_retired = refresh_lifetime;
+        Self {
+            active: RwLock::new(Arc::new(active)),
+            refused,
+            settings,
+            access_lifetime,
+            refresh_lifetime,
+            keep_retired,
+        }
     }
 
     /// These HMAC keys, also accepting tokens signed with the `previous` secrets
@@ -182,26 +192,38 @@ impl Keys {
     }
 
     /// Asymmetric keys from stored rows: the `current` key signs; `next`, `current` and
-    /// recently retired keys verify and are published.
+    /// recently retired keys verify and are published. A retired key is kept until every token
+    /// it can have signed has expired: the refresh lifetime and the leeway after its retirement,
+    /// plus `reload_interval` (`KEYS_RELOAD_INTERVAL`), for the replicas that go on signing with
+    /// it until their next reload shows them the promotion.
     pub fn from_rows(
         rows: &[SigningKeyRow],
         settings: VerifySettings,
         access_lifetime: Duration,
         refresh_lifetime: Duration,
+        reload_interval: Duration,
     ) -> Result<Self, KeyError> {
-        let active = Self::build(rows, &settings, refresh_lifetime, &HashSet::new())?;
+        let keep_retired = refresh_lifetime + reload_interval;
+        let active = Self::build(rows, &settings, keep_retired, &HashSet::new())?;
         let refused = Mutex::default();
-        Ok(Self { active: RwLock::new(Arc::new(active)), refused, settings, access_lifetime, refresh_lifetime })
+        Ok(Self {
+            active: RwLock::new(Arc::new(active)),
+            refused,
+            settings,
+            access_lifetime,
+            refresh_lifetime,
+            keep_retired,
+        })
     }
 
     fn build(
         rows: &[SigningKeyRow],
         settings: &VerifySettings,
-        refresh_lifetime: Duration,
+        keep_retired: Duration,
         refused: &HashSet<String>,
     ) -> Result<Active, KeyError> {
         let keep_after = shared_user::user::now_utc()
-            - chrono::Duration::from_std(refresh_lifetime).unwrap_or_default()
+            - chrono::Duration::from_std(keep_retired).unwrap_or_default()
             - chrono::Duration::seconds(i64::try_from(settings.leeway).unwrap_or(0));
         let mut signing = None;
         let mut named = Vec::new();
@@ -261,7 +283,7 @@ impl Keys {
     /// [refused](Keys::refuse) stay out, even when `rows` were read before their revocation.
     pub fn reload(&self, rows: &[SigningKeyRow]) -> Result<(), KeyError> {
         let refused = self.refused();
-        let active = Self::build(rows, &self.settings, self.refresh_lifetime, &refused)?;
+        let active = Self::build(rows, &self.settings, self.keep_retired, &refused)?;
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         Ok(())
     }
@@ -474,6 +496,7 @@ mod tests {
                 VerifySettings::default(),
                 Duration::from_secs(60),
                 Duration::from_secs(600),
+                Duration::ZERO,
             )
             .unwrap();
             let minted = keys.mint(TokenType::Access, 5).unwrap();
@@ -490,9 +513,14 @@ mod tests {
         let refresh = Duration::from_secs(600);
         let old = row("old", "EdDSA", "current", None);
         let next = row("new", "ES256", "next", None);
-        let keys =
-            Keys::from_rows(&[old.clone(), next.clone()], VerifySettings::default(), Duration::from_secs(60), refresh)
-                .unwrap();
+        let keys = Keys::from_rows(
+            &[old.clone(), next.clone()],
+            VerifySettings::default(),
+            Duration::from_secs(60),
+            refresh,
+            Duration::ZERO,
+        )
+        .unwrap();
         assert_eq!(keys.jwks().keys.len(), 2, "next is published before it signs");
         let before = keys.mint(TokenType::Refresh, 1).unwrap();
         assert_eq!(shared_user::jsonwebtoken::decode_header(&before.token).unwrap().kid.as_deref(), Some("old"));
@@ -516,7 +544,9 @@ mod tests {
     fn a_refused_kid_is_neither_verified_nor_published_even_after_a_stale_reload() {
         let (access, refresh) = (Duration::from_secs(60), Duration::from_secs(600));
         let old = row("old", "EdDSA", "current", None);
-        let keys = Keys::from_rows(std::slice::from_ref(&old), VerifySettings::default(), access, refresh).unwrap();
+        let keys =
+            Keys::from_rows(std::slice::from_ref(&old), VerifySettings::default(), access, refresh, Duration::ZERO)
+                .unwrap();
         let by_old = keys.mint(TokenType::Access, 1).unwrap().token;
         let mut retired = old.clone();
         retired.status = "retired".into();
@@ -607,6 +637,7 @@ mod tests {
             VerifySettings::default(),
             Duration::from_secs(60),
             Duration::from_secs(60),
+            Duration::ZERO,
         )
         .unwrap();
         let json = serde_json::to_string(&*keys.jwks()).unwrap();

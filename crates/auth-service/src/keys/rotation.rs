@@ -57,7 +57,8 @@ impl Policy {
         Self {
             interval,
             lead: crate::settings::publication_lead(reload, jwks_max_age, leeway),
-            keep_retired: refresh + Duration::from_secs(leeway),
+            // A replica signs with a retired key until its next reload shows it the promotion.
+            keep_retired: refresh + Duration::from_secs(leeway) + reload,
         }
     }
 
