@@ -227,9 +227,8 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
 }
 
-/// What [`CaptureRequestMeta`] keeps for the request: the address, and the user agent as it
-/// came (a reference-counted header value), turned into a [`RequestMeta`] only when an event
-/// asks for it.
+/// What [`CaptureRequestMeta`] keeps for the request: the address, and a copy of the user
+/// agent as it came, turned into a [`RequestMeta`] only when an event asks for it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Captured {
     ip: Option<IpAddr>,
@@ -297,7 +296,11 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let ClientIp(ip) = ClientIp::of(request.extensions(), request.headers());
-        let user_agent = request.headers().get(header::USER_AGENT).cloned();
+        // A copy, not a clone: a clone shares the connection's read buffer, which would stay
+        // allocated beside hyper's next one for as long as the request lasts (a long poll of the
+        // revocation feed waits up to a minute).
+        let user_agent =
+            request.headers().get(header::USER_AGENT).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
         let captured = Captured { ip, user_agent };
         // The inner call only builds its future; the handler runs when it is polled, in scope.
         let answer = REQUEST_META.sync_scope(captured.clone(), || self.inner.call(request));

@@ -95,7 +95,10 @@ pub async fn get_revocations(
 ) -> Result<Json<Page>, ApiError> {
     let token = headers.get(FEED_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     check_feed_token(&state, token, client.as_ref().map(|Extension(c)| c))?;
+    // The headers share the connection's read buffer: not kept while the poll waits.
+    drop((headers, client));
     let (after, wait) = parse_feed_query(query.as_deref())?;
+    drop(query);
     let page = revocations_waiting(&state, after, wait, draining.map(|Extension(d)| d)).await?;
     let revocations = page
         .revocations

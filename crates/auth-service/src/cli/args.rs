@@ -254,8 +254,22 @@ pub struct DbArgs {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://gatehouse-auth.db")]
     pub database_url: String,
     /// Maximum pooled database connections.
-    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 10)]
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = DEFAULT_DB_POOL_SIZE)]
     pub db_pool_size: usize,
+}
+
+/// Default of `DB_POOL_SIZE`.
+const DEFAULT_DB_POOL_SIZE: usize = 10;
+
+impl Command {
+    /// The database pool size `serve` runs with (the runtime's blocking pool is sized by it);
+    /// the default for the one-shot commands, which make one query at a time.
+    pub fn db_pool_size(&self) -> usize {
+        match self {
+            Command::Serve(args) => args.db.db_pool_size,
+            _ => DEFAULT_DB_POOL_SIZE,
+        }
+    }
 }
 
 /// `serve` options.

@@ -33,7 +33,11 @@ pub(crate) fn accept_or_generate(headers: &mut HeaderMap) -> HeaderValue {
     if let (Some(id), None) = (values.next(), values.next())
         && is_valid(id.as_bytes())
     {
-        return id.clone();
+        // A copy: a clone would share the connection's read buffer for as long as the request
+        // lasts (a long poll waits up to a minute), beside the buffer hyper reads into next.
+        if let Ok(copy) = HeaderValue::from_bytes(id.as_bytes()) {
+            return copy;
+        }
     }
     let id = generate();
     headers.insert(X_REQUEST_ID, id.clone());
