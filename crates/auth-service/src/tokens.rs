@@ -166,14 +166,19 @@ impl Keys {
             published: Published::of(&JwkSet::default()),
             named: Vec::new(),
         };
-        let refused = Mutex::default();
-        let keep_retired = refresh_lifetime;
+        // Nothing is ever retired: HMAC keys are not rows.
+        Self::of(active, settings, (access_lifetime, refresh_lifetime), refresh_lifetime)
+    }
+
+    /// Keys around `active`, with the token lifetimes (access, refresh) and how long a retired
+    /// key is kept.
+    fn of(active: Active, settings: VerifySettings, lifetimes: (Duration, Duration), keep_retired: Duration) -> Self {
         Self {
             active: RwLock::new(Arc::new(active)),
-            refused,
+            refused: Mutex::default(),
             settings,
-            access_lifetime,
-            refresh_lifetime,
+            access_lifetime: lifetimes.0,
+            refresh_lifetime: lifetimes.1,
             keep_retired,
         }
     }
@@ -205,15 +210,7 @@ impl Keys {
     ) -> Result<Self, KeyError> {
         let keep_retired = refresh_lifetime + reload_interval;
         let active = Self::build(rows, &settings, keep_retired, &HashSet::new())?;
-        let refused = Mutex::default();
-        Ok(Self {
-            active: RwLock::new(Arc::new(active)),
-            refused,
-            settings,
-            access_lifetime,
-            refresh_lifetime,
-            keep_retired,
-        })
+        Ok(Self::of(active, settings, (access_lifetime, refresh_lifetime), keep_retired))
     }
 
     fn build(
