@@ -16,6 +16,8 @@
 //!   thousand waiting long polls cost the auth-service (release binaries).
 //! - [`rotation`]: two auth-service replicas rotating EdDSA keys by themselves under load, a
 //!   local-mode client-service on the JWKS refusing no valid token (release binaries).
+//! - [`scale`]: the auth-service on an empty database and on one filled in bulk with a year of
+//!   users, refresh records, sessions and audit events (release binary, issue #26).
 //!
 //! Everything here talks to loopback addresses only, and every loop stops by itself after a
 //! duration and a request count.
@@ -25,6 +27,7 @@ pub mod load;
 pub mod push;
 pub mod rotation;
 pub mod rss;
+pub mod scale;
 pub mod scenarios;
 pub mod setup;
 pub mod tls;

@@ -50,6 +50,11 @@ pub enum Scenario {
     /// local-mode client on the JWKS, until two rotations are done; no valid token may be
     /// refused. Release binaries; lasts about a minute.
     Rotation,
+    /// Data scale (not part of `all`, issue #26): the release auth-service on a fresh database
+    /// (PostgreSQL with --postgres, else SQLite) empty and then filled in bulk with `--users`,
+    /// `--refresh-records` and `--audit-events`; start-up, RSS, and p50/p99 of each request at
+    /// 1 and 8 connections side by side, and the plans of the queries that grow.
+    Scale,
     /// None (with --rss: only the memory measurement).
     None,
 }
@@ -77,7 +82,7 @@ pub struct Options {
     /// round with the median req/s per row (steadier on a shared machine).
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
-    /// PostgreSQL server for the refresh, users and rotation scenarios (a fresh database is
+    /// PostgreSQL server for the refresh, users, rotation and scale scenarios (a fresh database is
     /// created on it and dropped after), e.g. postgres://postgres@127.0.0.1:5432/postgres. Loopback only.
     #[arg(long)]
     pub postgres: Option<String>,
@@ -107,10 +112,17 @@ pub struct Options {
     /// local-mode row), so two runs compare recording alone. The recorder is process-wide.
     #[arg(long)]
     pub metrics: bool,
-    /// Populations of the `users` scenario (comma-separated), each run on fresh databases and
-    /// fresh processes: SQLite, or PostgreSQL for both services with --postgres.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 20_000, 100_000])]
+    /// Populations of the `users` scenario (comma-separated; default 1000,20000,100000), each
+    /// run on fresh databases and fresh processes: SQLite, or PostgreSQL for both services with
+    /// --postgres. The `scale` scenario takes one number (default 1000000).
+    #[arg(long, value_delimiter = ',')]
     pub users: Vec<usize>,
+    /// Refresh-token records of the `scale` scenario's filled database.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub refresh_records: u64,
+    /// Audit events of the `scale` scenario's filled database.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub audit_events: u64,
     /// `users` with --postgres: keep the auth-service on SQLite (only the mirror on PostgreSQL).
     #[arg(long)]
     pub auth_sqlite: bool,
@@ -147,6 +159,7 @@ impl Options {
                     | Scenario::Tls
                     | Scenario::Push
                     | Scenario::Rotation
+                    | Scenario::Scale
             ))
             || self.scenario == s
     }
@@ -179,6 +192,28 @@ pub fn run(options: &Options, servers: &Runtime, loadgen: &Runtime) -> anyhow::R
     }
     if options.scenario == Scenario::Users {
         return users_rows(options, loadgen);
+    }
+    if options.scenario == Scenario::Scale {
+        let users = match options.users.as_slice() {
+            [] => 1_000_000,
+            [n] => *n as u64,
+            _ => anyhow::bail!("--scenario scale takes one --users number"),
+        };
+        let sizes =
+            crate::scale::Sizes { users, refresh_records: options.refresh_records, audit_events: options.audit_events };
+        let bin_dir = options.bin_dir.clone().unwrap_or_else(crate::rss::default_bin_dir);
+        let report = loadgen.block_on(crate::scale::measure(
+            &bin_dir,
+            options.postgres.as_deref(),
+            sizes,
+            options.limits(1),
+            &options.child_env,
+        ))?;
+        crate::scale::print(&report);
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average after: {}", load.trim());
+        }
+        return Ok(());
     }
     if options.scenario == Scenario::Listener {
         let report = crate::listener::measure(options.connections, options.seconds, options.warmup, servers, loadgen)?;
@@ -654,7 +689,8 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
         "client µs"
     );
     let mut checks = Vec::new();
-    for &n in &options.users {
+    let populations = if options.users.is_empty() { vec![1_000, 20_000, 100_000] } else { options.users.clone() };
+    for &n in &populations {
         let r = loadgen.block_on(crate::users::run(
             &bin_dir,
             n,
@@ -686,7 +722,7 @@ fn users_rows(options: &Options, loadgen: &Runtime) -> anyhow::Result<()> {
         line("cold", &r.cold, Some(&r.rss_cold), Some(r.cold_cpu_us()));
         line("steady", &r.steady, Some(&r.rss_steady), Some(r.steady_cpu_us()));
         println!("{:>8} cold means: {}", "", r.cold_breakdown);
-        if n == options.users.iter().copied().max().unwrap_or(n) {
+        if n == populations.iter().copied().max().unwrap_or(n) {
             checks.push(Check::at_least(
                 "steady vs /healthz, most users",
                 100.0 * r.steady.rps() / r.healthz.rps(),
