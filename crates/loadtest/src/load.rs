@@ -369,3 +369,17 @@ pub async fn run(target: Target, limits: Limits) -> anyhow::Result<Outcome> {
     }
     Ok(outcome)
 }
+
+/// The `p`-th percentile (nearest rank) of `sorted` durations; zero when there are none.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// `d` in milliseconds.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::load;
+use crate::load::{self, ms, percentile};
 use crate::rss::{Pair, command, memory};
 use crate::setup::signing_key;
 
@@ -55,18 +55,6 @@ pub struct Report {
     pub fan_out: Vec<Duration>,
     /// Waiters that got no answer, or not a 200.
     pub waiter_errors: usize,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// Runs `rounds` logout-all rounds, then `waiters` long polls, against the binaries in `bin_dir`.

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::load;
+use crate::load::{self, ms, percentile};
 use crate::rss::{Service, command, free_port, wait_healthy};
 use crate::setup::PgDatabase;
 
@@ -551,18 +551,6 @@ async fn work(shared: Arc<Shared>, i: usize) -> anyhow::Result<Tally> {
         tokio::time::sleep(PAUSE).await;
     }
     Ok(tally)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn at(t: Option<f64>) -> String {
