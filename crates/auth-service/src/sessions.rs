@@ -98,7 +98,6 @@ pub async fn get_revocations(
     // The headers share the connection's read buffer: not kept while the poll waits.
     drop((headers, client));
     let (after, wait) = parse_feed_query(query.as_deref())?;
-    drop(query);
     let page = revocations_waiting(&state, after, wait, draining.map(|Extension(d)| d)).await?;
     let revocations = page
         .revocations

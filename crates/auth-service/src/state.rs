@@ -75,7 +75,7 @@ impl AppState {
         let keys = match hmac_secret {
             None => {
                 let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref()).await?;
-                Keys::from_rows(&rows, verify, access, refresh, settings.keys_reload_interval)?
+                Keys::from_rows(&rows, verify, access, refresh, keys::rotation::Policy::of(&settings).keep_retired)?
             }
             Some(secret) => Keys::hmac(&secret, verify, access, refresh)
                 .accepting_previous(&secret, &settings.resolve_previous_signing_keys()?),

@@ -197,18 +197,15 @@ impl Keys {
     }
 
     /// Asymmetric keys from stored rows: the `current` key signs; `next`, `current` and
-    /// recently retired keys verify and are published. A retired key is kept until every token
-    /// it can have signed has expired: the refresh lifetime and the leeway after its retirement,
-    /// plus `reload_interval` (`KEYS_RELOAD_INTERVAL`), for the replicas that go on signing with
-    /// it until their next reload shows them the promotion.
+    /// recently retired keys verify and are published, a retired one for `keep_retired` after
+    /// its retirement ([`crate::keys::rotation::Policy::keep_retired`]).
     pub fn from_rows(
         rows: &[SigningKeyRow],
         settings: VerifySettings,
         access_lifetime: Duration,
         refresh_lifetime: Duration,
-        reload_interval: Duration,
+        keep_retired: Duration,
     ) -> Result<Self, KeyError> {
-        let keep_retired = refresh_lifetime + reload_interval;
         let active = Self::build(rows, &settings, keep_retired, &HashSet::new())?;
         Ok(Self::of(active, settings, (access_lifetime, refresh_lifetime), keep_retired))
     }
@@ -219,9 +216,7 @@ impl Keys {
         keep_retired: Duration,
         refused: &HashSet<String>,
     ) -> Result<Active, KeyError> {
-        let keep_after = shared_user::user::now_utc()
-            - chrono::Duration::from_std(keep_retired).unwrap_or_default()
-            - chrono::Duration::seconds(i64::try_from(settings.leeway).unwrap_or(0));
+        let keep_after = shared_user::user::now_utc() - chrono::Duration::from_std(keep_retired).unwrap_or_default();
         let mut signing = None;
         let mut named = Vec::new();
         let mut jwks = JwkSet::default();
@@ -493,7 +488,7 @@ mod tests {
                 VerifySettings::default(),
                 Duration::from_secs(60),
                 Duration::from_secs(600),
-                Duration::ZERO,
+                Duration::from_secs(600),
             )
             .unwrap();
             let minted = keys.mint(TokenType::Access, 5).unwrap();
@@ -515,7 +510,7 @@ mod tests {
             VerifySettings::default(),
             Duration::from_secs(60),
             refresh,
-            Duration::ZERO,
+            refresh,
         )
         .unwrap();
         assert_eq!(keys.jwks().keys.len(), 2, "next is published before it signs");
@@ -542,8 +537,7 @@ mod tests {
         let (access, refresh) = (Duration::from_secs(60), Duration::from_secs(600));
         let old = row("old", "EdDSA", "current", None);
         let keys =
-            Keys::from_rows(std::slice::from_ref(&old), VerifySettings::default(), access, refresh, Duration::ZERO)
-                .unwrap();
+            Keys::from_rows(std::slice::from_ref(&old), VerifySettings::default(), access, refresh, refresh).unwrap();
         let by_old = keys.mint(TokenType::Access, 1).unwrap().token;
         let mut retired = old.clone();
         retired.status = "retired".into();
@@ -634,7 +628,7 @@ mod tests {
             VerifySettings::default(),
             Duration::from_secs(60),
             Duration::from_secs(60),
-            Duration::ZERO,
+            Duration::from_secs(60),
         )
         .unwrap();
         let json = serde_json::to_string(&*keys.jwks()).unwrap();

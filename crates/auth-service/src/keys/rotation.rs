@@ -35,7 +35,9 @@ pub struct Policy {
     pub interval: Duration,
     /// How long a staged key is published before it signs.
     pub lead: Duration,
-    /// How long a retired key stays published after it stopped signing.
+    /// How long a retired key stays published (and verifies) after it stopped signing: the
+    /// refresh lifetime and the leeway, plus `KEYS_RELOAD_INTERVAL` for the replicas that go on
+    /// signing with it until their next reload shows them the promotion.
     pub keep_retired: Duration,
 }
 
