@@ -48,11 +48,19 @@ pub enum AuditKind {
     UserUpdated,
     /// A signing key was staged or promoted.
     KeyRotated,
+    /// A second factor (TOTP, a passkey) was enrolled.
+    MfaEnrolled,
+    /// A second factor was removed by its owner.
+    MfaRemoved,
+    /// A wrong second factor (code or passkey) at a login or a removal.
+    MfaFailed,
+    /// A superuser removed every second factor of an account.
+    MfaReset,
 }
 
 impl AuditKind {
     /// Every kind, in documentation order.
-    pub const ALL: [AuditKind; 10] = [
+    pub const ALL: [AuditKind; 14] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::Throttled,
@@ -63,6 +71,10 @@ impl AuditKind {
         AuditKind::UserCreated,
         AuditKind::UserUpdated,
         AuditKind::KeyRotated,
+        AuditKind::MfaEnrolled,
+        AuditKind::MfaRemoved,
+        AuditKind::MfaFailed,
+        AuditKind::MfaReset,
     ];
 
     /// The stored and logged name (`login_succeeded`, ...).
@@ -78,6 +90,10 @@ impl AuditKind {
             AuditKind::UserCreated => "user_created",
             AuditKind::UserUpdated => "user_updated",
             AuditKind::KeyRotated => "key_rotated",
+            AuditKind::MfaEnrolled => "mfa_enrolled",
+            AuditKind::MfaRemoved => "mfa_removed",
+            AuditKind::MfaFailed => "mfa_failed",
+            AuditKind::MfaReset => "mfa_reset",
         }
     }
 }

@@ -428,8 +428,9 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Deletes expired refresh-token records, idle login counters (a day without failures) and
-/// retired signing keys whose tokens have all expired.
+/// Deletes expired refresh-token records, idle login counters (a day without failures), expired
+/// second-factor challenges (counted with the counters) and retired signing keys whose tokens
+/// have all expired.
 pub async fn housekeeping(
     store: &Store,
     refresh_lifetime: std::time::Duration,
@@ -437,7 +438,8 @@ pub async fn housekeeping(
     let now = shared_user::user::now_utc();
     let tokens = store.purge_expired().await?;
     let counters = store.throttle_purge(now - chrono::Duration::days(1)).await?
-        + store.forget_addresses(now - chrono::Duration::days(crate::throttle::KNOWN_ADDRESS_TTL_DAYS)).await?;
+        + store.forget_addresses(now - chrono::Duration::days(crate::throttle::KNOWN_ADDRESS_TTL_DAYS)).await?
+        + store.purge_challenges(now).await?;
     let lifetime = chrono::Duration::from_std(refresh_lifetime).unwrap_or_else(|_| chrono::Duration::days(365));
     let keys = store.delete_retired_keys(now - lifetime - chrono::Duration::hours(1)).await?;
     Ok((tokens, counters, keys))

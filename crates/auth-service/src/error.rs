@@ -43,6 +43,15 @@ pub enum ApiError {
     /// 401 with a custom body (request authentication failures, inactive account on refresh).
     #[error("unauthenticated: {}", .0.detail)]
     Unauthenticated(ErrorDetail),
+    /// 401 `mfa_required` with the `mfa_token` and the methods that may continue the login.
+    #[error("second factor required")]
+    MfaRequired(crate::service::MfaChallenge),
+    /// 401 with a detail and a code (a refused second factor, a dead `mfa_token`).
+    #[error("second factor refused: {0}")]
+    MfaRefused(&'static str),
+    /// 403 `mfa_enrolment_required`: a staff account must enrol a second factor first.
+    #[error("second factor enrolment required")]
+    MfaEnrolmentRequired,
     /// 403.
     #[error("permission denied")]
     Forbidden,
@@ -72,6 +81,10 @@ impl From<ServiceError> for ApiError {
                 ApiError::Unauthenticated(ErrorDetail::with_code(msg::NO_ACTIVE_ACCOUNT_FOR_TOKEN, "no_active_account"))
             }
             ServiceError::Unauthenticated(reason) => ApiError::Unauthenticated(refusal(reason)),
+            ServiceError::MfaRequired(challenge) => ApiError::MfaRequired(challenge),
+            ServiceError::MfaRefused => ApiError::MfaRefused(MFA_CODE_INVALID),
+            ServiceError::MfaTokenRefused => ApiError::MfaRefused(MFA_TOKEN_INVALID),
+            ServiceError::MfaEnrolmentRequired => ApiError::MfaEnrolmentRequired,
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Throttled(secs) => ApiError::Throttled(secs),
@@ -135,6 +148,16 @@ fn invalid_bearer(reason: &str) -> ErrorDetail {
 /// `Retry-After` of a 503 (the database is restarting or unreachable): a short wait.
 const RETRY_UNAVAILABLE_SECS: u64 = 2;
 
+/// The `detail` of a login that needs its second factor.
+pub const MFA_REQUIRED: &str = "Multi-factor authentication required.";
+/// The `detail` of a wrong second factor.
+pub const MFA_CODE_INVALID: &str = "Invalid code.";
+/// The `detail` of a dead `mfa_token`.
+pub const MFA_TOKEN_INVALID: &str = "The sign-in expired or was already completed; sign in again.";
+/// The `detail` of a staff account that must enrol a second factor.
+pub const MFA_ENROLMENT_REQUIRED: &str =
+    "Staff accounts must enrol a second factor first (POST /auth/mfa/totp/ or a passkey).";
+
 /// The `WWW-Authenticate` value of our 401 answers.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
@@ -151,6 +174,28 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unauthenticated(body) => {
                 with_www_authenticate(json(StatusCode::UNAUTHORIZED, body), WWW_AUTHENTICATE)
+            }
+            ApiError::MfaRequired(challenge) => with_www_authenticate(
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({
+                        "detail": MFA_REQUIRED,
+                        "code": "mfa_required",
+                        "mfa_token": challenge.mfa_token,
+                        "methods": challenge.methods,
+                    }),
+                ),
+                WWW_AUTHENTICATE,
+            ),
+            ApiError::MfaRefused(message) => {
+                let code = if message == MFA_CODE_INVALID { "mfa_code_invalid" } else { "mfa_token_invalid" };
+                with_www_authenticate(
+                    json(StatusCode::UNAUTHORIZED, ErrorDetail::with_code(message, code)),
+                    WWW_AUTHENTICATE,
+                )
+            }
+            ApiError::MfaEnrolmentRequired => {
+                json(StatusCode::FORBIDDEN, ErrorDetail::with_code(MFA_ENROLMENT_REQUIRED, "mfa_enrolment_required"))
             }
             ApiError::Forbidden => detail(StatusCode::FORBIDDEN, msg::PERMISSION_DENIED),
             ApiError::NotFound => detail(StatusCode::NOT_FOUND, msg::NOT_FOUND),

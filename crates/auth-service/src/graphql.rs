@@ -406,6 +406,19 @@ pub struct Profile {
     role: String,
 }
 
+/// graphql-jwt's `tokenAuth` answer for a new session.
+async fn obtained(state: &AppState, session: service::Session) -> Result<Option<ObtainJsonWebToken>, Error> {
+    let started = service::session_started(state, &session.refresh.jti).await.map_err(fail)?;
+    let payload = jwt_payload(session.access.claims, Some(&session.user.email), started);
+    Ok(Some(ObtainJsonWebToken {
+        token: session.access.token,
+        payload,
+        refresh_expires_in: session.refresh.exp,
+        refresh_token: session.refresh.token,
+        user: session.user.into(),
+    }))
+}
+
 /// Field map -> error extensions, one entry per field.
 fn field_extensions(fields: Map<String, Value>) -> Error {
     let summary = service::field_summary(&shared_user::http::FieldErrors(fields.clone()));
@@ -432,6 +445,19 @@ fn fail(e: ServiceError) -> Error {
             AccessRefused::Inactive => USER_DISABLED,
             AccessRefused::Token(_) | AccessRefused::NoUserId | AccessRefused::Revoked => INVALID_TOKEN,
         }),
+        ServiceError::MfaRequired(challenge) => Error::new(crate::error::MFA_REQUIRED).extend_with(|_, ext| {
+            ext.set("code", "mfa_required");
+            ext.set("mfaToken", challenge.mfa_token.clone());
+            ext.set("methods", challenge.methods.iter().map(|m| GqlValue::from(*m)).collect::<Vec<_>>());
+        }),
+        ServiceError::MfaRefused => {
+            Error::new(crate::error::MFA_CODE_INVALID).extend_with(|_, ext| ext.set("code", "mfa_code_invalid"))
+        }
+        ServiceError::MfaTokenRefused => {
+            Error::new(crate::error::MFA_TOKEN_INVALID).extend_with(|_, ext| ext.set("code", "mfa_token_invalid"))
+        }
+        ServiceError::MfaEnrolmentRequired => Error::new(crate::error::MFA_ENROLMENT_REQUIRED)
+            .extend_with(|_, ext| ext.set("code", "mfa_enrolment_required")),
         ServiceError::Forbidden | ServiceError::NotFound => Error::new(PERMISSION_DENIED),
         ServiceError::Throttled(secs) => {
             Error::new(format!("Request was throttled. Expected available in {secs} seconds.")).extend_with(|_, ext| {
@@ -560,15 +586,21 @@ impl Mutation {
             return Err(Error::new(INVALID_CREDENTIALS));
         }
         let session = service::log_in(state, &login, &password, caller(ctx).ip).await.map_err(fail)?;
-        let started = service::session_started(state, &session.refresh.jti).await.map_err(fail)?;
-        let payload = jwt_payload(session.access.claims, Some(&session.user.email), started);
-        Ok(Some(ObtainJsonWebToken {
-            token: session.access.token,
-            payload,
-            refresh_expires_in: session.refresh.exp,
-            refresh_token: session.refresh.token,
-            user: session.user.into(),
-        }))
+        obtained(state, session).await
+    }
+
+    /// The second step of a `tokenAuth` that answered `mfa_required` (its `mfaToken`
+    /// extension): a TOTP or recovery code -> tokens, as `POST /auth/token/mfa/`.
+    async fn token_auth_mfa(
+        &self,
+        ctx: &Context<'_>,
+        mfa_token: String,
+        code: String,
+    ) -> Result<Option<ObtainJsonWebToken>, Error> {
+        let state = ctx.data::<AppState>()?;
+        let session =
+            service::mfa::finish_login_with_code(state, &mfa_token, &code, caller(ctx).ip).await.map_err(fail)?;
+        obtained(state, session).await
     }
 
     /// Checks a token of ours (access or refresh) and returns its claims.

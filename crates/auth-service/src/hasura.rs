@@ -74,6 +74,21 @@ impl From<ServiceError> for ActionError {
             | ServiceError::Revoked
             | ServiceError::NoActiveAccount
             | ServiceError::Unauthenticated(_) => ActionError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            ServiceError::MfaRequired(challenge) => ActionError {
+                extensions: Some(json!({
+                    "code": "mfa_required",
+                    "mfa_token": challenge.mfa_token,
+                    "methods": challenge.methods,
+                })),
+                ..ActionError::new(StatusCode::UNAUTHORIZED, crate::error::MFA_REQUIRED)
+            },
+            ServiceError::MfaRefused => ActionError::new(StatusCode::UNAUTHORIZED, crate::error::MFA_CODE_INVALID),
+            ServiceError::MfaTokenRefused => {
+                ActionError::new(StatusCode::UNAUTHORIZED, crate::error::MFA_TOKEN_INVALID)
+            }
+            ServiceError::MfaEnrolmentRequired => {
+                ActionError::new(StatusCode::FORBIDDEN, crate::error::MFA_ENROLMENT_REQUIRED)
+            }
             ServiceError::Forbidden => ActionError::new(StatusCode::FORBIDDEN, PERMISSION_DENIED),
             ServiceError::NotFound => ActionError::new(StatusCode::NOT_FOUND, "Not found"),
             ServiceError::Throttled(secs) => ActionError {

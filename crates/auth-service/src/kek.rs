@@ -93,6 +93,11 @@ impl KeyEncryptionKey {
         Ok(Self(bytes.try_into().map_err(|_| KeyError::BadKek)?))
     }
 
+    /// The key of these 32 bytes (a key derived from a shared secret).
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw 32 bytes, for deriving other keys from (never printed or stored).
     pub(crate) fn secret(&self) -> &[u8] {
         &self.0

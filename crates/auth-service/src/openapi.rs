@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 const HASURA: &str = "hasura";
 const OPERATIONS: &str = "operations";
 const ADMIN: &str = "admin";
+const MFA: &str = "mfa";
 
 /// `POST /auth/create-user/` body.
 #[derive(ToSchema)]
@@ -428,6 +429,79 @@ mod operations {
         ))]
     fn admin_audit_log() {}
 
+    /// The caller's second factors.
+    #[utoipa::path(get, path = "/auth/mfa/", tag = MFA, operation_id = "get_factors",
+        security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Factors", body = Object,
+                example = json!({"totp": true, "recovery_codes_remaining": 9, "passkeys": [{"id": 1, "name": "laptop", "created": "2026-12-05T07:00:00.000000Z", "last_used": null}]})),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn get_factors() {}
+
+    /// Start (or restart, while unconfirmed) a TOTP enrolment: the secret, its `otpauth://`
+    /// URI and a QR code (SVG).
+    #[utoipa::path(post, path = "/auth/mfa/totp/", tag = MFA, operation_id = "enrol_totp",
+        security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Secret to confirm", body = Object,
+                example = json!({"secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "otpauth_uri": "otpauth://totp/Gatehouse:alice%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Gatehouse", "qr_svg": "<svg ...>"})),
+            (status = 400, description = "Already enrolled", body = FieldErrors),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn enrol_totp() {}
+
+    /// Confirm the enrolment with a first code: the ten recovery codes, shown once.
+    #[utoipa::path(post, path = "/auth/mfa/totp/confirm/", tag = MFA, operation_id = "confirm_totp",
+        security(("bearer" = [])),
+        request_body(content = Object, example = json!({"code": "123456"})),
+        responses(
+            (status = 200, description = "Enrolled", body = Object,
+                example = json!({"recovery_codes": ["k3v9-a7qm-2xcd-8hjw"]})),
+            (status = 400, description = "Wrong code, or nothing to confirm", body = FieldErrors,
+                example = json!({"code": ["Invalid code."]})),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn confirm_totp() {}
+
+    /// Remove the TOTP authenticator and its recovery codes, with the password and a code.
+    #[utoipa::path(delete, path = "/auth/mfa/totp/", tag = MFA, operation_id = "remove_totp",
+        security(("bearer" = [])),
+        request_body(content = Object, example = json!({"password": "...", "code": "123456"})),
+        responses(
+            (status = 204, description = "Removed"),
+            (status = 400, description = "Wrong password or code", body = FieldErrors),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 404, description = "No TOTP authenticator", body = ErrorDetail),
+            (status = 429, description = "Throttled", body = ErrorDetail),
+        ))]
+    fn remove_totp() {}
+
+    /// The second step of a login that answered `mfa_required`: its `mfa_token` and a TOTP or
+    /// recovery code -> the token pair (amr `pwd otp mfa`).
+    #[utoipa::path(post, path = "/auth/token/mfa/", tag = TOKENS, operation_id = "issue_token_mfa",
+        request_body(content = Object, example = json!({"mfa_token": "...", "code": "123456"})),
+        responses(
+            (status = 200, description = "Signed in", body = Object, example = json!({"refresh": "...", "access": "..."})),
+            (status = 400, description = "Missing field", body = FieldErrors),
+            (status = 401, description = "Wrong code (`mfa_code_invalid`) or dead mfa_token (`mfa_token_invalid`)", body = ErrorDetail,
+                example = json!({"detail": "Invalid code.", "code": "mfa_code_invalid"})),
+            (status = 429, description = "Throttled (codes count like passwords)", body = ErrorDetail),
+        ))]
+    fn issue_token_mfa() {}
+
+    /// Remove every second factor of a user (superuser; audited `mfa_reset`).
+    #[utoipa::path(delete, path = "/auth/admin/users/{id}/mfa/", tag = ADMIN, operation_id = "admin_reset_factors",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "User id")),
+        responses(
+            (status = 200, description = "Removed", body = Object, example = json!({"removed": 2})),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "Not a superuser", body = ErrorDetail),
+            (status = 404, description = "No such user", body = ErrorDetail),
+        ))]
+    fn admin_reset_factors() {}
+
     /// This document.
     #[utoipa::path(get, path = "/openapi.json", tag = OPERATIONS, operation_id = "get_openapi",
         responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
@@ -455,7 +529,9 @@ mod operations {
         operations::get_revocations, operations::admin_list_users, operations::admin_create_user,
         operations::admin_get_user, operations::admin_patch_user, operations::admin_set_password,
         operations::admin_list_sessions, operations::admin_end_sessions, operations::admin_end_session,
-        operations::admin_audit_log,
+        operations::admin_audit_log, operations::get_factors, operations::enrol_totp,
+        operations::confirm_totp, operations::remove_totp, operations::issue_token_mfa,
+        operations::admin_reset_factors,
     ),
     components(schemas(User, AccessGroup, ErrorDetail, TokenMessage)),
     modifiers(&Common),
@@ -464,6 +540,7 @@ mod operations {
         (name = USERS, description = "Users and passwords"),
         (name = HASURA, description = "Hasura action handlers"),
         (name = SESSIONS, description = "Sessions, logout everywhere and the revocation feed"),
+        (name = MFA, description = "Second factors: TOTP and passkeys"),
         (name = ADMIN, description = "Admin API (staff bearer token; the web console at /admin/ is HTML, not described here)"),
         (name = OPERATIONS, description = "Health, metrics and this document"),
     ),

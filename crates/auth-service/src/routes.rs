@@ -43,6 +43,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
     r = both_slashes(r, "/hasura/actions/login/", post(hasura::login_action).layer(no_store()));
     r = both_slashes(r, "/graphql/", graphql::route(state).layer(no_store()));
     r = crate::sessions::routes(r);
+    r = crate::mfa::routes(r);
     r.route(crate::discovery::JWKS_PATH, get(get_jwks))
         .route(crate::discovery::OPENID_CONFIGURATION_PATH, get(get_discovery))
         .route(crate::discovery::OAUTH_SERVER_PATH, get(get_discovery))
@@ -50,7 +51,7 @@ pub fn api(state: &AppState) -> Router<AppState> {
 
 /// The admin API (`/auth/admin/...`) and the admin console (`/admin/...`).
 pub fn admin() -> Router<AppState> {
-    crate::admin::routes(Router::new()).merge(crate::console::router())
+    crate::mfa::admin_routes(crate::admin::routes(Router::new())).merge(crate::console::router())
 }
 
 /// `GET /healthz` and `GET /readyz`.

@@ -6,6 +6,7 @@
 
 pub mod admin;
 mod error;
+pub mod mfa;
 pub mod sessions;
 
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ use shared_user::user::now_utc;
 use shared_user::wire::msg;
 use shared_user::{Claims, TokenError, TokenType, User};
 
-pub use self::error::{AccessRefused, ServiceError};
+pub use self::error::{AccessRefused, MfaChallenge, ServiceError};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::passwords::Checked;
 use crate::state::AppState;
@@ -246,34 +247,63 @@ pub async fn check_password(
 
 /// An access token for `user` in the session that began at `session_started_ms` (epoch
 /// milliseconds, recorded in its `jti`: see [`crate::tokens::session_jti`]), with the
-/// configured claim preset (its default role is the user's [`roles::role`]).
-pub fn mint_access(state: &AppState, user: &User, session_started_ms: i64) -> Result<Minted, ServiceError> {
+/// configured claim preset (its default role is the user's [`roles::role`]), and `amr` (how the
+/// user proved who they are, RFC 8176) right after the user id when the login used a second
+/// factor; a password-only login's tokens carry no `amr`.
+pub fn mint_access(
+    state: &AppState,
+    user: &User,
+    session_started_ms: i64,
+    amr: &[String],
+) -> Result<Minted, ServiceError> {
     let config = &state.settings;
-    let extra = claims::access_claims(config.claims_preset, user, roles::role(config, user));
+    let mut extra = amr_claim(amr);
+    extra.extend(claims::access_claims(config.claims_preset, user, roles::role(config, user)));
     state.keys.mint_in_session(TokenType::Access, user.id, &extra, session_started_ms).map_err(mint_error)
+}
+
+/// `{"amr": [...]}`, or nothing for a password-only login.
+fn amr_claim(amr: &[String]) -> Map<String, Value> {
+    let mut extra = Map::new();
+    if !amr.is_empty() {
+        extra.insert("amr".into(), Value::from(amr.to_vec()));
+    }
+    extra
+}
+
+/// The `amr` claim of a token (empty: a password-only login, or a token from before second
+/// factors). Only string values count.
+pub fn amr_of(claims: &Claims) -> Vec<String> {
+    match claims.raw.get("amr") {
+        Some(Value::Array(values)) => values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Starts a session for `user`: records a new refresh token family, mints both tokens and
 /// records the login (when `UPDATE_LAST_LOGIN`). For a user who did not just sign in with a
 /// password (a sign-up's first session); [`log_in`] opens its own.
 pub async fn start_session(state: &AppState, user: User) -> Result<Session, ServiceError> {
-    open_session(state, user, crate::store::sessions::LoginWrites::default()).await
+    open_session(state, user, crate::store::sessions::LoginWrites::default(), &[]).await
 }
 
 /// [`start_session`] with what the login also writes (`writes`: throttle settlement, new
 /// hash), all in one transaction; `last_login` and the session cap are filled in here.
-async fn open_session(
+/// `amr` is what the login proved (empty: a password only), carried by both tokens and by
+/// every token a refresh of the session mints.
+pub(crate) async fn open_session(
     state: &AppState,
     user: User,
     mut writes: crate::store::sessions::LoginWrites,
+    amr: &[String],
 ) -> Result<Session, ServiceError> {
     sessions::wait_past_watermark(state, user.id).await?;
     // The sign-in time, recorded in the family id (the first refresh token's `jti`) and in
     // every access token of the session.
     let started_ms = chrono::Utc::now().timestamp_millis();
     let refresh =
-        state.keys.mint_in_session(TokenType::Refresh, user.id, &Map::new(), started_ms).map_err(mint_error)?;
-    let access = mint_access(state, &user, started_ms)?;
+        state.keys.mint_in_session(TokenType::Refresh, user.id, &amr_claim(amr), started_ms).map_err(mint_error)?;
+    let access = mint_access(state, &user, started_ms, amr)?;
     let new = crate::store::sessions::NewSession {
         jti: refresh.jti.clone(),
         user_id: user.id,
@@ -281,7 +311,10 @@ async fn open_session(
     };
     writes.last_login = state.settings.update_last_login;
     writes.max_sessions = state.settings.session_cap();
-    let event = AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id);
+    let mut event = AuditEvent::new(AuditKind::LoginSucceeded).user(user.id).actor(user.id);
+    if !amr.is_empty() {
+        event = event.detail(serde_json::json!({"amr": amr}));
+    }
     let capped = state.store.open_session(&new, &event, &writes).await?;
     if !capped.is_empty() {
         metrics::counter!("gatehouse_sessions_capped_total").increment(capped.len() as u64);
@@ -306,23 +339,37 @@ pub async fn log_in(
         return Err(ServiceError::BadCredentials);
     };
     let user = sign_in.creds.user;
-    let mut writes = crate::store::sessions::LoginWrites {
-        throttle: state.throttle.settlement(&sign_in.attempt),
-        ..Default::default()
-    };
+    let mut password_hash = None;
     if sign_in.checked.needs_rehash {
         match state.hasher.hash(password.to_owned()).await {
-            Ok(hash) => writes.password_hash = Some(hash),
+            Ok(hash) => password_hash = Some(hash),
             Err(e) => tracing::warn!(error = %e, user_id = user.id, "password rehash failed"),
         }
     }
+    let factors = state.store.factor_count(user.id).await?;
+    if factors.any() {
+        // The password step is done; the login waits for the second factor, and nothing of
+        // a success is written yet (the counters keep this attempt until it completes).
+        let challenge = mfa::begin_login(state, &user, factors, sign_in.attempt, password_hash).await?;
+        return Err(ServiceError::MfaRequired(challenge));
+    }
+    let writes = crate::store::sessions::LoginWrites {
+        throttle: state.throttle.settlement(&sign_in.attempt),
+        password_hash,
+        ..Default::default()
+    };
     metrics::counter!("gatehouse_logins_total", "outcome" => "success").increment(1);
-    open_session(state, user, writes).await
+    open_session(state, user, writes, &[]).await
 }
 
 /// Reads and checks a refresh token, and its record. A rotated token presented again after
 /// the grace window revokes its whole family.
 pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord, ServiceError> {
+    Ok(live_refresh_claims(state, token).await?.0)
+}
+
+/// [`live_refresh`] with the token's claims.
+async fn live_refresh_claims(state: &AppState, token: &str) -> Result<(RefreshRecord, Claims), ServiceError> {
     let claims = state.keys.verifier().decode(token, Some(TokenType::Refresh))?;
     let record = state.store.find_refresh(&claims.jti).await?.ok_or(TokenError::Invalid)?;
     if claims.user_id != Some(record.user_id) {
@@ -345,7 +392,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
     }
     // Dead too when issued before the user's revocation watermark.
     sessions::check_watermark(state, record.user_id, claims.iat).await?;
-    Ok(record)
+    Ok((record, claims))
 }
 
 /// A new access token (with the user looked up again, so claim presets are current) and,
@@ -353,12 +400,14 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
 /// [`ServiceError::NoActiveAccount`].
 pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed, ServiceError> {
     let counted = crate::metrics::RefreshOutcome::default();
-    let record = live_refresh(state, token).await?;
+    let (record, claims) = live_refresh_claims(state, token).await?;
     let user = match state.store.find_user(record.user_id).await? {
         Some(user) if user.is_active => user,
         _ => return Err(ServiceError::NoActiveAccount),
     };
-    let access = mint_access(state, &user, session_started_ms(state, &record.family).await?)?;
+    // What the login proved stays with the session: the refresh token carries it, signed.
+    let amr = amr_of(&claims);
+    let access = mint_access(state, &user, session_started_ms(state, &record.family).await?, &amr)?;
     let family = record.family.clone();
     if !state.settings.rotate_refresh_tokens {
         let refresh_exp = record.expires_at.and_utc().timestamp();
@@ -366,7 +415,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         counted.succeeded();
         return Ok(Refreshed { user, access, refresh: None, refresh_exp, family });
     }
-    let refresh = state.keys.mint(TokenType::Refresh, user.id).map_err(mint_error)?;
+    let refresh = state.keys.mint_with(TokenType::Refresh, user.id, &amr_claim(&amr)).map_err(mint_error)?;
     let outcome = state
         .store
         .rotate_refresh(&record, &refresh.jti, epoch_to_naive(refresh.exp), state.settings.blacklist_after_rotation)

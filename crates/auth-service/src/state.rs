@@ -7,6 +7,7 @@ use std::sync::Arc;
 use shared_user::settings::SettingError;
 use shared_user::{Db, VerifySettings};
 
+use crate::factors::SecretSealer;
 use crate::form_key::FormKey;
 use crate::kek::KeyError;
 use crate::keys;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Signs the admin console's sign-in form tokens.
     pub console_form_key: FormKey,
+    /// Seals TOTP secrets at rest.
+    pub sealer: SecretSealer,
 }
 
 /// Why [`AppState::build`] could not build the state. The message is the one line the binary
@@ -72,6 +75,8 @@ impl AppState {
             (None, Some(kek)) => FormKey::derive(kek.secret()),
             (None, None) => FormKey::random(),
         };
+        // Second-factor secrets are sealed under the same shared secret.
+        let sealer = SecretSealer::derive(hmac_secret.as_deref().or(kek.as_ref().map(|k| k.secret())));
         let keys = match hmac_secret {
             None => {
                 let rows = keys::ensure_current(&Store::new(db.clone()), settings.algorithm, kek.as_ref()).await?;
@@ -96,6 +101,7 @@ impl AppState {
             settings: Arc::new(settings),
             throttle: Arc::new(throttle),
             console_form_key,
+            sealer,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod mfa;
 pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;

@@ -66,7 +66,9 @@ pub fn signups_per_hour(n: u32) -> Limit {
 }
 
 /// A counted login attempt, to be settled with [`Throttle::settlement`] when the password was right.
-#[derive(Debug, Clone)]
+/// It is kept between the two steps of a login with a second factor (in the `mfa_token`'s
+/// challenge), so it serializes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
     email: String,
     ip: Option<IpAddr>,

@@ -403,7 +403,16 @@ async fn introspection_describes_the_graphql_jwt_schema(backend: Backend) {
     assert_eq!(field_names(type_of(schema, "Query")), ["me", "whoami", "users", "currentUser", "sessions"]);
     assert_eq!(
         field_names(type_of(schema, "Mutation")),
-        ["tokenAuth", "verifyToken", "refreshToken", "revokeToken", "createUser", "userCreate", "logoutAll"]
+        [
+            "tokenAuth",
+            "tokenAuthMfa",
+            "verifyToken",
+            "refreshToken",
+            "revokeToken",
+            "createUser",
+            "userCreate",
+            "logoutAll"
+        ]
     );
     assert_eq!(
         field_names(type_of(schema, "ObtainJSONWebToken")),

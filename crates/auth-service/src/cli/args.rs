@@ -91,7 +91,7 @@ pub struct AuditArgs {
     pub user: Option<String>,
     /// Only events of this kind: login_succeeded, login_failed, throttled,
     /// refresh_reuse_detected, password_changed, session_revoked, logout_all, user_created,
-    /// user_updated, key_rotated.
+    /// user_updated, key_rotated, mfa_enrolled, mfa_removed, mfa_failed, mfa_reset.
     #[arg(long, value_parser = |s: &str| s.parse::<crate::audit::AuditKind>())]
     pub kind: Option<crate::audit::AuditKind>,
     /// Only events of this recent period (`1h`, `30m`, `7d`).

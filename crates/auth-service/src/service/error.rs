@@ -33,6 +33,20 @@ pub enum ServiceError {
     /// No such record (or none the caller may know about).
     #[error("not found")]
     NotFound,
+    /// The password was right and the account has a second factor: the login continues at
+    /// `POST /auth/token/mfa/` (or with a passkey) with this `mfa_token`.
+    #[error("second factor required")]
+    MfaRequired(MfaChallenge),
+    /// A second-factor code or passkey assertion that is wrong (the login counters counted it).
+    #[error("second factor refused")]
+    MfaRefused,
+    /// An `mfa_token` that is unknown, expired, used, or out of tries: sign in again.
+    #[error("mfa token refused")]
+    MfaTokenRefused,
+    /// A staff account without a second factor while `MFA_REQUIRED_FOR_STAFF` is on: it must
+    /// enrol one before it may use the console or the admin API.
+    #[error("second factor enrolment required")]
+    MfaEnrolmentRequired,
     /// Too many attempts: retry after this many seconds.
     #[error("throttled for {0} s")]
     Throttled(u64),
@@ -42,6 +56,15 @@ pub enum ServiceError {
     /// A bug or an unexpected failure; logged once by the front end, never shown.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// The second step a login waits for: the token that names it and the factors that may answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaChallenge {
+    /// Opaque, single use, 5 minutes.
+    pub mfa_token: String,
+    /// `totp`, `webauthn`.
+    pub methods: Vec<&'static str>,
 }
 
 /// Why a bearer access token does not sign its holder in. Each front end words every case

@@ -220,6 +220,18 @@ pub const REFRESHES: &str = "gatehouse_refreshes_total";
 pub const REUSE_DETECTED: &str = "gatehouse_refresh_reuse_detected_total";
 /// Auth-service: login attempts refused by the throttle.
 pub const THROTTLED: &str = "gatehouse_throttled_total";
+/// Auth-service: logins stopped after the password for a second factor.
+pub const MFA_CHALLENGES: &str = "gatehouse_mfa_challenges_total";
+/// Auth-service: second factors that completed a login, by `method`.
+pub const MFA_VERIFIED: &str = "gatehouse_mfa_verified_total";
+/// Auth-service: wrong second factors, by `method`.
+pub const MFA_FAILED: &str = "gatehouse_mfa_failed_total";
+/// Auth-service: second factors enrolled, by `method`.
+pub const MFA_ENROLLED: &str = "gatehouse_mfa_enrolled_total";
+/// Auth-service: second factors removed by their owner, by `method`.
+pub const MFA_REMOVED: &str = "gatehouse_mfa_removed_total";
+/// Auth-service: resets of every factor of an account by a superuser.
+pub const MFA_RESET: &str = "gatehouse_mfa_reset_total";
 /// Auth-service: password hashes waiting for a hashing thread.
 pub const HASH_QUEUE: &str = "gatehouse_hash_queue_depth";
 /// Auth-service: time of one password hash or check on its thread.
@@ -256,6 +268,12 @@ fn describe() {
     describe_counter!(REFRESHES, "Refresh token exchanges by outcome (success, rejected)");
     describe_counter!(REUSE_DETECTED, "Rotated refresh tokens presented again (the family is revoked)");
     describe_counter!(THROTTLED, "Login attempts refused by the brute-force throttle");
+    describe_counter!(MFA_CHALLENGES, "Logins stopped after the password for a second factor");
+    describe_counter!(MFA_VERIFIED, "Second factors that completed a login, by method (totp, recovery_code, webauthn)");
+    describe_counter!(MFA_FAILED, "Wrong second factors (login, confirmation, removal), by method");
+    describe_counter!(MFA_ENROLLED, "Second factors enrolled, by method (totp, webauthn)");
+    describe_counter!(MFA_REMOVED, "Second factors removed by their owner, by method");
+    describe_counter!(MFA_RESET, "Resets of every second factor of an account by a superuser");
     describe_gauge!(HASH_QUEUE, "Password hashes waiting for a hashing thread");
     describe_histogram!(HASH_DURATION, Unit::Seconds, "Time of one password hash or check on its thread");
     describe_counter!(KEY_RELOADS, "Signing key reloads from the database by outcome (success, failure)");
