@@ -69,7 +69,7 @@ fn build(state: AppState, serves: Serves) -> Router {
         routes = routes.merge(routes::api(&state));
     }
     if serves.admin {
-        routes = routes.merge(routes::admin());
+        routes = routes.merge(routes::admin(&state));
     }
     if serves.health {
         routes = routes.merge(routes::health());

@@ -1,8 +1,10 @@
 //! Bearer authentication on the auth-service's own user endpoints (SimpleJWT `JWTAuthentication`)
-//! and the `ALLOW_CREATE_USER` gate built on it.
+//! and the gates built on it: `ALLOW_CREATE_USER`, and `MFA_REQUIRED_FOR_STAFF` on the admin API.
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use shared_user::User;
 use shared_user::wire::{ErrorDetail, msg};
 
@@ -81,4 +83,22 @@ where
             }
         }
     }
+}
+
+/// `MFA_REQUIRED_FOR_STAFF` in front of the admin API: a request whose bearer token is a staff
+/// or superuser's is refused with 403 `mfa_enrolment_required` while the account has no second
+/// factor, and with 403 `mfa_required` when the token comes from a password-only login (see
+/// [`service::mfa::check_staff_factor`]). Requests without a valid token go on to the handler,
+/// which answers them as it always did.
+pub async fn staff_factor_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.settings.mfa_required_for_staff {
+        let config = &state.settings;
+        if let Ok(Some(token)) = bearer_token(request.headers(), &config.auth_header_name, &config.auth_header_types)
+            && let Ok((user, claims)) = service::authenticate_access(&state, token).await
+            && let Err(e) = service::mfa::check_staff_factor(&state, &user, &service::amr_of(&claims)).await
+        {
+            return ApiError::from(e).into_response();
+        }
+    }
+    next.run(request).await
 }

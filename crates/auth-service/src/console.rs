@@ -27,6 +27,7 @@
 //! request came over TLS (a trusted proxy's `X-Forwarded-Proto: https`), also
 //! `Strict-Transport-Security`.
 
+mod mfa;
 mod pages;
 
 use aws_lc_rs::hmac;
@@ -85,6 +86,7 @@ pub fn router() -> Router<AppState> {
     r = both_slashes(r, "/admin/users/{id}/sessions/end-all/", post(end_all_sessions));
     r = both_slashes(r, "/admin/users/{id}/sessions/{session}/end/", post(end_one_session));
     r = both_slashes(r, "/admin/audit/", get(audit_page));
+    r = mfa::routes(r);
     r.layer(from_fn(guard))
 }
 
@@ -239,12 +241,34 @@ impl Admin {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 
+    /// A console session, and under `MFA_REQUIRED_FOR_STAFF` a staff account with a second
+    /// factor that the session's sign-in used: one without a factor is sent to enrol
+    /// (`/admin/mfa/`), a password-only session to sign in again.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Enrolling(admin, amr) = Enrolling::from_request_parts(parts, state).await?;
+        match service::mfa::check_staff_factor(state, &admin.user, &amr).await {
+            Ok(()) => Ok(admin),
+            Err(ServiceError::MfaEnrolmentRequired) => Err(Redirect::to("/admin/mfa/").into_response()),
+            Err(ServiceError::MfaStepUpRequired) => Err(Redirect::to("/admin/login/").into_response()),
+            Err(e) => Err(pages::failure(e)),
+        }
+    }
+}
+
+/// A signed-in console user before the `MFA_REQUIRED_FOR_STAFF` check (the second-factor
+/// pages, where such a user enrols), with what the session's sign-in proved (`amr`).
+#[derive(Debug, Clone)]
+pub struct Enrolling(pub Admin, pub Vec<String>);
+
+impl FromRequestParts<AppState> for Enrolling {
+    type Rejection = Response;
+
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let to_login = || Redirect::to("/admin/login/").into_response();
         let secure = over_tls(&parts.headers, from_trusted_proxy(parts));
         let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
-        let record = match service::live_refresh(state, &token).await {
-            Ok(record) => record,
+        let (record, claims) = match service::live_refresh_claims(state, &token).await {
+            Ok(found) => found,
             Err(ServiceError::Unavailable(reason)) => return Err(pages::failure(ServiceError::Unavailable(reason))),
             Err(ServiceError::Internal(reason)) => return Err(pages::failure(ServiceError::Internal(reason))),
             Err(_) => return Err(to_login()),
@@ -254,7 +278,8 @@ impl FromRequestParts<AppState> for Admin {
             Ok(_) => return Err(to_login()),
             Err(e) => return Err(pages::failure(e.into())),
         };
-        Ok(Admin { user, csrf: session_csrf(&token), token, secure })
+        let amr = service::amr_of(&claims);
+        Ok(Enrolling(Admin { user, csrf: session_csrf(&token), token, secure }, amr))
     }
 }
 
@@ -326,8 +351,7 @@ async fn login(
 ) -> Response {
     // The form's token must be the cookie's, and one we signed: a value an attacker planted
     // in the cookie is not.
-    let expected = cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if !same_token(form.get("csrf"), &expected) || !state.console_form_key.accepts(&expected) {
+    if !login_csrf_ok(&state, &headers, &form) {
         return pages::csrf_failed();
     }
     let email = form.get("email").trim().to_owned();
@@ -341,38 +365,61 @@ async fn login(
             secure,
         );
     }
-    let user = match service::authenticate(&state, &email, password, ip).await {
-        Ok(Some((creds, _))) => creds.user,
-        Ok(None) => {
-            let error = "Email or password is wrong, or the account is inactive.".to_owned();
-            return login_page(&state, StatusCode::BAD_REQUEST, &email, Some(error), secure);
+    let admit = |user: &User| roles::may_read_users(&state.settings, user);
+    let session = match service::log_in_admitted(&state, &email, password, ip, admit).await {
+        Ok(session) => session,
+        Err(ServiceError::MfaRequired(challenge)) => {
+            return mfa::second_step_page(&state, StatusCode::OK, &challenge.mfa_token, None, secure);
         }
-        Err(ServiceError::Throttled(secs)) => {
+        Err(e) => return login_refused(&state, &email, e, secure),
+    };
+    signed_in(session, secure)
+}
+
+/// The sign-in page saying why `e` refused a sign-in (or the error page of a failure).
+fn login_refused(state: &AppState, email: &str, e: ServiceError, secure: bool) -> Response {
+    match e {
+        ServiceError::BadCredentials => {
+            let error = "Email or password is wrong, or the account is inactive.".to_owned();
+            login_page(state, StatusCode::BAD_REQUEST, email, Some(error), secure)
+        }
+        ServiceError::Forbidden => {
+            let error = "This account may not use the admin console.".to_owned();
+            login_page(state, StatusCode::FORBIDDEN, email, Some(error), secure)
+        }
+        ServiceError::Throttled(secs) => {
             let error = format!("Too many failed sign-ins. Try again in {secs} seconds.");
-            let mut r = login_page(&state, StatusCode::TOO_MANY_REQUESTS, &email, Some(error), secure);
+            let mut r = login_page(state, StatusCode::TOO_MANY_REQUESTS, email, Some(error), secure);
             r.headers_mut().insert(header::RETRY_AFTER, secs.into());
-            return r;
+            r
+        }
+        ServiceError::MfaTokenRefused => {
+            let error = "The sign-in expired or was already completed; sign in again.".to_owned();
+            login_page(state, StatusCode::BAD_REQUEST, email, Some(error), secure)
         }
         // Characters no email holds: said on the form, without echoing them back.
-        Err(ServiceError::Fields(errors)) => {
+        ServiceError::Fields(errors) => {
             let error = pages::error_lines(&errors).join(" ");
-            return login_page(&state, StatusCode::BAD_REQUEST, "", Some(error), secure);
+            login_page(state, StatusCode::BAD_REQUEST, "", Some(error), secure)
         }
-        Err(e) => return pages::failure(e),
-    };
-    if !roles::may_read_users(&state.settings, &user) {
-        let error = "This account may not use the admin console.".to_owned();
-        return login_page(&state, StatusCode::FORBIDDEN, &email, Some(error), secure);
+        e => pages::failure(e),
     }
-    let session = match service::start_session(&state, user).await {
-        Ok(session) => session,
-        Err(e) => return pages::failure(e),
-    };
+}
+
+/// The answer to a completed sign-in: the session cookie, the sign-in form's cookie dropped,
+/// on to the user list.
+fn signed_in(session: service::Session, secure: bool) -> Response {
     let mut response = Redirect::to("/admin/users/").into_response();
     let h = response.headers_mut();
     h.append(header::SET_COOKIE, console_cookie(SESSION_COOKIE, session.refresh.token, secure));
     h.append(header::SET_COOKIE, removal_cookie(LOGIN_CSRF_COOKIE, secure));
     response
+}
+
+/// Whether the sign-in form's token (`form`'s `csrf`) is the cookie's and one we signed.
+fn login_csrf_ok(state: &AppState, headers: &HeaderMap, form: &Form) -> bool {
+    let expected = cookie_value(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    same_token(form.get("csrf"), &expected) && state.console_form_key.accepts(&expected)
 }
 
 /// `POST /admin/logout/`: ends the console session and drops its cookie.
@@ -405,7 +452,7 @@ async fn users_page(State(state): State<AppState>, admin: Admin, RawQuery(query)
 }
 
 /// Reads a user id from the path (digits only).
-fn user_id(raw: &str) -> Result<i64, Refused> {
+pub(crate) fn user_id(raw: &str) -> Result<i64, Refused> {
     parse_id(raw).map_err(|_| Refused::NoSuchUser)
 }
 

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// 403 `mfa_enrolment_required`: a staff account must enrol a second factor first.
     #[error("second factor enrolment required")]
     MfaEnrolmentRequired,
+    /// 403 `mfa_required`: a password-only token where a second factor is required.
+    #[error("sign-in with a second factor required")]
+    MfaStepUpRequired,
     /// 403.
     #[error("permission denied")]
     Forbidden,
@@ -85,6 +88,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::MfaRefused => ApiError::MfaRefused(MFA_CODE_INVALID),
             ServiceError::MfaTokenRefused => ApiError::MfaRefused(MFA_TOKEN_INVALID),
             ServiceError::MfaEnrolmentRequired => ApiError::MfaEnrolmentRequired,
+            ServiceError::MfaStepUpRequired => ApiError::MfaStepUpRequired,
             ServiceError::Forbidden => ApiError::Forbidden,
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Throttled(secs) => ApiError::Throttled(secs),
@@ -158,6 +162,9 @@ pub const MFA_TOKEN_INVALID: &str = "The sign-in expired or was already complete
 pub const MFA_ENROLMENT_REQUIRED: &str =
     "Staff accounts must enrol a second factor first (POST /auth/mfa/totp/ or a passkey).";
 
+/// The `detail` of a password-only token where a second factor is required.
+pub const MFA_STEP_UP_REQUIRED: &str = "This action requires a sign-in with a second factor; sign in again.";
+
 /// The `WWW-Authenticate` value of our 401 answers.
 pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"api\"";
 
@@ -196,6 +203,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::MfaEnrolmentRequired => {
                 json(StatusCode::FORBIDDEN, ErrorDetail::with_code(MFA_ENROLMENT_REQUIRED, "mfa_enrolment_required"))
+            }
+            ApiError::MfaStepUpRequired => {
+                json(StatusCode::FORBIDDEN, ErrorDetail::with_code(MFA_STEP_UP_REQUIRED, "mfa_required"))
             }
             ApiError::Forbidden => detail(StatusCode::FORBIDDEN, msg::PERMISSION_DENIED),
             ApiError::NotFound => detail(StatusCode::NOT_FOUND, msg::NOT_FOUND),

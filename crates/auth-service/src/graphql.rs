@@ -458,6 +458,9 @@ fn fail(e: ServiceError) -> Error {
         }
         ServiceError::MfaEnrolmentRequired => Error::new(crate::error::MFA_ENROLMENT_REQUIRED)
             .extend_with(|_, ext| ext.set("code", "mfa_enrolment_required")),
+        ServiceError::MfaStepUpRequired => {
+            Error::new(crate::error::MFA_STEP_UP_REQUIRED).extend_with(|_, ext| ext.set("code", "mfa_required"))
+        }
         ServiceError::Forbidden | ServiceError::NotFound => Error::new(PERMISSION_DENIED),
         ServiceError::Throttled(secs) => {
             Error::new(format!("Request was throttled. Expected available in {secs} seconds.")).extend_with(|_, ext| {

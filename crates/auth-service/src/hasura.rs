@@ -89,6 +89,9 @@ impl From<ServiceError> for ActionError {
             ServiceError::MfaEnrolmentRequired => {
                 ActionError::new(StatusCode::FORBIDDEN, crate::error::MFA_ENROLMENT_REQUIRED)
             }
+            ServiceError::MfaStepUpRequired => {
+                ActionError::new(StatusCode::FORBIDDEN, crate::error::MFA_STEP_UP_REQUIRED)
+            }
             ServiceError::Forbidden => ActionError::new(StatusCode::FORBIDDEN, PERMISSION_DENIED),
             ServiceError::NotFound => ActionError::new(StatusCode::NOT_FOUND, "Not found"),
             ServiceError::Throttled(secs) => ActionError {

@@ -49,9 +49,11 @@ pub fn api(state: &AppState) -> Router<AppState> {
         .route(crate::discovery::OAUTH_SERVER_PATH, get(get_discovery))
 }
 
-/// The admin API (`/auth/admin/...`) and the admin console (`/admin/...`).
-pub fn admin() -> Router<AppState> {
-    crate::mfa::admin_routes(crate::admin::routes(Router::new())).merge(crate::console::router())
+/// The admin API (`/auth/admin/...`, behind [`crate::auth::staff_factor_gate`]) and the admin
+/// console (`/admin/...`).
+pub fn admin(state: &AppState) -> Router<AppState> {
+    let gate = axum::middleware::from_fn_with_state(state.clone(), crate::auth::staff_factor_gate);
+    crate::mfa::admin_routes(crate::admin::routes(Router::new())).route_layer(gate).merge(crate::console::router())
 }
 
 /// `GET /healthz` and `GET /readyz`.

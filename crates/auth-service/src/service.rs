@@ -334,10 +334,28 @@ pub async fn log_in(
     password: &str,
     ip: Option<IpAddr>,
 ) -> Result<Session, ServiceError> {
+    log_in_admitted(state, email, password, ip, |_| true).await
+}
+
+/// [`log_in`] for a front end only some users may sign in to (the admin console): after the
+/// right password, a user `admit` refuses is [`ServiceError::Forbidden`] (the attempt is
+/// settled as a success, and no session is opened). A user with a second factor is
+/// [`ServiceError::MfaRequired`], as for [`log_in`].
+pub async fn log_in_admitted(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+    admit: impl Fn(&User) -> bool,
+) -> Result<Session, ServiceError> {
     let Some(sign_in) = check_password(state, email, password, ip).await? else {
         metrics::counter!("gatehouse_logins_total", "outcome" => "failure").increment(1);
         return Err(ServiceError::BadCredentials);
     };
+    if !admit(&sign_in.creds.user) {
+        state.throttle.succeeded(&state.store, &sign_in.attempt).await?;
+        return Err(ServiceError::Forbidden);
+    }
     let user = sign_in.creds.user;
     let mut password_hash = None;
     if sign_in.checked.needs_rehash {
@@ -369,7 +387,7 @@ pub async fn live_refresh(state: &AppState, token: &str) -> Result<RefreshRecord
 }
 
 /// [`live_refresh`] with the token's claims.
-async fn live_refresh_claims(state: &AppState, token: &str) -> Result<(RefreshRecord, Claims), ServiceError> {
+pub async fn live_refresh_claims(state: &AppState, token: &str) -> Result<(RefreshRecord, Claims), ServiceError> {
     let claims = state.keys.verifier().decode(token, Some(TokenType::Refresh))?;
     let record = state.store.find_refresh(&claims.jti).await?.ok_or(TokenError::Invalid)?;
     if claims.user_id != Some(record.user_id) {

@@ -170,6 +170,11 @@ pub struct Settings {
     /// Brute-force protection on token obtain (429 with Retry-After when locked).
     #[arg(long, env = "LOGIN_THROTTLE", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = true)]
     pub login_throttle: bool,
+    /// Staff and superusers may use the admin console and the admin API only with a second
+    /// factor: without one they are led to enrol, and a token from a password-only login is
+    /// refused there (403 `mfa_required`).
+    #[arg(long, env = "MFA_REQUIRED_FOR_STAFF", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub mfa_required_for_staff: bool,
     /// Replaced by TRUSTED_PROXIES: `true` without TRUSTED_PROXIES is a startup error (it used
     /// to believe any caller's `X-Forwarded-For`); with TRUSTED_PROXIES set it changes nothing.
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]

@@ -842,6 +842,119 @@ async fn console_refuses_control_characters(backend: Backend) {
     assert_eq!(app.state.store.find_user(alice).await.unwrap().unwrap().first_name, "");
 }
 
+/// The TOTP secret shown on the console's enrolment page, and its authenticator.
+fn shown_authenticator(html: &str, email: &str) -> auth_service::factors::Authenticator {
+    let start = html.find(r#"id="totp-secret">"#).expect("the key is shown") + r#"id="totp-secret">"#.len();
+    let secret: String = html[start..start + html[start..].find('<').unwrap()].split_whitespace().collect();
+    let bytes = totp_rs::Secret::try_from_base32(&secret).unwrap().as_bytes().to_vec();
+    auth_service::factors::Authenticator::new(bytes, "Gatehouse", email).unwrap()
+}
+
+/// The code of the step `offset` steps from now (each accepted once, in order).
+fn totp_code(auth: &auth_service::factors::Authenticator, offset: i64) -> String {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    auth.code_at(now.checked_add_signed(offset * 30).unwrap())
+}
+
+/// A staff account enrols TOTP from the console (QR code shown, recovery codes shown once);
+/// its next sign-in asks for the code (a wrong one is said on the form), then opens the
+/// console; a superuser resets the account's factors from the user page (audited).
+async fn console_enrols_totp_and_asks_for_it_at_sign_in(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    let staff = app.add_user("staff@example.com", PW, true, &[]).await;
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let page = c.get("/admin/mfa/").await;
+    assert_page(&page, StatusCode::OK, r#"id="totp-status">not set up"#);
+    let csrf = csrf_of(&page.text);
+    let setup = c.post("/admin/mfa/totp/", &[("csrf", &csrf)]).await;
+    assert_page(&setup, StatusCode::OK, "<svg");
+    assert!(setup.text.contains(r#"href="otpauth://totp/Gatehouse:staff%40example.com?"#), "{}", setup.text);
+    let auth = shown_authenticator(&setup.text, "staff@example.com");
+    let wrong = c.post("/admin/mfa/totp/confirm/", &[("csrf", &csrf), ("code", "12345x")]).await;
+    assert_page(&wrong, StatusCode::BAD_REQUEST, "That code is wrong");
+    let done = c.post("/admin/mfa/totp/confirm/", &[("csrf", &csrf), ("code", &totp_code(&auth, -1))]).await;
+    assert_page(&done, StatusCode::OK, r#"id="recovery-codes""#);
+    assert_eq!(done.text.matches("<li><code>").count(), 10, "ten recovery codes");
+    assert_page(&c.get("/admin/mfa/").await, StatusCode::OK, r#"id="totp-status">enrolled"#);
+
+    let mut fresh = Client::new(&app);
+    let step = fresh.try_sign_in("staff@example.com", PW).await;
+    assert_page(&step, StatusCode::OK, r#"id="second-factor""#);
+    assert!(!fresh.jar.contains_key("gatehouse_admin"), "no session before the second factor");
+    let token_at = step.text.find(r#"name="mfa_token" value=""#).unwrap() + r#"name="mfa_token" value=""#.len();
+    let token = step.text[token_at..token_at + step.text[token_at..].find('"').unwrap()].to_owned();
+    let csrf = csrf_of(&step.text);
+    let r = fresh.post("/admin/login/mfa/", &[("csrf", &csrf), ("mfa_token", &token), ("code", "000000x")]).await;
+    assert_page(&r, StatusCode::BAD_REQUEST, "That code is wrong or was already used.");
+    let csrf = csrf_of(&r.text);
+    let r = fresh
+        .post("/admin/login/mfa/", &[("csrf", &csrf), ("mfa_token", &token), ("code", &totp_code(&auth, 0))])
+        .await;
+    assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/admin/users/")), "{}", r.text);
+    assert_page(&fresh.get("/admin/users/").await, StatusCode::OK, "staff@example.com");
+    // Without the form's CSRF token the second step is refused too.
+    let r = fresh.post("/admin/login/mfa/", &[("mfa_token", &token), ("code", "123456")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    add_superuser(&app, "root@example.com").await;
+    let mut root = Client::new(&app);
+    root.sign_in("root@example.com", PW).await;
+    let user_page = root.get(&format!("/admin/users/{staff}/")).await;
+    assert_page(&user_page, StatusCode::OK, "Reset second factors");
+    let csrf = csrf_of(&user_page.text);
+    let r = root.post(&format!("/admin/users/{staff}/mfa/reset/"), &[("csrf", &csrf)]).await;
+    assert_eq!(r.header("location"), Some(format!("/admin/users/{staff}/?done=mfa-reset").as_str()), "{}", r.text);
+    assert!(!app.state.store.factor_count(staff).await.unwrap().any());
+    let mut again = Client::new(&app);
+    again.sign_in("staff@example.com", PW).await;
+}
+
+/// `MFA_REQUIRED_FOR_STAFF`: a staff account without a factor reaches only the enrolment page
+/// of the console and gets 403 `mfa_enrolment_required` from the admin API; once enrolled, a
+/// password-only session or token is refused (403 `mfa_required`) until it signs in with the
+/// code. Users who are not staff are not affected.
+async fn staff_must_enrol_when_required(backend: Backend) {
+    let Some(app) = TestApp::new(backend, &["--mfa-required-for-staff", "true"]).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    app.add_user("user@example.com", PW, false, &[]).await;
+    let (_, before) = app.login("staff@example.com", PW).await;
+    let api = app.get_bearer("/auth/admin/users/", &before).await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN, "{}", api.text);
+    assert_eq!(api.json()["code"], "mfa_enrolment_required", "{}", api.text);
+    let (_, plain) = app.login("user@example.com", PW).await;
+    assert_eq!(app.get_bearer("/auth/user/", &plain).await.status, StatusCode::OK, "not staff: not affected");
+
+    let mut c = Client::new(&app);
+    c.sign_in("staff@example.com", PW).await;
+    let users = c.get("/admin/users/").await;
+    assert_eq!((users.status, users.header("location")), (StatusCode::SEE_OTHER, Some("/admin/mfa/")));
+    let page = c.get("/admin/mfa/").await;
+    assert_page(&page, StatusCode::OK, r#"id="must-enrol""#);
+    let csrf = csrf_of(&page.text);
+    let setup = c.post("/admin/mfa/totp/", &[("csrf", &csrf)]).await;
+    let auth = shown_authenticator(&setup.text, "staff@example.com");
+    let done = c.post("/admin/mfa/totp/confirm/", &[("csrf", &csrf), ("code", &totp_code(&auth, -1))]).await;
+    assert_page(&done, StatusCode::OK, r#"id="recovery-codes""#);
+    // The session began with a password only: sign in again with the new factor.
+    let users = c.get("/admin/users/").await;
+    assert_eq!((users.status, users.header("location")), (StatusCode::SEE_OTHER, Some("/admin/login/")));
+    let api = app.get_bearer("/auth/admin/users/", &before).await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN, "{}", api.text);
+    assert_eq!(
+        api.text,
+        r#"{"detail":"This action requires a sign-in with a second factor; sign in again.","code":"mfa_required"}"#
+    );
+
+    let step =
+        app.post("/auth/token/", &serde_json::json!({"email": "staff@example.com", "password": PW}).to_string()).await;
+    let token = step.json()["mfa_token"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({"mfa_token": token, "code": totp_code(&auth, 0)}).to_string();
+    let pair = app.post("/auth/token/mfa/", &body).await;
+    let access = pair.json()["access"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_bearer("/auth/admin/users/", &access).await.status, StatusCode::OK);
+}
+
 both_backends!(
     a_planted_sign_in_cookie_is_refused,
     cross_site_console_posts_are_refused,
@@ -861,4 +974,6 @@ both_backends!(
     end_all_sessions_ends_every_session,
     audit_log_pages_to_older_events,
     console_set_password_ends_sessions,
+    console_enrols_totp_and_asks_for_it_at_sign_in,
+    staff_must_enrol_when_required,
 );

@@ -48,7 +48,8 @@ pub struct Nav {
 }
 
 impl Nav {
-    fn of(admin: &Admin, section: &'static str) -> Self {
+    /// The bar of `admin` in `section`.
+    pub fn of(admin: &Admin, section: &'static str) -> Self {
         Nav { email: admin.user.email.clone(), csrf: admin.csrf.clone(), may_change: admin.may_change(), section }
     }
 }
@@ -252,6 +253,7 @@ pub fn notice(done: Option<&str>) -> Option<&'static str> {
         "activated" => "User activated.",
         "sessions" => "Every session of the user was ended.",
         "session" => "Session ended.",
+        "mfa-reset" => "Every second factor of the user was removed (audited as mfa_reset).",
         _ => return None,
     })
 }

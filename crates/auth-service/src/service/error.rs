@@ -47,6 +47,10 @@ pub enum ServiceError {
     /// enrol one before it may use the console or the admin API.
     #[error("second factor enrolment required")]
     MfaEnrolmentRequired,
+    /// A staff account that has a second factor, with a token or console session from a
+    /// password-only login, while `MFA_REQUIRED_FOR_STAFF` is on: sign in again with it.
+    #[error("sign-in with a second factor required")]
+    MfaStepUpRequired,
     /// Too many attempts: retry after this many seconds.
     #[error("throttled for {0} s")]
     Throttled(u64),

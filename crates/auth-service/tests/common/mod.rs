@@ -96,6 +96,7 @@ fn set_flag(s: &mut Settings, flag: &str, value: &str) {
         "--rotate-refresh-tokens" => s.rotate_refresh_tokens = boolean(),
         "--blacklist-after-rotation" => s.blacklist_after_rotation = boolean(),
         "--login-throttle" => s.login_throttle = boolean(),
+        "--mfa-required-for-staff" => s.mfa_required_for_staff = boolean(),
         "--trust-x-forwarded-for" => s.trust_x_forwarded_for = boolean(),
         "--update-last-login" => s.update_last_login = boolean(),
         "--audience" => s.audience = Some(value.into()),
