@@ -21,6 +21,12 @@ pub enum ClientError {
     /// 403 `{"detail":"You do not have permission to perform this action."}`.
     #[error("permission denied")]
     Forbidden,
+    /// 403 `{"detail":"This action requires multi-factor authentication.","code":"mfa_required"}`:
+    /// the token comes from a password-only login (see [`AuthMethods`]).
+    ///
+    /// [`AuthMethods`]: crate::AuthMethods
+    #[error("multi-factor authentication required")]
+    MfaRequired,
     /// 503: the auth-service could not be reached (or timed out) and nothing local can answer.
     #[error("auth-service unavailable: {0}")]
     Unavailable(&'static str),
@@ -61,6 +67,8 @@ const NO_CREDENTIALS: &str = "Invalid basic header. No credentials provided.";
 const CONTAINS_SPACES: &str = "Invalid basic header. Credentials string should not contain spaces.";
 /// Any refused token: bad signature, expired, wrong type, unknown key...
 const TOKEN_NOT_VALID: &str = "Token is invalid or expired";
+/// A route that needs a second factor, called with a password-only token.
+const MFA_REQUIRED: &str = "This action requires multi-factor authentication.";
 
 impl ClientError {
     /// 401 `{"detail":"Authentication credentials were not provided."}`: no header, or
@@ -93,6 +101,9 @@ impl IntoResponse for ClientError {
                 with_www_authenticate(json(StatusCode::UNAUTHORIZED, body), WWW_AUTHENTICATE)
             }
             ClientError::Forbidden => detail(StatusCode::FORBIDDEN, msg::PERMISSION_DENIED),
+            ClientError::MfaRequired => {
+                json(StatusCode::FORBIDDEN, ErrorDetail::with_code(MFA_REQUIRED, "mfa_required"))
+            }
             ClientError::Unavailable(text) => {
                 let mut r = detail(StatusCode::SERVICE_UNAVAILABLE, text);
                 r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));

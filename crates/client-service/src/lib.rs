@@ -9,9 +9,14 @@
 //!   for routes that serve anonymous callers too); [`ClientError`] is what it answers otherwise.
 //! - [`RequireAuthLayer`]: the same check for a whole router, with group requirements that
 //!   cannot be put in the wrong order (`RequireAuthLayer::new(state).group("billing", None)`).
+//! - A second factor (`amr` claim, RFC 8176): [`AuthMethods`] says how the user signed in and
+//!   [`AuthMethods::require_mfa`] refuses a password-only login with 403
+//!   `{"detail":"This action requires multi-factor authentication.","code":"mfa_required"}`
+//!   ([`ClientError::MfaRequired`]); [`RequireMfaLayer`] does the same for a whole router.
 //! - [`router`]: `/auth/token/`, `/auth/token/refresh/`, `/auth/token/verify/`,
-//!   `/auth/token/blacklist/`, `/auth/token/logout/`, `/auth/password-change/`, `/auth/user/`
-//!   and `/auth/users/{id}/`, `/auth/sessions/`, `/auth/sessions/{id}/` and `/auth/logout-all/`,
+//!   `/auth/token/blacklist/`, `/auth/token/logout/`, the second-factor steps of a login
+//!   (`/auth/token/mfa/`, `/auth/token/webauthn/start/`, `/auth/token/webauthn/finish/`),
+//!   `/auth/password-change/`, `/auth/user/` and `/auth/users/{id}/`, `/auth/sessions/`, `/auth/sessions/{id}/` and `/auth/logout-all/`,
 //!   proxied 1:1 to the auth-service (both slash forms, no redirect); [`health`]: `/healthz` and
 //!   `/readyz`; [`metrics::router`]: `GET /metrics`; [`openapi`]: the routes' OpenAPI document;
 //!   [`instrument`]: request ids, access log and HTTP metrics around the host's router.
@@ -40,7 +45,8 @@
 //! and mirror seeding, so a host tests its protected routes without an auth-service.
 //!
 //! The crate's rooms: `state` ([`ClientState`]), `users` (the user lookup: memory cache,
-//! mirror, single-flight fetches), `verify` (extractor and layer), `proxy` (`/auth/*`),
+//! mirror, single-flight fetches), `verify` (extractor and layer), `mfa` (requiring a second
+//! factor), `proxy` (`/auth/*`),
 //! `health`, `settings` and `config` (settings, then the checked configuration), `revocations`
 //! (the feed poller) over `watermarks` (what it learnt),
 //! `mirror` (all SQL), `upstream` (calls to the auth-service) over `tls` (what it trusts and
@@ -76,6 +82,7 @@ mod error;
 mod health;
 mod keys;
 pub mod metrics;
+mod mfa;
 mod mirror;
 pub mod openapi;
 mod proxy;
@@ -98,6 +105,7 @@ use axum::Router;
 pub use cli::ClientArgs;
 pub use config::{ClientConfig, ClientConfigBuilder, CookieConfig};
 pub use error::ClientError;
+pub use mfa::{AuthMethods, RequireMfa, RequireMfaLayer};
 pub use schema::MIGRATIONS;
 pub use settings::{ClientSettings, ConfigError, SameSite, SslVerify, VerifyMode, defaults};
 pub use shared_user::ops::instrument;

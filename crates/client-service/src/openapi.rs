@@ -7,10 +7,15 @@
 //! auth-service's, described once in [`shared_user::openapi::proxied`]. This document takes
 //! them as they are and adds only what the proxy adds (its `Proxy` modifier): the `proxy` tag, a note on
 //! cookie mode, and its own answers (502, 503, and 403 when the CSRF check fails).
+//!
+//! The exception, for now: the second step of a login with a second factor (`/auth/token/mfa/`,
+//! `/auth/token/webauthn/start/` and `/finish/`) is described here, with the proxy's answers,
+//! until the auth-service documents these operations in [`shared_user::openapi::proxied`];
+//! then they move there like the others.
 
 use axum::Router;
 use shared_user::User;
-use shared_user::openapi::{Health, RefreshRequest, proxied};
+use shared_user::openapi::{Health, RefreshRequest, TokenPair, proxied};
 use shared_user::wire::{ErrorDetail, TokenMessage};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{self, Components};
@@ -33,6 +38,62 @@ mod operations {
             (status = 403, description = "Cookie mode: CSRF check failed", body = ErrorDetail),
         ))]
     fn logout() {}
+
+    /// Second step of a login with a second factor: the `mfa_token` of the 401 `mfa_required`
+    /// answer of `POST /auth/token/` and a TOTP or recovery code in, tokens out.
+    ///
+    /// Through the client: on success the user is mirrored before the answer. In cookie mode the
+    /// refresh token goes into an HttpOnly cookie instead of the body, and the call needs the CSRF
+    /// cookie and `X-CSRFToken`.
+    #[utoipa::path(post, path = "/auth/token/mfa/", tag = PROXY, operation_id = "issue_token_mfa",
+        request_body(content = Object, content_type = "application/json",
+            example = json!({"mfa_token": "eyJ...", "code": "123456"})),
+        responses(
+            (status = 200, description = "Signed in; the access token carries `amr`", body = TokenPair),
+            (status = 400, description = "A field is missing or blank", body = Object),
+            (status = 401, description = "Wrong code, or an invalid or expired `mfa_token`", body = ErrorDetail),
+            (status = 403, description = "Cookie mode: CSRF check failed", body = ErrorDetail),
+            (status = 429, description = "Too many failed attempts", body = ErrorDetail),
+            (status = 502, description = "The auth-service answered outside the contract", body = ErrorDetail,
+                example = json!({"detail": "Authentication service returned an error."})),
+            (status = 503, description = "The auth-service is unreachable or too slow", body = ErrorDetail,
+                example = json!({"detail": "Authentication Service Connection Error."})),
+        ))]
+    fn issue_token_mfa() {}
+
+    /// Start a passkey sign-in (or the passkey step after a password): the auth-service's
+    /// WebAuthn challenge, passed on as it is.
+    #[utoipa::path(post, path = "/auth/token/webauthn/start/", tag = PROXY, operation_id = "start_token_webauthn",
+        request_body(content = Object, content_type = "application/json", description = "As the auth-service takes it"),
+        responses(
+            (status = 200, description = "WebAuthn request options (challenge)", body = Object),
+            (status = 400, description = "A field is missing or invalid", body = Object),
+            (status = 401, description = "An invalid or expired `mfa_token`", body = ErrorDetail),
+            (status = 502, description = "The auth-service answered outside the contract", body = ErrorDetail,
+                example = json!({"detail": "Authentication service returned an error."})),
+            (status = 503, description = "The auth-service is unreachable or too slow", body = ErrorDetail,
+                example = json!({"detail": "Authentication Service Connection Error."})),
+        ))]
+    fn start_token_webauthn() {}
+
+    /// Finish a passkey sign-in: the signed assertion in, tokens out.
+    ///
+    /// Through the client: on success the user is mirrored before the answer. In cookie mode the
+    /// refresh token goes into an HttpOnly cookie instead of the body, and the call needs the CSRF
+    /// cookie and `X-CSRFToken`.
+    #[utoipa::path(post, path = "/auth/token/webauthn/finish/", tag = PROXY, operation_id = "finish_token_webauthn",
+        request_body(content = Object, content_type = "application/json", description = "As the auth-service takes it"),
+        responses(
+            (status = 200, description = "Signed in; the access token carries `amr`", body = TokenPair),
+            (status = 400, description = "A field is missing or invalid", body = Object),
+            (status = 401, description = "The assertion was refused", body = ErrorDetail),
+            (status = 403, description = "Cookie mode: CSRF check failed", body = ErrorDetail),
+            (status = 502, description = "The auth-service answered outside the contract", body = ErrorDetail,
+                example = json!({"detail": "Authentication service returned an error."})),
+            (status = 503, description = "The auth-service is unreachable or too slow", body = ErrorDetail,
+                example = json!({"detail": "Authentication Service Connection Error."})),
+        ))]
+    fn finish_token_webauthn() {}
 
     /// Cookie mode only: sets the CSRF cookie (`csrftoken`).
     #[utoipa::path(get, path = "/auth/csrf/", tag = PROXY, operation_id = "issue_csrf",
@@ -112,6 +173,7 @@ mod operations {
         proxied::get_current_user, proxied::get_user, operations::issue_csrf,
         operations::get_metrics, operations::get_openapi, operations::healthz, operations::readyz,
         proxied::list_sessions, proxied::end_session, proxied::logout_all,
+        operations::issue_token_mfa, operations::start_token_webauthn, operations::finish_token_webauthn,
     ),
     components(schemas(User, ErrorDetail, TokenMessage)),
     modifiers(&Proxy, &Common),

@@ -1,6 +1,9 @@
 //! The `/auth/*` routes a client-service mounts: 1:1 proxies to the auth-service (status, body
 //! and the relevant headers passed through), plus logout. Bearer authentication never runs
-//! here, so a stale `Authorization` header cannot break a login.
+//! here, so a stale `Authorization` header cannot break a login. Every call that ends a login
+//! with tokens (password, then a second factor when the user has one) mirrors the user and, in
+//! cookie mode, checks CSRF and moves the refresh token into its cookie; the auth-service's
+//! refusals pass through as they are (a 401 `mfa_required` keeps its `mfa_token` and `methods`).
 
 use axum::Json;
 use axum::Router;
@@ -27,6 +30,10 @@ use crate::upstream::Reply;
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(state: ClientState) -> Router<S> {
     let mut r = Router::<ClientState>::new();
     r = both_slashes(r, "/auth/token/", post(obtain_token));
+    // The second step of a login with a second factor (DESIGN.md, "Second factor").
+    r = both_slashes(r, "/auth/token/mfa/", post(obtain_token_mfa));
+    r = both_slashes(r, "/auth/token/webauthn/start/", post(forward));
+    r = both_slashes(r, "/auth/token/webauthn/finish/", post(obtain_token_webauthn));
     r = both_slashes(r, "/auth/token/refresh/", post(refresh_token));
     r = both_slashes(r, "/auth/token/verify/", post(forward));
     r = both_slashes(r, "/auth/token/blacklist/", post(forward));
@@ -131,14 +138,40 @@ pub(crate) async fn forward(
 }
 
 /// `POST /auth/token/`: proxied; on success the user is fetched and mirrored before answering.
+/// A user with a second factor gets the auth-service's 401 `mfa_required` as it is.
 pub async fn obtain_token(State(state): State<ClientState>, peer: Peer, headers: HeaderMap, body: Bytes) -> Response {
+    sign_in(&state, "/auth/token/", peer, &headers, body).await
+}
+
+/// `POST /auth/token/mfa/` (`{"mfa_token","code"}`): proxied as [`obtain_token`].
+pub async fn obtain_token_mfa(
+    State(state): State<ClientState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sign_in(&state, "/auth/token/mfa/", peer, &headers, body).await
+}
+
+/// `POST /auth/token/webauthn/finish/` (a passkey's assertion): proxied as [`obtain_token`].
+pub async fn obtain_token_webauthn(
+    State(state): State<ClientState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sign_in(&state, "/auth/token/webauthn/finish/", peer, &headers, body).await
+}
+
+/// A call to `path` that answers tokens on success: CSRF checked in cookie mode, the user
+/// mirrored before answering, the refresh token moved into its cookie in cookie mode.
+async fn sign_in(state: &ClientState, path: &str, peer: Peer, headers: &HeaderMap, body: Bytes) -> Response {
     if let Some(cookie) = &state.config().cookie
-        && let Err(e) = check_csrf(cookie, &headers)
+        && let Err(e) = check_csrf(cookie, headers)
     {
         return e.into_response();
     }
-    let reply = match state.upstream().send(Method::POST, "/auth/token/", &request_headers(&headers, peer), body).await
-    {
+    let reply = match state.upstream().send(Method::POST, path, &request_headers(headers, peer), body).await {
         Ok(reply) => reply,
         Err(e) => return e.into_response(),
     };
@@ -153,10 +186,10 @@ pub async fn obtain_token(State(state): State<ClientState>, peer: Peer, headers:
             }
         }
         if let Some(cookie) = &state.config().cookie {
-            return refresh_into_cookie(&state, cookie, reply);
+            return refresh_into_cookie(state, cookie, reply);
         }
     }
-    pass_on(&state, reply)
+    pass_on(state, reply)
 }
 
 /// Cookie mode: moves `refresh` from a 200 body into the HttpOnly cookie.

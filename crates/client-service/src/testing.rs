@@ -5,7 +5,7 @@
 //! ([`TEST_SIGNING_KEY`]) and never needs its auth-service for a user it knows: seed the
 //! mirror with [`TestAuth::seed`] (users and their access groups, exactly as the auth-service
 //! would have sent them), then mint tokens for them with [`TestAuth::token`]: valid ones with
-//! any lifetime, and the refused kinds: [`expired`](TokenBuilder::expired),
+//! any lifetime, after a second factor ([`amr`](TokenBuilder::amr)), and the refused kinds: [`expired`](TokenBuilder::expired),
 //! [`tampered`](TokenBuilder::tampered) and [`revoked`](TokenBuilder::revoked) (issued before
 //! the user's sessions were revoked, as after a logout-all or a password change).
 //!
@@ -94,7 +94,7 @@ impl TestAuth {
     /// A token of `user_id`: a valid access token with the default lifetime unless the builder
     /// says otherwise.
     pub fn token(&self, user_id: i64) -> TokenBuilder {
-        TokenBuilder { auth: self.clone(), user_id, lifetime: ACCESS_LIFETIME, kind: Kind::Valid }
+        TokenBuilder { auth: self.clone(), user_id, lifetime: ACCESS_LIFETIME, kind: Kind::Valid, amr: None }
     }
 
     /// Revokes every token of `user_id` minted so far, as a logout-all, a password change or a
@@ -138,9 +138,29 @@ pub struct TokenBuilder {
     user_id: i64,
     lifetime: Duration,
     kind: Kind,
+    amr: Option<Vec<String>>,
 }
 
 impl TokenBuilder {
+    /// With the `amr` claim (RFC 8176) a login with these methods earns, e.g.
+    /// `["pwd", "otp", "mfa"]` (password and TOTP), `["hwk", "user"]` (passkey sign-in); without
+    /// it the token is a password-only login's, which has no `amr`.
+    ///
+    /// ```no_run
+    /// # fn test(auth: client_service::testing::TestAuth) {
+    /// let second_factor = auth.token(1).amr(["pwd", "otp", "mfa"]).bearer(); // passes RequireMfaLayer
+    /// let password_only = auth.token(1).bearer(); // 403 mfa_required there
+    /// # }
+    /// ```
+    pub fn amr<I>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.amr = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Valid for `lifetime` from now (default 5 minutes).
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
@@ -183,6 +203,9 @@ impl TokenBuilder {
         claims.insert("iat".into(), json!(iat));
         claims.insert("jti".into(), json!(uuid::Uuid::new_v4().simple().to_string()));
         claims.insert(verify.user_id_claim.clone(), json!(self.user_id));
+        if let Some(amr) = &self.amr {
+            claims.insert("amr".into(), json!(amr));
+        }
         if let Some(aud) = &verify.audience {
             claims.insert("aud".into(), json!(aud));
         }

@@ -1,7 +1,9 @@
 //! Bearer verification on every protected request: the [`AuthUser`] extractor (also as
 //! `Option<AuthUser>`) and the [`RequireAuthLayer`] tower layer with its optional group
 //! requirements. Headers are read as the EasyJWT 1.1 client reads them, and refusals answer
-//! its bodies (see [`ClientError`]).
+//! its bodies (see [`ClientError`]). A request is checked once: the [`AuthUser`] and the
+//! token's [`AuthMethods`] go into its extensions, where later extractors and inner layers
+//! (such as [`RequireMfaLayer`](crate::RequireMfaLayer)) find them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,17 +11,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::Extensions;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use shared_user::token::{unverified_claims, user_id_of};
+use shared_user::token::{amr_of, unverified_claims, user_id_of};
 use shared_user::wire::ErrorDetail;
 use shared_user::{TokenError, TokenType, User};
 use tower::{Layer, Service};
 
 use crate::error::ClientError;
 use crate::keys::KeySource;
+use crate::mfa::AuthMethods;
 use crate::settings::VerifyMode;
 use crate::state::ClientState;
 
@@ -70,35 +74,49 @@ pub(crate) fn credentials<'a>(
 }
 
 /// Reads the claims of a token the auth-service has just verified (signature already checked
-/// there), to learn its type and user.
-fn claims_after_remote_verify(token: &str, user_id_claim: &str) -> Result<i64, ClientError> {
+/// there), to learn its type, user and authentication methods.
+fn claims_after_remote_verify(token: &str, user_id_claim: &str) -> Result<Checked, ClientError> {
     let claims = unverified_claims(token).ok_or_else(|| refused(&TokenError::Invalid))?;
     match claims.get("token_type").and_then(Value::as_str) {
         Some("access") => {}
         None => return Err(refused(&TokenError::NoType)),
         Some(_) => return Err(refused(&TokenError::WrongType)),
     }
-    user_id_of(&claims, user_id_claim).ok_or_else(|| refused(&TokenError::NoUserId))
+    let user_id = user_id_of(&claims, user_id_claim).ok_or_else(|| refused(&TokenError::NoUserId))?;
+    let methods = AuthMethods::new(amr_of(&claims).map_err(|e| refused(&e))?);
+    // The auth-service applied the revocation watermark itself.
+    Ok(Checked { user_id, iat: None, methods })
 }
 
-/// The user (and `iat`) of a locally checked token; a good token is remembered (see
-/// [`crate::tokens`]).
+/// What checking a token concluded: its user, `iat` and `amr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// The user id claim.
+    pub(crate) user_id: i64,
+    /// `iat`, epoch seconds, when present (checked against revocation watermarks).
+    pub(crate) iat: Option<i64>,
+    /// The `amr` claim.
+    pub(crate) methods: AuthMethods,
+}
+
+/// What a locally checked token says; a good token is remembered (see [`crate::tokens`]).
 fn user_of(
     state: &ClientState,
     token: &str,
     generation: u64,
     claims: Result<shared_user::Claims, TokenError>,
-) -> Result<(i64, Option<i64>), ClientError> {
+) -> Result<Checked, ClientError> {
     let claims = claims.map_err(|e| refused(&e))?;
     let user_id = claims.require_user_id().map_err(|e| refused(&e))?;
+    let checked = Checked { user_id, iat: claims.iat, methods: AuthMethods::new(claims.amr) };
     if let Some(tokens) = state.verified_tokens() {
-        tokens.remember(token, user_id, claims.iat, claims.exp, generation);
+        tokens.remember(token, &checked, claims.exp, generation);
     }
-    Ok((user_id, claims.iat))
+    Ok(checked)
 }
 
-/// The user (and `iat`) of a token this service verified before against key set `generation`.
-fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<(i64, Option<i64>)> {
+/// What a token this service verified before against key set `generation` said.
+fn remembered(state: &ClientState, token: &str, generation: u64) -> Option<Checked> {
     state.verified_tokens()?.user_of(token, generation)
 }
 
@@ -106,23 +124,54 @@ impl ClientState {
     /// The user of a request with these headers, checked exactly as [`AuthUser`] does (for
     /// code outside an axum handler, such as a WebSocket upgrade or a GraphQL context).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
-        authenticate(self, headers).await
+        authenticate(self, headers).await.map(|(user, _)| user)
     }
 }
 
 /// Authenticates a request from its headers: token check (local or remote), then the user from
 /// the mirror (fetched from the auth-service when unknown or stale).
-pub(crate) async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<Arc<User>, ClientError> {
+async fn authenticate(state: &ClientState, headers: &HeaderMap) -> Result<(Arc<User>, AuthMethods), ClientError> {
     let config = state.config();
     let token = credentials(headers, &config.auth_header_name, &config.auth_header_types)?
         .ok_or_else(ClientError::not_provided)?;
     authenticate_token(state, token).await
 }
 
-/// The active, mirrored user of `token`.
-async fn authenticate_token(state: &ClientState, token: &str) -> Result<Arc<User>, ClientError> {
+/// The user and token methods of a request: those an earlier extractor or outer layer put in
+/// its extensions, else checked from its headers (and put there).
+pub(crate) async fn authenticated(
+    state: &ClientState,
+    parts: &mut Parts,
+) -> Result<(AuthUser, AuthMethods), ClientError> {
+    if let (Some(user), Some(methods)) = (parts.extensions.get::<AuthUser>(), parts.extensions.get::<AuthMethods>()) {
+        return Ok((user.clone(), methods.clone()));
+    }
+    let (user, methods) = authenticate(state, &parts.headers).await?;
+    Ok(remember(&mut parts.extensions, AuthUser(user), methods))
+}
+
+/// [`authenticated`] for a whole request (in a layer).
+pub(crate) async fn authenticated_request(
+    state: &ClientState,
+    req: &mut Request,
+) -> Result<(AuthUser, AuthMethods), ClientError> {
+    let (mut parts, body) = std::mem::take(req).into_parts();
+    let result = authenticated(state, &mut parts).await;
+    *req = Request::from_parts(parts, body);
+    result
+}
+
+/// Puts the checked user and methods in the request's extensions.
+fn remember(extensions: &mut Extensions, user: AuthUser, methods: AuthMethods) -> (AuthUser, AuthMethods) {
+    extensions.insert(user.clone());
+    extensions.insert(methods.clone());
+    (user, methods)
+}
+
+/// The active, mirrored user of `token`, and how it was earned.
+async fn authenticate_token(state: &ClientState, token: &str) -> Result<(Arc<User>, AuthMethods), ClientError> {
     let config = state.config();
-    let (user_id, iat) = match (config.verify_mode, state.keys()) {
+    let checked = match (config.verify_mode, state.keys()) {
         // One fixed secret: every entry was checked against it (generation 0).
         (VerifyMode::Local, KeySource::Hmac(verifier)) => match remembered(state, token, 0) {
             Some(known) => known,
@@ -152,10 +201,10 @@ async fn authenticate_token(state: &ClientState, token: &str) -> Result<Arc<User
                 }
                 return Err(refused(&TokenError::Invalid));
             }
-            // The auth-service applied the revocation watermark itself.
-            (claims_after_remote_verify(token, &config.verify.user_id_claim)?, None)
+            claims_after_remote_verify(token, &config.verify.user_id_claim)?
         }
     };
+    let Checked { user_id, iat, methods } = checked;
     // Revoked (logout-all, password change, deactivation) after this token was issued: a lookup
     // in memory, fed by the background poller (see `revocations`).
     if config.verify_mode == VerifyMode::Local && state.is_revoked(user_id, iat) {
@@ -165,7 +214,7 @@ async fn authenticate_token(state: &ClientState, token: &str) -> Result<Arc<User
     if !user.is_active {
         return Err(ClientError::Unauthenticated(ErrorDetail::with_code("User is inactive", "user_inactive")));
     }
-    Ok(user)
+    Ok((user, methods))
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -180,7 +229,7 @@ where
             return Ok(user.clone());
         }
         let state = ClientState::from_ref(state);
-        authenticate(&state, &parts.headers).await.map(AuthUser)
+        authenticated(&state, parts).await.map(|(user, _)| user)
     }
 }
 
@@ -199,7 +248,10 @@ where
         let config = state.config();
         match credentials(&parts.headers, &config.auth_header_name, &config.auth_header_types)? {
             None => Ok(None),
-            Some(token) => authenticate_token(&state, token).await.map(|user| Some(AuthUser(user))),
+            Some(token) => {
+                let (user, methods) = authenticate_token(&state, token).await?;
+                Ok(Some(remember(&mut parts.extensions, AuthUser(user), methods).0))
+            }
         }
     }
 }
@@ -261,7 +313,7 @@ pub struct RequireAuth<S> {
     groups: Arc<[GroupRequirement]>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 impl<S> Service<Request> for RequireAuth<S>
 where
@@ -283,8 +335,8 @@ where
         let state = self.state.clone();
         let groups = self.groups.clone();
         Box::pin(async move {
-            let user = match authenticate(&state, req.headers()).await {
-                Ok(user) => AuthUser(user),
+            let user = match authenticated_request(&state, &mut req).await {
+                Ok((user, _)) => user,
                 Err(e) => return Ok(e.into_response()),
             };
             for g in groups.iter() {
@@ -292,7 +344,6 @@ where
                     return Ok(e.into_response());
                 }
             }
-            req.extensions_mut().insert(user);
             inner.call(req).await
         })
     }

@@ -69,6 +69,10 @@ pub struct Claims {
     pub jti: String,
     /// The user id claim, when present and an integer (number or numeric string).
     pub user_id: Option<i64>,
+    /// `amr` (RFC 8176): how the user authenticated, e.g. `["pwd","otp","mfa"]` after a second
+    /// factor or `["hwk","user"]` after a passkey sign-in; empty when the token has none (a
+    /// password-only login). See [`Claims::is_multi_factor`].
+    pub amr: Vec<String>,
     /// Every claim as decoded, in token order.
     pub raw: Map<String, Value>,
 }
@@ -77,6 +81,31 @@ impl Claims {
     /// The user id, or [`TokenError::NoUserId`].
     pub fn require_user_id(&self) -> Result<i64, TokenError> {
         self.user_id.ok_or(TokenError::NoUserId)
+    }
+
+    /// Whether the login behind this token used more than one factor (see [`is_multi_factor`]).
+    pub fn is_multi_factor(&self) -> bool {
+        is_multi_factor(&self.amr)
+    }
+}
+
+/// Whether `amr` values (RFC 8176) say more than one factor was used: `"mfa"` is there (a
+/// password and a second factor), or a passkey is (`"hwk"` or `"swk"`: possession of the key and
+/// the user's verification on it are two factors). A password-only token has no `amr`.
+pub fn is_multi_factor(amr: &[impl AsRef<str>]) -> bool {
+    amr.iter().any(|v| matches!(v.as_ref(), "mfa" | "hwk" | "swk"))
+}
+
+/// The `amr` claim of `claims`: absent is empty; anything but an array of strings is refused
+/// ([`TokenError::Invalid`]), as a malformed `jti` or `exp` is: a token that says how it was
+/// earned must say it clearly.
+pub fn amr_of(raw: &Map<String, Value>) -> Result<Vec<String>, TokenError> {
+    match raw.get("amr") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(values)) => {
+            values.iter().map(|v| v.as_str().map(str::to_owned).ok_or(TokenError::Invalid)).collect()
+        }
+        Some(_) => Err(TokenError::Invalid),
     }
 }
 
@@ -268,7 +297,8 @@ impl Verifier {
             }
         }
         let user_id = user_id_of(&raw, &self.settings.user_id_claim);
-        Ok(Claims { token_type, exp, iat, jti, user_id, raw })
+        let amr = amr_of(&raw)?;
+        Ok(Claims { token_type, exp, iat, jti, user_id, amr, raw })
     }
 }
 
@@ -373,6 +403,28 @@ mod tests {
         assert_eq!(v.decode(&sign(no_type.clone()), Some(TokenType::Access)), Err(TokenError::NoType));
         assert!(v.decode(&sign(no_type), None).is_ok());
         assert_eq!(v.decode("garbage", None), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn amr_is_read_and_says_whether_a_second_factor_was_used() {
+        let v = verifier();
+        let with_amr = |amr: Value| {
+            let mut claims = good("access");
+            claims["amr"] = amr;
+            v.decode(&sign(claims), Some(TokenType::Access))
+        };
+        let password_only = v.decode(&sign(good("access")), Some(TokenType::Access)).unwrap();
+        assert_eq!(password_only.amr, Vec::<String>::new(), "no amr claim: empty");
+        assert!(!password_only.is_multi_factor(), "a password-only token is single-factor");
+        let totp = with_amr(json!(["pwd", "otp", "mfa"])).unwrap();
+        assert_eq!(totp.amr, ["pwd", "otp", "mfa"], "read in token order");
+        assert!(totp.is_multi_factor(), "password and TOTP");
+        assert!(with_amr(json!(["hwk", "user"])).unwrap().is_multi_factor(), "a hardware passkey");
+        assert!(with_amr(json!(["swk", "user"])).unwrap().is_multi_factor(), "a synced passkey");
+        assert!(!with_amr(json!(["pwd"])).unwrap().is_multi_factor(), "a password named as such");
+        assert!(!with_amr(json!([])).unwrap().is_multi_factor(), "an empty list");
+        assert_eq!(with_amr(json!("mfa")), Err(TokenError::Invalid), "a string, not an array");
+        assert_eq!(with_amr(json!(["pwd", 1])), Err(TokenError::Invalid), "a non-string value");
     }
 
     #[test]
