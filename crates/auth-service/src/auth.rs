@@ -95,7 +95,7 @@ pub async fn staff_factor_gate(State(state): State<AppState>, request: Request, 
         let config = &state.settings;
         if let Ok(Some(token)) = bearer_token(request.headers(), &config.auth_header_name, &config.auth_header_types)
             && let Ok((user, claims)) = service::authenticate_access(&state, token).await
-            && let Err(e) = service::mfa::check_staff_factor(&state, &user, &service::amr_of(&claims)).await
+            && let Err(e) = service::mfa::check_staff_factor(&state, &user, &claims.amr).await
         {
             return ApiError::from(e).into_response();
         }

@@ -278,7 +278,7 @@ impl FromRequestParts<AppState> for Enrolling {
             Ok(_) => return Err(to_login()),
             Err(e) => return Err(pages::failure(e.into())),
         };
-        let amr = service::amr_of(&claims);
+        let amr = claims.amr;
         Ok(Enrolling(Admin { user, csrf: session_csrf(&token), token, secure }, amr))
     }
 }

@@ -271,15 +271,6 @@ fn amr_claim(amr: &[String]) -> Map<String, Value> {
     extra
 }
 
-/// The `amr` claim of a token (empty: a password-only login, or a token from before second
-/// factors). Only string values count.
-pub fn amr_of(claims: &Claims) -> Vec<String> {
-    match claims.raw.get("amr") {
-        Some(Value::Array(values)) => values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Starts a session for `user`: records a new refresh token family, mints both tokens and
 /// records the login (when `UPDATE_LAST_LOGIN`). For a user who did not just sign in with a
 /// password (a sign-up's first session); [`log_in`] opens its own.
@@ -424,7 +415,7 @@ pub async fn refresh_session(state: &AppState, token: &str) -> Result<Refreshed,
         _ => return Err(ServiceError::NoActiveAccount),
     };
     // What the login proved stays with the session: the refresh token carries it, signed.
-    let amr = amr_of(&claims);
+    let amr = claims.amr.clone();
     let access = mint_access(state, &user, session_started_ms(state, &record.family).await?, &amr)?;
     let family = record.family.clone();
     if !state.settings.rotate_refresh_tokens {

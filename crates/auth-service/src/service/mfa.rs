@@ -248,17 +248,15 @@ pub async fn reset_factors(state: &AppState, actor: &User, user_id: i64) -> Resu
     Ok(removed)
 }
 
-/// Whether `amr` records a second factor (`mfa`, or a passkey, which is one by itself).
-pub fn is_multi_factor(amr: &[String]) -> bool {
-    amr.iter().any(|a| a == amr::MFA || a == amr::HWK || a == amr::SWK)
-}
-
 /// `MFA_REQUIRED_FOR_STAFF`: a staff or superuser account may reach the admin console and the
 /// admin API only with a second factor enrolled ([`ServiceError::MfaEnrolmentRequired`]) and
 /// a session that used it (`amr` of its token; else [`ServiceError::MfaStepUpRequired`]).
 /// Others, and everyone while the setting is off, pass.
 pub async fn check_staff_factor(state: &AppState, user: &User, amr: &[String]) -> Result<(), ServiceError> {
-    if !state.settings.mfa_required_for_staff || !(user.is_staff || user.is_superuser) || is_multi_factor(amr) {
+    if !state.settings.mfa_required_for_staff
+        || !(user.is_staff || user.is_superuser)
+        || shared_user::token::is_multi_factor(amr)
+    {
         return Ok(());
     }
     if state.store.factor_count(user.id).await?.any() {
