@@ -571,7 +571,8 @@ impl Pair {
         client_drop.await.expect("drop client database");
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+    /// Sends `req` and reads its answer.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("request failed at the transport level");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();

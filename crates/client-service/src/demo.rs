@@ -17,6 +17,7 @@ use crate::{health, proxy};
 
 /// `GET /api/test/` -> `"success"` for any authenticated user (the EasyJWT walkthrough route),
 /// `GET /api/me/` -> the mirrored user, `GET /api/billing/` -> only for the `billing` group,
+/// `GET /api/secure/` -> only with a token from a login that used a second factor,
 /// plus the `/auth/*` proxy routes, `/healthz`, `/readyz`, `/metrics` and `/openapi.json`;
 /// instrumented with request ids, access logs and HTTP metrics ([`shared_user::ops::instrument`]).
 /// The binary serves this on its one listener when `MANAGEMENT_BIND` is unset.
@@ -46,7 +47,9 @@ fn build(state: ClientState, api: bool, operations: bool) -> Router {
             .layer(RequireAuthLayer::new(state.clone()).group("billing", None));
         app = both_slashes(app, "/api/test/", get(test));
         app = both_slashes(app, "/api/me/", get(me));
-        app = app.merge(billing).merge(proxy::routes(state.clone()));
+        let secure = both_slashes(Router::<ClientState>::new(), "/api/secure/", get(test))
+            .layer(crate::RequireMfaLayer::new(state.clone()));
+        app = app.merge(billing).merge(secure).merge(proxy::routes(state.clone()));
     }
     if operations {
         app = app.merge(crate::metrics::router()).merge(crate::openapi::router(&crate::openapi::demo_document()));

@@ -142,6 +142,16 @@ mod operations {
         ))]
     fn demo_billing() {}
 
+    /// Demo: only with a token from a login that used a second factor (`RequireMfaLayer`).
+    #[utoipa::path(get, path = "/api/secure/", tag = DEMO, operation_id = "demo_secure", security(("bearer" = [])),
+        responses(
+            (status = 200, description = "Signed in with a second factor", body = String, example = json!("success")),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 403, description = "A password-only login", body = ErrorDetail,
+                example = json!({"detail": "This action requires multi-factor authentication.", "code": "mfa_required"})),
+        ))]
+    fn demo_secure() {}
+
     /// Liveness: the process answers ([`crate::health`]).
     #[utoipa::path(get, path = "/healthz", tag = OPERATIONS, operation_id = "healthz",
         responses((status = 200, description = "Alive", body = Health)))]
@@ -188,7 +198,7 @@ struct ClientDoc;
 #[cfg(feature = "cli")]
 #[derive(OpenApi)]
 #[openapi(
-    paths(operations::demo_test, operations::demo_me, operations::demo_billing),
+    paths(operations::demo_test, operations::demo_me, operations::demo_billing, operations::demo_secure),
     modifiers(&Common),
     tags((name = DEMO, description = "Routes of the demo microservice (`client-service serve`)")),
 )]
