@@ -211,3 +211,59 @@ async fn admin_signs_in_searches_adds_a_group_and_deactivates() {
     client.close().await.unwrap();
     server.abort();
 }
+
+/// `MFA_REQUIRED_FOR_STAFF` in the browser: a staff account without a factor lands on the
+/// enrolment page, sets up an authenticator app from the QR code's key, sees its recovery
+/// codes once, is asked to sign in again, and the sign-in asks for the code. Screenshot of the
+/// enrolment page: `target/admin-console-mfa.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_enrol_totp_and_sign_in_with_it() {
+    if !browser_available() {
+        return;
+    }
+    let Some(app) = TestApp::new(Backend::Sqlite, &["--mfa-required-for-staff", "true"]).await else { return };
+    app.add_user("admin@example.com", PW, true, &[]).await;
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, client) = browser(profile.path()).await;
+
+    let sign_in = async |client: &Client| {
+        client.goto(&format!("{base}/admin/login/")).await.unwrap();
+        wait_for(client, "input[name=email]").await.send_keys("admin@example.com").await.unwrap();
+        client.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PW).await.unwrap();
+        client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    };
+    sign_in(&client).await;
+    wait_for(&client, "#must-enrol").await;
+    wait_for_url(&client, "/admin/mfa/").await;
+    client.find(Locator::Css("#totp button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "#qr svg").await;
+    let secret: String = wait_for(&client, "#totp-secret").await.text().await.unwrap().split_whitespace().collect();
+    let bytes = totp_rs::Secret::try_from_base32(&secret).unwrap().as_bytes().to_vec();
+    let auth = auth_service::factors::Authenticator::new(bytes, "Gatehouse", "admin@example.com").unwrap();
+    let at = |offset: i64| {
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+        auth.code_at(now.checked_add_signed(offset * 30).unwrap())
+    };
+    std::fs::write(target_dir().join("admin-console-mfa.png"), client.screenshot().await.unwrap()).unwrap();
+    client.find(Locator::Css("#totp input[name=code]")).await.unwrap().send_keys(&at(-1)).await.unwrap();
+    client.find(Locator::Css("#totp button[type=submit]")).await.unwrap().click().await.unwrap();
+    let codes = wait_for(&client, "#recovery-codes").await;
+    assert_eq!(codes.find_all(Locator::Css("code")).await.unwrap().len(), 10, "ten recovery codes");
+    // The session began with a password only: on to sign in again, with the code this time.
+    client.find(Locator::LinkText("Continue")).await.unwrap().click().await.unwrap();
+    wait_for_url(&client, "/admin/login/").await;
+    sign_in(&client).await;
+    wait_for(&client, "#second-factor input[name=code]").await.send_keys(&at(0)).await.unwrap();
+    client.find(Locator::Css("#second-factor button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for(&client, "table.users").await;
+    wait_for_url(&client, "/admin/users/").await;
+
+    client.close().await.unwrap();
+    server.abort();
+}
