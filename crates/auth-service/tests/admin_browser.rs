@@ -112,6 +112,14 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     })
 }
 
+/// Fills in and posts the console's sign-in form for `email`.
+async fn sign_in(client: &Client, base: &str, email: &str) {
+    client.goto(&format!("{base}/admin/login/")).await.unwrap();
+    wait_for(client, "input[name=email]").await.send_keys(email).await.unwrap();
+    client.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PW).await.unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
 /// The workspace's `target/` directory.
 fn target_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
@@ -160,11 +168,7 @@ async fn admin_signs_in_searches_adds_a_group_and_deactivates() {
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = browser(profile.path()).await;
 
-    // Sign in.
-    client.goto(&format!("{base}/admin/")).await.unwrap();
-    wait_for(&client, "input[name=email]").await.send_keys("admin@example.com").await.unwrap();
-    client.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PW).await.unwrap();
-    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    sign_in(&client, &base, "admin@example.com").await;
 
     // Search.
     wait_for(&client, "input[name=search]").await.send_keys("DANA").await.unwrap();
@@ -232,13 +236,7 @@ async fn staff_enrol_totp_and_sign_in_with_it() {
     let profile = tempfile::tempdir().unwrap();
     let (_driver, client) = browser(profile.path()).await;
 
-    let sign_in = async |client: &Client| {
-        client.goto(&format!("{base}/admin/login/")).await.unwrap();
-        wait_for(client, "input[name=email]").await.send_keys("admin@example.com").await.unwrap();
-        client.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PW).await.unwrap();
-        client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-    };
-    sign_in(&client).await;
+    sign_in(&client, &base, "admin@example.com").await;
     wait_for(&client, "#must-enrol").await;
     wait_for_url(&client, "/admin/mfa/").await;
     client.find(Locator::Css("#totp button[type=submit]")).await.unwrap().click().await.unwrap();
@@ -258,7 +256,7 @@ async fn staff_enrol_totp_and_sign_in_with_it() {
     // The session began with a password only: on to sign in again, with the code this time.
     client.find(Locator::LinkText("Continue")).await.unwrap().click().await.unwrap();
     wait_for_url(&client, "/admin/login/").await;
-    sign_in(&client).await;
+    sign_in(&client, &base, "admin@example.com").await;
     wait_for(&client, "#second-factor input[name=code]").await.send_keys(&at(0)).await.unwrap();
     client.find(Locator::Css("#second-factor button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for(&client, "table.users").await;

@@ -5,26 +5,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use auth_service::factors::Authenticator;
 use auth_service::store::NewUser;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use common::*;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared_user::both_backends;
 use shared_user::testing::Backend;
-use tower::ServiceExt;
 
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
 const PW: &str = "correct horse battery";
-/// The proxy every request of the throttle test comes through.
-const PROXY: &str = "10.255.0.1";
-
 async fn app(backend: Backend) -> Option<TestApp> {
     let app = TestApp::new(backend, &["--rotate-refresh-tokens", "true", "--trusted-proxies", "10.255.0.0/24"]).await?;
     app.add_user(ALICE, PW, false, &[]).await;
@@ -301,20 +292,8 @@ async fn graphql_login_takes_two_steps(backend: Backend) {
     assert_eq!(payload(t["token"].as_str().unwrap())["amr"], json!(["pwd", "otp", "mfa"]));
 }
 
-/// A request from a trusted proxy forwarding for `ip`.
 async fn from(app: &TestApp, path: &str, body: &Value, ip: &str) -> Reply {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("x-forwarded-for", ip)
-        .extension(ConnectInfo(SocketAddr::new(PROXY.parse().unwrap(), 40000)))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    post_via_proxy(&app.router, path, &body.to_string(), ip).await
 }
 
 /// An attacker who knows the password guesses codes in parallel: the guesses count in the same
@@ -377,21 +356,8 @@ async fn code_guessing_is_throttled_like_passwords(backend: Backend) {
 async fn futures_join(app: &TestApp, token: &str, guesses: &[String], ip: &str) -> Vec<Reply> {
     let mut tasks = tokio::task::JoinSet::new();
     for guess in guesses {
-        let (app_router, body, ip) = (app.router.clone(), json!({"mfa_token": token, "code": guess}), ip.to_owned());
-        tasks.spawn(async move {
-            let req = Request::builder()
-                .method(Method::POST)
-                .uri("/auth/token/mfa/")
-                .header("content-type", "application/json")
-                .header("x-forwarded-for", ip)
-                .extension(ConnectInfo(SocketAddr::new(PROXY.parse().unwrap(), 40000)))
-                .body(Body::from(body.to_string()))
-                .unwrap();
-            let resp = app_router.oneshot(req).await.unwrap();
-            let (status, headers) = (resp.status(), resp.headers().clone());
-            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-            Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
-        });
+        let (router, body, ip) = (app.router.clone(), json!({"mfa_token": token, "code": guess}), ip.to_owned());
+        tasks.spawn(async move { post_via_proxy(&router, "/auth/token/mfa/", &body.to_string(), &ip).await });
     }
     tasks.join_all().await
 }

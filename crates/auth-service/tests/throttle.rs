@@ -3,23 +3,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::StatusCode;
 use common::{Reply, TestApp};
-use http_body_util::BodyExt;
 use serde_json::json;
 use shared_user::both_backends;
 use shared_user::testing::Backend;
-use tower::ServiceExt;
 
 const ALICE: &str = "alice@example.com";
 const PW: &str = "correct horse battery";
-
-/// The proxy every request of these tests comes through.
-const PROXY: &str = "10.255.0.1";
 
 async fn app(backend: Backend) -> Option<TestApp> {
     let app = TestApp::new(backend, &["--trusted-proxies", "10.255.0.0/24"]).await?;
@@ -27,20 +18,8 @@ async fn app(backend: Backend) -> Option<TestApp> {
     Some(app)
 }
 
-/// A request from a trusted proxy forwarding for `ip`.
 async fn send_via_proxy(app: &TestApp, path: &str, body: &str, ip: &str) -> Reply {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("x-forwarded-for", ip)
-        .extension(ConnectInfo(SocketAddr::new(PROXY.parse().unwrap(), 40000)))
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let resp = app.router.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+    common::post_via_proxy(&app.router, path, body, ip).await
 }
 
 async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Reply {

@@ -396,3 +396,24 @@ pub async fn throttle_keys(app: &TestApp) -> Vec<String> {
         async { with_conn!(db, |conn| Ok(login_throttle::table.select(login_throttle::key).load(conn).await?)) }.await;
     keys.unwrap()
 }
+
+/// The trusted proxy the `via_proxy` requests come through (tests start the app with
+/// `--trusted-proxies 10.255.0.0/24`).
+pub const PROXY: &str = "10.255.0.1";
+
+/// A JSON `POST` of `body` to `path` on `router`, from the trusted [`PROXY`] forwarding for
+/// `ip` (so the service counts it as `ip`'s).
+pub async fn post_via_proxy(router: &Router, path: &str, body: &str, ip: &str) -> Reply {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", ip)
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::new(PROXY.parse().unwrap(), 40000)))
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, headers, text: String::from_utf8_lossy(&bytes).into_owned() }
+}
