@@ -536,8 +536,9 @@ impl Settings {
             (Some(rp_id), Some(origin)) => (rp_id, origin),
             _ => return Err(SettingError::new("WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN go together: set both or neither")),
         };
-        let url = webauthn_rs::prelude::Url::parse(origin)
-            .map_err(|e| SettingError(format!("WEBAUTHN_ORIGIN is not a URL ({e}): set e.g. https://app.example.com")))?;
+        let url = webauthn_rs::prelude::Url::parse(origin).map_err(|e| {
+            SettingError(format!("WEBAUTHN_ORIGIN is not a URL ({e}): set e.g. https://app.example.com"))
+        })?;
         let local = url.host_str() == Some("localhost");
         if url.scheme() != "https" && !(url.scheme() == "http" && local) {
             return Err(SettingError::new(

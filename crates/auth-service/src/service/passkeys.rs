@@ -43,8 +43,7 @@ pub const PURPOSE_SECOND_FACTOR: &str = "passkey_mfa";
 /// The purpose of a passwordless passkey sign-in.
 pub const PURPOSE_SIGN_IN: &str = "passkey_login";
 /// The answer of every passkey route while `WEBAUTHN_RP_ID` / `WEBAUTHN_ORIGIN` are unset.
-pub const NOT_CONFIGURED: &str =
-    "Passkeys are not configured on this server: set WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN.";
+pub const NOT_CONFIGURED: &str = "Passkeys are not configured on this server: set WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN.";
 /// A `credential` that is not a WebAuthn answer at all (400).
 pub const INVALID_CREDENTIAL: &str = "Not a WebAuthn credential (the JSON of PublicKeyCredential.toJSON()).";
 /// A registration `ticket` that is unknown, expired, used or another user's (400).
@@ -188,9 +187,8 @@ pub async fn begin_registration(state: &AppState, user: &User, name: Option<&str
     let display = format!("{} {}", user.first_name, user.last_name);
     let display = if display.trim().is_empty() { user.email.clone() } else { display.trim().to_owned() };
     let exclude = (!exclude.is_empty()).then_some(exclude);
-    let (options, registration) = webauthn
-        .start_passkey_registration(user_handle(user.id), &user.email, &display, exclude)
-        .map_err(internal)?;
+    let (options, registration) =
+        webauthn.start_passkey_registration(user_handle(user.id), &user.email, &display, exclude).map_err(internal)?;
     // A passkey signs in without a password too: ask for a discoverable (resident) credential
     // (`webauthn-rs` does not re-export the type of this option; it is not part of what the
     // answer is verified against).
@@ -317,9 +315,8 @@ async fn refuse_sign_in(state: &AppState, user_id: Option<i64>) -> Result<Servic
     login::failed(method::WEBAUTHN);
     metrics::counter!("gatehouse_logins_total", "outcome" => "failure").increment(1);
     if let Some(user_id) = user_id {
-        let event = AuditEvent::new(AuditKind::MfaFailed)
-            .user(user_id)
-            .detail(serde_json::json!({"method": method::WEBAUTHN}));
+        let event =
+            AuditEvent::new(AuditKind::MfaFailed).user(user_id).detail(serde_json::json!({"method": method::WEBAUTHN}));
         state.store.record_audit(&event).await?;
     }
     Ok(ServiceError::MfaRefused)
