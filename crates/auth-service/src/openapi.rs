@@ -490,6 +490,76 @@ mod operations {
         ))]
     fn issue_token_mfa() {}
 
+    /// Start registering a passkey (needs WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN): the options of
+    /// `navigator.credentials.create()` (`publicKey`, binary fields base64url, as
+    /// `PublicKeyCredential.parseCreationOptionsFromJSON` reads them) and the `ticket` that
+    /// finishes it (5 minutes, single use).
+    #[utoipa::path(post, path = "/auth/mfa/webauthn/register/start/", tag = MFA, operation_id = "start_passkey_registration",
+        security(("bearer" = [])),
+        request_body(content = Object, example = json!({"name": "laptop"})),
+        responses(
+            (status = 200, description = "Creation options", body = Object,
+                example = json!({"ticket": "...", "publicKey": {"rp": {"id": "example.com", "name": "Gatehouse"}, "user": {"id": "...", "name": "alice@example.com", "displayName": "Alice"}, "challenge": "...", "pubKeyCredParams": [{"type": "public-key", "alg": -7}], "authenticatorSelection": {"residentKey": "required", "requireResidentKey": true, "userVerification": "required"}}})),
+            (status = 400, description = "Passkeys not configured, or a bad name", body = FieldErrors,
+                example = json!({"non_field_errors": ["Passkeys are not configured on this server: set WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN."]})),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn start_passkey_registration() {}
+
+    /// Finish the registration with the browser's answer (`credential`: the JSON of
+    /// `PublicKeyCredential.toJSON()`); audited `mfa_enrolled`.
+    #[utoipa::path(post, path = "/auth/mfa/webauthn/register/finish/", tag = MFA, operation_id = "finish_passkey_registration",
+        security(("bearer" = [])),
+        request_body(content = Object, example = json!({"ticket": "...", "credential": {"id": "...", "rawId": "...", "type": "public-key", "response": {"clientDataJSON": "...", "attestationObject": "..."}}, "name": "laptop"})),
+        responses(
+            (status = 201, description = "Registered", body = Object,
+                example = json!({"id": 1, "name": "laptop", "created": "2026-12-05T07:00:00.000000Z", "last_used": null})),
+            (status = 400, description = "Bad or dead ticket, a credential that does not verify or is registered already", body = FieldErrors,
+                example = json!({"ticket": ["Unknown, expired or used ticket; start the registration again."]})),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+        ))]
+    fn finish_passkey_registration() {}
+
+    /// Remove one of the caller's passkeys; audited `mfa_removed`.
+    #[utoipa::path(delete, path = "/auth/mfa/webauthn/{id}/", tag = MFA, operation_id = "remove_passkey",
+        security(("bearer" = [])),
+        params(("id" = i64, Path, description = "Passkey id (from GET /auth/mfa/)")),
+        responses(
+            (status = 204, description = "Removed"),
+            (status = 401, description = "No or bad token", body = ErrorDetail),
+            (status = 404, description = "Not one of the caller's passkeys", body = ErrorDetail),
+        ))]
+    fn remove_passkey() {}
+
+    /// Start a passkey sign-in: with the `mfa_token` of a login that answered `mfa_required`
+    /// (the options list the user's passkeys), or `{}` for a passwordless sign-in (a
+    /// discoverable passkey the browser offers). The options of `navigator.credentials.get()`
+    /// and the `ticket`.
+    #[utoipa::path(post, path = "/auth/token/webauthn/start/", tag = TOKENS, operation_id = "start_passkey_sign_in",
+        request_body(content = Object, example = json!({"mfa_token": "..."})),
+        responses(
+            (status = 200, description = "Request options", body = Object,
+                example = json!({"ticket": "...", "publicKey": {"challenge": "...", "rpId": "example.com", "allowCredentials": [{"type": "public-key", "id": "..."}], "userVerification": "required"}})),
+            (status = 400, description = "Passkeys not configured, or the account has no passkey", body = FieldErrors),
+            (status = 401, description = "Dead mfa_token (`mfa_token_invalid`)", body = ErrorDetail),
+        ))]
+    fn start_passkey_sign_in() {}
+
+    /// Finish a passkey sign-in with the browser's answer (`credential`: the JSON of
+    /// `PublicKeyCredential.toJSON()`), plus the `mfa_token` after a password -> the token
+    /// pair (amr `pwd hwk mfa` after a password, `hwk user mfa` without one; `swk` for a
+    /// synced passkey).
+    #[utoipa::path(post, path = "/auth/token/webauthn/finish/", tag = TOKENS, operation_id = "issue_token_webauthn",
+        request_body(content = Object, example = json!({"ticket": "...", "mfa_token": "...", "credential": {"id": "...", "rawId": "...", "type": "public-key", "response": {"clientDataJSON": "...", "authenticatorData": "...", "signature": "...", "userHandle": "..."}}})),
+        responses(
+            (status = 200, description = "Signed in", body = Object, example = json!({"refresh": "...", "access": "..."})),
+            (status = 400, description = "Missing field, not a WebAuthn credential, or passkeys not configured", body = FieldErrors),
+            (status = 401, description = "Assertion refused (`mfa_code_invalid`), or dead ticket or mfa_token (`mfa_token_invalid`)", body = ErrorDetail,
+                example = json!({"detail": "Invalid code.", "code": "mfa_code_invalid"})),
+            (status = 429, description = "Throttled (counted like passwords)", body = ErrorDetail),
+        ))]
+    fn issue_token_webauthn() {}
+
     /// Remove every second factor of a user (superuser; audited `mfa_reset`).
     #[utoipa::path(delete, path = "/auth/admin/users/{id}/mfa/", tag = ADMIN, operation_id = "admin_reset_factors",
         security(("bearer" = [])),
@@ -531,7 +601,9 @@ mod operations {
         operations::admin_list_sessions, operations::admin_end_sessions, operations::admin_end_session,
         operations::admin_audit_log, operations::get_factors, operations::enrol_totp,
         operations::confirm_totp, operations::remove_totp, operations::issue_token_mfa,
-        operations::admin_reset_factors,
+        operations::admin_reset_factors, operations::start_passkey_registration,
+        operations::finish_passkey_registration, operations::remove_passkey, operations::start_passkey_sign_in,
+        operations::issue_token_webauthn,
     ),
     components(schemas(User, AccessGroup, ErrorDetail, TokenMessage)),
     modifiers(&Common),

@@ -7,6 +7,7 @@
 pub mod admin;
 mod error;
 pub mod mfa;
+pub mod passkeys;
 pub mod sessions;
 
 use std::net::IpAddr;

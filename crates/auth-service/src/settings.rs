@@ -155,6 +155,16 @@ pub struct Settings {
     /// `iss` claim added to tokens and required on input.
     #[arg(long, env = "ISSUER")]
     pub issuer: Option<String>,
+    /// Passkeys: the WebAuthn relying party id, the domain passkeys are bound to (e.g.
+    /// `example.com`; the host of WEBAUTHN_ORIGIN or a parent domain of it). Set with
+    /// WEBAUTHN_ORIGIN; unset, the passkey routes answer 400 saying so.
+    #[arg(long, env = "WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+    /// Passkeys: the origin of the pages that call `navigator.credentials`
+    /// (`https://app.example.com`, or `http://localhost:PORT` in development). Set with
+    /// WEBAUTHN_RP_ID.
+    #[arg(long, env = "WEBAUTHN_ORIGIN")]
+    pub webauthn_origin: Option<String>,
     /// Clock skew allowance in seconds for `exp`, `nbf` and `iat`.
     #[arg(long, env = "LEEWAY", default_value = defaults::LEEWAY)]
     pub leeway: u64,
@@ -444,6 +454,7 @@ impl Settings {
             )));
         }
         self.key_encryption_key()?;
+        self.webauthn()?;
         let lead = publication_lead(self.keys_reload_interval, self.jwks_max_age, self.leeway);
         if !self.key_rotation_interval.is_zero() && self.key_rotation_interval <= lead {
             return Err(SettingError(format!(
@@ -517,6 +528,35 @@ impl Settings {
             .map(|k| KeyEncryptionKey::parse(k.expose()))
             .transpose()
             .map_err(|e| SettingError(e.to_string()))
+    }
+
+    /// The WebAuthn relying party of `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGIN` (`None`: passkeys
+    /// are off). Both or neither must be set; the origin must be `https://` (or
+    /// `http://localhost`) and its host the relying party id or below it.
+    pub fn webauthn(&self) -> Result<Option<webauthn_rs::Webauthn>, SettingError> {
+        let rp_id = self.webauthn_rp_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let origin = self.webauthn_origin.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let (rp_id, origin) = match (rp_id, origin) {
+            (None, None) => return Ok(None),
+            (Some(rp_id), Some(origin)) => (rp_id, origin),
+            _ => return Err(SettingError::new("WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN go together: set both or neither")),
+        };
+        let url = webauthn_rs::prelude::Url::parse(origin).map_err(|e| {
+            SettingError(format!("WEBAUTHN_ORIGIN is not a URL ({e}): set e.g. https://app.example.com"))
+        })?;
+        let local = url.host_str() == Some("localhost");
+        if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+            return Err(SettingError::new(
+                "WEBAUTHN_ORIGIN must be an https:// origin (browsers offer passkeys only there, or at http://localhost)",
+            ));
+        }
+        let builder = webauthn_rs::WebauthnBuilder::new(rp_id, &url).map_err(|e| {
+            SettingError(format!(
+                "WEBAUTHN_RP_ID {rp_id:?} does not fit WEBAUTHN_ORIGIN {origin:?} ({e}): the relying party id \
+                 is the origin's host or a parent domain of it"
+            ))
+        })?;
+        builder.rp_name("Gatehouse").build().map(Some).map_err(|e| SettingError(format!("WebAuthn settings: {e}")))
     }
 
     /// `TRUSTED_PROXIES` as networks.

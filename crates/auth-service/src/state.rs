@@ -34,6 +34,9 @@ pub struct AppState {
     pub console_form_key: FormKey,
     /// Seals TOTP secrets at rest.
     pub sealer: SecretSealer,
+    /// The WebAuthn relying party of `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGIN` (`None`: passkeys
+    /// are off).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// Why [`AppState::build`] could not build the state. The message is the one line the binary
@@ -85,6 +88,7 @@ impl AppState {
             Some(secret) => Keys::hmac(&secret, verify, access, refresh)
                 .accepting_previous(&secret, &settings.resolve_previous_signing_keys()?),
         };
+        let webauthn = settings.webauthn()?.map(Arc::new);
         let hasher = Hasher::new(settings.hashing, settings.hash_concurrency)?;
         let signup = (settings.signup_throttle_per_hour > 0)
             .then(|| throttle::signups_per_hour(settings.signup_throttle_per_hour));
@@ -102,6 +106,7 @@ impl AppState {
             throttle: Arc::new(throttle),
             console_form_key,
             sealer,
+            webauthn,
         })
     }
 }

@@ -111,7 +111,8 @@ fn code_error() -> ServiceError {
     field_error("code", &[INVALID_CODE]).into()
 }
 
-fn failed(method: &'static str) {
+/// Counts a refused second factor of `method` (`gatehouse_mfa_failed_total`).
+pub(crate) fn failed(method: &'static str) {
     metrics::counter!("gatehouse_mfa_failed_total", "method" => method).increment(1);
 }
 
