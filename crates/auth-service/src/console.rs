@@ -22,7 +22,8 @@
 //! is not this host).
 //!
 //! **Headers.** Every answer carries a strict Content-Security-Policy (`default-src 'self'`,
-//! no script at all, our own stylesheet only), `X-Frame-Options: DENY`, `nosniff`,
+//! our own stylesheet and our one script only: the passkey buttons, `passkeys.js`; no inline
+//! script), `X-Frame-Options: DENY`, `nosniff`,
 //! `Referrer-Policy: same-origin`, `Cache-Control: no-store` and `Pragma: no-cache`; when the
 //! request came over TLS (a trusted proxy's `X-Forwarded-Proto: https`), also
 //! `Strict-Transport-Security`.
@@ -60,10 +61,12 @@ pub const LOGIN_CSRF_COOKIE: &str = "gatehouse_admin_csrf";
 /// Path of every console cookie.
 pub const COOKIE_PATH: &str = "/admin";
 /// The Content-Security-Policy of every console answer.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; \
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /// The console's stylesheet.
 const STYLESHEET: &str = include_str!("console/console.css");
+/// The console's one script: the passkey buttons.
+const PASSKEYS_SCRIPT: &str = include_str!("console/passkeys.js");
 
 /// `Strict-Transport-Security` of console answers served over TLS (one year).
 pub const HSTS: &str = "max-age=31536000";
@@ -75,7 +78,8 @@ pub fn router() -> Router<AppState> {
     let mut r = Router::new()
         .route("/admin", get(|| async { Redirect::to("/admin/users/") }))
         .route("/admin/", get(|| async { Redirect::to("/admin/users/") }))
-        .route("/admin/static/console.css", get(stylesheet));
+        .route("/admin/static/console.css", get(stylesheet))
+        .route("/admin/static/passkeys.js", get(passkeys_script));
     r = both_slashes(r, "/admin/login/", get(login_form).post(login));
     r = both_slashes(r, "/admin/logout/", post(logout));
     r = both_slashes(r, "/admin/users/", get(users_page));
@@ -127,6 +131,10 @@ fn cross_site(parts: &Parts) -> bool {
         ours.push(text("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim));
     }
     !ours.into_iter().flatten().any(|host| host.eq_ignore_ascii_case(authority))
+}
+
+async fn passkeys_script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], PASSKEYS_SCRIPT).into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -335,7 +343,8 @@ async fn login_form(State(state): State<AppState>, signed_in: Result<Admin, Resp
 /// The sign-in form with a fresh signed CSRF token (set in its cookie too).
 fn login_page(state: &AppState, status: StatusCode, email: &str, error: Option<String>, secure: bool) -> Response {
     let csrf = state.console_form_key.login_token();
-    let mut response = render(status, &pages::Login { csrf: csrf.clone(), email: email.to_owned(), error });
+    let passkeys = state.webauthn.is_some();
+    let mut response = render(status, &pages::Login { csrf: csrf.clone(), email: email.to_owned(), error, passkeys });
     response.headers_mut().append(header::SET_COOKIE, console_cookie(LOGIN_CSRF_COOKIE, csrf, secure));
     response
 }
@@ -369,7 +378,8 @@ async fn login(
     let session = match service::log_in_admitted(&state, &email, password, ip, admit).await {
         Ok(session) => session,
         Err(ServiceError::MfaRequired(challenge)) => {
-            return mfa::second_step_page(&state, StatusCode::OK, &challenge.mfa_token, None, secure);
+            let methods = challenge.methods.join(",");
+            return mfa::second_step_page(&state, StatusCode::OK, &challenge.mfa_token, &methods, None, secure);
         }
         Err(e) => return login_refused(&state, &email, e, secure),
     };

@@ -9,108 +9,15 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
 
+use common::browser::*;
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
-use shared_user::testing::{Backend, under_ci};
+use shared_user::testing::Backend;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const PW: &str = "correct horse battery";
-/// Longest wait for the browser or a page (a readiness bound, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A chromedriver process, killed on drop.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// Whether the browser packages are here; under CI (`CI` set, not `0`/`false`) their absence
-/// is a failure.
-fn browser_available() -> bool {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let reason = format!("{missing:?} missing (apt-get install -y chromium chromium-driver)");
-    if under_ci() {
-        panic!("running under CI and {reason}");
-    }
-    eprintln!("skipped: {reason}");
-    false
-}
-
-/// Starts chromedriver and connects a headless Chromium with a fresh profile.
-async fn browser(profile: &Path) -> (Driver, Client) {
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let args = [
-        "--headless".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-dev-shm-usage".to_owned(),
-        "--no-first-run".to_owned(),
-        "--disable-background-networking".to_owned(),
-        "--disable-component-update".to_owned(),
-        "--disable-sync".to_owned(),
-        "--window-size=1280,860".to_owned(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    let mut caps = fantoccini::wd::Capabilities::new();
-    caps.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
-            Ok(client) => return (driver, client),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("no WebDriver session: {e}"),
-        }
-    }
-}
-
-/// Waits until the page's URL contains `needle`.
-async fn wait_for_url(client: &Client, needle: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let url = client.current_url().await.unwrap();
-        if url.as_str().contains(needle) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still at {url}, waiting for {needle}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client.wait().at_most(PATIENCE).for_element(Locator::Css(css)).await.unwrap_or_else(|e| {
-        panic!("no {css}: {e}");
-    })
-}
 
 /// Fills in and posts the console's sign-in form for `email`.
 async fn sign_in(client: &Client, base: &str, email: &str) {
@@ -118,13 +25,6 @@ async fn sign_in(client: &Client, base: &str, email: &str) {
     wait_for(client, "input[name=email]").await.send_keys(email).await.unwrap();
     client.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PW).await.unwrap();
     client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
-}
-
-/// The workspace's `target/` directory.
-fn target_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,6 +161,81 @@ async fn staff_enrol_totp_and_sign_in_with_it() {
     client.find(Locator::Css("#second-factor button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for(&client, "table.users").await;
     wait_for_url(&client, "/admin/users/").await;
+
+    client.close().await.unwrap();
+    server.abort();
+}
+
+/// Passkeys in the console, with Chromium's virtual authenticator: a staff account registers
+/// one on its *Second factor* page, then the sign-in asks for it after the password ("Use a
+/// passkey"), and it signs in without a password from the sign-in page. Screenshot:
+/// `target/admin-console-passkeys.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_register_a_passkey_and_sign_in_with_it() {
+    if !browser_available() {
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    // WebAuthn needs a secure context: http://localhost is one.
+    let base = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let origin = base.clone();
+    let Some(app) = TestApp::new(Backend::Sqlite, move |s: &mut auth_service::Settings| {
+        s.webauthn_rp_id = Some("localhost".into());
+        s.webauthn_origin = Some(origin);
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = app.add_user("admin@example.com", PW, true, &[]).await;
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, client) = browser(profile.path()).await;
+    client.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+
+    sign_in(&client, &base, "admin@example.com").await;
+    wait_for(&client, "table.users").await;
+    client.goto(&format!("{base}/admin/mfa/")).await.unwrap();
+    wait_for(&client, "#passkey-name").await.send_keys("laptop").await.unwrap();
+    client.find(Locator::Css("#add-passkey")).await.unwrap().click().await.unwrap();
+    wait_for_url(&client, "done=passkey").await;
+    assert_eq!(wait_for(&client, ".passkey-name").await.text().await.unwrap(), "laptop");
+    std::fs::write(target_dir().join("admin-console-passkeys.png"), client.screenshot().await.unwrap()).unwrap();
+    assert_eq!(app.state.store.passkeys_of(admin).await.unwrap().len(), 1, "a row in mfa_passkeys");
+
+    // After the password, the passkey: the code form is not offered (no authenticator app).
+    client.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
+    wait_for_url(&client, "/admin/login/").await;
+    sign_in(&client, &base, "admin@example.com").await;
+    wait_for(&client, "#use-passkey").await.click().await.unwrap();
+    wait_for(&client, "table.users").await;
+    assert!(client.find(Locator::Css("#second-factor")).await.is_err());
+
+    // Without a password.
+    client.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
+    wait_for_url(&client, "/admin/login/").await;
+    wait_for(&client, "#use-passkey").await.click().await.unwrap();
+    wait_for(&client, "table.users").await;
+
+    let filter = auth_service::store::audit::AuditFilter { user_id: Some(admin), ..Default::default() };
+    let details: Vec<String> = app
+        .state
+        .store
+        .list_audit(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "login_succeeded")
+        .filter_map(|e| e.detail)
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains(r#""pwd","hwk","mfa""#) || d.contains(r#""pwd","swk","mfa""#)),
+        "{details:?}"
+    );
+    assert!(details.iter().any(|d| d.contains(r#""user","mfa""#)), "{details:?}");
 
     client.close().await.unwrap();
     server.abort();

@@ -13,131 +13,18 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use axum::http::StatusCode;
+use common::browser::*;
 use common::*;
-use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::Client;
 use serde_json::{Value, json};
 use shared_user::both_backends;
-use shared_user::testing::{Backend, under_ci};
+use shared_user::testing::Backend;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ALICE: &str = "alice@example.com";
 const PW: &str = "correct horse battery";
-/// Longest wait for the browser or a page (a readiness bound, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A chromedriver process, killed on drop.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// Whether the browser packages are here; under CI their absence is a failure.
-fn browser_available() -> bool {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let reason = format!("{missing:?} missing (apt-get install -y chromium chromium-driver)");
-    if under_ci() {
-        panic!("running under CI and {reason}");
-    }
-    eprintln!("skipped: {reason}");
-    false
-}
-
-/// Starts chromedriver and connects a headless Chromium with a fresh profile.
-async fn browser(profile: &Path) -> (Driver, Client) {
-    let port = free_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let args = [
-        "--headless".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-dev-shm-usage".to_owned(),
-        "--no-first-run".to_owned(),
-        "--disable-background-networking".to_owned(),
-        "--disable-component-update".to_owned(),
-        "--disable-sync".to_owned(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    let mut caps = fantoccini::wd::Capabilities::new();
-    caps.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
-            Ok(client) => return (driver, client),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("no WebDriver session: {e}"),
-        }
-    }
-}
-
-/// The W3C WebAuthn extension command "Add Virtual Authenticator"
-/// (`POST /session/{id}/webauthn/authenticator`).
-#[derive(Debug)]
-struct AddVirtualAuthenticator;
-
-impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
-    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/webauthn/authenticator", session_id.unwrap_or_default()))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        let body = json!({
-            "protocol": "ctap2",
-            "transport": "internal",
-            "hasResidentKey": true,
-            "hasUserVerification": true,
-            "isUserVerified": true,
-        });
-        (http::Method::POST, Some(body.to_string()))
-    }
-}
-
-/// The W3C WebAuthn extension command "Get Credentials" of a virtual authenticator.
-#[derive(Debug)]
-struct GetCredentials(String);
-
-impl WebDriverCompatibleCommand for GetCredentials {
-    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/webauthn/authenticator/{}/credentials",
-            session_id.unwrap_or_default(),
-            self.0
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::GET, None)
-    }
-}
 
 /// Registers a passkey from the page: start (bearer), `navigator.credentials.create`, finish.
 const REGISTER: &str = r#"

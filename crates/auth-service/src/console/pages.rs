@@ -135,6 +135,8 @@ pub struct Login {
     pub email: String,
     /// Why the last attempt failed.
     pub error: Option<String>,
+    /// Whether passkeys are configured (the passwordless button is shown).
+    pub passkeys: bool,
 }
 
 /// One user in the list.

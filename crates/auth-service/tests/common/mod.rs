@@ -1,6 +1,8 @@
 //! Test harness: a fresh database per test, the real router, and small request helpers.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use auth_service::schema::users;
 use auth_service::settings::Hashing;
 use auth_service::settings::{ClaimsPreset, CreateUserPolicy};
