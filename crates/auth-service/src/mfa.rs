@@ -178,11 +178,15 @@ pub async fn remove_passkey(
 
 /// `POST /auth/token/webauthn/start/` `{"mfa_token"}` (second factor) or `{}` (passwordless)
 /// -> `{"ticket","publicKey":{...}}`, the options of `navigator.credentials.get()`.
-pub async fn start_passkey_sign_in(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub async fn start_passkey_sign_in(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Result<Response, ApiError> {
     let mut fields = body.fields();
     let mfa_token = fields.optional("mfa_token").filter(|t| !t.is_empty());
     fields.finish()?;
-    Ok(ceremony_body(passkeys::begin_sign_in(&state, mfa_token.as_deref()).await?))
+    Ok(ceremony_body(passkeys::begin_sign_in(&state, mfa_token.as_deref(), ip).await?))
 }
 
 /// `POST /auth/token/webauthn/finish/` `{"ticket","credential"}` (+ `"mfa_token"` after a

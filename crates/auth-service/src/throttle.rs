@@ -65,6 +65,18 @@ pub fn signups_per_hour(n: u32) -> Limit {
     }
 }
 
+/// Passwordless passkey sign-ins started per client address: each one stores a challenge
+/// before anyone is known, so an address gets 30 a minute (then waits from 30 s, doubling, up
+/// to 15 minutes).
+pub fn passkey_starts() -> Limit {
+    Limit {
+        threshold: 30,
+        base_lock: chrono::Duration::seconds(30),
+        max_lock: chrono::Duration::minutes(15),
+        window: chrono::Duration::minutes(1),
+    }
+}
+
 /// A counted login attempt, to be settled with [`Throttle::settlement`] when the password was right.
 /// It is kept between the two steps of a login with a second factor (in the `mfa_token`'s
 /// challenge), so it serializes.
@@ -185,9 +197,26 @@ impl Throttle {
     /// Counts a sign-up from `ip` before its password is hashed; `Err(429)` once the address
     /// has used its allowance. Callers without an address (in-process tests) are not counted.
     pub async fn reserve_signup(&self, store: &Store, ip: Option<IpAddr>) -> Result<(), ThrottleError> {
-        let (true, Some(limit), Some(ip)) = (self.enabled, self.signup, ip.map(counted_address)) else { return Ok(()) };
+        let Some(limit) = self.signup else { return Ok(()) };
+        self.reserve_for_address(store, "signup", limit, ip).await
+    }
+
+    /// Counts a passwordless passkey sign-in started from `ip` ([`passkey_starts`]).
+    pub async fn reserve_passkey_start(&self, store: &Store, ip: Option<IpAddr>) -> Result<(), ThrottleError> {
+        self.reserve_for_address(store, "passkey-start", passkey_starts(), ip).await
+    }
+
+    /// Counts one use of `what` by `ip` against `limit`; `Err(429)` once it is used up.
+    async fn reserve_for_address(
+        &self,
+        store: &Store,
+        what: &str,
+        limit: Limit,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ThrottleError> {
+        let (true, Some(ip)) = (self.enabled, ip.map(counted_address)) else { return Ok(()) };
         let now = now_utc();
-        let key = format!("signup:{ip}");
+        let key = format!("{what}:{ip}");
         // A locked address is refused by a read, without a write.
         if let Some(until) = store.throttle_check(std::slice::from_ref(&key), &[], None, now).await?.locked_until {
             return Err(throttled(until, now));

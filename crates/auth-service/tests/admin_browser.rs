@@ -210,7 +210,8 @@ async fn staff_register_a_passkey_and_sign_in_with_it() {
     client.find(Locator::Css("form.signout button")).await.unwrap().click().await.unwrap();
     wait_for_url(&client, "/admin/login/").await;
     sign_in(&client, &base, "admin@example.com").await;
-    wait_for(&client, "#use-passkey").await.click().await.unwrap();
+    // The second step's button (the sign-in page has one too, without an mfa_token).
+    wait_for(&client, "#use-passkey[data-mfa-token]").await.click().await.unwrap();
     wait_for(&client, "table.users").await;
     assert!(client.find(Locator::Css("#second-factor")).await.is_err());
 

@@ -195,7 +195,31 @@ async fn only_the_owner_removes_a_passkey(backend: Backend) {
     assert_eq!(detail, json!({"method": "webauthn"}));
 }
 
+/// Passwordless sign-ins store a challenge before anyone is known: an address may start 30 a
+/// minute, then 429 with `Retry-After`; another address is not affected.
+async fn passwordless_starts_are_limited_per_address(backend: Backend) {
+    let Some(app) = TestApp::new(backend, |s: &mut auth_service::Settings| {
+        s.webauthn_rp_id = Some("localhost".into());
+        s.webauthn_origin = Some(ORIGIN.into());
+        s.trusted_proxies = vec!["10.255.0.0/24".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    for n in 0..30 {
+        let r = post_via_proxy(&app.router, "/auth/token/webauthn/start/", "{}", "10.9.0.1").await;
+        assert_eq!(r.status, StatusCode::OK, "start {n}: {}", r.text);
+    }
+    let r = post_via_proxy(&app.router, "/auth/token/webauthn/start/", "{}", "10.9.0.1").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
+    let r = post_via_proxy(&app.router, "/auth/token/webauthn/start/", "{}", "10.9.0.2").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
 both_backends!(
+    passwordless_starts_are_limited_per_address,
     passkey_routes_say_which_settings_to_set,
     registration_refuses_bad_tickets_and_credentials,
     sign_in_refuses_bad_tickets_and_assertions,

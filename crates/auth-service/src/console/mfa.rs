@@ -148,12 +148,17 @@ fn login_csrf_header_ok(state: &AppState, headers: &HeaderMap) -> bool {
 
 /// `POST /admin/login/webauthn/start/` `{"mfa_token"}` (after the password) or `{}`
 /// (passwordless) -> the options of `navigator.credentials.get()` and a ticket.
-async fn start_passkey_sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn start_passkey_sign_in(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     if !login_csrf_header_ok(&state, &headers) {
         return json_error(StatusCode::FORBIDDEN, "CSRF check failed: reload the page.");
     }
     let mfa_token = Some(text(&body, "mfa_token")).filter(|t| !t.is_empty());
-    match passkeys::begin_sign_in(&state, mfa_token).await {
+    match passkeys::begin_sign_in(&state, mfa_token, ip).await {
         Ok(ceremony) => ceremony_json(ceremony),
         Err(e) => json_failure(e),
     }

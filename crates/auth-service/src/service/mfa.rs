@@ -267,13 +267,14 @@ pub async fn check_staff_factor(state: &AppState, user: &User, amr: &[String]) -
     }
 }
 
-/// The methods that may answer a challenge of a user with `count`.
-pub fn methods(count: FactorCount) -> Vec<&'static str> {
+/// The methods that may answer a challenge of a user with `count`, on a server where passkeys
+/// are `passkeys_on` (`WEBAUTHN_*` set): a passkey that cannot be used here is not offered.
+pub fn methods(count: FactorCount, passkeys_on: bool) -> Vec<&'static str> {
     let mut methods = Vec::new();
     if count.totp {
         methods.push(method::TOTP);
     }
-    if count.passkeys > 0 {
+    if count.passkeys > 0 && passkeys_on {
         methods.push(method::WEBAUTHN);
     }
     methods
@@ -304,7 +305,13 @@ pub(crate) async fn begin_login(
         .await?;
     metrics::counter!("gatehouse_mfa_challenges_total").increment(1);
     tracing::info!(user_id = user.id, "password accepted; second factor required");
-    Ok(MfaChallenge { mfa_token: token, methods: methods(count) })
+    let methods = methods(count, state.webauthn.is_some());
+    if methods.is_empty() {
+        // Passkeys were switched off while this user's only factor is one: the login cannot
+        // complete here until they are on again or a superuser resets the account's factors.
+        tracing::warn!(user_id = user.id, "second factor required, but passkeys are off (WEBAUTHN_*)");
+    }
+    Ok(MfaChallenge { mfa_token: token, methods })
 }
 
 /// A live login challenge: the user it is for and what its first step left.

@@ -269,9 +269,15 @@ pub async fn remove_passkey(state: &AppState, user: &User, id: i64) -> Result<()
 /// options list the user's passkeys); without, a passwordless sign-in (the browser offers the
 /// discoverable passkeys it holds for this site). Answers the options and the ticket of
 /// [`finish_sign_in`].
-pub async fn begin_sign_in(state: &AppState, mfa_token: Option<&str>) -> Result<Ceremony, ServiceError> {
+pub async fn begin_sign_in(
+    state: &AppState,
+    mfa_token: Option<&str>,
+    ip: Option<IpAddr>,
+) -> Result<Ceremony, ServiceError> {
     let webauthn = relying_party(state)?;
     let Some(mfa_token) = mfa_token else {
+        // Nobody is known yet and a challenge is stored: counted per address.
+        state.throttle.reserve_passkey_start(&state.store, ip).await?;
         let (mut options, authentication) = webauthn.start_discoverable_authentication().map_err(internal)?;
         // `webauthn-rs` asks for conditional mediation (autofill UI); the page decides that.
         options.mediation = None;
