@@ -94,6 +94,19 @@ fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
+/// The ids of a page (`limit` + 1 of them, to tell whether another follows) cut from `counted`
+/// when it holds every match (at most [`COUNT_CAP`]); `None` when there are more.
+fn page_of(counted: &[i64], after: i64, offset: i64, limit: i64) -> Option<Vec<i64>> {
+    if counted.len() as i64 > COUNT_CAP {
+        return None;
+    }
+    let mut ids: Vec<i64> = counted.iter().copied().filter(|id| *id > after).collect();
+    ids.sort_unstable();
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit + 1).unwrap_or(usize::MAX);
+    Some(ids.into_iter().skip(skip).take(take).collect())
+}
+
 /// An admin's change to a user: every `Some` field is written, the others are left as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserPatch {
@@ -155,7 +168,10 @@ impl Store {
             UserSeek::Offset(n) => (0, n),
         };
         with_conn!(self.db(), |conn| {
-            let (counted, rows): (Vec<i64>, Vec<UserRow>) = match &matching {
+            // The capped count reads the ids of up to COUNT_CAP + 1 matches. When that is all of
+            // them, the page is cut from those ids (no second search); when there are more,
+            // matches are dense enough that reading in id order finds a page quickly.
+            let (counted, page): (Vec<i64>, Vec<i64>) = match &matching {
                 Matching::Contains(term) if sqlite => {
                     let phrase = fts_phrase(term);
                     let found = || {
@@ -164,21 +180,20 @@ impl Store {
                             .select(users_search::rowid)
                     };
                     let counted: Vec<i64> = found().limit(COUNT_CAP + 1).load(conn).await?;
-                    // FTS5 walks its doclists in rowid order and stops at the limit.
-                    let ids: Vec<i64> = found()
-                        .filter(users_search::rowid.gt(after))
-                        .order(users_search::rowid.asc())
-                        .offset(offset)
-                        .limit(limit + 1)
-                        .load(conn)
-                        .await?;
-                    let rows = users::table
-                        .filter(users::id.eq_any(ids))
-                        .order(users::id.asc())
-                        .select(USER_COLUMNS)
-                        .load(conn)
-                        .await?;
-                    (counted, rows)
+                    let page = match page_of(&counted, after, offset, limit) {
+                        Some(page) => page,
+                        // FTS5 walks its doclists in rowid order and stops at the limit.
+                        None => {
+                            found()
+                                .filter(users_search::rowid.gt(after))
+                                .order(users_search::rowid.asc())
+                                .offset(offset)
+                                .limit(limit + 1)
+                                .load(conn)
+                                .await?
+                        }
+                    };
+                    (counted, page)
                 }
                 _ => {
                     // SQL text rather than the query builder: never a cached prepared statement,
@@ -215,17 +230,31 @@ impl Store {
                         }
                     };
                     let counted: Vec<i64> = filtered(false).select(users::id).limit(COUNT_CAP + 1).load(conn).await?;
-                    let many = counted.len() as i64 > COUNT_CAP;
-                    let rows = filtered(many)
-                        .filter(users::id.gt(after))
-                        .order(users::id.asc())
-                        .select(USER_COLUMNS)
-                        .offset(offset)
-                        .limit(limit + 1)
-                        .load(conn)
-                        .await?;
-                    (counted, rows)
+                    let page = match page_of(&counted, after, offset, limit) {
+                        Some(page) => page,
+                        None => {
+                            filtered(true)
+                                .filter(users::id.gt(after))
+                                .order(users::id.asc())
+                                .select(users::id)
+                                .offset(offset)
+                                .limit(limit + 1)
+                                .load(conn)
+                                .await?
+                        }
+                    };
+                    (counted, page)
                 }
+            };
+            let rows: Vec<UserRow> = if page.is_empty() {
+                Vec::new()
+            } else {
+                users::table
+                    .filter(users::id.eq_any(page))
+                    .order(users::id.asc())
+                    .select(USER_COLUMNS)
+                    .load(conn)
+                    .await?
             };
             let has_next = rows.len() as i64 > limit;
             let mut users = Vec::with_capacity(rows.len());
@@ -353,6 +382,16 @@ mod tests {
     #[test]
     fn like_pattern_escapes_wildcards() {
         assert_eq!(super::like_pattern("A_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    #[test]
+    fn a_page_is_cut_from_every_match_in_id_order() {
+        let all = [9, 3, 7, 1, 5];
+        assert_eq!(super::page_of(&all, 0, 0, 2), Some(vec![1, 3, 5]), "one more than the page");
+        assert_eq!(super::page_of(&all, 3, 0, 2), Some(vec![5, 7, 9]), "after an id");
+        assert_eq!(super::page_of(&all, 0, 4, 2), Some(vec![9]), "at an offset");
+        let many: Vec<i64> = (1..=super::COUNT_CAP + 1).collect();
+        assert_eq!(super::page_of(&many, 0, 0, 2), None, "not every match");
     }
 
     #[test]
