@@ -137,11 +137,11 @@ pub struct Discovery {
 /// A DRF page of users (`GET /auth/admin/users/`, 25 per page).
 #[derive(ToSchema)]
 pub struct UserPage {
-    /// Users matching the search, counted up to 1000 (then 1000 and `count_exact` false).
+    /// Users matching the search, counted up to 100 (then 100 and `count_exact` false).
     pub count: i64,
-    /// Whether `count` is exact (false: more than 1000 match).
+    /// Whether `count` is exact (false: more than 100 match).
     pub count_exact: bool,
-    /// Next page, as a path relative to the host (`/auth/admin/users/?page=2`; after page 40,
+    /// Next page, as a path relative to the host (`/auth/admin/users/?page=2`; after page 4,
     /// `/auth/admin/users/?after=ID`, the last id of this page).
     pub next: Option<String>,
     /// Previous page, as a path relative to the host (none for a page after an id).
@@ -314,7 +314,7 @@ mod operations {
         params(
             ("search" = Option<String>, Query, description = "Part of an email or name (3 characters or more); a shorter term matches the start of the email"),
             ("page" = Option<i64>, Query, description = "Page number (1 first)"),
-            ("after" = Option<i64>, Query, description = "The users after this id (instead of page; what `next` links to after page 40)"),
+            ("after" = Option<i64>, Query, description = "The users after this id (instead of page; what `next` links to after page 4)"),
         ),
         responses(
             (status = 200, description = "A page", body = UserPage),

@@ -34,7 +34,13 @@ diesel::table! {
 
 /// Matches beyond this many are not counted: a search answers "more than `COUNT_CAP`" rather
 /// than read every match of a million rows on every page.
-pub const COUNT_CAP: i64 = 1000;
+pub const COUNT_CAP: i64 = 100;
+
+/// How many matching ids PostgreSQL reads for the count: a trigram index scan costs about the
+/// same for a thousand matches as for a hundred (it builds its bitmap whole), and with every
+/// match in hand the page needs no second search. SQLite's FTS5 stops at the limit, and its cost
+/// grows with the matches it reads, so it reads [`COUNT_CAP`] + 1.
+pub const PG_IDS_READ: i64 = 1001;
 
 /// Search terms with fewer characters than this match the start of the email only (a trigram
 /// index finds substrings of three characters or more).
@@ -95,9 +101,9 @@ fn prefix_end(prefix: &str) -> String {
 }
 
 /// The ids of a page (`limit` + 1 of them, to tell whether another follows) cut from `counted`
-/// when it holds every match (at most [`COUNT_CAP`]); `None` when there are more.
-fn page_of(counted: &[i64], after: i64, offset: i64, limit: i64) -> Option<Vec<i64>> {
-    if counted.len() as i64 > COUNT_CAP {
+/// when it holds every match (fewer than the `read` asked for); `None` when there may be more.
+fn page_of(counted: &[i64], read: i64, after: i64, offset: i64, limit: i64) -> Option<Vec<i64>> {
+    if counted.len() as i64 >= read {
         return None;
     }
     let mut ids: Vec<i64> = counted.iter().copied().filter(|id| *id > after).collect();
@@ -161,6 +167,7 @@ impl Store {
     /// for what a term matches), by id, at most `limit` from `seek`, with the capped count.
     pub async fn search_users(&self, search: Option<&str>, seek: UserSeek, limit: i64) -> Result<FoundUsers, DbError> {
         let sqlite = matches!(self.db(), Db::Sqlite(_));
+        let read = if sqlite { COUNT_CAP + 1 } else { PG_IDS_READ };
         let matching = Matching::of(search);
         // User ids start at 1: "after 0" is from the start.
         let (after, offset) = match seek {
@@ -168,9 +175,9 @@ impl Store {
             UserSeek::Offset(n) => (0, n),
         };
         with_conn!(self.db(), |conn| {
-            // The capped count reads the ids of up to COUNT_CAP + 1 matches. When that is all of
-            // them, the page is cut from those ids (no second search); when there are more,
-            // matches are dense enough that reading in id order finds a page quickly.
+            // The capped count reads the ids of up to `read` matches. When that is all of them,
+            // the page is cut from those ids (no second search); when there are more, matches
+            // are dense enough that reading in id order finds a page quickly.
             let (counted, page): (Vec<i64>, Vec<i64>) = match &matching {
                 Matching::Contains(term) if sqlite => {
                     let phrase = fts_phrase(term);
@@ -179,8 +186,8 @@ impl Store {
                             .filter(sql::<Bool>("users_search MATCH ").bind::<Text, _>(phrase.clone()))
                             .select(users_search::rowid)
                     };
-                    let counted: Vec<i64> = found().limit(COUNT_CAP + 1).load(conn).await?;
-                    let page = match page_of(&counted, after, offset, limit) {
+                    let counted: Vec<i64> = found().limit(read).load(conn).await?;
+                    let page = match page_of(&counted, read, after, offset, limit) {
                         Some(page) => page,
                         // FTS5 walks its doclists in rowid order and stops at the limit.
                         None => {
@@ -229,8 +236,8 @@ impl Store {
                             }
                         }
                     };
-                    let counted: Vec<i64> = filtered(false).select(users::id).limit(COUNT_CAP + 1).load(conn).await?;
-                    let page = match page_of(&counted, after, offset, limit) {
+                    let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
+                    let page = match page_of(&counted, read, after, offset, limit) {
                         Some(page) => page,
                         None => {
                             filtered(true)
@@ -387,11 +394,10 @@ mod tests {
     #[test]
     fn a_page_is_cut_from_every_match_in_id_order() {
         let all = [9, 3, 7, 1, 5];
-        assert_eq!(super::page_of(&all, 0, 0, 2), Some(vec![1, 3, 5]), "one more than the page");
-        assert_eq!(super::page_of(&all, 3, 0, 2), Some(vec![5, 7, 9]), "after an id");
-        assert_eq!(super::page_of(&all, 0, 4, 2), Some(vec![9]), "at an offset");
-        let many: Vec<i64> = (1..=super::COUNT_CAP + 1).collect();
-        assert_eq!(super::page_of(&many, 0, 0, 2), None, "not every match");
+        assert_eq!(super::page_of(&all, 6, 0, 0, 2), Some(vec![1, 3, 5]), "one more than the page");
+        assert_eq!(super::page_of(&all, 6, 3, 0, 2), Some(vec![5, 7, 9]), "after an id");
+        assert_eq!(super::page_of(&all, 6, 0, 4, 2), Some(vec![9]), "at an offset");
+        assert_eq!(super::page_of(&all, 5, 0, 0, 2), None, "as many as read: maybe not every match");
     }
 
     #[test]
