@@ -3,7 +3,7 @@
 //! one [`crate::service::admin`] function and answer DRF's shapes (PageNumberPagination,
 //! field errors, 401/403 as elsewhere).
 //!
-//! Routes (both slash forms): `GET/POST /auth/admin/users/` (`?search=`, `?page=`),
+//! Routes (both slash forms): `GET/POST /auth/admin/users/` (`?search=`, `?page=` or `?after=`),
 //! `GET/PATCH /auth/admin/users/{id}/`, `POST /auth/admin/users/{id}/set-password/`,
 //! `GET/DELETE /auth/admin/users/{id}/sessions/`, `DELETE /auth/admin/users/{id}/sessions/{session}/`,
 //! `GET /auth/admin/audit/` (`?user=`, `?kind=`, `?before=`, `?limit=`).
@@ -24,8 +24,8 @@ use crate::error::ApiError;
 use crate::params::{
     invalid_page, parse_id, parse_page, query_pairs, query_value, read_audit_filter, registration, requested_page,
 };
-use crate::service::admin::{self as ops, NewAccount};
-use crate::service::{Registration, ServiceError};
+use crate::service::admin::{self as ops, NewAccount, UsersAt};
+use crate::service::{Registration, ServiceError, field_error};
 use crate::state::AppState;
 use crate::store::admin::UserPatch;
 
@@ -42,12 +42,20 @@ pub fn routes(mut r: Router<AppState>) -> Router<AppState> {
     both_slashes(r, "/auth/admin/audit/", get(audit_log))
 }
 
-/// The link to page `page` of a listing: a path relative to the host (`/auth/admin/users/?page=2`),
-/// never built from the request's `Host`, which the caller chooses.
-fn page_url(search: Option<&str>, page: i64) -> String {
+/// Refusal of an `?after=` that is not a user id.
+pub const INVALID_AFTER: &str = "A valid integer is required.";
+/// Refusal of `?page=` and `?after=` together.
+pub const PAGE_AND_AFTER: &str = "Give either page or after, not both.";
+
+/// The link to page `at` of a listing: a path relative to the host (`/auth/admin/users/?page=2`,
+/// `/auth/admin/users/?after=1234`), never built from the request's `Host`, which the caller
+/// chooses.
+fn page_url(search: Option<&str>, at: UsersAt) -> String {
     let mut pairs = Vec::new();
-    if page > 1 {
-        pairs.push(("page", page.to_string()));
+    match at {
+        UsersAt::Page(1) => {}
+        UsersAt::Page(page) => pairs.push(("page", page.to_string())),
+        UsersAt::After(id) => pairs.push(("after", id.to_string())),
     }
     if let Some(s) = search.filter(|s| !s.is_empty()) {
         pairs.push(("search", s.to_owned()));
@@ -57,7 +65,12 @@ fn page_url(search: Option<&str>, page: i64) -> String {
     if query.is_empty() { base.to_owned() } else { format!("{base}?{query}") }
 }
 
-/// `GET /auth/admin/users/?search=&page=`: `{"count","next","previous","results"}`.
+/// `GET /auth/admin/users/?search=&page=` (or `&after=ID`): DRF's
+/// `{"count","next","previous","results"}` plus `count_exact` (`false` when more than
+/// [`crate::store::admin::COUNT_CAP`] match: `count` is then that cap). `next` links pages by
+/// number up to [`ops::LAST_NUMBERED_PAGE`], then with `?after=` the last id, which reads a
+/// page at any depth as fast as the first; a page after an id has no `previous`. A bad
+/// `?after=` is a 400 field error.
 pub async fn list_users(
     State(state): State<AppState>,
     CurrentUser(viewer): CurrentUser,
@@ -65,18 +78,39 @@ pub async fn list_users(
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(query.as_deref());
     let search = query_value(&pairs, "search");
-    let Some(page) = parse_page(query_value(&pairs, "page")) else {
+    let at = match (query_value(&pairs, "page"), query_value(&pairs, "after")) {
+        (_, None) => parse_page(query_value(&pairs, "page")).map(UsersAt::Page),
+        (None, Some(after)) => match after.parse::<i64>() {
+            Ok(id) if id >= 0 => Some(UsersAt::After(id)),
+            _ => {
+                ops::list_users(&state, &viewer, search, UsersAt::Page(1)).await?;
+                return Err(ApiError::Fields(field_error("after", &[INVALID_AFTER])));
+            }
+        },
+        (Some(_), Some(_)) => {
+            ops::list_users(&state, &viewer, search, UsersAt::Page(1)).await?;
+            return Err(ApiError::Fields(field_error("after", &[PAGE_AND_AFTER])));
+        }
+    };
+    let Some(at) = at else {
         // A reader's permission is checked first, as DRF does.
-        ops::list_users(&state, &viewer, search, 1).await?;
+        ops::list_users(&state, &viewer, search, UsersAt::Page(1)).await?;
         return Ok(invalid_page());
     };
-    let found = match ops::list_users(&state, &viewer, search, page).await {
+    let found = match ops::list_users(&state, &viewer, search, at).await {
         Err(ServiceError::NotFound) => return Ok(invalid_page()),
         other => other?,
     };
-    let next = found.has_next.then(|| page_url(search, page + 1));
-    let previous = (page > 1).then(|| page_url(search, page - 1));
-    Ok(Json(json!({"count": found.count, "next": next, "previous": previous, "results": found.users})).into_response())
+    let next = found.next().map(|at| page_url(search, at));
+    let previous = found.previous().map(|at| page_url(search, at));
+    Ok(Json(json!({
+        "count": found.count,
+        "count_exact": !found.more,
+        "next": next,
+        "previous": previous,
+        "results": found.users
+    }))
+    .into_response())
 }
 
 /// `GET /auth/admin/users/{id}/`.

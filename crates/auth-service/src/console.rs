@@ -446,15 +446,20 @@ async fn logout(State(state): State<AppState>, admin: Admin, form: Form) -> Resp
     response
 }
 
-/// `GET /admin/users/?search=&page=`: the user list.
+/// `GET /admin/users/?search=&page=` (or `&after=ID`, which the pages after
+/// [`ops::LAST_NUMBERED_PAGE`] link to): the user list.
 async fn users_page(State(state): State<AppState>, admin: Admin, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref());
     let value = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let search = value("search").unwrap_or_default();
-    let Some(page) = parse_page(value("page").as_deref()) else {
+    let at = match value("after") {
+        Some(after) => after.parse::<i64>().ok().filter(|id| *id >= 0).map(ops::UsersAt::After),
+        None => parse_page(value("page").as_deref()).map(ops::UsersAt::Page),
+    };
+    let Some(at) = at else {
         return pages::message(StatusCode::NOT_FOUND, "Not found", "There is no such page.");
     };
-    match ops::list_users(&state, &admin.user, Some(&search), page).await {
+    match ops::list_users(&state, &admin.user, Some(&search), at).await {
         Ok(found) => render(StatusCode::OK, &pages::Users::new(&admin, search, found)),
         Err(ServiceError::NotFound) => pages::message(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
         Err(e) => pages::failure(e),

@@ -138,11 +138,14 @@ pub struct Discovery {
 /// A DRF page of users (`GET /auth/admin/users/`, 25 per page).
 #[derive(ToSchema)]
 pub struct UserPage {
-    /// Users matching the search.
+    /// Users matching the search, counted up to 100 (then 100 and `count_exact` false).
     pub count: i64,
-    /// Next page, as a path relative to the host (`/auth/admin/users/?page=2`).
+    /// Whether `count` is exact (false: more than 100 match).
+    pub count_exact: bool,
+    /// Next page, as a path relative to the host (`/auth/admin/users/?page=2`; after page 4,
+    /// `/auth/admin/users/?after=ID`, the last id of this page).
     pub next: Option<String>,
-    /// Previous page, as a path relative to the host.
+    /// Previous page, as a path relative to the host (none for a page after an id).
     pub previous: Option<String>,
     /// This page.
     pub results: Vec<User>,
@@ -310,11 +313,13 @@ mod operations {
     #[utoipa::path(get, path = "/auth/admin/users/", tag = ADMIN, operation_id = "admin_list_users",
         security(("bearer" = [])),
         params(
-            ("search" = Option<String>, Query, description = "Part of an email or name"),
+            ("search" = Option<String>, Query, description = "Part of an email or name (3 characters or more); a shorter term matches the start of the email"),
             ("page" = Option<i64>, Query, description = "Page number (1 first)"),
+            ("after" = Option<i64>, Query, description = "The users after this id (instead of page; what `next` links to after page 4)"),
         ),
         responses(
             (status = 200, description = "A page", body = UserPage),
+            (status = 400, description = "Bad after, or page and after together", body = FieldErrors),
             (status = 401, description = "No or bad token", body = ErrorDetail),
             (status = 403, description = "Not staff or reader", body = ErrorDetail),
             (status = 404, description = "Invalid page", body = ErrorDetail, example = json!({"detail": "Invalid page."})),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod mfa;
+pub mod purge;
 pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
@@ -507,12 +508,18 @@ impl Store {
         })
     }
 
-    /// Deletes refresh-token records that expired before now; returns how many.
+    /// Deletes refresh-token records that expired before now, in batches (see [`purge`]);
+    /// returns how many.
     pub async fn purge_expired(&self) -> Result<usize, DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
-            Ok(diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now))).execute(conn).await?)
+        let rows = purge::batch_rows(&self.db);
+        purge::in_batches("refresh_tokens", rows, || async move {
+            with_conn!(&self.db, |conn| {
+                let batch = purge::batch_filter("jti", "refresh_tokens", "expires_at", now, rows);
+                Ok(diesel::delete(refresh_tokens::table.filter(batch)).execute(conn).await?)
+            })
         })
+        .await
     }
 }
 

@@ -53,7 +53,8 @@ pub enum Scenario {
     /// Data scale (not part of `all`, issue #26): the release auth-service on a fresh database
     /// (PostgreSQL with --postgres, else SQLite) empty and then filled in bulk with `--users`,
     /// `--refresh-records` and `--audit-events`; start-up, RSS, and p50/p99 of each request at
-    /// 1 and 8 connections side by side, and the plans of the queries that grow.
+    /// 1 and 8 connections side by side, the plans of the queries that grow, and refreshes
+    /// during a `purge-tokens` of --refresh-records / 5 expired records.
     Scale,
     /// None (with --rss: only the memory measurement).
     None,

@@ -258,7 +258,10 @@ impl Db {
     /// Several processes may migrate one database at the same moment (replicas of a first
     /// deployment all start on an empty database): the runs are serialized in the database, so
     /// one applies the pending migrations and the others then find none. On PostgreSQL a
-    /// session-level advisory lock ([`MIGRATION_LOCK`]) is held around the run; on SQLite the
+    /// session-level advisory lock ([`MIGRATION_LOCK`]) is held around the run, taken by
+    /// polling `pg_try_advisory_lock` rather than waiting in `pg_advisory_lock`: a waiting
+    /// statement holds a snapshot, which a `CREATE INDEX CONCURRENTLY` of the run holding the
+    /// lock would wait for (a deadlock PostgreSQL ends by failing one of them); on SQLite the
     /// whole run is one `BEGIN IMMEDIATE` transaction (each migration in a savepoint), which
     /// takes the database's write lock first and waits for it (`busy_timeout`).
     pub async fn migrate(&self, set: Migrations) -> Result<usize, DbError> {
@@ -266,7 +269,19 @@ impl Db {
         match self {
             Db::Postgres(pool) => {
                 let mut conn = deadpool::managed::Object::take(pool.get().await?);
-                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+                loop {
+                    let locked: bool = diesel_async::RunQueryDsl::get_result(
+                        diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                            "pg_try_advisory_lock({MIGRATION_LOCK})"
+                        ))),
+                        &mut conn,
+                    )
+                    .await?;
+                    if locked {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 let mut harness = AsyncMigrationHarness::new(conn);
                 let applied = harness.run_pending_migrations(set.postgres).map_err(err).map(|done| done.len());
                 // Dropping the connection would release the lock too; unlock so that a failure

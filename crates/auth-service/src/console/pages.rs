@@ -12,7 +12,7 @@ use shared_user::http::FieldErrors;
 use super::Admin;
 use crate::audit::AuditKind;
 use crate::service::ServiceError;
-use crate::service::admin::UserPage;
+use crate::service::admin::{UserPage, UsersAt};
 use crate::store::audit::AuditRow;
 use crate::store::sessions::SessionRow;
 
@@ -196,10 +196,12 @@ pub struct Users {
     pub nav: Nav,
     /// The search term.
     pub search: String,
-    /// Matches in all pages.
+    /// Matches in all pages (counted up to a cap).
     pub count: i64,
-    /// This page's number.
-    pub page: i64,
+    /// Whether more than `count` match.
+    pub more: bool,
+    /// This page's number (`None` for a page after an id).
+    pub page: Option<i64>,
     /// This page's users.
     pub users: Vec<UserLine>,
     /// Link to the previous page.
@@ -208,23 +210,27 @@ pub struct Users {
     pub next: Option<String>,
 }
 
-fn users_link(search: &str, page: i64) -> String {
+fn users_link(search: &str, at: UsersAt) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     if !search.is_empty() {
         pairs.push(("search", search.to_owned()));
     }
-    pairs.push(("page", page.to_string()));
+    match at {
+        UsersAt::Page(page) => pairs.push(("page", page.to_string())),
+        UsersAt::After(id) => pairs.push(("after", id.to_string())),
+    }
     format!("/admin/users/?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
 }
 
 impl Users {
     /// The page of `found` for `admin`.
     pub fn new(admin: &Admin, search: String, found: UserPage) -> Self {
-        let previous = (found.page > 1).then(|| users_link(&search, found.page - 1));
-        let next = found.has_next.then(|| users_link(&search, found.page + 1));
+        let previous = found.previous().map(|at| users_link(&search, at));
+        let next = found.next().map(|at| users_link(&search, at));
         Users {
             nav: Nav::of(admin, "users"),
             count: found.count,
+            more: found.more,
             page: found.page,
             users: found.users.iter().map(UserLine::of).collect(),
             search,

@@ -23,7 +23,7 @@ use super::{Grant, MAX_NAME_LENGTH, Registration, ServiceError, check_text, fiel
 use crate::audit::{AuditEvent, AuditKind};
 use crate::roles;
 use crate::state::AppState;
-use crate::store::admin::{Patched, UserPatch};
+use crate::store::admin::{COUNT_CAP, Patched, UserPatch, UserSeek};
 use crate::store::audit::{AuditFilter, AuditRow};
 use crate::store::sessions::SessionRow;
 use crate::store::watermark_now;
@@ -39,17 +39,51 @@ pub const LAST_SUPERUSER: &str =
 /// Longest access group name or level.
 pub const MAX_GROUP_LENGTH: usize = 150;
 
+/// The last page a listing links to by number: pages up to it are read with an offset (as
+/// cheap as a keyset while the offset stays under [`COUNT_CAP`] rows), later ones only after
+/// an id.
+pub const LAST_NUMBERED_PAGE: i64 = COUNT_CAP / PAGE_SIZE;
+
+/// Which page of a user listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsersAt {
+    /// Page number (from 1), DRF's `?page=`.
+    Page(i64),
+    /// The users after this id (`?after=`), for pages at any depth.
+    After(i64),
+}
+
 /// One page of users.
 #[derive(Debug, Clone)]
 pub struct UserPage {
-    /// Matching users in all pages.
+    /// Matching users in all pages, counted up to [`COUNT_CAP`] (see `more`).
     pub count: i64,
-    /// This page's number (from 1).
-    pub page: i64,
+    /// Whether more than [`COUNT_CAP`] users match (`count` is then `COUNT_CAP`).
+    pub more: bool,
+    /// This page's number (from 1); `None` for a page after an id.
+    pub page: Option<i64>,
     /// Whether a later page exists.
     pub has_next: bool,
     /// This page's users, by id.
     pub users: Vec<User>,
+}
+
+impl UserPage {
+    /// The page after this one: by number up to [`LAST_NUMBERED_PAGE`], then after the last id.
+    pub fn next(&self) -> Option<UsersAt> {
+        if !self.has_next {
+            return None;
+        }
+        match self.page {
+            Some(page) if page < LAST_NUMBERED_PAGE => Some(UsersAt::Page(page + 1)),
+            _ => self.users.last().map(|u| UsersAt::After(u.id)),
+        }
+    }
+
+    /// The page before this one (numbered pages only: a page after an id links forward only).
+    pub fn previous(&self) -> Option<UsersAt> {
+        self.page.filter(|p| *p > 1).map(|p| UsersAt::Page(p - 1))
+    }
 }
 
 /// A user an admin creates: the registration (same rules as signup) plus flags and groups.
@@ -126,26 +160,29 @@ pub fn check_groups(groups: &[AccessGroup]) -> Result<(), FieldErrors> {
     }
 }
 
-/// Page `page` (from 1) of the users matching `search` (email or names, case-insensitive;
-/// blank: everyone). A page past the last one (but page 1) is [`ServiceError::NotFound`].
+/// The page `at` of the users matching `search` (case-insensitive; blank: everyone): a
+/// substring of the email or a name, or for a term of one or two characters the start of the
+/// email (see [`crate::store::admin`]). A numbered page past the last one (but page 1) is
+/// [`ServiceError::NotFound`]; a page after the last id is empty.
 pub async fn list_users(
     state: &AppState,
     viewer: &User,
     search: Option<&str>,
-    page: i64,
+    at: UsersAt,
 ) -> Result<UserPage, ServiceError> {
     require_read(state, viewer)?;
     check_text(&[("search", search.unwrap_or_default())])?;
     let search = search.map(str::trim).filter(|s| !s.is_empty());
-    if page < 1 {
+    let (seek, page) = match at {
+        UsersAt::Page(page) if page < 1 => return Err(ServiceError::NotFound),
+        UsersAt::Page(page) => (UserSeek::Offset((page - 1).saturating_mul(PAGE_SIZE)), Some(page)),
+        UsersAt::After(id) => (UserSeek::After(id), None),
+    };
+    let found = state.store.search_users(search, seek, PAGE_SIZE).await?;
+    if found.users.is_empty() && page.is_some_and(|p| p > 1) {
         return Err(ServiceError::NotFound);
     }
-    let offset = (page - 1).saturating_mul(PAGE_SIZE);
-    let (count, users) = state.store.search_users(search, offset, PAGE_SIZE).await?;
-    if users.is_empty() && page > 1 {
-        return Err(ServiceError::NotFound);
-    }
-    Ok(UserPage { count, page, has_next: offset + PAGE_SIZE < count, users })
+    Ok(UserPage { count: found.count, more: found.more, page, has_next: found.has_next, users: found.users })
 }
 
 /// The user `id`, for a viewer who may read users.

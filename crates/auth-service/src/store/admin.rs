@@ -1,21 +1,116 @@
 //! SQL for the admin surface: a searched, paged user list and an admin's change to one user
 //! (names, flags, access groups) written with its audit event in one transaction; a
 //! deactivation also ends every session of the user in that transaction.
+//!
+//! The user search stays fast on a million users because each kind of term has an index:
+//! a term of [`SHORTEST_SUBSTRING`] characters or more is a substring of the email or a name,
+//! found through trigrams (PostgreSQL: a `pg_trgm` GIN index over the lowered columns; SQLite:
+//! the FTS5 table `users_search` with the trigram tokenizer, kept in step by triggers); a
+//! shorter term, which trigrams cannot find, matches the start of the email through an index
+//! on `lower(email)`. Pages start after an id (keyset) or at an offset (the first pages), and
+//! the count stops at [`COUNT_CAP`].
 
 use crate::schema::{access_groups, refresh_tokens, users};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
-use shared_user::{AccessGroup, DbError, User, load_access_groups, replace_access_groups, with_conn};
+use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
 
 use super::audit::insert_audit;
 use super::revocations::insert_revocation;
 use super::{Store, USER_COLUMNS, UserRow};
 use crate::audit::{AuditEvent, AuditKind};
 
-diesel::define_sql_function! {
-    /// SQL `lower(text)` (ASCII case folding on SQLite, full on PostgreSQL).
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+diesel::table! {
+    /// SQLite's FTS5 index of the searched user columns (external content: the rows live in
+    /// `users`, the row id is the user id).
+    users_search (rowid) {
+        /// The user id.
+        rowid -> BigInt,
+    }
+}
+
+/// Matches beyond this many are not counted: a search answers "more than `COUNT_CAP`" rather
+/// than read every match of a million rows on every page.
+pub const COUNT_CAP: i64 = 100;
+
+/// How many matching ids PostgreSQL reads for the count: a trigram index scan costs about the
+/// same for a thousand matches as for a hundred (it builds its bitmap whole), and with every
+/// match in hand the page needs no second search. SQLite's FTS5 stops at the limit, and its cost
+/// grows with the matches it reads, so it reads [`COUNT_CAP`] + 1.
+pub const PG_IDS_READ: i64 = 1001;
+
+/// Search terms with fewer characters than this match the start of the email only (a trigram
+/// index finds substrings of three characters or more).
+pub const SHORTEST_SUBSTRING: usize = 3;
+
+/// Where a page of users starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSeek {
+    /// After skipping this many matches (cheap for the first pages only).
+    Offset(i64),
+    /// With the first match whose id is greater than this one (keyset: as cheap at any depth).
+    After(i64),
+}
+
+/// One page of a user search.
+#[derive(Debug, Clone)]
+pub struct FoundUsers {
+    /// Matches in all pages, counted up to [`COUNT_CAP`] (then `COUNT_CAP`, see `more`).
+    pub count: i64,
+    /// Whether more than [`COUNT_CAP`] users match.
+    pub more: bool,
+    /// Whether matches follow this page.
+    pub has_next: bool,
+    /// This page's users, by id.
+    pub users: Vec<User>,
+}
+
+/// What a search term asks for, lowercased.
+enum Matching {
+    /// Every user.
+    All,
+    /// Emails starting with the term.
+    EmailPrefix(String),
+    /// Emails or names containing the term.
+    Contains(String),
+}
+
+impl Matching {
+    fn of(search: Option<&str>) -> Self {
+        match search.map(str::to_lowercase) {
+            None => Matching::All,
+            Some(t) if t.chars().count() < SHORTEST_SUBSTRING => Matching::EmailPrefix(t),
+            Some(t) => Matching::Contains(t),
+        }
+    }
+}
+
+/// The FTS5 query for `term` as one literal phrase (quotes doubled; no operator or wildcard
+/// inside a quoted phrase is special).
+fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// The first string above every string starting with `prefix`, byte-wise (UTF-8 never holds a
+/// byte above the start of U+10FFFF, which no email starts with).
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// The ids of a page (`limit` + 1 of them, to tell whether another follows) cut from `counted`
+/// when it holds every match (fewer than the `read` asked for); `None` when there may be more.
+fn page_of(counted: &[i64], read: i64, after: i64, offset: i64, limit: i64) -> Option<Vec<i64>> {
+    if counted.len() as i64 >= read {
+        return None;
+    }
+    let mut ids: Vec<i64> = counted.iter().copied().filter(|id| *id > after).collect();
+    ids.sort_unstable();
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(limit + 1).unwrap_or(usize::MAX);
+    Some(ids.into_iter().skip(skip).take(take).collect())
 }
 
 /// An admin's change to a user: every `Some` field is written, the others are left as they are.
@@ -68,38 +163,114 @@ pub enum Patched {
 }
 
 impl Store {
-    /// Users whose email, first or last name contains `search` (case-insensitive; every user
-    /// when `None`), by id, `limit` of them from `offset`, with the total count of matches.
-    pub async fn search_users(
-        &self,
-        search: Option<&str>,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(i64, Vec<User>), DbError> {
-        let pattern = search.map(like_pattern);
+    /// One page of the users matching `search` (every user when `None`; see the module doc
+    /// for what a term matches), by id, at most `limit` from `seek`, with the capped count.
+    pub async fn search_users(&self, search: Option<&str>, seek: UserSeek, limit: i64) -> Result<FoundUsers, DbError> {
+        let sqlite = matches!(self.db(), Db::Sqlite(_));
+        let read = if sqlite { COUNT_CAP + 1 } else { PG_IDS_READ };
+        let matching = Matching::of(search);
+        // User ids start at 1: "after 0" is from the start.
+        let (after, offset) = match seek {
+            UserSeek::After(id) => (id, 0),
+            UserSeek::Offset(n) => (0, n),
+        };
         with_conn!(self.db(), |conn| {
-            let matches = |p: &String| {
-                lower(users::email)
-                    .like(p.clone())
-                    .escape('\\')
-                    .or(lower(users::first_name).like(p.clone()).escape('\\'))
-                    .or(lower(users::last_name).like(p.clone()).escape('\\'))
+            // The capped count reads the ids of up to `read` matches. When that is all of them,
+            // the page is cut from those ids (no second search); when there are more, matches
+            // are dense enough that reading in id order finds a page quickly.
+            let (counted, page): (Vec<i64>, Vec<i64>) = match &matching {
+                Matching::Contains(term) if sqlite => {
+                    let phrase = fts_phrase(term);
+                    let found = || {
+                        users_search::table
+                            .filter(sql::<Bool>("users_search MATCH ").bind::<Text, _>(phrase.clone()))
+                            .select(users_search::rowid)
+                    };
+                    let counted: Vec<i64> = found().limit(read).load(conn).await?;
+                    let page = match page_of(&counted, read, after, offset, limit) {
+                        Some(page) => page,
+                        // FTS5 walks its doclists in rowid order and stops at the limit.
+                        None => {
+                            found()
+                                .filter(users_search::rowid.gt(after))
+                                .order(users_search::rowid.asc())
+                                .offset(offset)
+                                .limit(limit + 1)
+                                .load(conn)
+                                .await?
+                        }
+                    };
+                    (counted, page)
+                }
+                _ => {
+                    // SQL text rather than the query builder: never a cached prepared statement,
+                    // so PostgreSQL plans each search with its term (a generic plan cannot tell a
+                    // rare term, for the index, from a common one, for the primary key).
+                    let filtered = |scan_by_id: bool| {
+                        let query = users::table.into_boxed();
+                        match &matching {
+                            Matching::All => query,
+                            Matching::EmailPrefix(p) => {
+                                let (ge, lt) = match (sqlite, scan_by_id) {
+                                    (false, _) => ("lower(users.email) ~>=~ ", " AND lower(users.email) ~<~ "),
+                                    (true, false) => ("lower(users.email) >= ", " AND lower(users.email) < "),
+                                    // `+` hides the index: with more than COUNT_CAP matches, reading
+                                    // by id and stopping at the page beats sorting them all.
+                                    (true, true) => ("+lower(users.email) >= ", " AND +lower(users.email) < "),
+                                };
+                                query.filter(
+                                    sql::<Bool>(ge).bind::<Text, _>(p.clone()).sql(lt).bind::<Text, _>(prefix_end(p)),
+                                )
+                            }
+                            Matching::Contains(term) => {
+                                let p = like_pattern(term);
+                                query.filter(
+                                    sql::<Bool>("(lower(users.email) LIKE ")
+                                        .bind::<Text, _>(p.clone())
+                                        .sql(" ESCAPE '\\' OR lower(users.first_name) LIKE ")
+                                        .bind::<Text, _>(p.clone())
+                                        .sql(" ESCAPE '\\' OR lower(users.last_name) LIKE ")
+                                        .bind::<Text, _>(p)
+                                        .sql(" ESCAPE '\\')"),
+                                )
+                            }
+                        }
+                    };
+                    let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
+                    let page = match page_of(&counted, read, after, offset, limit) {
+                        Some(page) => page,
+                        None => {
+                            filtered(true)
+                                .filter(users::id.gt(after))
+                                .order(users::id.asc())
+                                .select(users::id)
+                                .offset(offset)
+                                .limit(limit + 1)
+                                .load(conn)
+                                .await?
+                        }
+                    };
+                    (counted, page)
+                }
             };
-            let mut count_query = users::table.into_boxed();
-            let mut page_query = users::table.into_boxed();
-            if let Some(p) = &pattern {
-                count_query = count_query.filter(matches(p));
-                page_query = page_query.filter(matches(p));
-            }
-            let count: i64 = count_query.count().get_result(conn).await?;
-            let rows: Vec<UserRow> =
-                page_query.order(users::id.asc()).select(USER_COLUMNS).offset(offset).limit(limit).load(conn).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
+            let rows: Vec<UserRow> = if page.is_empty() {
+                Vec::new()
+            } else {
+                users::table
+                    .filter(users::id.eq_any(page))
+                    .order(users::id.asc())
+                    .select(USER_COLUMNS)
+                    .load(conn)
+                    .await?
+            };
+            let has_next = rows.len() as i64 > limit;
+            let mut users = Vec::with_capacity(rows.len());
+            for row in rows.into_iter().take(limit as usize) {
                 let groups = load_access_groups!(conn, access_groups, row.id)?;
-                out.push(row.into_user(groups).0);
+                users.push(row.into_user(groups).0);
             }
-            Ok((count, out))
+            let more = counted.len() as i64 > COUNT_CAP;
+            Ok(FoundUsers { count: (counted.len() as i64).min(COUNT_CAP), more, has_next, users })
         })
     }
 
@@ -218,5 +389,19 @@ mod tests {
     #[test]
     fn like_pattern_escapes_wildcards() {
         assert_eq!(super::like_pattern("A_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    #[test]
+    fn a_page_is_cut_from_every_match_in_id_order() {
+        let all = [9, 3, 7, 1, 5];
+        assert_eq!(super::page_of(&all, 6, 0, 0, 2), Some(vec![1, 3, 5]), "one more than the page");
+        assert_eq!(super::page_of(&all, 6, 3, 0, 2), Some(vec![5, 7, 9]), "after an id");
+        assert_eq!(super::page_of(&all, 6, 0, 4, 2), Some(vec![9]), "at an offset");
+        assert_eq!(super::page_of(&all, 5, 0, 0, 2), None, "as many as read: maybe not every match");
+    }
+
+    #[test]
+    fn a_phrase_is_one_literal_string() {
+        assert_eq!(super::fts_phrase(r#"a"b OR c*"#), r#""a""b OR c*""#);
     }
 }

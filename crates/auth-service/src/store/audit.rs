@@ -117,10 +117,16 @@ impl Store {
         })
     }
 
-    /// Deletes audit events older than `before`; returns how many.
+    /// Deletes audit events older than `before`, in batches (see [`super::purge`]); returns
+    /// how many.
     pub async fn purge_audit(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        with_conn!(self.db(), |conn| {
-            Ok(diesel::delete(audit_events::table.filter(audit_events::created_at.lt(before))).execute(conn).await?)
+        let rows = super::purge::batch_rows(self.db());
+        super::purge::in_batches("audit_events", rows, || async move {
+            with_conn!(self.db(), |conn| {
+                let batch = super::purge::batch_filter("id", "audit_events", "created_at", before, rows);
+                Ok(diesel::delete(audit_events::table.filter(batch)).execute(conn).await?)
+            })
         })
+        .await
     }
 }

@@ -340,13 +340,16 @@ impl Store {
         })
     }
 
-    /// Deletes watermarks recorded before `before` (every token they refuse has expired);
-    /// returns how many.
+    /// Deletes watermarks recorded before `before` (every token they refuse has expired), in
+    /// batches (see [`super::purge`]); returns how many.
     pub async fn purge_revocations(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        with_conn!(self.db(), |conn| {
-            Ok(diesel::delete(revocation_events::table.filter(revocation_events::created_at.lt(before)))
-                .execute(conn)
-                .await?)
+        let rows = super::purge::batch_rows(self.db());
+        super::purge::in_batches("revocation_events", rows, || async move {
+            with_conn!(self.db(), |conn| {
+                let batch = super::purge::batch_filter("id", "revocation_events", "created_at", before, rows);
+                Ok(diesel::delete(revocation_events::table.filter(batch)).execute(conn).await?)
+            })
         })
+        .await
     }
 }

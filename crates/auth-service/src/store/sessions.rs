@@ -391,12 +391,18 @@ impl Store {
         Ok(revoked.0)
     }
 
-    /// Deletes session rows whose refresh tokens have all expired; returns how many.
+    /// Deletes session rows whose refresh tokens have all expired, in batches (see
+    /// [`super::purge`]); returns how many.
     pub async fn purge_sessions(&self) -> Result<usize, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
-            Ok(diesel::delete(sessions::table.filter(sessions::expires_at.lt(now))).execute(conn).await?)
+        let rows = super::purge::batch_rows(self.db());
+        super::purge::in_batches("sessions", rows, || async move {
+            with_conn!(self.db(), |conn| {
+                let batch = super::purge::batch_filter("id", "sessions", "expires_at", now, rows);
+                Ok(diesel::delete(sessions::table.filter(batch)).execute(conn).await?)
+            })
         })
+        .await
     }
 }
 

@@ -238,6 +238,10 @@ pub const HASH_QUEUE: &str = "gatehouse_hash_queue_depth";
 pub const HASH_DURATION: &str = "gatehouse_hash_duration_seconds";
 /// Auth-service: signing key reloads from the database by `outcome`.
 pub const KEY_RELOADS: &str = "gatehouse_key_reloads_total";
+/// Auth-service: rows deleted by housekeeping purges, by `table`.
+pub const PURGE_ROWS: &str = "gatehouse_purge_rows_total";
+/// Auth-service: purges running, by `table` (1 while the table is being purged).
+pub const PURGE_RUNNING: &str = "gatehouse_purge_running";
 /// Client: verified-token cache lookups by `result` (`hit`, `miss`).
 pub const TOKEN_CACHE: &str = "gatehouse_token_cache_total";
 /// Client: user fetches from the auth-service into the mirror by `outcome`.
@@ -275,6 +279,8 @@ fn describe() {
     describe_counter!(MFA_REMOVED, "Second factors removed by their owner, by method");
     describe_counter!(MFA_RESET, "Resets of every second factor of an account by a superuser");
     describe_gauge!(HASH_QUEUE, "Password hashes waiting for a hashing thread");
+    describe_counter!(PURGE_ROWS, "Rows deleted by housekeeping purges, by table");
+    describe_gauge!(PURGE_RUNNING, "Housekeeping purges running, by table (1 while one runs)");
     describe_histogram!(HASH_DURATION, Unit::Seconds, "Time of one password hash or check on its thread");
     describe_counter!(KEY_RELOADS, "Signing key reloads from the database by outcome (success, failure)");
     describe_counter!(TOKEN_CACHE, "Verified-token cache lookups by result (hit, miss)");

@@ -1,0 +1,2 @@
+-- Nothing was installed.
+SELECT 1;
