@@ -108,7 +108,13 @@ impl axum::serve::Listener for TlsListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
-            let Ok(tls) = self.acceptor.accept(tcp).await else { continue };
+            let tls = match self.acceptor.accept(tcp).into_fallible().await {
+                Ok(tls) => tls,
+                Err((_, tcp)) => {
+                    tokio::spawn(close_after_alert(tcp));
+                    continue;
+                }
+            };
             if let Some(first) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
                 self.seen.lock().unwrap().push(first.to_vec());
             }
@@ -119,6 +125,21 @@ impl axum::serve::Listener for TlsListener {
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.tcp.local_addr()
     }
+}
+
+/// Ends a connection whose handshake failed as a real server does (the auth-service's listener
+/// too): the alert is sent, then the client's first request (TLS 1.3 sends it before the server
+/// has checked the client's certificate) is read and dropped until the client closes. Dropping
+/// the socket with that request unread would answer with a reset that can overtake the alert.
+async fn close_after_alert(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drain = async {
+        tcp.shutdown().await?;
+        let mut buffer = [0u8; 4096];
+        while tcp.read(&mut buffer).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 fn access_token(user_id: i64) -> String {

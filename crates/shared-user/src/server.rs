@@ -318,19 +318,24 @@ impl Connection {
             let io = IdleIo::new(stream, self.limits.idle_timeout);
             let ended = match self.acceptor.clone() {
                 None => self.run(io, None, watcher).await,
-                Some(acceptor) => match tokio::time::timeout_at(self.head_deadline, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => {
-                        let certificate = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|chain| chain.first())
-                            .map(|leaf| ClientCertificate::from_der(leaf.clone().into_owned()));
-                        self.run(stream, certificate, watcher).await
+                Some(acceptor) => {
+                    match tokio::time::timeout_at(self.head_deadline, acceptor.accept(io).into_fallible()).await {
+                        Ok(Ok(stream)) => {
+                            let certificate = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .map(|leaf| ClientCertificate::from_der(leaf.clone().into_owned()));
+                            self.run(stream, certificate, watcher).await
+                        }
+                        Ok(Err((e, io))) => {
+                            close_after_alert(io, self.head_deadline).await;
+                            Ended::Handshake(e)
+                        }
+                        Err(_) => Ended::HandshakeTimeout,
                     }
-                    Ok(Err(e)) => Ended::Handshake(e),
-                    Err(_) => Ended::HandshakeTimeout,
-                },
+                }
             };
             // The socket is closed by now (the connection was dropped with its future).
             drop(slot);
@@ -385,6 +390,34 @@ impl Connection {
             Some(Err(e)) => Ended::Failed(e),
         }
     }
+}
+
+/// Closes a connection whose TLS handshake failed so that the client reads the alert that
+/// says why. Under TLS 1.3 a client sends its first request as soon as its side of the
+/// handshake is done, before the server has checked its certificate; closing a socket with
+/// that request unread makes the kernel answer with a reset, which can reach the client before
+/// the alert (it then sees "connection reset", not "certificate required"). So: end the
+/// sending side after the alert, and read and drop what the client still sends until it
+/// closes, for at most a second (and never past the head deadline) and 64 KiB.
+async fn close_after_alert<I>(mut io: I, head_deadline: Instant)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = head_deadline.min(Instant::now() + Duration::from_secs(1));
+    let drain = async {
+        io.shutdown().await?;
+        let mut buffer = [0u8; 4096];
+        let mut left = 64 * 1024usize;
+        while left > 0 {
+            match io.read(&mut buffer).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout_at(deadline, drain).await;
 }
 
 /// A stream that fails with `TimedOut` once nothing was read or written for `timeout` while
