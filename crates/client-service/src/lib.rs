@@ -74,6 +74,7 @@
 
 #[cfg(feature = "cli")]
 mod cli;
+mod compact;
 mod config;
 mod cookies;
 #[cfg(feature = "cli")]

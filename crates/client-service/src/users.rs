@@ -11,57 +11,33 @@ use chrono::NaiveDateTime;
 use shared_user::User;
 use shared_user::user::now_utc;
 
+use crate::compact::{CompactUser, GroupSets};
 use crate::error::ClientError;
 use crate::metrics;
-use crate::mirror::{Mirror, Mirrored};
+use crate::mirror::Mirror;
 use crate::upstream::Upstream;
-
-/// A mirrored user held in memory: shared, so a request costs a reference count, not a copy.
-#[derive(Clone)]
-struct Cached {
-    user: Arc<User>,
-    synced_at: Option<NaiveDateTime>,
-    /// About the bytes this entry keeps alive (see [`CachedBytes`]).
-    bytes: u32,
-}
-
-impl Cached {
-    fn new(user: Arc<User>, synced_at: Option<NaiveDateTime>) -> Self {
-        // The user and its strings, each group and its strings, the Arc's counts, the cache's
-        // slot, and about 16 bytes of allocator rounding per allocation.
-        let groups: usize =
-            user.access_groups.iter().map(|g| 64 + g.name.len() + g.level.as_ref().map_or(0, |l| 16 + l.len())).sum();
-        let strings = 48 + user.email.len() + user.first_name.len() + user.last_name.len();
-        let bytes = std::mem::size_of::<User>() + 16 + std::mem::size_of::<Self>() + 48 + strings + groups;
-        Self { user, synced_at, bytes: u32::try_from(bytes).unwrap_or(u32::MAX) }
-    }
-}
-
-impl From<Mirrored> for Cached {
-    fn from(m: Mirrored) -> Self {
-        Self::new(Arc::new(m.user), m.synced_at)
-    }
-}
 
 /// Weighs mirror-cache entries by their memory, so the cache follows a memory budget.
 #[derive(Clone, Copy)]
-struct CachedBytes;
+struct CompactBytes;
 
-impl quick_cache::Weighter<i64, Cached> for CachedBytes {
-    fn weight(&self, _: &i64, entry: &Cached) -> u64 {
-        u64::from(entry.bytes)
+impl quick_cache::Weighter<i64, CompactUser> for CompactBytes {
+    fn weight(&self, _: &i64, entry: &CompactUser) -> u64 {
+        u64::from(entry.bytes())
     }
 }
 
-/// A typical mirrored user's entry (one or two groups), to size the cache's table up front.
-const TYPICAL_USER_BYTES: u64 = 400;
+/// A typical mirrored user's entry (a shared group set), to size the cache's table up front.
+const TYPICAL_USER_BYTES: u64 = 160;
 
 /// Mirrored users: the memory cache, the mirror database and the fetches in flight.
 pub(crate) struct Users {
     mirror: Mirror,
     /// Fresh mirror entries in memory: the common request reads no database. Writes still go
     /// to the mirror first; this only saves the read.
-    cache: Option<quick_cache::sync::Cache<i64, Cached, CachedBytes>>,
+    cache: Option<quick_cache::sync::Cache<i64, CompactUser, CompactBytes>>,
+    /// The access-group sets of cached users, each kept once.
+    group_sets: GroupSets,
     /// How long a mirrored user is trusted before it is fetched again.
     ttl: Duration,
     /// One lock per user id being fetched, so concurrent first requests make one fetch.
@@ -74,9 +50,9 @@ impl Users {
     pub(crate) fn new(mirror: Mirror, cache_memory: u64, ttl: Duration) -> Self {
         let cache = (cache_memory > 0).then(|| {
             let estimated = usize::try_from(cache_memory / TYPICAL_USER_BYTES).unwrap_or(usize::MAX).max(16);
-            quick_cache::sync::Cache::with_weighter(estimated, cache_memory, CachedBytes)
+            quick_cache::sync::Cache::with_weighter(estimated, cache_memory, CompactBytes)
         });
-        Self { mirror, cache, ttl, flights: Mutex::new(HashMap::new()) }
+        Self { mirror, cache, group_sets: GroupSets::default(), ttl, flights: Mutex::new(HashMap::new()) }
     }
 
     /// The mirror database.
@@ -94,8 +70,8 @@ impl Users {
     /// Puts `user` in the mirror and in memory as fetched just now, as a fetch from the
     /// auth-service does.
     pub(crate) async fn store(&self, user: Arc<User>) {
-        self.mirror.upsert(user.clone()).await;
-        self.remember(Cached::new(user, Some(now_utc())));
+        self.remember(&user, Some(now_utc()));
+        self.mirror.upsert(user).await;
     }
 
     fn is_fresh(&self, synced_at: Option<NaiveDateTime>) -> bool {
@@ -103,9 +79,9 @@ impl Users {
         synced_at.is_some_and(|t| now_utc() - t < ttl)
     }
 
-    fn remember(&self, entry: Cached) {
+    fn remember(&self, user: &User, synced_at: Option<NaiveDateTime>) {
         if let Some(cache) = &self.cache {
-            cache.insert(entry.user.id, entry);
+            cache.insert(user.id, CompactUser::new(user, synced_at, &self.group_sets));
         }
     }
 
@@ -126,8 +102,8 @@ impl Users {
         if let Some(user) = self.fresh_in_memory(user_id) {
             return Ok(user);
         }
-        if let Some(m) = self.fresh_in_mirror(user_id).await? {
-            return Ok(m.user);
+        if let Some(user) = self.fresh_in_mirror(user_id).await? {
+            return Ok(user);
         }
         let flight = self.flight(user_id);
         let _guard = flight.lock().await;
@@ -135,8 +111,8 @@ impl Users {
         if let Some(user) = self.fresh_in_memory(user_id) {
             return Ok(user);
         }
-        if let Some(m) = self.fresh_in_mirror(user_id).await? {
-            return Ok(m.user);
+        if let Some(user) = self.fresh_in_mirror(user_id).await? {
+            return Ok(user);
         }
         let result = self.fetch_and_mirror(upstream, user_id, token).await;
         metrics::mirror_fetch(&result);
@@ -174,20 +150,19 @@ impl Users {
     /// The user from the memory cache, when there and fresh.
     fn fresh_in_memory(&self, user_id: i64) -> Option<Arc<User>> {
         let m = self.cache.as_ref()?.get(&user_id)?;
-        self.is_fresh(m.synced_at).then_some(m.user)
+        self.is_fresh(m.synced_at).then(|| Arc::new(m.user(user_id)))
     }
 
     /// The user from the mirror database, when there and fresh (remembered in memory); no read
     /// at all when the mirror surely has no row for it.
-    async fn fresh_in_mirror(&self, user_id: i64) -> Result<Option<Cached>, ClientError> {
+    async fn fresh_in_mirror(&self, user_id: i64) -> Result<Option<Arc<User>>, ClientError> {
         if !self.mirror.may_hold(user_id) {
             return Ok(None);
         }
         match self.mirror.find(user_id).await? {
             Some(m) if self.is_fresh(m.synced_at) => {
-                let m = Cached::from(m);
-                self.remember(m.clone());
-                Ok(Some(m))
+                self.remember(&m.user, m.synced_at);
+                Ok(Some(Arc::new(m.user)))
             }
             _ => Ok(None),
         }
