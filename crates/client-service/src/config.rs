@@ -234,8 +234,9 @@ impl ClientConfigBuilder {
     }
 
     /// Memory for mirrored users kept in memory, in bytes (`MIRROR_CACHE_MEMORY`, 64 MiB:
-    /// about 200,000 users with a few access groups each). The least recently useful users
-    /// leave first; 0 turns the cache off and every request reads the mirror database.
+    /// about 400,000 users at some 170 bytes each when users share their sets of access groups,
+    /// each distinct set being kept once). The least recently useful users leave first; 0 turns
+    /// the cache off and every request reads the mirror database.
     pub fn mirror_cache_memory(mut self, bytes: u64) -> Self {
         self.settings.mirror_cache_memory = bytes;
         self

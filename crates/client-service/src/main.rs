@@ -7,6 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use client_service::{ClientSettings, ClientState, Db, demo};
 use shared_user::server::{BindError, ClientAuth, Limits, Listener, Tls, TlsFiles, serve_all};
 
+/// The binary allocates with mimalloc: with a million users, glibc's malloc (its arena locks and
+/// bin refills) took 15-18 % of the client's CPU per request (BENCHMARKS.md, #26 item 4).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Gatehouse demo client-service: proxies /auth/token* to the auth-service and protects /api/*.
 #[derive(Debug, Parser)]
 #[command(name = "client-service", version, about)]
