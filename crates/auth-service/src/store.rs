@@ -14,7 +14,7 @@ pub mod throttle;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::user::now_utc;
+use shared_user::user::{GroupRow, now_utc};
 use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
 
 use crate::schema::{access_groups, refresh_tokens, users};
@@ -35,9 +35,6 @@ pub async fn migrate(db: &Db) -> Result<usize, shared_user::DbError> {
 pub fn watermark_now() -> i64 {
     chrono::Utc::now().timestamp() + 1
 }
-
-/// An access group's name and level.
-type GroupRow = (String, Option<String>);
 
 /// A user row with its password hash.
 #[derive(Debug, Clone, Queryable)]
@@ -211,14 +208,7 @@ impl Store {
                 .select((USER_COLUMNS, (access_groups::name, access_groups::level).nullable()))
                 .load(conn)
                 .await?;
-            let mut rows = rows.into_iter();
-            let Some((row, first)) = rows.next() else { return Ok(None) };
-            let groups = first
-                .into_iter()
-                .chain(rows.filter_map(|(_, group)| group))
-                .map(|(name, level)| AccessGroup { name, level })
-                .collect();
-            Ok(Some(row.into_user(groups).0))
+            Ok(AccessGroup::fold_joined(rows).map(|(row, groups)| row.into_user(groups).0))
         })
     }
 

@@ -28,14 +28,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::db::PgPooled;
-use shared_user::user::now_utc;
+use shared_user::user::{GroupRow, now_utc};
 use shared_user::{AccessGroup, Db, DbError, User, replace_access_groups, with_conn};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::schema::{gatehouse_access_groups, gatehouse_users as users};
-
-/// A group's name and level.
-type GroupRow = (String, Option<String>);
 
 type Row = (i64, String, String, String, NaiveDateTime, Option<NaiveDateTime>, bool, bool, bool, NaiveDateTime);
 
@@ -150,14 +147,7 @@ impl Mirror {
                     .select((COLUMNS, (gatehouse_access_groups::name, gatehouse_access_groups::level).nullable()))
                     .load(&mut *pooled)
                     .await?;
-                let mut rows = rows.into_iter();
-                let Some((row, first)) = rows.next() else { return Ok(None) };
-                let groups = first
-                    .into_iter()
-                    .chain(rows.filter_map(|(_, group)| group))
-                    .map(|(name, level)| AccessGroup { name, level })
-                    .collect();
-                Ok(Some(mirrored(row, groups)))
+                Ok(AccessGroup::fold_joined(rows).map(|(row, groups)| mirrored(row, groups)))
             }
         }
     }

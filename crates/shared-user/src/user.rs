@@ -27,7 +27,24 @@ pub enum GroupSpecError {
     },
 }
 
+/// An access group as a row reads it: name and level.
+pub type GroupRow = (String, Option<String>);
+
 impl AccessGroup {
+    /// A record and its groups from the rows of a left join of the record with its access
+    /// groups: one row per group, a record without groups being one row without a group; `None`
+    /// for no rows. Groups keep the rows' order.
+    pub fn fold_joined<R>(rows: Vec<(R, Option<GroupRow>)>) -> Option<(R, Vec<AccessGroup>)> {
+        let mut rows = rows.into_iter();
+        let (record, first) = rows.next()?;
+        let groups = first
+            .into_iter()
+            .chain(rows.filter_map(|(_, group)| group))
+            .map(|(name, level)| AccessGroup { name, level })
+            .collect();
+        Some((record, groups))
+    }
+
     /// Parses the command line form `NAME` or `NAME:LEVEL`.
     pub fn parse(spec: &str) -> Result<Self, GroupSpecError> {
         let (name, level) = match spec.split_once(':') {
@@ -210,6 +227,23 @@ impl<'de> Deserialize<'de> for User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_rows_fold_into_a_record_and_its_groups() {
+        let group = |name: &str, level: Option<&str>| Some((name.to_owned(), level.map(str::to_owned)));
+        let rows = vec![(7, group("admin", None)), (7, group("staff", Some("3")))];
+        let (record, groups) = AccessGroup::fold_joined(rows).unwrap();
+        assert_eq!(record, 7);
+        assert_eq!(
+            groups,
+            [
+                AccessGroup { name: "admin".into(), level: None },
+                AccessGroup { name: "staff".into(), level: Some("3".into()) },
+            ]
+        );
+        assert_eq!(AccessGroup::fold_joined(vec![(7, None)]), Some((7, Vec::new())), "a record without groups");
+        assert_eq!(AccessGroup::fold_joined(Vec::<(i32, _)>::new()), None, "no record");
+    }
 
     fn sample() -> User {
         User {
