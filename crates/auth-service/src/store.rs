@@ -15,7 +15,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::{GroupRow, now_utc};
-use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
+use shared_user::{
+    AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn, with_write_conn,
+};
 
 use crate::schema::{access_groups, refresh_tokens, users};
 
@@ -235,7 +237,7 @@ impl Store {
     /// created the user as actor) about the new user.
     pub async fn create_user_recorded(&self, new: NewUser, event: crate::audit::AuditEvent) -> Result<User, DbError> {
         let now = now_utc();
-        let id = with_conn!(&self.db, |conn| {
+        let id = with_write_conn!(&self.db, |conn| {
             let event = event.clone();
             let new = new.clone();
             conn.transaction(async move |conn| {
@@ -265,7 +267,7 @@ impl Store {
 
     /// Replaces the password hash.
     pub async fn set_password(&self, id: i64, hash: &str) -> Result<(), DbError> {
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             diesel::update(users::table.find(id)).set(users::password.eq(hash)).execute(conn).await?;
             Ok(())
         })
@@ -282,7 +284,7 @@ impl Store {
     /// Records a successful login.
     pub async fn touch_last_login(&self, id: i64) -> Result<(), DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             diesel::update(users::table.find(id)).set(users::last_login.eq(Some(now))).execute(conn).await?;
             Ok(())
         })
@@ -295,7 +297,7 @@ impl Store {
         let now = now_utc();
         let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
             .detail(serde_json::json!({"is_staff": staff}));
-        let changed = with_conn!(&self.db, |conn| {
+        let changed = with_write_conn!(&self.db, |conn| {
             let event = event.clone();
             conn.transaction(async move |conn| {
                 let id: Option<i64> = diesel::update(users::table.filter(users::email.eq(email)))
@@ -321,7 +323,7 @@ impl Store {
         let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         let event = crate::audit::AuditEvent::new(crate::audit::AuditKind::UserUpdated)
             .detail(serde_json::json!({"access_groups": names}));
-        let changed = with_conn!(&self.db, |conn| {
+        let changed = with_write_conn!(&self.db, |conn| {
             let (event, groups) = (event.clone(), groups.clone());
             conn.transaction(async move |conn| {
                 let id: Option<i64> =
@@ -354,7 +356,7 @@ impl Store {
         expires_at: NaiveDateTime,
     ) -> Result<(), DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             diesel::insert_into(refresh_tokens::table)
                 .values((
                     refresh_tokens::jti.eq(jti),
@@ -397,7 +399,7 @@ impl Store {
         mark_replaced: bool,
     ) -> Result<Rotation, DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             let old = old.clone();
             let new_jti = new_jti.to_owned();
             conn.transaction(async move |conn| {
@@ -457,7 +459,7 @@ impl Store {
     /// Revokes one refresh token; `false` when it was already revoked (or unknown).
     pub async fn revoke_refresh(&self, jti: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             let n = diesel::update(
                 refresh_tokens::table.filter(refresh_tokens::jti.eq(jti)).filter(refresh_tokens::revoked_at.is_null()),
             )
@@ -471,7 +473,7 @@ impl Store {
     /// Revokes every live token of a rotation family (reuse detected).
     pub async fn revoke_family(&self, family: &str) -> Result<usize, DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             Ok(diesel::update(
                 refresh_tokens::table
                     .filter(refresh_tokens::family.eq(family))
@@ -486,7 +488,7 @@ impl Store {
     /// Revokes every live refresh token of a user (password change, deactivation).
     pub async fn revoke_user_tokens(&self, user_id: i64) -> Result<usize, DbError> {
         let now = now_utc();
-        with_conn!(&self.db, |conn| {
+        with_write_conn!(&self.db, |conn| {
             Ok(diesel::update(
                 refresh_tokens::table
                     .filter(refresh_tokens::user_id.eq(user_id))
@@ -504,7 +506,7 @@ impl Store {
         let now = now_utc();
         let rows = purge::batch_rows(&self.db);
         purge::in_batches("refresh_tokens", rows, || async move {
-            with_conn!(&self.db, |conn| {
+            with_write_conn!(&self.db, |conn| {
                 let batch = purge::batch_filter("jti", "refresh_tokens", "expires_at", now, rows);
                 Ok(diesel::delete(refresh_tokens::table.filter(batch)).execute(conn).await?)
             })

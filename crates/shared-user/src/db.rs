@@ -4,6 +4,8 @@
 //!
 //! Queries are written once and compiled for each backend by [`with_conn!`](crate::with_conn).
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::ConnectionError;
@@ -170,8 +172,40 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for DbError {
 pub enum Db {
     /// PostgreSQL pool.
     Postgres(PgPool),
-    /// SQLite pool (WAL, busy timeout, foreign keys on).
-    Sqlite(Pool<SqliteConn>),
+    /// SQLite pool (WAL, busy timeout, foreign keys on) and its writers' turn.
+    Sqlite(SqlitePool),
+}
+
+/// An SQLite pool whose writers take turns in the process before they ask SQLite for its one
+/// write lock ([`with_write_conn!`](crate::with_write_conn)).
+///
+/// SQLite lets one connection write at a time; another one that wants to write meanwhile waits
+/// in SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms
+/// between tries and lets later writers pass it: with eight concurrent refreshes, the unlucky
+/// one waited some 50-80 ms for a lock held a fraction of a millisecond at a time. Taking the
+/// turn first (a fair, first-come queue) leaves SQLite's lock free whenever a writer of this
+/// process asks for it; the busy handler is left for writers in other processes (a
+/// `purge-tokens` run, a second replica on the same file). Readers never wait for the turn
+/// (WAL).
+#[derive(Clone)]
+pub struct SqlitePool {
+    pool: Pool<SqliteConn>,
+    writers: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqlitePool {
+    /// Waits for this process's turn to write; the turn lasts as long as the guard.
+    pub async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writers.lock().await
+    }
+}
+
+impl Deref for SqlitePool {
+    type Target = Pool<SqliteConn>;
+
+    fn deref(&self) -> &Pool<SqliteConn> {
+        &self.pool
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -238,7 +272,10 @@ impl Db {
                     Ok(conn)
                 })
             });
-            Db::Sqlite(pool!(AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target, config), max_size)?)
+            Db::Sqlite(SqlitePool {
+                pool: pool!(AsyncDieselConnectionManager::<SqliteConn>::new_with_config(target, config), max_size)?,
+                writers: Arc::new(tokio::sync::Mutex::new(())),
+            })
         };
         db.ping().await?;
         Ok(db)
@@ -320,6 +357,31 @@ macro_rules! with_conn {
                 $body
             }
             $crate::db::Db::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// [`with_conn!`](crate::with_conn) for a body that writes: on SQLite the connection is taken
+/// after this process's turn to write ([`SqlitePool::write_turn`]), held until the body ends,
+/// so the process's writers reach SQLite's write lock one after the other, in the order they
+/// came, instead of sleeping in its busy handler. The body must not take another connection of
+/// the same pool for writing (the turn is not reentrant). PostgreSQL locks rows, not the
+/// database: there it is `with_conn!`.
+#[macro_export]
+macro_rules! with_write_conn {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
+                let $conn: &mut $crate::db::PgConn = &mut *pooled;
+                $body
+            }
+            $crate::db::Db::Sqlite(pool) => {
+                let _turn = pool.write_turn().await;
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
                 let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
                 $body
@@ -430,5 +492,50 @@ mod tests {
         let db = Db::connect(&url, 2).await.unwrap();
         assert_eq!(db.migrate(SET).await.unwrap(), 1);
         assert_eq!(db.migrate(SET).await.unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sqlite_writers_of_one_process_take_turns() -> Result<(), DbError> {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()), 4).await.unwrap();
+        crate::with_conn!(&db, |conn| {
+            conn.batch_execute("CREATE TABLE t (n INTEGER NOT NULL)").await?;
+            Ok::<_, DbError>(())
+        })?;
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let writers: Vec<_> = (0..16)
+            .map(|i| {
+                let (db, inside, most) = (db.clone(), inside.clone(), most.clone());
+                tokio::spawn(async move {
+                    crate::with_write_conn!(&db, |conn| {
+                        most.fetch_max(inside.fetch_add(1, SeqCst) + 1, SeqCst);
+                        conn.transaction(async move |conn| {
+                            conn.batch_execute(&format!("INSERT INTO t (n) VALUES ({i})")).await?;
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            Ok::<_, DbError>(())
+                        })
+                        .await?;
+                        inside.fetch_sub(1, SeqCst);
+                        Ok::<_, DbError>(())
+                    })
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        assert_eq!(most.load(SeqCst), 1, "two writers of the process held a connection for writing at once");
+        let rows: i64 = crate::with_conn!(&db, |conn| {
+            diesel_async::RunQueryDsl::get_result(
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT count(*) FROM t)")),
+                conn,
+            )
+            .await
+            .map_err(DbError::from)
+        })?;
+        assert_eq!(rows, 16);
+        Ok(())
     }
 }

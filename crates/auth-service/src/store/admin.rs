@@ -16,7 +16,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
-use shared_user::{AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn};
+use shared_user::{
+    AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn, with_write_conn,
+};
 
 use super::audit::insert_audit;
 use super::revocations::insert_revocation;
@@ -288,7 +290,7 @@ impl Store {
     pub async fn patch_user(&self, id: i64, patch: &UserPatch, event: &AuditEvent) -> Result<Patched, DbError> {
         let now = now_utc();
         let may_demote = patch.is_superuser == Some(false) || patch.is_active == Some(false);
-        let done = with_conn!(self.db(), |conn| {
+        let done = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 // Err(outcome): nothing written; Ok(None): patched; Ok(Some(e)): patched and
                 // deactivated (`e` the `logout_all` event).

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use shared_user::user::now_utc;
-use shared_user::{DbError, with_conn};
+use shared_user::{DbError, with_conn, with_write_conn};
 
 use super::Store;
 use crate::audit::AuditEvent;
@@ -88,7 +88,7 @@ impl Store {
     /// Records one event on its own (no surrounding change) and logs it.
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<(), DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             insert_audit!(conn, event, now)?;
             Ok::<(), DbError>(())
         })?;
@@ -122,7 +122,7 @@ impl Store {
     pub async fn purge_audit(&self, before: NaiveDateTime) -> Result<usize, DbError> {
         let rows = super::purge::batch_rows(self.db());
         super::purge::in_batches("audit_events", rows, || async move {
-            with_conn!(self.db(), |conn| {
+            with_write_conn!(self.db(), |conn| {
                 let batch = super::purge::batch_filter("id", "audit_events", "created_at", before, rows);
                 Ok(diesel::delete(audit_events::table.filter(batch)).execute(conn).await?)
             })

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
-use shared_user::{DbError, with_conn};
+use shared_user::{DbError, with_conn, with_write_conn};
 
 use super::Store;
 use super::audit::insert_audit;
@@ -184,7 +184,7 @@ impl Store {
     /// confirmed authenticator is left alone: returns `false`.
     pub async fn begin_totp(&self, user_id: i64, secret: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let existing: Option<TotpRow> = mfa_totp::table.find(user_id).first(conn).await.optional()?;
                 match existing {
@@ -226,7 +226,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<bool, DbError> {
         let now = now_utc();
-        let confirmed = with_conn!(self.db(), |conn| {
+        let confirmed = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let n = diesel::update(
                     mfa_totp::table
@@ -264,7 +264,7 @@ impl Store {
     /// Takes the code of `step` for `user_id`'s confirmed authenticator: `true` once per step
     /// and never for a step older than the last one taken.
     pub async fn take_totp_step(&self, user_id: i64, step: i64) -> Result<bool, DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             let n = diesel::update(
                 mfa_totp::table
                     .filter(mfa_totp::user_id.eq(user_id))
@@ -281,7 +281,7 @@ impl Store {
     /// Uses the unused recovery code of `user_id` whose hash is `code_hash`: `true` once.
     pub async fn take_recovery_code(&self, user_id: i64, code_hash: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             let n = diesel::update(
                 mfa_recovery_codes::table
                     .filter(mfa_recovery_codes::user_id.eq(user_id))
@@ -299,7 +299,7 @@ impl Store {
     /// one transaction; `false` when there was none.
     pub async fn remove_totp(&self, user_id: i64, event: &AuditEvent) -> Result<bool, DbError> {
         let now = now_utc();
-        let removed = with_conn!(self.db(), |conn| {
+        let removed = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let n = diesel::delete(mfa_totp::table.find(user_id)).execute(conn).await?;
                 diesel::delete(mfa_recovery_codes::table.filter(mfa_recovery_codes::user_id.eq(user_id)))
@@ -323,7 +323,7 @@ impl Store {
     /// challenges) and records `event`, in one transaction; returns how many factors went.
     pub async fn reset_factors(&self, user_id: i64, event: &AuditEvent) -> Result<usize, DbError> {
         let now = now_utc();
-        let removed = with_conn!(self.db(), |conn| {
+        let removed = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let totp = diesel::delete(mfa_totp::table.find(user_id)).execute(conn).await?;
                 diesel::delete(mfa_recovery_codes::table.filter(mfa_recovery_codes::user_id.eq(user_id)))
@@ -353,7 +353,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<i64, DbError> {
         let now = now_utc();
-        let id = with_conn!(self.db(), |conn| {
+        let id = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let id: i64 = diesel::insert_into(mfa_passkeys::table)
                     .values((
@@ -404,7 +404,7 @@ impl Store {
     /// Records a passkey's use: its updated state (the signature counter) and the time.
     pub async fn passkey_used(&self, id: i64, passkey: &str) -> Result<(), DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             diesel::update(mfa_passkeys::table.find(id))
                 .set((mfa_passkeys::passkey.eq(passkey), mfa_passkeys::last_used_at.eq(Some(now))))
                 .execute(conn)
@@ -416,7 +416,7 @@ impl Store {
     /// Removes passkey `id` of `user_id` and records `event`; `false` when there was none.
     pub async fn delete_passkey(&self, user_id: i64, id: i64, event: &AuditEvent) -> Result<bool, DbError> {
         let now = now_utc();
-        let removed = with_conn!(self.db(), |conn| {
+        let removed = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let n = diesel::delete(
                     mfa_passkeys::table.filter(mfa_passkeys::id.eq(id)).filter(mfa_passkeys::user_id.eq(user_id)),
@@ -440,7 +440,7 @@ impl Store {
     /// Stores a new challenge.
     pub async fn insert_challenge(&self, new: &NewChallenge<'_>) -> Result<(), DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             diesel::insert_into(mfa_challenges::table)
                 .values((
                     mfa_challenges::id.eq(new.id),
@@ -483,7 +483,7 @@ impl Store {
 
     /// Counts a wrong answer to challenge `id`.
     pub async fn fail_challenge(&self, id: &str) -> Result<(), DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             diesel::update(mfa_challenges::table.find(id))
                 .set(mfa_challenges::failures.eq(mfa_challenges::failures + 1))
                 .execute(conn)
@@ -495,7 +495,7 @@ impl Store {
     /// Uses challenge `id`: `true` for the one caller that uses it while it is live.
     pub async fn take_challenge(&self, id: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             let n = diesel::update(
                 mfa_challenges::table
                     .filter(mfa_challenges::id.eq(id))
@@ -511,7 +511,7 @@ impl Store {
 
     /// Deletes challenges that expired before `before`; returns how many.
     pub async fn purge_challenges(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             Ok::<usize, DbError>(
                 diesel::delete(mfa_challenges::table.filter(mfa_challenges::expires_at.lt(before)))
                     .execute(conn)

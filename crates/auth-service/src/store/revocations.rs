@@ -11,7 +11,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use shared_user::db::{PgConn, SqliteConn};
-use shared_user::{DbError, with_conn};
+use shared_user::{DbError, with_conn, with_write_conn};
 
 use super::Store;
 
@@ -345,7 +345,7 @@ impl Store {
     pub async fn purge_revocations(&self, before: NaiveDateTime) -> Result<usize, DbError> {
         let rows = super::purge::batch_rows(self.db());
         super::purge::in_batches("revocation_events", rows, || async move {
-            with_conn!(self.db(), |conn| {
+            with_write_conn!(self.db(), |conn| {
                 let batch = super::purge::batch_filter("id", "revocation_events", "created_at", before, rows);
                 Ok(diesel::delete(revocation_events::table.filter(batch)).execute(conn).await?)
             })

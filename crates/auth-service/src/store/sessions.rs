@@ -12,7 +12,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::{format_datetime, now_utc};
-use shared_user::{DbError, with_conn};
+use shared_user::{DbError, with_conn, with_write_conn};
 
 use super::Store;
 use super::audit::insert_audit;
@@ -122,7 +122,7 @@ impl Store {
         writes: &LoginWrites,
     ) -> Result<Vec<String>, DbError> {
         let now = now_utc();
-        let capped = with_conn!(self.db(), |conn| {
+        let capped = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 // The user's row first (a row lock on PostgreSQL, the write lock on SQLite), as
                 // a refresh or a password change takes it: concurrent logins of one user count
@@ -212,7 +212,7 @@ impl Store {
     /// the client holds afterwards.
     pub async fn touch_session(&self, family: &str, expires_at: NaiveDateTime) -> Result<(), DbError> {
         let now = now_utc();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             diesel::update(sessions::table.find(family))
                 .set((sessions::last_used_at.eq(now), sessions::expires_at.eq(expires_at)))
                 .execute(conn)
@@ -245,7 +245,7 @@ impl Store {
     /// with that id.
     pub async fn end_session(&self, user_id: i64, id: &str, event: &AuditEvent) -> Result<bool, DbError> {
         let now = now_utc();
-        let ended = with_conn!(self.db(), |conn| {
+        let ended = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let revoked = diesel::update(
                     refresh_tokens::table
@@ -275,7 +275,7 @@ impl Store {
     /// transaction; `false` when it was already revoked (or unknown).
     pub async fn revoke_refresh_recorded(&self, jti: &str, event: &AuditEvent) -> Result<bool, DbError> {
         let now = now_utc();
-        let revoked = with_conn!(self.db(), |conn| {
+        let revoked = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let n = diesel::update(
                     refresh_tokens::table
@@ -303,7 +303,7 @@ impl Store {
     /// one transaction; returns how many tokens were revoked.
     pub async fn revoke_family_recorded(&self, family: &str, event: &AuditEvent) -> Result<usize, DbError> {
         let now = now_utc();
-        let revoked = with_conn!(self.db(), |conn| {
+        let revoked = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let n = diesel::update(
                     refresh_tokens::table
@@ -363,7 +363,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<usize, DbError> {
         let now = now_utc();
-        let revoked = with_conn!(self.db(), |conn| {
+        let revoked = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 if let Some(hash) = hash {
                     diesel::update(users::table.find(user_id)).set(users::password.eq(hash)).execute(conn).await?;
@@ -397,7 +397,7 @@ impl Store {
         let now = now_utc();
         let rows = super::purge::batch_rows(self.db());
         super::purge::in_batches("sessions", rows, || async move {
-            with_conn!(self.db(), |conn| {
+            with_write_conn!(self.db(), |conn| {
                 let batch = super::purge::batch_filter("id", "sessions", "expires_at", now, rows);
                 Ok(diesel::delete(sessions::table.filter(batch)).execute(conn).await?)
             })

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
-use shared_user::{DbError, with_conn};
+use shared_user::{DbError, with_conn, with_write_conn};
 
 use super::Store;
 use super::audit::insert_audit;
@@ -68,7 +68,7 @@ impl Store {
         let now = now_utc();
         let activated = (status == "current").then_some(now);
         let event = rotated(if status == "current" { "promoted" } else { "staged" }, kid);
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             let event = event.clone();
             conn.transaction(async move |conn| {
                 diesel::insert_into(signing_keys::table)
@@ -117,7 +117,7 @@ impl Store {
     /// loser never retires the winner's key.
     pub async fn promote_staged_key(&self, kid: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        let promoted = with_conn!(self.db(), |conn| {
+        let promoted = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let claimed = diesel::update(signing_keys::table.find(kid).filter(signing_keys::status.eq("next")))
                     .set(signing_keys::status.eq("promoting"))
@@ -145,7 +145,7 @@ impl Store {
 
     /// Replaces the stored private key of `kid` when it still is `expected`; `false` otherwise.
     pub async fn replace_private_key(&self, kid: &str, expected: &str, stored: &str) -> Result<bool, DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             let n = diesel::update(signing_keys::table.find(kid).filter(signing_keys::private_pem.eq(expected)))
                 .set(signing_keys::private_pem.eq(stored))
                 .execute(conn)
@@ -158,7 +158,7 @@ impl Store {
     /// revocation feed, in one transaction; `false` when there is no such key.
     pub async fn revoke_signing_key(&self, kid: &str) -> Result<bool, DbError> {
         let now = now_utc();
-        let revoked = with_conn!(self.db(), |conn| {
+        let revoked = with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 let n = diesel::update(signing_keys::table.find(kid))
                     .set((signing_keys::status.eq("revoked"), signing_keys::retired_at.eq(Some(now))))
@@ -192,7 +192,7 @@ impl Store {
 
     /// Deletes retired keys that stopped signing before `before` (their tokens have expired).
     pub async fn delete_retired_keys(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             Ok(diesel::delete(
                 signing_keys::table
                     .filter(signing_keys::status.eq("retired"))

@@ -11,7 +11,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use shared_user::{DbError, with_conn};
+use shared_user::{DbError, with_conn, with_write_conn};
 
 use super::Store;
 use crate::schema::login_throttle;
@@ -172,7 +172,7 @@ impl Store {
     /// Applies `settlement` on its own (a sign-in that opens no session: a password change, a
     /// console sign-in refused for its role).
     pub async fn settle_throttle(&self, settlement: &ThrottleSettlement, now: NaiveDateTime) -> Result<(), DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             conn.transaction(async move |conn| {
                 settle_throttle!(conn, settlement, now)?;
                 Ok::<(), DbError>(())
@@ -195,7 +195,7 @@ impl Store {
         counters.sort_by(|a, b| a.0.cmp(&b.0));
         counters.dedup_by(|a, b| a.0 == b.0);
         let keys: Vec<String> = counters.iter().map(|(k, _)| k.clone()).collect();
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             let (counters, keys) = (counters.clone(), keys.clone());
             conn.transaction(async move |conn| {
                 for key in &keys {
@@ -247,7 +247,7 @@ impl Store {
 
     /// Forgets addresses whose last successful sign-in is before `before`.
     pub async fn forget_addresses(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             Ok(diesel::delete(login_known_addresses::table.filter(login_known_addresses::last_success.lt(before)))
                 .execute(conn)
                 .await?)
@@ -256,7 +256,7 @@ impl Store {
 
     /// Deletes counters idle since before `before`.
     pub async fn throttle_purge(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        with_conn!(self.db(), |conn| {
+        with_write_conn!(self.db(), |conn| {
             Ok(diesel::delete(
                 login_throttle::table
                     .filter(login_throttle::last_failure.lt(before))
