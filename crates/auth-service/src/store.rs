@@ -10,6 +10,7 @@ pub mod sessions;
 pub mod signing_keys;
 mod sqlite_reads;
 pub mod throttle;
+pub(crate) mod trigrams;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -165,12 +166,19 @@ pub struct Store {
     watermarks: std::sync::Arc<revocations::WatermarkIndex>,
     /// Wakes the feed's long polls (see [`revocations::FeedWatch`]).
     feed_watch: std::sync::Arc<revocations::FeedWatch>,
+    /// How common each trigram of the searched columns is (see [`trigrams`]).
+    trigram_sample: std::sync::Arc<trigrams::Sampler>,
 }
 
 impl Store {
     /// Wraps a connected, migrated database.
     pub fn new(db: Db) -> Self {
-        Self { db, watermarks: std::sync::Arc::default(), feed_watch: std::sync::Arc::default() }
+        Self {
+            db,
+            watermarks: std::sync::Arc::default(),
+            feed_watch: std::sync::Arc::default(),
+            trigram_sample: std::sync::Arc::default(),
+        }
     }
 
     /// The underlying database.

@@ -1,7 +1,8 @@
 //! The admin user search and paging as the data grows (#26): substrings of emails and names
 //! found through the trigram index and kept in step with changes, short terms matching the
 //! start of the email, a count that stops at 100, and pages after an id (keyset) that the
-//! `next` links switch to after page 4; bad cursors are 400s.
+//! `next` links switch to after page 4; bad cursors are 400s. A term holding trigrams nearly
+//! every user holds is looked up by its rare part and checked whole.
 
 mod common;
 
@@ -169,7 +170,33 @@ async fn deep_pages_follow_the_last_id(backend: Backend) {
     );
 }
 
+/// A term with trigrams nearly every user holds (`@ex`, `exa`, ...) besides rare ones: the index
+/// looks up the rare part, and only users holding the whole term are listed (wildcards in it
+/// literal, case folded), as when the whole term is looked up.
+async fn a_term_with_common_trigrams_finds_exactly_its_matches(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    add_bulk_users(&app, 1030).await;
+    for email in ["b_c@example.com", "bxc@example.com", "b_c@example.org"] {
+        app.add_user_with_hash(email, "!").await;
+    }
+    let (_, staff) = app.login("staff@example.com", PW).await;
+
+    let v = get(&app, "/auth/admin/users/?search=K1017%40EXAM", &staff).await.json();
+    assert_eq!(emails(&v), ["bulk1017@example.com"], "the rare part '1017@' and then the whole term");
+    assert_eq!((v["count"].clone(), v["count_exact"].clone()), (json!(1), json!(true)));
+    let v = get(&app, "/auth/admin/users/?search=b_c%40example.co", &staff).await.json();
+    assert_eq!(emails(&v), ["b_c@example.com"], "_ is literal in the part and in the whole term");
+    let v = get(&app, "/auth/admin/users/?search=7%40example.com", &staff).await.json();
+    assert_eq!(v["count"], json!(100), "a term of common trigrams only: counted to the cap");
+    assert_eq!(emails(&v)[0], "bulk0007@example.com");
+    let v = get(&app, "/auth/admin/users/?search=k099", &staff).await.json();
+    let expected: Vec<String> = (990..1000).map(|i| format!("bulk{i:04}@example.com")).collect();
+    assert_eq!(emails(&v), expected, "eleven users hold the part '099', ten the whole term");
+}
+
 both_backends!(
+    a_term_with_common_trigrams_finds_exactly_its_matches,
     substrings_of_emails_and_names_are_found_and_kept_in_step,
     short_terms_match_the_start_of_the_email,
     deep_pages_follow_the_last_id,

@@ -7,14 +7,16 @@
 //! found through trigrams (PostgreSQL: a `pg_trgm` GIN index over the lowered columns; SQLite:
 //! the FTS5 table `users_search` with the trigram tokenizer, kept in step by triggers); a
 //! shorter term, which trigrams cannot find, matches the start of the email through an index
-//! on `lower(email)`. Pages start after an id (keyset) or at an offset (the first pages), and
-//! the count stops at [`COUNT_CAP`].
+//! on `lower(email)`. A substring that holds trigrams nearly every user holds (`@example.com`)
+//! is looked up by its rare part only, and each user found is checked for the whole term
+//! (see [`trigrams`](super::trigrams)). Pages start after an id (keyset) or at an offset (the
+//! first pages), and the count stops at [`COUNT_CAP`].
 
 use crate::schema::{access_groups, refresh_tokens, users};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use shared_user::user::now_utc;
 use shared_user::{
     AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn, with_write_conn,
@@ -47,6 +49,10 @@ pub const PG_IDS_READ: i64 = 1001;
 /// Search terms with fewer characters than this match the start of the email only (a trigram
 /// index finds substrings of three characters or more).
 pub const SHORTEST_SUBSTRING: usize = 3;
+
+/// The most ids SQLite's FTS5 hands over per query when a term's rare part is looked up and
+/// each candidate is checked for the whole term.
+const CANDIDATES: i64 = 1024;
 
 /// Where a page of users starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,11 +182,77 @@ impl Store {
             UserSeek::After(id) => (id, 0),
             UserSeek::Offset(n) => (0, n),
         };
+        // A substring's rare part, when looking up the whole term would read the rows of
+        // trigrams nearly every user holds (see `trigrams`).
+        let part = match &matching {
+            Matching::Contains(term) => self.trigram_sample.sample(self.db()).await?.lookup_part(term),
+            _ => None,
+        };
         with_conn!(self.db(), |conn| {
             // The capped count reads the ids of up to `read` matches. When that is all of them,
             // the page is cut from those ids (no second search); when there are more, matches
             // are dense enough that reading in id order finds a page quickly.
             let (counted, page): (Vec<i64>, Vec<i64>) = match &matching {
+                Matching::Contains(term) if sqlite && part.is_some() => {
+                    let phrase = fts_phrase(part.as_deref().unwrap_or(term));
+                    // The ids of the first `want` users after `from` holding the whole term,
+                    // among those FTS5 finds by the part (in rowid order, a chunk at a time).
+                    let mut matches_after = async |from: i64, want: usize| -> Result<Vec<i64>, DbError> {
+                        let mut found = Vec::new();
+                        let mut cursor = from;
+                        // Most candidates usually hold the whole term: ask for as many as
+                        // wanted, and twice as many each time that was not enough.
+                        let mut chunk = (want as i64).clamp(16, CANDIDATES);
+                        loop {
+                            let candidates: Vec<i64> = users_search::table
+                                .filter(sql::<Bool>("users_search MATCH ").bind::<Text, _>(phrase.clone()))
+                                .filter(users_search::rowid.gt(cursor))
+                                .order(users_search::rowid.asc())
+                                .select(users_search::rowid)
+                                .limit(chunk)
+                                .load(conn)
+                                .await?;
+                            let Some(&last) = candidates.last() else { break };
+                            cursor = last;
+                            let rows: Vec<(i64, String, String, String)> = users::table
+                                .filter(users::id.eq_any(&candidates))
+                                .order(users::id.asc())
+                                .select((users::id, users::email, users::first_name, users::last_name))
+                                .load(conn)
+                                .await?;
+                            for (id, email, first_name, last_name) in rows {
+                                if [email, first_name, last_name]
+                                    .iter()
+                                    .any(|c| c.to_lowercase().contains(term.as_str()))
+                                {
+                                    found.push(id);
+                                    if found.len() >= want {
+                                        return Ok(found);
+                                    }
+                                }
+                            }
+                            if (candidates.len() as i64) < chunk {
+                                break;
+                            }
+                            chunk = (chunk * 2).min(CANDIDATES);
+                        }
+                        Ok(found)
+                    };
+                    let counted = matches_after(0, read as usize).await?;
+                    // `counted` is every match up to its last id, in id order: a page that
+                    // ends by then is cut from it too.
+                    let wanted = (offset + limit + 1) as usize;
+                    let early: Vec<i64> = counted.iter().copied().filter(|id| *id > after).take(wanted).collect();
+                    let page = match page_of(&counted, read, after, offset, limit) {
+                        Some(page) => page,
+                        None if early.len() == wanted => early.into_iter().skip(offset as usize).collect(),
+                        None => {
+                            let skip = offset as usize;
+                            matches_after(after, skip + limit as usize + 1).await?.into_iter().skip(skip).collect()
+                        }
+                    };
+                    (counted, page)
+                }
                 Matching::Contains(term) if sqlite => {
                     let phrase = fts_phrase(term);
                     let found = || {
@@ -225,8 +297,9 @@ impl Store {
                                 )
                             }
                             Matching::Contains(term) => {
-                                let p = like_pattern(term);
-                                query.filter(
+                                // The index finds the part; `strpos` checks the whole term.
+                                let p = like_pattern(part.as_deref().unwrap_or(term));
+                                let query = query.filter(
                                     sql::<Bool>("(lower(users.email) LIKE ")
                                         .bind::<Text, _>(p.clone())
                                         .sql(" ESCAPE '\\' OR lower(users.first_name) LIKE ")
@@ -234,25 +307,47 @@ impl Store {
                                         .sql(" ESCAPE '\\' OR lower(users.last_name) LIKE ")
                                         .bind::<Text, _>(p)
                                         .sql(" ESCAPE '\\')"),
+                                );
+                                if part.is_none() {
+                                    return query;
+                                }
+                                query.filter(
+                                    sql::<Bool>("(strpos(lower(users.email), ")
+                                        .bind::<Text, _>(term.clone())
+                                        .sql(") > 0 OR strpos(lower(users.first_name), ")
+                                        .bind::<Text, _>(term.clone())
+                                        .sql(") > 0 OR strpos(lower(users.last_name), ")
+                                        .bind::<Text, _>(term.clone())
+                                        .sql(") > 0)"),
                                 )
                             }
                         }
                     };
-                    let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
-                    let page = match page_of(&counted, read, after, offset, limit) {
-                        Some(page) => page,
-                        None => {
-                            filtered(true)
-                                .filter(users::id.gt(after))
-                                .order(users::id.asc())
-                                .select(users::id)
-                                .offset(offset)
-                                .limit(limit + 1)
-                                .load(conn)
-                                .await?
+                    conn.transaction(async |conn| {
+                        if part.is_some() {
+                            // A rare part has few matches, but PostgreSQL cannot tell how few a
+                            // `strpos` leaves and, with a LIMIT, would read the table in id
+                            // order hoping to stop early: for this query, the index or nothing.
+                            conn.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+                                .await?;
                         }
-                    };
-                    (counted, page)
+                        let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
+                        let page = match page_of(&counted, read, after, offset, limit) {
+                            Some(page) => page,
+                            None => {
+                                filtered(true)
+                                    .filter(users::id.gt(after))
+                                    .order(users::id.asc())
+                                    .select(users::id)
+                                    .offset(offset)
+                                    .limit(limit + 1)
+                                    .load(conn)
+                                    .await?
+                            }
+                        };
+                        Ok::<_, DbError>((counted, page))
+                    })
+                    .await?
                 }
             };
             let rows: Vec<UserRow> = if page.is_empty() {
