@@ -9,7 +9,7 @@
 //! shorter term, which trigrams cannot find, matches the start of the email through an index
 //! on `lower(email)`. A substring that holds trigrams nearly every user holds (`@example.com`)
 //! is looked up by its rare part only, and each user found is checked for the whole term
-//! (see [`trigrams`](super::trigrams)). Pages start after an id (keyset) or at an offset (the
+//! (see `store/trigrams.rs`). Pages start after an id (keyset) or at an offset (the
 //! first pages), and the count stops at [`COUNT_CAP`].
 
 use crate::schema::{access_groups, refresh_tokens, users};
