@@ -350,6 +350,10 @@ pub const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
 #[macro_export]
 macro_rules! with_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
+        $crate::with_conn!(@turn false, $db, |$conn| $body)
+    };
+    // `$write`: on SQLite, take this process's turn to write first (`with_write_conn!`).
+    (@turn $write:literal, $db:expr, |$conn:ident| $body:expr) => {
         match $db {
             $crate::db::Db::Postgres(pool) => {
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
@@ -357,6 +361,7 @@ macro_rules! with_conn {
                 $body
             }
             $crate::db::Db::Sqlite(pool) => {
+                let _turn = if $write { Some(pool.write_turn().await) } else { None };
                 let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
                 let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
                 $body
@@ -374,19 +379,7 @@ macro_rules! with_conn {
 #[macro_export]
 macro_rules! with_write_conn {
     ($db:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Postgres(pool) => {
-                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
-                let $conn: &mut $crate::db::PgConn = &mut *pooled;
-                $body
-            }
-            $crate::db::Db::Sqlite(pool) => {
-                let _turn = pool.write_turn().await;
-                let mut pooled = pool.get().await.map_err($crate::db::DbError::from)?;
-                let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
-                $body
-            }
-        }
+        $crate::with_conn!(@turn true, $db, |$conn| $body)
     };
 }
 
