@@ -323,14 +323,7 @@ impl Store {
                             }
                         }
                     };
-                    conn.transaction(async |conn| {
-                        if part.is_some() {
-                            // A rare part has few matches, but PostgreSQL cannot tell how few a
-                            // `strpos` leaves and, with a LIMIT, would read the table in id
-                            // order hoping to stop early: for this query, the index or nothing.
-                            conn.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
-                                .await?;
-                        }
+                    let ids = async |conn: &mut _| {
                         let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
                         let page = match page_of(&counted, read, after, offset, limit) {
                             Some(page) => page,
@@ -346,8 +339,20 @@ impl Store {
                             }
                         };
                         Ok::<_, DbError>((counted, page))
-                    })
-                    .await?
+                    };
+                    if part.is_some() {
+                        conn.transaction(async |conn| {
+                            // A rare part has few matches, but PostgreSQL cannot tell how few a
+                            // `strpos` leaves and, with a LIMIT, would read the table in id
+                            // order hoping to stop early: for this query, the index or nothing.
+                            conn.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+                                .await?;
+                            ids(conn).await
+                        })
+                        .await?
+                    } else {
+                        ids(conn).await?
+                    }
                 }
             };
             let rows: Vec<UserRow> = if page.is_empty() {
