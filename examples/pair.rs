@@ -6,12 +6,21 @@
 //! `cargo run --example pair` (ports: `AUTH_BIND`, `CLIENT_BIND`; Ctrl-C stops both). The setup
 //! and the walkthrough are `gatehouse::demo`, which `tests/demo.rs` runs and checks.
 
+use std::io::Write;
+
 use gatehouse::demo::{Demo, Options};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     auth_service::init_tracing();
     let demo = Demo::setup(Options::from_env()?).await?;
-    println!("\n{}", demo.walkthrough());
+    // The banner in one write, and a reader that has gone (`| head`, a test that read enough)
+    // does not stop the services: `println!` would panic on the closed pipe.
+    let banner = format!("\n{}\n", demo.walkthrough());
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush()) {
+        tracing::warn!("the walkthrough was not printed in full: {e}");
+    }
+    drop(stdout);
     demo.serve(auth_service::shutdown_signal()).await
 }

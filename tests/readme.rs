@@ -473,18 +473,17 @@ fn the_pair_example_prints_the_readme_banner_and_its_curl_lines_work() {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("pair.log")).expect("the pair's log file"))
         .spawn()
         .expect("run the pair example");
     let mut banner = String::new();
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let (tx, rx) = std::sync::mpsc::channel();
+    // Read to the end, not only to the banner's last line: a reader that hangs up early is a
+    // closed pipe for whatever the pair writes next.
     std::thread::spawn(move || {
-        for line in lines.by_ref().map_while(Result::ok) {
-            let last = line.starts_with("Ctrl-C stops both");
-            if tx.send(line).is_err() || last {
-                break;
-            }
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
         }
     });
     let started = Instant::now();
@@ -530,8 +529,14 @@ fn the_pair_example_prints_the_readme_banner_and_its_curl_lines_work() {
     } else {
         run_bash(&format!("set -euo pipefail\n{curl}"), dir.path(), &[], Duration::from_secs(60))
     };
+    let exited = child.try_wait().ok().flatten();
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("pair.log")).unwrap_or_default();
+    let log = format!(
+        "the pair {}; its log:\n{log}",
+        exited.map_or("was running".to_owned(), |s| format!("had exited ({s})"))
+    );
 
     // The printed comments are aligned to a column, which moves with the length of the ports.
     let spaced = |text: &str| -> String {
@@ -545,7 +550,7 @@ fn the_pair_example_prints_the_readme_banner_and_its_curl_lines_work() {
     };
     let (masked, shown) = (spaced(&masked), spaced(&shown));
     assert_eq!(masked, shown, "the README's pair-output block is not what `cargo run --example pair` prints");
-    assert!(ok, "the pair's curl lines failed:\n{curl}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(ok, "the pair's curl lines failed:\n{curl}\nstdout:\n{out}\nstderr:\n{err}\n{log}");
     let expected = [
         "\"refresh\":\"",
         "\"success\"",
@@ -557,7 +562,7 @@ fn the_pair_example_prints_the_readme_banner_and_its_curl_lines_work() {
     ]
     .map(str::to_owned);
     if let Err(e) = check_expectations(&expected, &out) {
-        panic!("the pair's curl lines printed something else: {e}\n{out}");
+        panic!("the pair's curl lines printed something else: {e}\n{out}\n{log}");
     }
 }
 
