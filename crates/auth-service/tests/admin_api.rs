@@ -143,6 +143,52 @@ async fn users_are_listed_searched_and_paged(backend: Backend) {
     assert_eq!(r.json()["count"], json!(0), "an _ is literal");
 }
 
+/// Each listed user carries its own access groups, sorted by name, and a user without any an
+/// empty list: the page's groups are read in one query and handed out by user.
+async fn each_listed_user_carries_its_own_access_groups(backend: Backend) {
+    let Some(app) = app(backend).await else { return };
+    app.add_user("staff@example.com", PW, true, &[]).await;
+    let users: [(&str, &[&str]); 6] = [
+        ("a@example.com", &["zeta", "alpha:1"]),
+        ("b@example.com", &[]),
+        ("c@example.com", &["billing:admin"]),
+        ("d@example.com", &[]),
+        ("e@example.com", &["support", "billing:2", "audit"]),
+        ("f@example.com", &[]),
+    ];
+    for (email, groups) in users {
+        app.add_user(email, "!", false, groups).await;
+    }
+    let (_, staff) = app.login("staff@example.com", PW).await;
+    let r = call(&app, Method::GET, "/auth/admin/users/", &staff, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let listed: Vec<(String, Value)> = r.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["email"].as_str().unwrap().to_owned(), u["access_groups"].clone()))
+        .collect();
+    let g = |name: &str, level: Option<&str>| json!({"name": name, "level": level});
+    assert_eq!(
+        listed,
+        vec![
+            ("staff@example.com".to_owned(), json!([])),
+            ("a@example.com".to_owned(), json!([g("alpha", Some("1")), g("zeta", None)])),
+            ("b@example.com".to_owned(), json!([])),
+            ("c@example.com".to_owned(), json!([g("billing", Some("admin"))])),
+            ("d@example.com".to_owned(), json!([])),
+            ("e@example.com".to_owned(), json!([g("audit", None), g("billing", Some("2")), g("support", None)])),
+            ("f@example.com".to_owned(), json!([])),
+        ]
+    );
+    // A search's page too (the substring path): the groups follow their users.
+    let r = call(&app, Method::GET, "/auth/admin/users/?search=e%40exa", &staff, None).await;
+    assert_eq!(
+        r.json()["results"][0]["access_groups"],
+        json!([g("audit", None), g("billing", Some("2")), g("support", None)])
+    );
+}
+
 /// Creating users: signup's validation (DRF field map), flags and groups; granting staff or
 /// superuser needs a superuser; each creation is audited with its actor.
 async fn users_are_created_with_signup_rules(backend: Backend) {
@@ -542,6 +588,7 @@ async fn admin_revocations_refuse_access_tokens_and_reach_the_feed(backend: Back
 both_backends!(
     permissions_follow_staff_and_reader_roles,
     users_are_listed_searched_and_paged,
+    each_listed_user_carries_its_own_access_groups,
     users_are_created_with_signup_rules,
     users_are_patched_and_deactivation_ends_sessions,
     passwords_are_set_and_end_sessions,

@@ -15,12 +15,10 @@
 use crate::schema::{access_groups, refresh_tokens, users};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
-use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel::sql_types::{BigInt, Bool, Text};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use shared_user::user::now_utc;
-use shared_user::{
-    AccessGroup, Db, DbError, User, load_access_groups, replace_access_groups, with_conn, with_write_conn,
-};
+use shared_user::{AccessGroup, Db, DbError, User, replace_access_groups, with_conn, with_write_conn};
 
 use super::audit::insert_audit;
 use super::revocations::insert_revocation;
@@ -53,6 +51,13 @@ pub const SHORTEST_SUBSTRING: usize = 3;
 /// The most ids SQLite's FTS5 hands over per query when a term's rare part is looked up and
 /// each candidate is checked for the whole term.
 const CANDIDATES: i64 = 1024;
+
+/// One id of a `sql_query`.
+#[derive(QueryableByName)]
+struct MatchId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
 
 /// Where a page of users starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +281,48 @@ impl Store {
                     };
                     (counted, page)
                 }
+                Matching::Contains(term) if part.is_some() => {
+                    // PostgreSQL: the index finds the part (`LIKE`), `strpos` checks the whole
+                    // term. The inner query is fenced (`OFFSET 0`) with the check outside it, so
+                    // the planner plans the index lookup for all its rows: the `LIMIT` with a
+                    // `strpos` it cannot estimate would otherwise have it read the table by id,
+                    // hoping to stop early (97 ms on a million users). `sql_query` is never a
+                    // cached prepared statement: each term gets its own plan.
+                    let like = like_pattern(part.as_deref().unwrap_or(term));
+                    let fenced = |outer: &str| {
+                        format!(
+                            "SELECT s.id FROM (SELECT id, email, first_name, last_name FROM users \
+                             WHERE lower(email) LIKE $1 ESCAPE '\\' OR lower(first_name) LIKE $1 ESCAPE '\\' \
+                             OR lower(last_name) LIKE $1 ESCAPE '\\' OFFSET 0) s \
+                             WHERE (strpos(lower(s.email), $2) > 0 OR strpos(lower(s.first_name), $2) > 0 \
+                             OR strpos(lower(s.last_name), $2) > 0) {outer}"
+                        )
+                    };
+                    let counted: Vec<i64> = diesel::sql_query(fenced("LIMIT $3"))
+                        .bind::<Text, _>(&like)
+                        .bind::<Text, _>(term)
+                        .bind::<BigInt, _>(read)
+                        .load::<MatchId>(conn)
+                        .await?
+                        .into_iter()
+                        .map(|m| m.id)
+                        .collect();
+                    let page = match page_of(&counted, read, after, offset, limit) {
+                        Some(page) => page,
+                        None => diesel::sql_query(fenced("AND s.id > $3 ORDER BY s.id OFFSET $4 LIMIT $5"))
+                            .bind::<Text, _>(&like)
+                            .bind::<Text, _>(term)
+                            .bind::<BigInt, _>(after)
+                            .bind::<BigInt, _>(offset)
+                            .bind::<BigInt, _>(limit + 1)
+                            .load::<MatchId>(conn)
+                            .await?
+                            .into_iter()
+                            .map(|m| m.id)
+                            .collect(),
+                    };
+                    (counted, page)
+                }
                 _ => {
                     // SQL text rather than the query builder: never a cached prepared statement,
                     // so PostgreSQL plans each search with its term (a generic plan cannot tell a
@@ -297,9 +344,8 @@ impl Store {
                                 )
                             }
                             Matching::Contains(term) => {
-                                // The index finds the part; `strpos` checks the whole term.
-                                let p = like_pattern(part.as_deref().unwrap_or(term));
-                                let query = query.filter(
+                                let p = like_pattern(term);
+                                query.filter(
                                     sql::<Bool>("(lower(users.email) LIKE ")
                                         .bind::<Text, _>(p.clone())
                                         .sql(" ESCAPE '\\' OR lower(users.first_name) LIKE ")
@@ -307,52 +353,25 @@ impl Store {
                                         .sql(" ESCAPE '\\' OR lower(users.last_name) LIKE ")
                                         .bind::<Text, _>(p)
                                         .sql(" ESCAPE '\\')"),
-                                );
-                                if part.is_none() {
-                                    return query;
-                                }
-                                query.filter(
-                                    sql::<Bool>("(strpos(lower(users.email), ")
-                                        .bind::<Text, _>(term.clone())
-                                        .sql(") > 0 OR strpos(lower(users.first_name), ")
-                                        .bind::<Text, _>(term.clone())
-                                        .sql(") > 0 OR strpos(lower(users.last_name), ")
-                                        .bind::<Text, _>(term.clone())
-                                        .sql(") > 0)"),
                                 )
                             }
                         }
                     };
-                    let ids = async |conn: &mut _| {
-                        let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
-                        let page = match page_of(&counted, read, after, offset, limit) {
-                            Some(page) => page,
-                            None => {
-                                filtered(true)
-                                    .filter(users::id.gt(after))
-                                    .order(users::id.asc())
-                                    .select(users::id)
-                                    .offset(offset)
-                                    .limit(limit + 1)
-                                    .load(conn)
-                                    .await?
-                            }
-                        };
-                        Ok::<_, DbError>((counted, page))
+                    let counted: Vec<i64> = filtered(false).select(users::id).limit(read).load(conn).await?;
+                    let page = match page_of(&counted, read, after, offset, limit) {
+                        Some(page) => page,
+                        None => {
+                            filtered(true)
+                                .filter(users::id.gt(after))
+                                .order(users::id.asc())
+                                .select(users::id)
+                                .offset(offset)
+                                .limit(limit + 1)
+                                .load(conn)
+                                .await?
+                        }
                     };
-                    if part.is_some() {
-                        conn.transaction(async |conn| {
-                            // A rare part has few matches, but PostgreSQL cannot tell how few a
-                            // `strpos` leaves and, with a LIMIT, would read the table in id
-                            // order hoping to stop early: for this query, the index or nothing.
-                            conn.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
-                                .await?;
-                            ids(conn).await
-                        })
-                        .await?
-                    } else {
-                        ids(conn).await?
-                    }
+                    (counted, page)
                 }
             };
             let rows: Vec<UserRow> = if page.is_empty() {
@@ -366,10 +385,30 @@ impl Store {
                     .await?
             };
             let has_next = rows.len() as i64 > limit;
+            let rows: Vec<UserRow> = rows.into_iter().take(limit as usize).collect();
+            // The page's access groups in one query, not one per user.
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let mut groups: Vec<(i64, String, Option<String>)> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                access_groups::table
+                    .filter(access_groups::user_id.eq_any(ids))
+                    .order((access_groups::user_id.asc(), access_groups::name.asc()))
+                    .select((access_groups::user_id, access_groups::name, access_groups::level))
+                    .load(conn)
+                    .await?
+            };
+            // Both in id order: each user takes the groups at the front that are its own.
+            groups.reverse();
             let mut users = Vec::with_capacity(rows.len());
-            for row in rows.into_iter().take(limit as usize) {
-                let groups = load_access_groups!(conn, access_groups, row.id)?;
-                users.push(row.into_user(groups).0);
+            for row in rows {
+                let mut own = Vec::new();
+                while groups.last().is_some_and(|(user_id, _, _)| *user_id == row.id) {
+                    if let Some((_, name, level)) = groups.pop() {
+                        own.push(AccessGroup { name, level });
+                    }
+                }
+                users.push(row.into_user(own).0);
             }
             let more = counted.len() as i64 > COUNT_CAP;
             Ok(FoundUsers { count: (counted.len() as i64).min(COUNT_CAP), more, has_next, users })
