@@ -512,8 +512,8 @@ impl Store {
     /// returns how many.
     pub async fn purge_expired(&self) -> Result<usize, DbError> {
         let now = now_utc();
-        let rows = purge::batch_rows(&self.db);
-        purge::in_batches("refresh_tokens", rows, || async move {
+        let sizes = purge::Batches::of(&self.db);
+        purge::in_batches("refresh_tokens", sizes, |rows| async move {
             with_write_conn!(&self.db, |conn| {
                 let batch = purge::batch_filter("jti", "refresh_tokens", "expires_at", now, rows);
                 Ok(diesel::delete(refresh_tokens::table.filter(batch)).execute(conn).await?)

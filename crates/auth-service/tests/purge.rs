@@ -13,7 +13,8 @@ use shared_user::testing::Backend;
 use shared_user::{DbError, both_backends, with_conn};
 
 const PW: &str = "correct horse battery";
-/// More than two batches on either backend (5000 rows on PostgreSQL, 1000 on SQLite).
+/// More than two batches on either backend (5000 rows on PostgreSQL; on SQLite the first batch
+/// is 250 rows and each next one at most twice the one before).
 const EXPIRED: usize = 12_345;
 
 /// Inserts `n` refresh records of `user` that expired a day ago, in a few statements.

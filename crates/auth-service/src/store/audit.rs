@@ -120,8 +120,8 @@ impl Store {
     /// Deletes audit events older than `before`, in batches (see [`super::purge`]); returns
     /// how many.
     pub async fn purge_audit(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        let rows = super::purge::batch_rows(self.db());
-        super::purge::in_batches("audit_events", rows, || async move {
+        let sizes = super::purge::Batches::of(self.db());
+        super::purge::in_batches("audit_events", sizes, |rows| async move {
             with_write_conn!(self.db(), |conn| {
                 let batch = super::purge::batch_filter("id", "audit_events", "created_at", before, rows);
                 Ok(diesel::delete(audit_events::table.filter(batch)).execute(conn).await?)

@@ -343,8 +343,8 @@ impl Store {
     /// Deletes watermarks recorded before `before` (every token they refuse has expired), in
     /// batches (see [`super::purge`]); returns how many.
     pub async fn purge_revocations(&self, before: NaiveDateTime) -> Result<usize, DbError> {
-        let rows = super::purge::batch_rows(self.db());
-        super::purge::in_batches("revocation_events", rows, || async move {
+        let sizes = super::purge::Batches::of(self.db());
+        super::purge::in_batches("revocation_events", sizes, |rows| async move {
             with_write_conn!(self.db(), |conn| {
                 let batch = super::purge::batch_filter("id", "revocation_events", "created_at", before, rows);
                 Ok(diesel::delete(revocation_events::table.filter(batch)).execute(conn).await?)

@@ -395,8 +395,8 @@ impl Store {
     /// [`super::purge`]); returns how many.
     pub async fn purge_sessions(&self) -> Result<usize, DbError> {
         let now = now_utc();
-        let rows = super::purge::batch_rows(self.db());
-        super::purge::in_batches("sessions", rows, || async move {
+        let sizes = super::purge::Batches::of(self.db());
+        super::purge::in_batches("sessions", sizes, |rows| async move {
             with_write_conn!(self.db(), |conn| {
                 let batch = super::purge::batch_filter("id", "sessions", "expires_at", now, rows);
                 Ok(diesel::delete(sessions::table.filter(batch)).execute(conn).await?)
